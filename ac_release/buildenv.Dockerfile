@@ -1,0 +1,16 @@
+# Hermetic build environment of an AC release line: the line's Debian and Python, the toolchain pinned by hash.
+# Built by ac_release/buildenv.py; a build stage only, never shipped.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG PYTHON
+# Extra CA certificates (TLS-intercepting proxies) for reaching package indexes from this build stage.
+COPY build-ca.crt /etc/ac-release/build-ca.crt
+COPY build-requirements.txt /tmp/build-requirements.txt
+RUN set -eu; \
+    if [ -s /etc/ac-release/build-ca.crt ]; then export PIP_CERT=/etc/ac-release/build-ca.crt; fi; \
+    "python${PYTHON}" -m venv /opt/build; \
+    /opt/build/bin/pip install --quiet --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
+        -r /tmp/build-requirements.txt; \
+    rm /tmp/build-requirements.txt
+ENV PATH=/opt/build/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1

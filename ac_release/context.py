@@ -1,0 +1,60 @@
+"""The typed context every stage receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from rich.console import Console
+
+from ac_release.config import Settings, Target, docker_command
+from ac_release.docker import Docker
+from ac_release.line import ReleaseLine, load_line
+from ac_release.manifest import Manifest
+from ac_release.version import ACVersion
+
+
+@dataclass
+class ReleaseContext:
+    version: ACVersion
+    line: ReleaseLine
+    settings: Settings
+    target: Target
+    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    dry_run: bool = False
+
+    @classmethod
+    def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:
+        parsed = ACVersion.parse(version)
+        line = load_line(settings.wheel_dir, parsed)
+        return cls(version=parsed, line=line, settings=settings, target=settings.target(target), **kwargs)
+
+    @property
+    def dist(self) -> Path:
+        return self.settings.dist_dir / self.version.dist_name
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.dist, str(self.version))
+
+    @cached_property
+    def docker(self) -> Docker:
+        docker = Docker(docker_command(self.settings.docker))
+        docker.ensure_engine()
+        return docker
+
+    @property
+    def cache(self) -> Path:
+        return self.settings.cache_dir
+
+    def log(self, message: str) -> None:
+        self.console.print(message)
+
+
+def ensure_local_services(ctx: ReleaseContext) -> None:
+    """Targets that own their services get them started (idempotent) before a stage talks to them."""
+    if ctx.target.local_services:
+        from ac_release.services.manager import LocalServices
+
+        LocalServices(ctx.settings.services).up(log=ctx.log)

@@ -1,0 +1,72 @@
+"""A thin wrapper over the Docker CLI: the engine does the work, this only builds argv and reads answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from ac_release.errors import ReleaseError
+
+
+class Docker:
+    def __init__(self, argv: Sequence[str]):
+        self.argv = list(argv)
+        # Debian's 20.10 client only uses BuildKit when asked to; newer clients ignore the variable.
+        self.env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+
+    def __call__(
+        self, *args: str, capture: bool = False, check: bool = True, stdin=None, input: bytes | None = None
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [*self.argv, *args],
+            env=self.env,
+            stdin=stdin,
+            input=input,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+        )
+        if check and result.returncode != 0:
+            detail = (result.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise ReleaseError(
+                f"docker {args[0]} failed (exit {result.returncode})" + (f": {detail[-1]}" if detail else "")
+            )
+        return result
+
+    def ensure_engine(self) -> None:
+        if self("info", capture=True, check=False).returncode != 0:
+            raise ReleaseError("Docker engine not reachable: run .ci/bootstrap (installs docker.io and starts dockerd)")
+
+    def image_id(self, ref: str) -> str | None:
+        result = self("image", "inspect", "--format", "{{.Id}}", ref, capture=True, check=False)
+        return result.stdout.decode().strip() if result.returncode == 0 else None
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        result = self("image", "inspect", "--format", "{{json .Config.Labels}}", ref, capture=True)
+        return json.loads(result.stdout) or {}
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        build_args: dict[str, str] | None = None,
+        dockerfile: Path | None = None,
+        labels: dict[str, str] | None = None,
+        network: str | None = None,
+    ) -> str:
+        args = ["build", "--tag", tag]
+        for key, value in sorted((build_args or {}).items()):
+            args += ["--build-arg", f"{key}={value}"]
+        for key, value in sorted((labels or {}).items()):
+            args += ["--label", f"{key}={value}"]
+        if dockerfile:
+            args += ["--file", str(dockerfile)]
+        if network:
+            args += ["--network", network]
+        self(*args, str(context))
+        image = self.image_id(tag)
+        assert image, tag
+        return image

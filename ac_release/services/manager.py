@@ -1,0 +1,205 @@
+"""Local services of the `local` target: started by the pipeline, bound to 127.0.0.1, data under one directory.
+
+Each service runs as a detached process with a pid file and a log; `up` is idempotent, `down` stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ac_release.config import ServicesSettings
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import atomic_write_text
+
+INDEX_USER = "ac-release"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: list[str]
+    port: int
+    ready_path: str  # an HTTP path that answers once the service is ready
+
+    def url(self, host: str) -> str:
+        return f"http://{host}:{self.port}"
+
+
+class LocalServices:
+    def __init__(self, settings: ServicesSettings):
+        self.settings = settings
+        self.dir = settings.dir
+
+    # -- the services -------------------------------------------------------------------------------------------
+
+    @property
+    def pypi_dir(self) -> Path:
+        return self.dir / "pypi"
+
+    @property
+    def sigstore_dir(self) -> Path:
+        return self.dir / "sigstore"
+
+    @property
+    def trust_config(self) -> Path:
+        return self.sigstore_dir / "trust_config.json"
+
+    def services(self) -> list[Service]:
+        host = self.settings.host
+        return [
+            Service(
+                "pypi",
+                [
+                    sys.executable,
+                    "-m",
+                    "pypiserver",
+                    "run",
+                    "--host",
+                    host,
+                    "--port",
+                    str(self.settings.pypi_port),
+                    "--passwords",
+                    str(self.pypi_dir / "htpasswd"),
+                    "--authenticate",
+                    "update",
+                    "--disable-fallback",
+                    "--hash-algo",
+                    "sha256",
+                    "--backend",
+                    "simple-dir",
+                    str(self.pypi_dir / "packages"),
+                ],
+                self.settings.pypi_port,
+                "/simple/",
+            ),
+            Service(
+                "sigstore",
+                [
+                    sys.executable,
+                    "-m",
+                    "ac_release.services.sigstore_local",
+                    "serve",
+                    "--state-dir",
+                    str(self.sigstore_dir / "state"),
+                    "--host",
+                    host,
+                    "--port",
+                    str(self.settings.sigstore_port),
+                    "--trust-config",
+                    str(self.trust_config),
+                ],
+                self.settings.sigstore_port,
+                "/",
+            ),
+        ]
+
+    def _prepare_pypi(self) -> None:
+        """An upload login generated once: the password lives in a 0600 file, the index keeps only its hash."""
+        from passlib.apache import HtpasswdFile
+
+        (self.pypi_dir / "packages").mkdir(parents=True, exist_ok=True)
+        password_file = self.pypi_dir / "password"
+        if not password_file.exists():
+            atomic_write_text(password_file, secrets.token_urlsafe(24) + "\n", mode=0o600)
+        htpasswd = HtpasswdFile(default_scheme="bcrypt")
+        htpasswd.set_password(INDEX_USER, password_file.read_text().strip())
+        atomic_write_text(self.pypi_dir / "htpasswd", htpasswd.to_string().decode(), mode=0o600)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def _pid_file(self, service: Service) -> Path:
+        return self.dir / "run" / f"{service.name}.pid"
+
+    def _pid(self, service: Service) -> int | None:
+        try:
+            pid = int(self._pid_file(service).read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def _answers(self, service: Service) -> bool:
+        try:
+            with urllib.request.urlopen(service.url(self.settings.host) + service.ready_path, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except OSError:
+            return False
+
+    def up(self, log=print, timeout: float = 30) -> dict[str, str]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "run").mkdir(exist_ok=True)
+        self._prepare_pypi()
+        urls = {}
+        for service in self.services():
+            urls[service.name] = service.url(self.settings.host)
+            if self._pid(service) and self._answers(service):
+                continue
+            self._stop(service)
+            if _port_taken(self.settings.host, service.port):
+                raise ReleaseError(
+                    f"port {service.port} on {self.settings.host} is taken by another program: free it "
+                    f"or change [services] {service.name}_port in release.toml"
+                )
+            log_path = self.dir / "run" / f"{service.name}.log"
+            with open(log_path, "ab") as log_file:
+                process = subprocess.Popen(
+                    service.argv,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            self._pid_file(service).write_text(str(process.pid))
+            deadline = time.monotonic() + timeout
+            while not self._answers(service):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    self._stop(service)
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+                    raise ReleaseError(f"local service {service.name} did not start: {tail[0]} (log: {log_path})")
+                time.sleep(0.1)
+            log(f"services: {service.name} up at {urls[service.name]}")
+        return urls
+
+    def _stop(self, service: Service) -> bool:
+        pid = self._pid(service)
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(50):
+                try:
+                    os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
+                except ChildProcessError:
+                    pass
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+        self._pid_file(service).unlink(missing_ok=True)
+        return pid is not None
+
+    def down(self, log=print) -> None:
+        for service in self.services():
+            if self._stop(service):
+                log(f"services: {service.name} stopped")
+
+    def status(self) -> dict[str, str]:
+        return {
+            s.name: ("up " + s.url(self.settings.host)) if self._pid(s) and self._answers(s) else "down"
+            for s in self.services()
+        }
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0

@@ -1,0 +1,180 @@
+"""Fulcio and its CT log for the local Sigstore instance: short-lived code-signing certs with one SCT."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import struct
+import time
+
+from cryptography import x509
+from cryptography.hazmat import asn1
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+
+from ac_release.services.sigstore_local_oidc import is_email
+from ac_release.services.sigstore_local_state import InstanceState, key_id
+
+LEAF_VALIDITY = dt.timedelta(minutes=10)
+OIDC_ISSUER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+OIDC_ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
+ACCEPTED_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+
+# RFC 6962 / RFC 5246 constants of the SCT wire format.
+_SCT_VERSION_V1 = 0
+_SIGNATURE_TYPE_CERTIFICATE_TIMESTAMP = 0
+_ENTRY_TYPE_PRECERT = 1
+_HASH_SHA256 = 4
+_SIGNATURE_ECDSA = 3
+
+
+class CertificateRequestRejected(Exception):
+    """The signing-certificate request is malformed or its key is unacceptable."""
+
+
+def identity_from_claims(claims: dict) -> str:
+    """The identity Fulcio certifies: a verified email if the token has one, else the subject."""
+    email = claims.get("email")
+    if email is not None:
+        if claims.get("email_verified") is not True:
+            raise CertificateRequestRejected("identity token email is not verified")
+        return str(email)
+    return str(claims["sub"])
+
+
+def parse_signing_cert_request(body: bytes, bearer_token: str | None) -> tuple[str, x509.CertificateSigningRequest]:
+    """Parse Fulcio's v2 `signingCert` JSON body; return the identity token and the CSR."""
+    try:
+        request = json.loads(body)
+        csr_pem = base64.b64decode(request["certificateSigningRequest"], validate=True)
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise CertificateRequestRejected("expected a JSON body with a base64 PEM certificateSigningRequest") from exc
+    token = bearer_token or request.get("credentials", {}).get("oidcIdentityToken")
+    if not token:
+        raise CertificateRequestRejected("no identity token: send it as a Bearer Authorization header")
+    return token, csr
+
+
+def check_proof_of_possession(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
+    """The CSR's self-signature proves that the requester holds the key to be certified."""
+    public_key = csr.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ACCEPTED_CURVES):
+        raise CertificateRequestRejected("only ECDSA P-256, P-384 and P-521 keys are certified")
+    if not csr.is_signature_valid:
+        raise CertificateRequestRejected("certificate signing request signature is invalid")
+    return public_key
+
+
+def issue_signing_certificate(
+    state: InstanceState, public_key: ec.EllipticCurvePublicKey, identity: str, issuer: str
+) -> x509.Certificate:
+    """A leaf certificate for `identity`, chained to the instance CA, carrying exactly one SCT."""
+    builder = _leaf_builder(state, public_key, identity, issuer)
+    # The SCT signs the *precertificate* TBS, which a verifier rebuilds from the final certificate by
+    # dropping the SCT-list extension (cryptography's `tbs_precertificate_bytes`). So sign once
+    # without that extension, sign the SCT over that TBS, then append the SCT list as the last
+    # extension of an otherwise identical certificate.
+    precertificate = builder.sign(state.ca_key, hashes.SHA256())
+    sct = _signed_certificate_timestamp(state, precertificate.tbs_certificate_bytes)
+    certificate = builder.add_extension(
+        x509.UnrecognizedExtension(ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS, asn1.encode_der(_sct_list(sct))),
+        critical=False,
+    ).sign(state.ca_key, hashes.SHA256())
+    if certificate.tbs_precertificate_bytes != precertificate.tbs_certificate_bytes:
+        raise AssertionError("embedded SCT does not cover the final certificate's TBS")
+    return certificate
+
+
+def signing_cert_response(certificate: x509.Certificate, ca_cert: x509.Certificate) -> dict:
+    """Fulcio v2 response body; the client reads signedCertificateEmbeddedSct.chain.certificates."""
+    chain = [c.public_bytes(serialization.Encoding.PEM).decode() for c in (certificate, ca_cert)]
+    return {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}}
+
+
+def trust_bundle_response(ca_cert: x509.Certificate) -> dict:
+    return {"chains": [{"certificates": [ca_cert.public_bytes(serialization.Encoding.PEM).decode()]}]}
+
+
+def subject_alternative_name(identity: str) -> x509.GeneralName:
+    if "://" in identity:
+        return x509.UniformResourceIdentifier(identity)
+    if is_email(identity):
+        return x509.RFC822Name(identity)
+    raise CertificateRequestRejected(f"identity {identity!r} is neither an email address nor a URI")
+
+
+def _leaf_builder(
+    state: InstanceState, public_key: ec.EllipticCurvePublicKey, identity: str, issuer: str
+) -> x509.CertificateBuilder:
+    not_before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ca_ski = state.ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        # Like Fulcio: an empty subject, the identity lives in the (then critical) SAN.
+        .subject_name(x509.Name([]))
+        .issuer_name(state.ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + LEAF_VALIDITY)
+        .add_extension(_digital_signature_only(), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+        .add_extension(x509.SubjectAlternativeName([subject_alternative_name(identity)]), critical=True)
+        # 57264.1.1 holds the raw issuer string (what `verify identity --cert-oidc-issuer` checks);
+        # 57264.1.8 is its DER UTF8String successor.
+        .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_OID, issuer.encode()), critical=False)
+        .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_V2_OID, asn1.encode_der(issuer)), critical=False)
+    )
+
+
+def _digital_signature_only() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _signed_certificate_timestamp(state: InstanceState, precertificate_tbs: bytes) -> bytes:
+    """One serialized RFC 6962 SCT for a precertificate issued by the instance CA."""
+    timestamp_ms = int(time.time() * 1000)
+    no_extensions = b""
+    signed_data = (
+        struct.pack("!BBQH", _SCT_VERSION_V1, _SIGNATURE_TYPE_CERTIFICATE_TIMESTAMP, timestamp_ms, _ENTRY_TYPE_PRECERT)
+        + key_id(state.ca_cert.public_key())  # issuer_key_hash: sha256 of the issuer's SPKI
+        + _u24_prefixed(precertificate_tbs)
+        + _u16_prefixed(no_extensions)
+    )
+    signature = state.ctlog_key.sign(signed_data, ec.ECDSA(hashes.SHA256()))
+    return (
+        struct.pack("!B", _SCT_VERSION_V1)
+        + key_id(state.ctlog_key.public_key())  # LogID
+        + struct.pack("!Q", timestamp_ms)
+        + _u16_prefixed(no_extensions)
+        + struct.pack("!BB", _HASH_SHA256, _SIGNATURE_ECDSA)
+        + _u16_prefixed(signature)
+    )
+
+
+def _sct_list(*serialized_scts: bytes) -> bytes:
+    return _u16_prefixed(b"".join(_u16_prefixed(sct) for sct in serialized_scts))
+
+
+def _u16_prefixed(data: bytes) -> bytes:
+    return struct.pack("!H", len(data)) + data
+
+
+def _u24_prefixed(data: bytes) -> bytes:
+    return struct.pack("!I", len(data))[1:] + data

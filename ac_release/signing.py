@@ -1,0 +1,121 @@
+"""Sigstore signing and the verification gate, through the real `sigstore` client.
+
+Which instance signs is a setting of the target: the pipeline's own local instance, the public-good instance
+(ambient OIDC in GitHub Actions), or a private one named by a trust config. The code path is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+
+BUNDLE_SUFFIX = ".sigstore.json"
+TOKEN_ENV = "SIGSTORE_IDENTITY_TOKEN"
+
+
+def bundle_name(artifact: str) -> str:
+    return artifact + BUNDLE_SUFFIX
+
+
+def _trust_config(ctx: ReleaseContext) -> Path | None:
+    signing = ctx.target.signing
+    if signing.instance == "local":
+        from ac_release.services.manager import LocalServices
+
+        return LocalServices(ctx.settings.services).trust_config
+    if signing.instance == "custom":
+        return signing.trust_config
+    if signing.instance == "public":
+        return None
+    raise ReleaseError(f"unknown signing instance {signing.instance!r}: use local, public or custom in release.toml")
+
+
+def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "sigstore"]
+    trust_config = _trust_config(ctx)
+    if trust_config is not None:
+        if not trust_config.is_file():
+            raise ReleaseError(
+                f"Sigstore trust config {trust_config} is missing: run `invoke services.up` "
+                f"(local target) or fix [signing] trust_config"
+            )
+        argv += ["--trust-config", str(trust_config)]
+    cache = ctx.cache / "sigstore"
+    base_env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(cache / "cache"),
+        "XDG_DATA_HOME": str(cache / "data"),
+        "COLUMNS": "1000",  # the client logs through rich: keep each message on one line
+    }
+    return subprocess.run([*argv, *args], capture_output=True, text=True, env={**base_env, **(env or {})})
+
+
+def _identity_token(ctx: ReleaseContext) -> dict[str, str]:
+    """The OIDC token as an environment variable (never on a command line): minted locally or ambient."""
+    if ctx.target.signing.instance == "local":
+        from ac_release.services.manager import LocalServices
+        from ac_release.services.sigstore_local import LocalSigstore
+
+        state = LocalServices(ctx.settings.services).sigstore_dir / "state"
+        instance = LocalSigstore(state, issuer=ctx.target.signing.issuer)
+        return {TOKEN_ENV: instance.identity_token(ctx.target.signing.identity)}
+    return {TOKEN_ENV: os.environ[TOKEN_ENV]} if os.environ.get(TOKEN_ENV) else {}
+
+
+def _reason(result: subprocess.CompletedProcess) -> str:
+    """The client's own error messages, without log decoration, its `FAIL: <file>` line or its `--verbose` hint."""
+    reasons = []
+    for line in (result.stderr + result.stdout).splitlines():
+        if "ERROR" not in line:
+            continue
+        message = re.sub(r"\s+\S+\.py:\d+\s*$", "", line.split("ERROR", 1)[1]).strip()
+        if message and not message.startswith("FAIL:"):
+            reasons.append(message)
+    if reasons:
+        return "; ".join(reasons)
+    lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit {result.returncode}"
+
+
+def sign(ctx: ReleaseContext, artifacts: list[Path], output_dir: Path) -> None:
+    """Write `<artifact>.sigstore.json` for every artifact into `output_dir`."""
+    result = _sigstore(
+        ctx, "sign", "--output-directory", str(output_dir), *map(str, artifacts), env=_identity_token(ctx)
+    )
+    if result.returncode != 0:
+        raise ReleaseError(f"sigstore sign failed: {_reason(result)}")
+
+
+def verify(ctx: ReleaseContext, artifact: Path, bundle: Path) -> None:
+    """The verification gate: `artifact` must be signed by the target's identity, or the release stops here."""
+    signing = ctx.target.signing
+    if not bundle.is_file():
+        raise ReleaseError(
+            f"no signature for {artifact.name}: {bundle.name} is missing; run `invoke sign {ctx.version}`"
+        )
+    args = [
+        "verify",
+        "identity",
+        "--bundle",
+        str(bundle),
+        "--cert-identity",
+        signing.identity,
+        "--cert-oidc-issuer",
+        signing.issuer,
+    ]
+    if signing.instance == "public":
+        args.append("--offline")  # the trust root shipped with the pinned client; no TUF refresh needed
+    result = _sigstore(ctx, *args, str(artifact))
+    if result.returncode != 0:
+        raise ReleaseError(f"signature check failed for {artifact.name} with {bundle.name}: {_reason(result)}")
+
+
+def verify_all(ctx: ReleaseContext, artifacts: list[Path], bundle_dir: Path) -> None:
+    for artifact in artifacts:
+        verify(ctx, artifact, bundle_dir / bundle_name(artifact.name))

@@ -1,0 +1,130 @@
+"""Stage `publish`: upload the signed artifacts to the target's pip index with twine.
+
+The index is read first: a file already there with the same sha256 is skipped, the same name with other bytes is
+refused. The verification gate runs before anything is uploaded. Bundles stay beside the artifacts in dist/ and
+in the manifest (a private index cannot hold them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import sha256_file
+from ac_release.index import project_files
+from ac_release.retry import Transient, retry
+from ac_release.signing import bundle_name, verify_all
+from ac_release.stages.sign import artifacts_of
+
+NAME = "publish"
+PROJECTS = ("apache-airflow", "astronomer-certified")
+# twine prints these for failures that may pass; anything else (bad credentials, a refused file) is final.
+_TRANSIENT = (
+    "ConnectionError",
+    "Connection refused",
+    "timed out",
+    "502 Bad Gateway",
+    "503 Service Unavailable",
+    "504 Gateway",
+    "RemoteDisconnected",
+    "Max retries exceeded",
+)
+
+
+def index_state(ctx: ReleaseContext, password: str) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for project in PROJECTS:
+        files.update(project_files(ctx.target.index, password, project))
+    return files
+
+
+def plan(ctx: ReleaseContext, artifacts: list[Path], on_index: dict[str, str]) -> list[Path]:
+    """The artifacts still to upload; refuses when the index holds other bytes under one of our names."""
+    to_upload = []
+    for artifact in artifacts:
+        digest = sha256_file(artifact)
+        remote = on_index.get(artifact.name)
+        if remote is None:
+            to_upload.append(artifact)
+        elif remote != digest:
+            raise ReleaseError(
+                f"{ctx.target.index.url} already holds {artifact.name} with sha256 {remote or 'unknown'}, "
+                f"ours is {digest}: published files are immutable, release a new build number"
+            )
+    return to_upload
+
+
+def _upload(ctx: ReleaseContext, artifact: Path, password: str) -> None:
+    index = ctx.target.index
+    argv = [
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        index.upload_url,
+        "--username",
+        index.username,
+        str(artifact),
+    ]
+    env = {**os.environ, "TWINE_PASSWORD": password}  # never on the command line
+
+    def attempt() -> None:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if result.returncode == 0:
+            return
+        output = (result.stdout + result.stderr).replace(password, "***")
+        if any(marker in output for marker in _TRANSIENT):
+            raise Transient(_twine_error(output))
+        if re.search(r"\b40[13] (Unauthorized|Forbidden)", output):
+            raise ReleaseError(
+                f"index {index.url} refused the upload credentials of {index.username!r}: "
+                f"check {index.password.describe()}"
+            )
+        raise ReleaseError(f"twine upload of {artifact.name} failed: {_twine_error(output)}")
+
+    retry(attempt, what=f"upload of {artifact.name} to {index.url}")
+
+
+def _twine_error(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    return (errors or lines or ["no output"])[-1]
+
+
+def run(ctx: ReleaseContext) -> dict:
+    ensure_local_services(ctx)
+    artifacts = artifacts_of(ctx)
+    verify_all(ctx, artifacts, ctx.dist)  # the gate: nothing unsigned or re-signed by someone else leaves
+    password = ctx.target.index.password.read()
+    to_upload = plan(ctx, artifacts, index_state(ctx, password))
+    for artifact in to_upload:
+        ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
+        _upload(ctx, artifact, password)
+    if not to_upload:
+        ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
+    on_index = index_state(ctx, password)
+    files = {}
+    for artifact in artifacts:
+        digest = sha256_file(artifact)
+        if on_index.get(artifact.name) != digest:
+            raise ReleaseError(
+                f"after upload {ctx.target.index.url} serves {artifact.name} with sha256 "
+                f"{on_index.get(artifact.name)}, expected {digest}"
+            )
+        files[artifact.name] = {
+            "sha256": digest,
+            "bundle": bundle_name(artifact.name),
+            "action": "uploaded" if artifact in to_upload else "present",
+        }
+    previous = ctx.manifest.stage(NAME) or {}
+    result = {**previous, ctx.target.name: {"index": ctx.target.index.url, "files": files}}
+    ctx.manifest.record(NAME, result)
+    return result[ctx.target.name]

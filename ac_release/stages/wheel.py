@@ -1,0 +1,274 @@
+"""Stage `wheel`: the patched `apache-airflow` wheel and sdist and the `astronomer-certified` meta wheel.
+
+Built in the line's hermetic build environment from the hash-pinned upstream sdist plus the patch series, with the
+line's SOURCE_DATE_EPOCH, so a rebuild gives the same bytes. Outputs land in dist/<version>/ only once complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+from ac_release.buildenv import DOCKERFILE, BuildEnv, ensure_buildenv
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import atomic_write_bytes, sha256_file
+from ac_release.patches import apply_series
+from ac_release.reproducible import clamp_tree_mtimes, normalize_sdist
+from ac_release.sdist import fetch_sdist
+from ac_release.stamp import stamp_version, write_meta_project
+
+NAME = "wheel"
+RECIPE = "1"  # bump when this module changes what it builds
+WHEEL_CHECK = Path(__file__).parents[1] / "wheelcheck.sh"
+
+
+def input_fingerprint(ctx: ReleaseContext) -> str:
+    """Everything that decides the bytes of the outputs: same fingerprint, same files."""
+    line = ctx.line
+    digest = hashlib.sha256()
+    parts = [
+        RECIPE.encode(),
+        str(ctx.version).encode(),
+        line.sdist.sha256.encode(),
+        (line.directory / "line.toml").read_bytes(),
+        line.build_requirements_file.read_bytes(),
+        DOCKERFILE.read_bytes(),
+        (Path(__file__).parents[1] / "stamp.py").read_bytes(),
+    ]
+    parts += [p.name.encode() + b"\0" + p.read_bytes() for p in line.patches]
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def run(ctx: ReleaseContext) -> dict:
+    fingerprint = input_fingerprint(ctx)
+    recorded = ctx.manifest.stage(NAME)
+    if recorded and recorded.get("inputs") == fingerprint and _dist_holds(ctx, recorded):
+        ctx.log(f"wheel: dist/{ctx.version} already holds the build of these inputs, skipping")
+        return recorded
+    # Anything else is rebuilt and compared byte for byte: the build is reproducible, so inputs that changed
+    # without changing the artifacts (a reformatted recipe) pass, and different artifacts are refused.
+    _remove_leftovers(ctx.dist)
+    buildenv = ensure_buildenv(ctx.docker, ctx.line, ctx.target.base_images, ctx.settings.extra_ca_bundle, ctx.log)
+    work = ctx.cache / "work" / str(ctx.version)
+    shutil.rmtree(work, ignore_errors=True)
+    out = work / "out"
+    out.mkdir(parents=True)
+    airflow_files = _build_airflow(ctx, buildenv, work, out)
+    meta_wheel = _build_meta(ctx, buildenv, work, out, airflow_files["wheel"])
+    files = [airflow_files["wheel"], airflow_files["sdist"], meta_wheel]
+    _twine_check(files)
+    checks = _install_check(ctx, buildenv, out, airflow_files["wheel"].name, meta_wheel.name)
+    artifacts = _promote(ctx, files)
+    result = {
+        "inputs": fingerprint,
+        "artifacts": artifacts,
+        "checks": checks,
+        "buildenv": buildenv.image,
+        "source_date_epoch": ctx.line.source_date_epoch,
+    }
+    ctx.manifest.record(NAME, result)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _dist_holds(ctx: ReleaseContext, recorded: dict) -> bool:
+    """True when dist/ holds every recorded artifact; a recorded artifact with other bytes is refused."""
+    complete = True
+    for name, meta in recorded["artifacts"].items():
+        path = ctx.dist / name
+        if not path.exists():
+            complete = False
+        elif (actual := sha256_file(path)) != meta["sha256"]:
+            raise ReleaseError(
+                f"dist/{ctx.version}/{name} differs from the manifest (sha256 {actual}, recorded {meta['sha256']}): "
+                f"restore it, or delete dist/{ctx.version} and rebuild if it was never published"
+            )
+    return complete
+
+
+def _remove_leftovers(dist: Path) -> None:
+    for leftover in dist.glob(".*.tmp"):  # from an interrupted atomic write
+        leftover.unlink()
+
+
+def _docker_run(
+    ctx: ReleaseContext,
+    buildenv: BuildEnv,
+    mounts: dict[Path, str],
+    argv: list[str],
+    *,
+    network: bool,
+    workdir: str | None = None,
+) -> str:
+    args = [
+        "run",
+        "--rm",
+        f"--user={os.getuid()}:{os.getgid()}",
+        "--env=HOME=/tmp",
+        f"--env=SOURCE_DATE_EPOCH={ctx.line.source_date_epoch}",
+        "--env=PYTHONHASHSEED=0",
+    ]
+    args += ["--network=bridge", *buildenv.tls_env()] if network else ["--network=none"]
+    for host, container in mounts.items():
+        args.append(f"--volume={host}:{container}")
+    if workdir:
+        args.append(f"--workdir={workdir}")
+    result = ctx.docker(*args, buildenv.image, *argv, capture=True, check=False)
+    if result.returncode != 0:
+        log = ctx.cache / "logs" / f"{ctx.version}-{NAME}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(result.stdout + result.stderr)
+        raise ReleaseError(
+            f"{' '.join(argv[:4])} failed in the build environment (exit {result.returncode}); full output in {log}"
+        )
+    return result.stdout.decode()
+
+
+def _build_airflow(ctx: ReleaseContext, buildenv: BuildEnv, work: Path, out: Path) -> dict[str, Path]:
+    sdist = fetch_sdist(ctx.line.sdist, ctx.cache)
+    with tarfile.open(sdist) as archive:
+        archive.extractall(work / "extract", filter="data")
+    (tree,) = (work / "extract").iterdir()
+    apply_series(ctx.line.patches, tree)
+    stamp_version(tree, ctx.line.airflow, ctx.version.wheel_version)
+    clamp_tree_mtimes(tree, ctx.line.source_date_epoch)
+    ctx.log(f"wheel: building apache-airflow {ctx.version.wheel_version} in {buildenv.image}")
+    _docker_run(
+        ctx,
+        buildenv,
+        {tree: "/src", out: "/out"},
+        [
+            "python",
+            "-m",
+            "build",
+            "--no-isolation",
+            "--skip-dependency-check",
+            "--sdist",
+            "--wheel",
+            "--outdir",
+            "/out",
+            ".",
+        ],
+        network=False,
+        workdir="/src",
+    )
+    wheel = _one(out, "apache_airflow-*.whl")
+    sdist_out = _one(out, "apache-airflow-*.tar.gz")
+    sdist_out.write_bytes(normalize_sdist(sdist_out, ctx.line.source_date_epoch))
+    return {"wheel": wheel, "sdist": sdist_out}
+
+
+def _build_meta(ctx: ReleaseContext, buildenv: BuildEnv, work: Path, out: Path, airflow_wheel: Path) -> Path:
+    metadata = _wheel_metadata(airflow_wheel)
+    project = work / "meta"
+    write_meta_project(
+        project,
+        ac_version=str(ctx.version),
+        airflow=ctx.line.airflow,
+        wheel_version=ctx.version.wheel_version,
+        meta_version=ctx.version.meta_version,
+        extras=metadata.get_all("Provides-Extra") or [],
+        requires_python=metadata["Requires-Python"] or "",
+    )
+    clamp_tree_mtimes(project, ctx.line.source_date_epoch)
+    _docker_run(
+        ctx,
+        buildenv,
+        {project: "/src", out: "/out"},
+        ["python", "-m", "build", "--no-isolation", "--skip-dependency-check", "--wheel", "--outdir", "/out", "."],
+        network=False,
+        workdir="/src",
+    )
+    return _one(out, "astronomer_certified-*.whl")
+
+
+def _wheel_metadata(wheel: Path):
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return Parser().parsestr(archive.read(name).decode())
+
+
+def _one(directory: Path, pattern: str) -> Path:
+    found = sorted(directory.glob(pattern))
+    if len(found) != 1:
+        raise ReleaseError(f"expected one {pattern} in the build output, found {[p.name for p in found]}")
+    return found[0]
+
+
+def _twine_check(files: list[Path]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, files)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        problems = [line for line in result.stdout.splitlines() if "ERROR" in line or "WARNING" in line]
+        raise ReleaseError(f"twine check --strict failed: {problems[0] if problems else result.stdout.strip()}")
+
+
+def _install_check(ctx: ReleaseContext, buildenv: BuildEnv, out: Path, wheel: str, meta: str) -> dict:
+    """Install each wheel into a fresh venv of the line's Python; `airflow version` and every patch check must pass."""
+    ctx.log("wheel: installing the wheels into fresh venvs and running the patch checks")
+    uv_cache = ctx.cache / "uv"
+    uv_cache.mkdir(parents=True, exist_ok=True)
+    output = _docker_run(
+        ctx,
+        buildenv,
+        {out: "/dist:ro", ctx.line.directory: "/line:ro", uv_cache: "/uv-cache", WHEEL_CHECK: "/wheelcheck.sh:ro"},
+        [
+            "sh",
+            "-c",
+            'UV_CACHE_DIR=/uv-cache UV_PYTHON_DOWNLOADS=never exec sh /wheelcheck.sh "$@"',
+            "check",
+            buildenv.python,
+            wheel,
+            f"astronomer-certified=={ctx.version.meta_version}",
+        ],
+        network=True,
+    )
+    versions, patches = {}, {}
+    for record in output.splitlines():
+        kind, _, rest = record.partition(" ")
+        if kind == "airflow-version":
+            venv, _, value = rest.partition(" ")
+            versions[venv] = value
+        elif kind == "patch-check":
+            venv, name, status, message = (rest.split(" ", 3) + [""])[:4]
+            if status != "0":
+                raise ReleaseError(
+                    f"patch check {name} failed in the {venv} venv: {message}; the patch is not in the built wheel"
+                )
+            patches.setdefault(name, message)
+    expected = {"wheel": ctx.version.wheel_version, "meta": ctx.version.wheel_version}
+    if versions != expected:
+        raise ReleaseError(f"`airflow version` in fresh venvs printed {versions}, expected {expected}")
+    missing = {p.name.replace(".patch", ".check.py") for p in ctx.line.patches} - set(patches)
+    if missing:
+        raise ReleaseError(f"patches without a check that ran: {sorted(missing)}; add patches/<name>.check.py")
+    return {"airflow_version": versions, "patches": patches}
+
+
+def _promote(ctx: ReleaseContext, files: list[Path]) -> dict:
+    """Move outputs into dist/: identical bytes already there are kept, different bytes refuse the whole set."""
+    digests = {path: sha256_file(path) for path in files}
+    for path, digest in digests.items():
+        target = ctx.dist / path.name
+        if target.exists() and (existing := sha256_file(target)) != digest:
+            raise ReleaseError(
+                f"dist/{ctx.version}/{path.name} exists with other bytes than this build ({existing}, "
+                f"rebuilt {digest}): the inputs changed since {ctx.version} was built, and a version's bytes never "
+                f"change; release the change as the next build number, or delete dist/{ctx.version} if it was never "
+                f"published"
+            )
+    for path in files:
+        if not (ctx.dist / path.name).exists():
+            atomic_write_bytes(ctx.dist / path.name, path.read_bytes())
+    return {path.name: {"sha256": digest, "size": path.stat().st_size} for path, digest in digests.items()}

@@ -1,0 +1,109 @@
+"""Invoke tasks: argument parsing and wiring only; the work is in the `ac_release` package."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+from ac_release.config import load_settings
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+from ac_release.pipeline import run_stages
+
+
+def _reports_errors(function):
+    """A ReleaseError becomes one line on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ReleaseError as exc:
+            raise Exit(f"error: {exc}", code=1) from None
+
+    return wrapper
+
+
+def _stages(version: str, target: str | None, names: list[str]) -> None:
+    ctx = ReleaseContext.create(version, load_settings(), target)
+    run_stages(ctx, names)
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml (default: local)"})
+@_reports_errors
+def release(c, version, target=None):
+    """Release an AC version: preflight, wheel, sign, publish."""
+    _stages(version, target, ["preflight", "wheel", "sign", "publish"])
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
+def wheel(c, version, target=None):
+    """Build the patched apache-airflow wheel + sdist and the astronomer-certified meta wheel into dist/<version>/."""
+    _stages(version, target, ["wheel"])
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
+def sign(c, version, target=None):
+    """Sign every artifact of dist/<version>/ with Sigstore and verify the bundles."""
+    _stages(version, target, ["sign"])
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
+def publish(c, version, target=None):
+    """Upload the signed artifacts to the target's pip index (checked by sha256 first)."""
+    _stages(version, target, ["preflight", "publish"])
+
+
+@task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
+@_reports_errors
+def lock(c, line):
+    """Regenerate wheel/<line>/constraints.txt and build-requirements.txt with uv, as of the line's cut-off."""
+    from ac_release.line import load_line
+    from ac_release.lock import regenerate
+    from ac_release.version import ACVersion
+
+    settings = load_settings()
+    if not (settings.wheel_dir / line / "line.toml").is_file():
+        raise ReleaseError(f"no release line {line!r}: expected {settings.wheel_dir / line / 'line.toml'}")
+    for path in regenerate(load_line(settings.wheel_dir, ACVersion.parse(f"{line}-1"))):
+        print(f"wrote {Path(path).relative_to(settings.root)}")
+
+
+@task
+@_reports_errors
+def services_up(c):
+    """Start the local services (pip index, Sigstore instance) on 127.0.0.1."""
+    from ac_release.services.manager import LocalServices
+
+    LocalServices(load_settings().services).up()
+
+
+@task
+@_reports_errors
+def services_down(c):
+    """Stop the local services; their data stays under [services] dir."""
+    from ac_release.services.manager import LocalServices
+
+    LocalServices(load_settings().services).down()
+
+
+@task
+@_reports_errors
+def services_status(c):
+    """Show which local services run, and where."""
+    from ac_release.services.manager import LocalServices
+
+    for name, state in LocalServices(load_settings().services).status().items():
+        print(f"{name:10} {state}")
+
+
+services = Collection("services")
+services.add_task(services_up, "up")
+services.add_task(services_down, "down")
+services.add_task(services_status, "status")
+namespace = Collection(release, wheel, sign, publish, lock, services)

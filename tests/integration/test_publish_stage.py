@@ -1,0 +1,144 @@
+"""Stage `publish` against a real pypiserver: read first, skip identical, refuse different, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from ac_release.config import load_settings
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import sha256_file
+from ac_release.services.manager import LocalServices
+from ac_release.stages import preflight, publish
+from tests.helpers import free_port, write_config
+from tests.integration.conftest import make_context, own_bundle_mismatch
+
+pytestmark = pytest.mark.integration
+
+WHEEL = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
+META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    monkeypatch.setattr("ac_release.retry.time.sleep", lambda seconds: None)
+
+
+def _packages(services: LocalServices) -> dict[str, tuple[str, int]]:
+    return {p.name: (sha256_file(p), p.stat().st_mtime_ns) for p in (services.pypi_dir / "packages").iterdir()}
+
+
+def test_artifacts_are_on_the_index_with_their_hashes(published, services):
+    ctx, result = published
+    built = ctx.manifest.stage("wheel")["artifacts"]
+    assert result["index"] == ctx.target.index.url
+    assert {name: f["sha256"] for name, f in result["files"].items()} == {n: m["sha256"] for n, m in built.items()}
+    assert {name: f["action"] for name, f in result["files"].items()} == dict.fromkeys(built, "uploaded")
+    assert {name: digest for name, (digest, _) in _packages(services).items()} == {
+        n: m["sha256"] for n, m in built.items()
+    }
+    assert publish.index_state(ctx, ctx.target.index.password.read()) == {n: m["sha256"] for n, m in built.items()}
+
+
+def test_second_publish_uploads_nothing(published, services):
+    ctx, _ = published
+    before = _packages(services)
+    again = publish.run(make_context(ctx.settings))
+    assert {f["action"] for f in again["files"].values()} == {"present"}
+    assert _packages(services) == before
+
+
+@pytest.fixture
+def other_index(tmp_path, signed):
+    """A second, empty index with its own services, sharing the release's dist/ bytes and signing keys."""
+    ctx, _ = signed
+    services_dir = tmp_path / "services"
+    shutil.copytree(ctx.settings.services.dir / "sigstore" / "state", services_dir / "sigstore" / "state")
+    settings = load_settings(write_config(tmp_path, services_dir=services_dir))
+    local = LocalServices(settings.services)
+    local.up(log=lambda _: None)
+    other = make_context(settings)
+    shutil.copytree(ctx.dist, other.dist)
+    yield other, local
+    local.down(log=lambda _: None)
+
+
+def test_other_bytes_under_our_name_on_the_index_are_refused(other_index):
+    ctx, local = other_index
+    (local.pypi_dir / "packages" / META).write_bytes(b"not the meta wheel")
+    with pytest.raises(ReleaseError) as error:
+        publish.run(ctx)
+    assert str(error.value) == (
+        f"{ctx.target.index.url} already holds {META} with sha256 "
+        f"{sha256_file(local.pypi_dir / 'packages' / META)}, ours is {sha256_file(ctx.dist / META)}: "
+        f"published files are immutable, release a new build number"
+    )
+    assert sorted(p.name for p in (local.pypi_dir / "packages").iterdir()) == [META]  # nothing uploaded
+
+
+def test_swapped_bundle_is_refused_before_any_upload(other_index):
+    ctx, local = other_index
+    shutil.copy(ctx.dist / f"{META}.sigstore.json", ctx.dist / f"{WHEEL}.sigstore.json")
+    with pytest.raises(
+        ReleaseError,
+        match=own_bundle_mismatch(),
+    ):
+        publish.run(ctx)
+    assert list((local.pypi_dir / "packages").iterdir()) == []
+
+
+def test_wrong_credentials_one_line_no_secret(other_index, tmp_path):
+    ctx, local = other_index
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("definitely-not-the-password\n")
+    wrong.chmod(0o600)
+    services = ctx.settings.services
+    (tmp_path / "wrong").mkdir()
+    settings = load_settings(
+        write_config(
+            tmp_path / "wrong",
+            pypi_port=services.pypi_port,
+            sigstore_port=services.sigstore_port,
+            services_dir=services.dir,
+            password_file=wrong,
+        )
+    )
+    bad = make_context(settings)
+    shutil.copytree(ctx.dist, bad.dist)
+    expected = f"index {bad.target.index.url} refused the credentials of 'ac-release': check {wrong}"
+    with pytest.raises(ReleaseError) as error:
+        preflight.check_index_credentials(bad)
+    assert str(error.value) == expected
+    with pytest.raises(ReleaseError) as error:
+        publish._upload(bad, bad.dist / META, "definitely-not-the-password")
+    assert (
+        str(error.value)
+        == f"index {bad.target.index.url} refused the upload credentials of 'ac-release': check {wrong}"
+    )
+    assert "definitely-not-the-password" not in str(error.value)
+    assert list((local.pypi_dir / "packages").iterdir()) == []
+
+
+def test_unreachable_index_retries_then_one_clear_line(signed, tmp_path, no_backoff):
+    ctx, _ = signed
+    port = free_port()  # nothing listens there
+    services = ctx.settings.services
+    settings = load_settings(
+        write_config(
+            tmp_path,
+            pypi_port=services.pypi_port,
+            sigstore_port=services.sigstore_port,
+            services_dir=services.dir,
+            index_url=f"http://127.0.0.1:{port}/",
+        )
+    )
+    down = make_context(settings)
+    with pytest.raises(ReleaseError) as error:
+        preflight.check_index_credentials(down)
+    assert str(error.value) == (
+        f"reaching the index http://127.0.0.1:{port}/ failed after 4 attempts: "
+        f"index http://127.0.0.1:{port}/ unreachable ([Errno 111] Connection refused)"
+    )
+    with pytest.raises(ReleaseError, match=rf"^upload of {META} to http://127.0.0.1:{port}/ failed after 4 attempts: "):
+        publish._upload(down, ctx.dist / META, ctx.target.index.password.read())

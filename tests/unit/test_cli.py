@@ -1,0 +1,47 @@
+"""The tasks as a release engineer calls them: bad input gives one line, exit 1, and writes nothing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, write_config
+
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
+
+
+def _invoke(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    config = write_config(tmp_path)
+    env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([*INVOKE, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("version", ["2.2.4", "2.2.4-0", "2.2.4-01", "v2.2.4-1", "2.2.4-1;id", "2.2.4-1 -dev", ""])
+@pytest.mark.parametrize("task", ["wheel", "sign", "publish", "release"])
+def test_bad_version_one_line_nonzero_nothing_written(tmp_path, task, version):
+    result = _invoke(tmp_path, task, version)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: invalid AC version {version!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros) "
+        f"or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release.toml"]
+
+
+def test_unknown_line_names_the_known_ones(tmp_path):
+    result = _invoke(tmp_path, "wheel", "9.9.9-1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: no release line for Airflow 9.9.9 (AC 9.9.9-1): known lines are 2.2.4; "
+        "add wheel/9.9.9/line.toml to start a new line"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release.toml"]
+
+
+def test_unknown_target(tmp_path):
+    result = _invoke(tmp_path, "wheel", "2.2.4-1", "--target", "staging")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["error: unknown target 'staging': choose one of local"]

@@ -1,0 +1,79 @@
+import json
+import urllib.error
+
+import pytest
+
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import atomic_write_bytes
+from ac_release.manifest import Manifest
+from ac_release.retry import Transient, retry
+
+
+def test_manifest_records_stages_atomically(tmp_path):
+    manifest = Manifest.load(tmp_path, "2.2.4-1")
+    assert not manifest.path.exists()  # loading writes nothing
+    manifest.record("wheel", {"artifacts": {"a.whl": {"sha256": "00"}}})
+    assert json.loads((tmp_path / "release.json").read_text()) == {
+        "schema": 1,
+        "version": "2.2.4-1",
+        "stages": {"wheel": {"artifacts": {"a.whl": {"sha256": "00"}}}},
+    }
+    assert Manifest.load(tmp_path, "2.2.4-1").stage("wheel") == {"artifacts": {"a.whl": {"sha256": "00"}}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release.json"]
+
+
+def test_manifest_of_another_version_is_refused(tmp_path):
+    Manifest.load(tmp_path, "2.2.4-1").record("wheel", {})
+    with pytest.raises(ReleaseError, match=r"release.json belongs to '2.2.4-1' \(schema 1\), not 2.2.4-2$"):
+        Manifest.load(tmp_path, "2.2.4-2")
+
+
+def test_atomic_write_leaves_old_content_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "file.whl"
+    target.write_bytes(b"old")
+
+    def explode(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", explode)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.whl"]
+
+
+def test_retry_recovers_from_transient_failures_with_backoff():
+    delays, calls = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise urllib.error.URLError("connection refused")
+        return "ok"
+
+    assert retry(flaky, what="x", sleep=delays.append) == "ok"
+    assert delays == [1.0, 2.0]
+
+
+def test_retry_gives_up_with_one_clear_line():
+    delays = []
+
+    def down():
+        raise Transient("503 Service Unavailable")
+
+    with pytest.raises(ReleaseError) as error:
+        retry(down, what="upload of a.whl", attempts=3, sleep=delays.append)
+    assert str(error.value) == "upload of a.whl failed after 3 attempts: 503 Service Unavailable"
+    assert delays == [1.0, 2.0]
+
+
+def test_retry_does_not_retry_a_final_error():
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise ReleaseError("bad credentials")
+
+    with pytest.raises(ReleaseError, match="bad credentials"):
+        retry(refused, what="x", sleep=lambda _: None)
+    assert calls == [1]

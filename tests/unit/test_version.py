@@ -1,0 +1,58 @@
+import pytest
+from packaging.version import Version
+
+from ac_release.errors import ReleaseError
+from ac_release.version import ACVersion
+
+
+def test_release_spellings_are_derived_from_one_input():
+    version = ACVersion.parse("2.2.4-1")
+    assert str(version) == "2.2.4-1"
+    assert version.airflow_version == "2.2.4"
+    assert version.wheel_version == "2.2.4+astro.1"
+    assert version.meta_version == "2.2.4.post1"
+    assert version.git_tag == "v2.2.4-1"
+
+
+def test_dev_build_spellings():
+    version = ACVersion.parse("2.2.4-2-dev")
+    assert version.dev
+    assert version.wheel_version == "2.2.4+astro.2.dev"
+    assert version.meta_version == "2.2.4.post2.dev0"
+    # a dev build sorts before the release of the same build number
+    assert Version(version.meta_version) < Version(ACVersion.parse("2.2.4-2").meta_version)
+
+
+def test_build_numbers_order_numerically():
+    assert Version(ACVersion.parse("2.2.4-10").meta_version) > Version(ACVersion.parse("2.2.4-9").meta_version)
+    assert ACVersion.parse("2.2.4-10") > ACVersion.parse("2.2.4-9")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2.2.4",
+        "2.2.4-0",
+        "2.2.4-01",
+        "v2.2.4-1",
+        "2.2.4-1;id",
+        "2.2.4-1 -dev",
+        "",
+        "2.2.4-1\n",
+        " 2.2.4-1",
+        "2.2-1",
+        "2.2.4-1-rc1",
+        "2.2.4.post1",
+        "02.2.4-1",
+        "2.2.4-1-DEV",
+        "２.2.4-1",
+    ],
+)
+def test_everything_else_is_refused_naming_the_accepted_forms(text):
+    with pytest.raises(ReleaseError) as error:
+        ACVersion.parse(text)
+    message = str(error.value)
+    assert message == (
+        f"invalid AC version {text!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros) "
+        f"or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
+    )
