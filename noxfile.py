@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import nox
 
+# No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 nox.options.sessions = ["lint", "unit", "integration"]
 nox.options.error_on_missing_interpreters = True
 
