@@ -59,6 +59,24 @@ def publish(c, version, target=None):
     _stages(version, target, ["preflight", "publish"])
 
 
+@task(default=True, help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
+def images_build(c, version, target=None):
+    """Build every Docker flavour of a release FROM its published, signed wheels."""
+    _stages(version, target, ["images"])
+
+
+@task
+@_reports_errors
+def images_generate(c):
+    """Render images/<airflow>/<flavour>/[onbuild/]Dockerfile from images/Dockerfile.j2 and images/matrix.toml."""
+    from ac_release.images.generate import generate
+
+    settings = load_settings()
+    for path in generate(settings.root / "images"):
+        print(f"wrote {path.relative_to(settings.root)}")
+
+
 @task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
 @_reports_errors
 def lock(c, line):
@@ -106,4 +124,7 @@ services = Collection("services")
 services.add_task(services_up, "up")
 services.add_task(services_down, "down")
 services.add_task(services_status, "status")
-namespace = Collection(release, wheel, sign, publish, lock, services)
+images = Collection("images")
+images.add_task(images_build, "build", default=True)
+images.add_task(images_generate, "generate")
+namespace = Collection(release, wheel, sign, publish, lock, services, images)

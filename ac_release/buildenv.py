@@ -30,7 +30,9 @@ class BuildEnv:
         return [f"--env={name}={CA_IN_IMAGE}" for name in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE")]
 
 
-def ensure_buildenv(docker: Docker, line: ReleaseLine, base_mode: str, extra_ca: Path | None, log=print) -> BuildEnv:
+def ensure_buildenv(
+    docker: Docker, line: ReleaseLine, base_mode: str, extra_ca: Path | None, cache: Path, log=print
+) -> BuildEnv:
     base = ensure_base(docker, base_mode, line.build_distro, line.build_python, log)
     base_id = docker.image_id(base) or base  # an official base not pulled yet is keyed by its name
     ca = extra_ca.read_bytes() if extra_ca and extra_ca.is_file() else b""
@@ -51,5 +53,10 @@ def ensure_buildenv(docker: Docker, line: ReleaseLine, base_mode: str, extra_ca:
             shutil.copy(DOCKERFILE, context / "Dockerfile")
             shutil.copy(line.build_requirements_file, context / "build-requirements.txt")
             (context / "build-ca.crt").write_bytes(ca)
-            docker.build(context, tag, build_args={"BASE_IMAGE": base, "PYTHON": line.build_python})
+            docker.build(
+                context,
+                tag,
+                build_args={"BASE_IMAGE": base, "PYTHON": line.build_python},
+                log=cache / "logs" / f"buildenv-{line.airflow}.log",
+            )
     return BuildEnv(image=tag, python=line.build_python, has_extra_ca=bool(ca))

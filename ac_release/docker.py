@@ -47,6 +47,9 @@ class Docker:
         result = self("image", "inspect", "--format", "{{json .Config.Labels}}", ref, capture=True)
         return json.loads(result.stdout) or {}
 
+    def image_size(self, ref: str) -> int:
+        return int(self("image", "inspect", "--format", "{{.Size}}", ref, capture=True).stdout)
+
     def build(
         self,
         context: Path,
@@ -54,19 +57,24 @@ class Docker:
         *,
         build_args: dict[str, str] | None = None,
         dockerfile: Path | None = None,
-        labels: dict[str, str] | None = None,
-        network: str | None = None,
+        secrets: list[str] | None = None,
+        log: Path,
     ) -> str:
-        args = ["build", "--tag", tag]
+        """Build `context` as `tag` and return the image id; the build output goes to `log`."""
+        args = ["build", "--tag", tag, "--progress=plain"]
+        for secret in secrets or ():
+            args += ["--secret", secret]
         for key, value in sorted((build_args or {}).items()):
             args += ["--build-arg", f"{key}={value}"]
-        for key, value in sorted((labels or {}).items()):
-            args += ["--label", f"{key}={value}"]
         if dockerfile:
             args += ["--file", str(dockerfile)]
-        if network:
-            args += ["--network", network]
-        self(*args, str(context))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as output:
+            result = subprocess.run(
+                [*self.argv, *args, str(context)], env=self.env, stdout=output, stderr=subprocess.STDOUT
+            )
+        if result.returncode != 0:
+            raise ReleaseError(f"docker build of {tag} failed (exit {result.returncode}): full output in {log}")
         image = self.image_id(tag)
         assert image, tag
         return image

@@ -8,6 +8,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
@@ -29,8 +30,14 @@ def _request(url: str, index: IndexSettings, password: str) -> urllib.request.Re
     )
 
 
-def project_files(index: IndexSettings, password: str, project: str) -> dict[str, str]:
-    """{filename: sha256} of a project on the index; an unknown project holds nothing."""
+@dataclass(frozen=True)
+class IndexFile:
+    sha256: str
+    url: str
+
+
+def project_files(index: IndexSettings, password: str, project: str) -> dict[str, IndexFile]:
+    """{filename: IndexFile} of a project on the index; an unknown project holds nothing."""
     url = f"{index.simple_url}{canonicalize_name(project)}/"
 
     def fetch() -> tuple[str, str]:
@@ -51,10 +58,21 @@ def project_files(index: IndexSettings, password: str, project: str) -> dict[str
     if content_type == "none":
         return {}
     if content_type == "application/vnd.pypi.simple.v1+json":
-        return {f["filename"]: f["hashes"].get("sha256", "") for f in json.loads(body)["files"]}
+        return {
+            f["filename"]: IndexFile(f["hashes"].get("sha256", ""), urllib.parse.urljoin(url, f["url"]))
+            for f in json.loads(body)["files"]
+        }
     files = {}
     for href in _ANCHOR.findall(body):
-        path, _, fragment = urllib.parse.unquote(href).partition("#")
+        link, _, fragment = href.partition("#")
         digest = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else ""
-        files[path.rsplit("/", 1)[-1]] = digest
+        files[urllib.parse.unquote(link).rsplit("/", 1)[-1]] = IndexFile(digest, urllib.parse.urljoin(url, link))
     return files
+
+
+def download(index: IndexSettings, password: str, file: IndexFile) -> bytes:
+    def fetch() -> bytes:
+        with urllib.request.urlopen(_request(file.url, index, password), timeout=120) as response:
+            return response.read()
+
+    return retry(fetch, what=f"download of {file.url}")

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from ac_release.context import ReleaseContext
-from ac_release.stages import preflight, publish, sign, wheel
+from ac_release.stages import images, preflight, publish, sign, wheel
 
-STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish)}
+STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images)}
 
 
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
-from ac_release.index import project_files
+from ac_release.index import IndexFile, project_files
 from ac_release.retry import Transient, retry
 from ac_release.signing import bundle_name, verify_all
 from ac_release.stages.sign import artifacts_of
@@ -36,19 +36,19 @@ _TRANSIENT = (
 )
 
 
-def index_state(ctx: ReleaseContext, password: str) -> dict[str, str]:
-    files: dict[str, str] = {}
+def index_state(ctx: ReleaseContext, password: str) -> dict[str, IndexFile]:
+    files: dict[str, IndexFile] = {}
     for project in PROJECTS:
         files.update(project_files(ctx.target.index, password, project))
     return files
 
 
-def plan(ctx: ReleaseContext, artifacts: list[Path], on_index: dict[str, str]) -> list[Path]:
+def plan(ctx: ReleaseContext, artifacts: list[Path], on_index: dict[str, IndexFile]) -> list[Path]:
     """The artifacts still to upload; refuses when the index holds other bytes under one of our names."""
     to_upload = []
     for artifact in artifacts:
         digest = sha256_file(artifact)
-        remote = on_index.get(artifact.name)
+        remote = on_index[artifact.name].sha256 if artifact.name in on_index else None
         if remote is None:
             to_upload.append(artifact)
         elif remote != digest:
@@ -114,10 +114,10 @@ def run(ctx: ReleaseContext) -> dict:
     files = {}
     for artifact in artifacts:
         digest = sha256_file(artifact)
-        if on_index.get(artifact.name) != digest:
+        served = on_index[artifact.name].sha256 if artifact.name in on_index else "nothing"
+        if served != digest:
             raise ReleaseError(
-                f"after upload {ctx.target.index.url} serves {artifact.name} with sha256 "
-                f"{on_index.get(artifact.name)}, expected {digest}"
+                f"after upload {ctx.target.index.url} serves {artifact.name} with sha256 {served}, expected {digest}"
             )
         files[artifact.name] = {
             "sha256": digest,

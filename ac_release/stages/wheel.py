@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -58,11 +59,13 @@ def run(ctx: ReleaseContext) -> dict:
     # Anything else is rebuilt and compared byte for byte: the build is reproducible, so inputs that changed
     # without changing the artifacts (a reformatted recipe) pass, and different artifacts are refused.
     _remove_leftovers(ctx.dist)
-    buildenv = ensure_buildenv(ctx.docker, ctx.line, ctx.target.base_images, ctx.settings.extra_ca_bundle, ctx.log)
-    work = ctx.cache / "work" / str(ctx.version)
-    shutil.rmtree(work, ignore_errors=True)
+    buildenv = ensure_buildenv(
+        ctx.docker, ctx.line, ctx.target.base_images, ctx.settings.extra_ca_bundle, ctx.cache, ctx.log
+    )
+    (ctx.cache / "work").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{ctx.version}-wheel-", dir=ctx.cache / "work"))  # one per run
     out = work / "out"
-    out.mkdir(parents=True)
+    out.mkdir()
     airflow_files = _build_airflow(ctx, buildenv, work, out)
     meta_wheel = _build_meta(ctx, buildenv, work, out, airflow_files["wheel"])
     files = [airflow_files["wheel"], airflow_files["sdist"], meta_wheel]

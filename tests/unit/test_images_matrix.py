@@ -1,0 +1,138 @@
+"""The flavour matrix, computed tags, and the drift gate over the generated Dockerfiles."""
+
+import shutil
+
+import pytest
+
+from ac_release.errors import ReleaseError
+from ac_release.images.generate import drift, generate, render
+from ac_release.images.matrix import flavours_of, load_matrix
+from ac_release.version import ACVersion
+from tests.helpers import REPO
+
+IMAGES = REPO / "images"
+
+
+def test_checked_in_dockerfiles_match_the_template():
+    assert drift(IMAGES) == []
+
+
+def test_224_ships_bullseye_python39_in_base_and_onbuild():
+    (flavour,) = flavours_of(IMAGES, "2.2.4")
+    assert (flavour.name, flavour.distro, flavour.python, flavour.default) == ("bullseye", "bullseye", "3.9", True)
+    assert flavour.dockerfile(IMAGES).relative_to(REPO).as_posix() == "images/2.2.4/bullseye/Dockerfile"
+    assert (
+        flavour.dockerfile(IMAGES, "onbuild").relative_to(REPO).as_posix() == "images/2.2.4/bullseye/onbuild/Dockerfile"
+    )
+
+
+def test_tags_are_computed_from_the_version():
+    (flavour,) = flavours_of(IMAGES, "2.2.4")
+    version = ACVersion.parse("2.2.4-1")
+    assert flavour.tags(version) == ["2.2.4-1", "2.2.4-1-bullseye"]
+    assert flavour.tags(version, "onbuild") == ["2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild"]
+    assert flavour.floating_tags(version) == ["2.2.4", "2.2.4-bullseye"]
+    assert flavour.floating_tags(version, "onbuild") == ["2.2.4-onbuild", "2.2.4-bullseye-onbuild"]
+    assert flavour.local_ref(version) == "ac-release/ap-airflow:2.2.4-1-bullseye"
+
+
+def test_dev_builds_get_immutable_tags_only():
+    (flavour,) = flavours_of(IMAGES, "2.2.4")
+    version = ACVersion.parse("2.2.4-2-dev")
+    assert flavour.tags(version) == ["2.2.4-2-dev", "2.2.4-2-dev-bullseye"]
+    assert flavour.floating_tags(version) == []
+
+
+MULTI = """
+[distros.bullseye]
+runtime = ["libpq5", "tini"]
+build = ["libpq-dev"]
+
+[distros.bookworm]
+runtime = ["libpq5", "tini", "libssl3"]
+build = ["libpq-dev"]
+
+[lines."9.8.7"]
+pip = "24.0"
+flavours = [
+    { distro = "bookworm", python = "3.11" },
+    { distro = "bookworm", python = "3.12", name = "bookworm-python3.12" },
+    { distro = "bullseye", python = "3.9" },
+]
+"""
+
+
+@pytest.fixture
+def multi(tmp_path):
+    shutil.copy(IMAGES / "Dockerfile.j2", tmp_path / "Dockerfile.j2")
+    (tmp_path / "matrix.toml").write_text(MULTI)
+    return tmp_path
+
+
+def test_several_distros_and_pythons_per_line(multi):
+    flavours = load_matrix(multi)["9.8.7"]
+    assert [(f.name, f.python, f.default) for f in flavours] == [
+        ("bookworm", "3.11", True),
+        ("bookworm-python3.12", "3.12", False),
+        ("bullseye", "3.9", False),
+    ]
+    version = ACVersion.parse("9.8.7-3")
+    assert [f.tags(version) for f in flavours] == [
+        ["9.8.7-3", "9.8.7-3-bookworm"],
+        ["9.8.7-3-bookworm-python3.12"],
+        ["9.8.7-3-bullseye"],
+    ]
+    assert flavours[1].floating_tags(version, "onbuild") == ["9.8.7-bookworm-python3.12-onbuild"]
+
+
+def test_generate_renders_every_flavour_and_variant_then_reports_no_drift(multi):
+    written = generate(multi)
+    assert sorted(p.relative_to(multi).as_posix() for p in written) == [
+        "9.8.7/bookworm-python3.12/Dockerfile",
+        "9.8.7/bookworm-python3.12/onbuild/Dockerfile",
+        "9.8.7/bookworm/Dockerfile",
+        "9.8.7/bookworm/onbuild/Dockerfile",
+        "9.8.7/bullseye/Dockerfile",
+        "9.8.7/bullseye/onbuild/Dockerfile",
+    ]
+    assert drift(multi) == []
+    py312 = (multi / "9.8.7/bookworm-python3.12/Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.12-slim-bookworm\n" in py312
+    assert "    PYTHON_MAJOR_MINOR_VERSION=3.12 \\\n" in py312
+    assert "        libssl3 \\\n" in py312
+    assert "libssl3" not in (multi / "9.8.7/bullseye/Dockerfile").read_text()
+
+
+def test_drift_names_each_changed_missing_or_stale_file(multi):
+    generate(multi)
+    (multi / "9.8.7/bullseye/Dockerfile").write_text((multi / "9.8.7/bullseye/Dockerfile").read_text() + "RUN true\n")
+    (multi / "9.8.7/bookworm-python3.12/onbuild/Dockerfile").unlink()
+    (multi / "matrix.toml").write_text(MULTI.replace('    { distro = "bookworm", python = "3.11" },\n', ""))
+    assert drift(multi) == [
+        "9.8.7/bookworm-python3.12/onbuild/Dockerfile: missing",
+        "9.8.7/bookworm/Dockerfile: no longer in the matrix",
+        "9.8.7/bookworm/onbuild/Dockerfile: no longer in the matrix",
+        "9.8.7/bullseye/Dockerfile: differs from the template",
+    ]
+    generate(multi)
+    assert drift(multi) == []
+    assert not (multi / "9.8.7/bookworm/Dockerfile").exists()
+
+
+def test_onbuild_variant_builds_from_the_base_flavour(multi):
+    (flavour, *_) = load_matrix(multi)["9.8.7"]
+    text = render(multi, flavour, "onbuild")
+    assert "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n" in text
+    assert 'LABEL io.astronomer.docker.airflow.onbuild="true"\n' in text
+    assert "ONBUILD COPY --chown=astro:astro . .\n" in text
+
+
+def test_two_flavours_with_one_name_are_refused(multi):
+    (multi / "matrix.toml").write_text(MULTI.replace(', name = "bookworm-python3.12"', ""))
+    with pytest.raises(ReleaseError, match=r"line 9.8.7 has several flavours named 'bookworm': give all but one"):
+        load_matrix(multi)
+
+
+def test_a_line_without_flavours_is_refused():
+    with pytest.raises(ReleaseError, match=r'^no image flavours for Airflow 9.9.9: add \[lines."9.9.9"\]'):
+        flavours_of(IMAGES, "9.9.9")
