@@ -11,7 +11,7 @@ import nox
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-nox.options.sessions = ["lint", "unit", "integration"]
+nox.options.sessions = ["lint", "unit", "integration", "smoke"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -34,3 +34,35 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """The real build in Docker, real pypiserver, the real sigstore client against the local instance."""
     session.run("pytest", "tests/integration", "-m", "integration", *session.posargs)
+
+
+def _smoke_params() -> list[tuple[str, str]]:
+    """One session per flavour of every line, for the line's newest build in changelog/ (the one being released)."""
+    from ac_release.changelog import newest_build
+    from ac_release.images.matrix import load_matrix
+
+    root = Path(__file__).parent
+    return [
+        (newest_build(root / "changelog", airflow), flavour.name)
+        for airflow, flavours in load_matrix(root / "images").items()
+        if (root / "changelog" / f"{airflow}.md").exists()
+        for flavour in flavours
+    ]
+
+
+@nox.session
+@nox.parametrize(["version", "flavour"], _smoke_params())
+def smoke(session: nox.Session, version: str, flavour: str) -> None:
+    """Build the release up to its images (each stage skips what is done), then smoke-test one flavour."""
+    session.run("invoke", "build", version)
+    session.run(
+        "pytest", "tests/smoke", *session.posargs, env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour}
+    )
+
+
+@nox.session
+@nox.parametrize("version", [params[0] for params in _smoke_params()[:1]])
+def bench(session: nox.Session, version: str) -> None:
+    """Image build time and size against an AC-2022-style baseline (clears the Docker build cache)."""
+    session.run("invoke", "build", version)
+    session.run("invoke", "bench", version)

@@ -40,6 +40,13 @@ def release(c, version, target=None):
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
 @_reports_errors
+def build(c, version, target=None):
+    """Everything before the tests: preflight, wheel, sign, publish, images (each skips what is done)."""
+    _stages(version, target, ["preflight", "wheel", "sign", "publish", "images"])
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
 def wheel(c, version, target=None):
     """Build the patched apache-airflow wheel + sdist and the astronomer-certified meta wheel into dist/<version>/."""
     _stages(version, target, ["wheel"])
@@ -75,6 +82,15 @@ def images_generate(c):
     settings = load_settings()
     for path in generate(settings.root / "images"):
         print(f"wrote {path.relative_to(settings.root)}")
+
+
+@task(help={"version": "AC version whose published wheels are built into images, e.g. 2.2.4-1"})
+@_reports_errors
+def bench(c, version, target=None):
+    """Time and size of the image build against an AC-2022-style baseline (clears the Docker build cache)."""
+    from ac_release.bench import run_bench
+
+    run_bench(ReleaseContext.create(version, load_settings(), target))
 
 
 @task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
@@ -127,4 +143,4 @@ services.add_task(services_status, "status")
 images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
-namespace = Collection(release, wheel, sign, publish, lock, services, images)
+namespace = Collection(release, build, wheel, sign, publish, lock, services, images, bench)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ac_release.baseimage import ensure_base
@@ -123,6 +124,7 @@ def _build_in(ctx: ReleaseContext, flavour: Flavour, context: Path, base: str, b
     secret = ctx.settings.extra_ca_bundle
     secrets = [f"id=build-ca,src={secret}"] if secret and secret.is_file() else []
     ctx.log(f"images: building {refs['base']}")
+    started = time.monotonic()
     base_image = ctx.docker.build(
         context,
         refs["base"],
@@ -130,7 +132,9 @@ def _build_in(ctx: ReleaseContext, flavour: Flavour, context: Path, base: str, b
         secrets=secrets,
         log=ctx.cache / "logs" / f"{ctx.version}-images-{flavour.name}.log",
     )
+    base_seconds = time.monotonic() - started
     ctx.log(f"images: building {refs[ONBUILD]}")
+    started = time.monotonic()
     onbuild_image = ctx.docker.build(
         context,
         refs[ONBUILD],
@@ -138,6 +142,7 @@ def _build_in(ctx: ReleaseContext, flavour: Flavour, context: Path, base: str, b
         build_args={"BASE_IMAGE": refs["base"]},
         log=ctx.cache / "logs" / f"{ctx.version}-images-{flavour.name}-onbuild.log",
     )
+    onbuild_seconds = time.monotonic() - started
     return {
         "fingerprint": fingerprint,
         "base_image": base,
@@ -147,6 +152,7 @@ def _build_in(ctx: ReleaseContext, flavour: Flavour, context: Path, base: str, b
             "tags": flavour.tags(ctx.version),
             "floating_tags": flavour.floating_tags(ctx.version),
             "size": ctx.docker.image_size(base_image),
+            "seconds": round(base_seconds, 1),
         },
         ONBUILD: {
             "image": onbuild_image,
@@ -154,6 +160,7 @@ def _build_in(ctx: ReleaseContext, flavour: Flavour, context: Path, base: str, b
             "tags": flavour.tags(ctx.version, ONBUILD),
             "floating_tags": flavour.floating_tags(ctx.version, ONBUILD),
             "size": ctx.docker.image_size(onbuild_image),
+            "seconds": round(onbuild_seconds, 1),
         },
     }
 

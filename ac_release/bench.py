@@ -1,0 +1,130 @@
+"""`nox -s bench`: image build time and size against an AC-2022-style baseline, measured in the same run.
+
+Cold means an empty build cache (`docker builder prune`) with the base image present; warm means a rebuild with
+the cache of the previous build. Figures are printed as ratios to the baseline of this run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rich.table import Table
+
+from ac_release.baseimage import ensure_base
+from ac_release.context import ReleaseContext
+from ac_release.images.matrix import ONBUILD, flavours_of
+from ac_release.manifest import Manifest
+from ac_release.stages import images
+
+BASELINE = Path(__file__).parents[1] / "bench" / "baseline.Dockerfile"
+
+
+def _prune(ctx: ReleaseContext) -> None:
+    ctx.docker("builder", "prune", "--all", "--force", capture=True)
+
+
+def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path) -> tuple[float, int]:
+    context = work / f"baseline-{flavour.name}"
+    (context / "wheels").mkdir(parents=True)
+    for path in wheels.values():
+        shutil.copy(path, context / "wheels" / path.name)
+    shutil.copy(ctx.line.lock_file, context / "constraints.txt")
+    bundle = ctx.settings.extra_ca_bundle
+    (context / "build-ca.crt").write_bytes(bundle.read_bytes() if bundle and bundle.is_file() else b"")
+    meta = next(name for name in wheels if name.startswith("astronomer_certified-"))
+    started = time.monotonic()
+    image = ctx.docker.build(
+        context,
+        f"ac-release/bench-baseline:{flavour.name}",
+        dockerfile=BASELINE,
+        build_args={
+            "BASE_IMAGE": ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log),
+            "RUNTIME_PACKAGES": " ".join(flavour.runtime_packages),
+            "BUILD_PACKAGES": " ".join(flavour.build_packages),
+            "PYTHON": flavour.python,
+            "META_WHEEL": meta,
+            "EXTRAS": ",".join(ctx.line.all_extras),
+            "PIP_VERSION": flavour.pip,
+        },
+        log=ctx.cache / "logs" / f"bench-baseline-{flavour.name}.log",
+    )
+    return time.monotonic() - started, ctx.docker.image_size(image)
+
+
+def _ours(ctx: ReleaseContext, work: Path, label: str) -> dict:
+    """Run the images stage on a scratch copy of the manifest so that it builds instead of skipping."""
+    dist = work / label / str(ctx.version)
+    dist.mkdir(parents=True)
+    scratch = Manifest.load(ctx.dist, str(ctx.version))
+    scratch.data["stages"].pop(images.NAME, None)
+    scratch.path = dist / "release.json"
+    scratch.save()
+    for name in ctx.manifest.stage("wheel")["artifacts"]:
+        for path in (ctx.dist / name, ctx.dist / f"{name}.sigstore.json"):
+            shutil.copy(path, dist / path.name)
+    bench_ctx = replace(ctx, settings=replace(ctx.settings, dist_dir=work / label))
+    return images.run(bench_ctx)
+
+
+def run_bench(ctx: ReleaseContext) -> dict:
+    flavours = flavours_of(images.images_dir(ctx), ctx.line.airflow)
+    wheels = images.fetch_published_wheels(ctx)
+    for flavour in flavours:  # base images are present in every measurement
+        ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+    with tempfile.TemporaryDirectory(prefix="ac-bench-") as tmp:
+        work = Path(tmp)
+        _prune(ctx)
+        baseline = {flavour.name: _baseline(ctx, flavour, wheels, work) for flavour in flavours}
+        _prune(ctx)
+        cold = _ours(ctx, work, "cold")
+        warm = _ours(ctx, work, "warm")
+    figures = {"baseline": baseline, "cold": cold, "warm": warm}
+    _print(ctx, flavours, figures)
+    return figures
+
+
+def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
+    table = Table(title=f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)")
+    for column in (
+        "flavour",
+        "baseline s",
+        "ours cold s",
+        "cold ratio",
+        "ours warm s",
+        "warm ratio",
+        "baseline MB",
+        "ours MB",
+        "size ratio",
+        "onbuild s",
+        "onbuild / first",
+    ):
+        table.add_column(column, justify="right")
+    for flavour in flavours:
+        base_s, base_size = figures["baseline"][flavour.name]
+        cold, warm = figures["cold"][flavour.name], figures["warm"][flavour.name]
+        cold_s, warm_s = cold["base"]["seconds"], warm["base"]["seconds"]
+        size = cold["base"]["size"]
+        onbuild_s = cold[ONBUILD]["seconds"]
+        table.add_row(
+            flavour.name,
+            f"{base_s:.0f}",
+            f"{cold_s:.0f}",
+            f"{cold_s / base_s:.2f}",
+            f"{warm_s:.1f}",
+            f"{warm_s / base_s:.3f}",
+            f"{base_size / 1e6:.0f}",
+            f"{size / 1e6:.0f}",
+            f"{size / base_size:.2f}",
+            f"{onbuild_s:.1f}",
+            f"{onbuild_s / cold_s:.3f}",
+        )
+    ctx.console.print(table)
+    if len(flavours) > 1:
+        first = figures["cold"][flavours[0].name]["base"]["seconds"]
+        for flavour in flavours[1:]:
+            extra = figures["cold"][flavour.name]["base"]["seconds"]
+            ctx.log(f"extra flavour {flavour.name}: {extra:.0f} s = {extra / first:.2f} of the first")

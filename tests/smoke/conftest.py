@@ -1,0 +1,164 @@
+"""Smoke tests of one built flavour of a release, against a real PostgreSQL in a private Docker network.
+
+The nox session `smoke(version=..., flavour=...)` sets AC_SMOKE_VERSION and AC_SMOKE_FLAVOUR; the images come from
+the release manifest of the active configuration (release.toml, or AC_RELEASE_CONFIG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from rich.console import Console
+
+from ac_release.config import docker_command, load_settings
+from ac_release.context import ReleaseContext
+from ac_release.images.matrix import flavours_of
+from ac_release.images.postgres import ensure_postgres
+from ac_release.stages.images import images_dir
+from tests.integration.conftest import require
+
+pytestmark = pytest.mark.smoke
+
+
+@dataclass
+class Built:
+    ctx: ReleaseContext
+    flavour_name: str
+    image: str
+    onbuild: str
+    onbuild_ref: str
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class DockerCli:
+    def __init__(self):
+        self.argv = docker_command("auto")
+        self.env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 600, **kwargs) -> Run:
+        result = subprocess.run(
+            [*self.argv, *args], capture_output=True, text=True, env=self.env, timeout=timeout, **kwargs
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args[:3])} failed ({result.returncode}): {result.stderr[-2000:]}")
+        return Run(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def docker() -> DockerCli:
+    cli = DockerCli()
+    require(cli("info", check=False).returncode == 0, "a running Docker engine")
+    return cli
+
+
+@pytest.fixture(scope="session")
+def built(docker) -> Built:
+    version, flavour = os.environ.get("AC_SMOKE_VERSION"), os.environ.get("AC_SMOKE_FLAVOUR")
+    require(bool(version and flavour), "AC_SMOKE_VERSION and AC_SMOKE_FLAVOUR (run `nox -s smoke`)")
+    settings = load_settings()
+    ctx = ReleaseContext.create(version, settings, console=Console(stderr=True, quiet=True))
+    assert flavour in [f.name for f in flavours_of(images_dir(ctx), ctx.line.airflow)], flavour
+    entry = (ctx.manifest.stage("images") or {}).get(flavour)
+    require(entry is not None, f"images of {version} ({flavour}): run `invoke build {version}`")
+    for variant in ("base", "onbuild"):
+        require(
+            docker("image", "inspect", entry[variant]["image"], check=False).returncode == 0,
+            f"the {variant} image {entry[variant]['image']} of {version} in the Docker engine",
+        )
+    return Built(ctx, flavour, entry["base"]["image"], entry["onbuild"]["image"], entry["onbuild"]["ref"])
+
+
+@pytest.fixture(scope="session")
+def network(docker):
+    name = f"ac-smoke-{uuid.uuid4().hex[:8]}"
+    docker("network", "create", name)
+    yield name
+    docker("network", "rm", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres(docker, built, network):
+    image = ensure_postgres(
+        built.ctx.docker, built.ctx.target.base_images, images_dir(built.ctx), built.ctx.cache, log=lambda _: None
+    )
+    password = secrets.token_urlsafe(16)
+    name = f"{network}-postgres"
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        f"--network={network}",
+        "--network-alias=postgres",
+        f"--env=POSTGRES_PASSWORD={password}",
+        "--env=POSTGRES_DB=airflow",
+        image,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while docker("exec", name, "pg_isready", "-h", "127.0.0.1", "-q", check=False).returncode != 0:
+            assert time.monotonic() < deadline, "PostgreSQL did not become ready in 60 s"
+            time.sleep(0.5)
+        yield f"postgresql://postgres:{password}@postgres/airflow"  # no port: the entrypoint defaults it
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def airflow_env(postgres) -> dict[str, str]:
+    return {
+        "AIRFLOW__CORE__SQL_ALCHEMY_CONN": postgres,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__WEBSERVER__WORKERS": "2",
+        "ASTRONOMER_WAIT_TIMEOUT": "60",
+    }
+
+
+def env_args(env: dict[str, str]) -> list[str]:
+    return [f"--env={key}={value}" for key, value in env.items()]
+
+
+@pytest.fixture(scope="session")
+def airflow(docker, built, network, airflow_env):
+    """Run one airflow command in a fresh container of the image, on the test network."""
+
+    def run(*command: str, check: bool = True, extra: tuple[str, ...] = ()) -> Run:
+        return docker(
+            "run",
+            "--rm",
+            f"--network={network}",
+            *env_args(airflow_env),
+            *extra,
+            built.image,
+            "airflow",
+            *command,
+            check=check,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def initialised_db(airflow):
+    airflow("db", "init")
+    return True
+
+
+def last_json(text: str):
+    """Airflow 2.2 prints log lines before a command's JSON: parse the JSON document at the end."""
+    start = min(i for i in (text.find("["), text.find("{")) if i >= 0)
+    return json.loads(text[start:])

@@ -1,0 +1,322 @@
+"""What an AC image must be and do, asserted with exact values (seeds 000/003, ac-image-spec.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from ac_release.line import provider_distribution
+from tests.smoke.conftest import env_args, last_json
+
+pytestmark = pytest.mark.smoke
+
+SMOKE_DAG = """
+import pendulum
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+
+with DAG("smoke", start_date=pendulum.datetime(2022, 1, 1, tz="UTC"), schedule_interval=None, catchup=False) as dag:
+    BashOperator(task_id="hello", bash_command="echo smoke-ok")
+"""
+
+
+def test_airflow_version_equals_the_labels(docker, built):
+    version = built.ctx.version
+    out = docker("run", "--rm", built.image, "airflow", "version").stdout
+    assert out.strip().splitlines()[-1] == version.wheel_version == "2.2.4+astro.1"
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", built.image).stdout)
+    assert {k: v for k, v in labels.items() if k.startswith("io.astronomer.")} == {
+        "io.astronomer.docker": "true",
+        "io.astronomer.docker.distro": "debian",
+        "io.astronomer.docker.module": "airflow",
+        "io.astronomer.docker.component": "airflow",
+        "io.astronomer.docker.uid": "50000",
+        "io.astronomer.docker.airflow.version": version.wheel_version,
+        "io.astronomer.docker.ac.version": str(version),
+        "io.astronomer.docker.airflow.wheel.sha256": built.ctx.manifest.stage("wheel")["artifacts"][
+            f"apache_airflow-{version.wheel_version}-py3-none-any.whl"
+        ]["sha256"],
+    }
+
+
+def test_environment_of_the_image(docker, built):
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", built.image).stdout)
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert {
+        key: env[key]
+        for key in (
+            "AIRFLOW_HOME",
+            "ASTRONOMER_USER",
+            "ASTRONOMER_UID",
+            "PIP_NO_CACHE_DIR",
+            "PIP_DISABLE_PIP_VERSION_CHECK",
+            "PYTHON_MAJOR_MINOR_VERSION",
+            "AIRFLOW__WEBSERVER__BASE_URL",
+            "AIRFLOW_PIP_VERSION",
+            "AC_VERSION",
+            "AIRFLOW_VERSION",
+            "PYTHONPATH",
+        )
+    } == {
+        "AIRFLOW_HOME": "/usr/local/airflow",
+        "ASTRONOMER_USER": "astro",
+        "ASTRONOMER_UID": "50000",
+        "PIP_NO_CACHE_DIR": "True",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PYTHON_MAJOR_MINOR_VERSION": "3.9",
+        "AIRFLOW__WEBSERVER__BASE_URL": "http://localhost:8080",
+        "AIRFLOW_PIP_VERSION": "22.0.3",
+        "AC_VERSION": "2.2.4-1",
+        "AIRFLOW_VERSION": "2.2.4+astro.1",
+        "PYTHONPATH": "/usr/local/airflow",
+    }
+    assert "DEBIAN_FRONTEND" not in env
+    assert config["User"] == "astro"
+    assert config["WorkingDir"] == "/usr/local/airflow"
+    assert config["Entrypoint"] == ["/entrypoint"]
+    assert config["Cmd"] == ["airflow", "--help"]
+
+
+def test_pip_show_and_pip_check_are_clean(docker, built):
+    show = docker("run", "--rm", built.image, "pip", "show", "apache-airflow", "astronomer-certified").stdout
+    assert re.findall(r"^Version: (.*)$", show, re.MULTILINE) == ["2.2.4+astro.1", "2.2.4.post1"]
+    check = docker("run", "--rm", built.image, "pip", "check")
+    assert check.stdout.strip() == "No broken requirements found."
+    assert docker("run", "--rm", built.image, "pip", "--version").stdout.startswith("pip 22.0.3 ")
+    constraints = docker("run", "--rm", built.image, "sh", "-c", 'cat "$PIP_CONSTRAINT"').stdout
+    assert constraints == "apache-airflow==2.2.4+astro.1\n"
+
+
+def test_every_provider_at_its_declared_version(docker, built):
+    installed = {
+        p["name"].lower(): p["version"]
+        for p in json.loads(docker("run", "--rm", built.image, "pip", "list", "--format", "json").stdout)
+    }
+    declared = {provider_distribution(extra): version for extra, version in built.ctx.line.providers.items()}
+    assert {name: installed.get(name) for name in declared} == declared
+
+
+def test_backported_patches_are_in_the_image(docker, built):
+    patches = built.ctx.line.directory / "patches"
+    checks = sorted(patches.glob("*.check.py"))
+    assert checks
+    for check in checks:
+        out = docker(
+            "run", "--rm", f"--volume={patches}:/patches:ro", built.image, "python", f"/patches/{check.name}"
+        ).stdout
+        assert out.strip().splitlines()[-1].startswith("ok: "), out
+
+
+def test_config_edits(docker, built):
+    """Permissions are synced by the entrypoint, plugins load eagerly (2.2.4 has no run_as_user option to edit)."""
+    script = "airflow config get-value core lazy_load_plugins; airflow config get-value webserver update_fab_perms"
+    out = docker("run", "--rm", built.image, "sh", "-c", script).stdout
+    assert out.strip().splitlines()[-2:] == ["False", "False"]
+
+
+@pytest.mark.parametrize("user", ["", "root"])
+def test_tini_is_pid_1_and_airflow_runs_as_astro(docker, built, user):
+    extra = ["--user", user] if user else []
+    name = f"smoke-tini-{user or 'default'}-{int(time.time())}"
+    docker("run", "--detach", "--name", name, *extra, built.image, "sleep", "300")
+    try:
+        assert docker("exec", name, "cat", "/proc/1/comm").stdout.strip() == "tini"
+        status = docker("exec", name, "sh", "-c", "grep -E '^(Uid|Gid):' /proc/1/status").stdout
+        assert re.findall(r"^Uid:\s+(\d+)", status, re.MULTILINE) == ["50000"]
+        sleepers = docker(
+            "exec",
+            name,
+            "sh",
+            "-c",
+            'for p in /proc/[0-9]*; do [ "$(cat $p/comm)" = sleep ] && stat -c %u $p; done; true',
+        ).stdout
+        assert sleepers.split() == ["50000"]
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+def test_uid_gid_and_gosu_restricted(docker, built):
+    out = docker("run", "--rm", built.image, "sh", "-c", "id -u; id -g; id -Gn; stat -c '%U:%G %a' $(command -v gosu)")
+    assert out.stdout.split("\n")[:4] == ["50000", "50000", "astro astrogroup", "root:gosuers 4750"]
+
+
+def test_no_compiler_no_build_ca_no_caches(docker, built):
+    script = (
+        "for c in gcc cc g++ make; do command -v $c; done; ls -d /root/.cache /home/astro/.cache"
+        " /etc/ac-release /opt/build-tools /build 2>/dev/null; ls /usr/include/python3.9 2>/dev/null; true"
+    )
+    assert docker("run", "--rm", "--user", "root", built.image, "sh", "-c", script).stdout == ""
+    image_bundle = docker("run", "--rm", built.image, "cat", "/etc/ssl/certs/ca-certificates.crt").stdout
+    local_cas = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    for ca in local_cas:  # CAs this machine added on top of Debian's store (the TLS-intercepting one among them)
+        body = "".join(ca.read_text().split("-----")[2].split())
+        assert body not in "".join(image_bundle.split()), f"{ca.name} leaked into the final image"
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", built.image).stdout
+    password_file = built.ctx.target.index.password.file
+    if password_file and password_file.exists():
+        assert password_file.read_text().strip() not in history
+
+
+def test_db_init_connections_and_variables(airflow, initialised_db):
+    airflow("connections", "add", "smoke_http", "--conn-uri", "http://user:s3cret@example.invalid:8080/path")
+    got = last_json(airflow("connections", "get", "smoke_http", "--output", "json").stdout)
+    assert [(c["conn_id"], c["conn_type"], c["host"], c["port"], c["login"]) for c in got] == [
+        ("smoke_http", "http", "example.invalid", "8080", "user")
+    ]
+    airflow("connections", "delete", "smoke_http")
+    assert airflow("connections", "get", "smoke_http", check=False).returncode != 0
+    airflow("variables", "set", "smoke_var", "value-1")
+    assert airflow("variables", "get", "smoke_var").stdout.strip().splitlines()[-1] == "value-1"
+    airflow("variables", "delete", "smoke_var")
+    assert airflow("variables", "get", "smoke_var", check=False).returncode != 0
+
+
+def _wait_for(probe, what: str, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
+        time.sleep(2)
+
+
+def test_webserver_health_and_login_page(docker, built, network, airflow_env, initialised_db):
+    name = f"{network}-webserver"
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        f"--network={network}",
+        *env_args(airflow_env),
+        built.image,
+        "airflow",
+        "webserver",
+    )
+    try:
+
+        def health():
+            result = docker("exec", name, "curl", "-sf", "http://127.0.0.1:8080/health", check=False)
+            return json.loads(result.stdout) if result.returncode == 0 else None
+
+        assert _wait_for(health, "webserver /health")["metadatabase"] == {"status": "healthy"}
+        code = docker(
+            "exec", name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/login/"
+        ).stdout
+        assert code == "200"
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, airflow, initialised_db, tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "smoke_dag.py").write_text(SMOKE_DAG)
+    dags.chmod(0o755)
+    mount = f"--volume={dags}:/usr/local/airflow/dags:ro"
+    name = f"{network}-scheduler"
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        f"--network={network}",
+        mount,
+        *env_args(airflow_env),
+        built.image,
+        "airflow",
+        "scheduler",
+    )
+    try:
+        _wait_for(
+            lambda: "smoke" in airflow("dags", "list", "--output", "json", extra=(mount,)).stdout, "DAG smoke parsed"
+        )
+        airflow("dags", "unpause", "smoke", extra=(mount,))
+        airflow("dags", "trigger", "smoke", extra=(mount,))
+
+        def state():
+            runs = last_json(
+                airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(mount,)).stdout
+            )
+            return runs[0]["state"] if runs and runs[0]["state"] in ("success", "failed") else None
+
+        assert _wait_for(state, "DAG run smoke finished") == "success"
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+def test_database_wait_times_out_with_its_message(docker, built, network):
+    result = docker(
+        "run",
+        "--rm",
+        f"--network={network}",
+        "--env=AIRFLOW__CORE__SQL_ALCHEMY_CONN=postgresql://u:hunter2@no-such-db/airflow",
+        "--env=ASTRONOMER_WAIT_TIMEOUT=3",
+        built.image,
+        "airflow",
+        "db",
+        "check",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "entrypoint: database at no-such-db:5432 not reachable after 3 s (AIRFLOW__CORE__SQL_ALCHEMY_CONN); "
+        "check it or raise ASTRONOMER_WAIT_TIMEOUT"
+    )
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def _onbuild_project(tmp_path: Path, built, requirements: str) -> Path:
+    project = tmp_path / "project"
+    (project / "dags").mkdir(parents=True)
+    (project / "Dockerfile").write_text(f"FROM {built.onbuild_ref}\n")
+    (project / "packages.txt").write_bytes(b"# system packages\r\njq\r\n")
+    (project / "requirements.txt").write_text(requirements)
+    (project / "dags" / "smoke_dag.py").write_text(SMOKE_DAG)
+    return project
+
+
+def _build_project(docker, built, project: Path, tag: str):
+    bundle = built.ctx.settings.extra_ca_bundle
+    secret = ["--secret", f"id=build-ca,src={bundle}"] if bundle and bundle.is_file() else []
+    return docker("build", "--progress=plain", "--tag", tag, *secret, str(project), check=False, timeout=900)
+
+
+def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path):
+    project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\n")
+    tag = f"ac-release/smoke-onbuild:{int(time.time())}"
+    result = _build_project(docker, built, project, tag)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    try:
+        out = (
+            docker(
+                "run",
+                "--rm",
+                tag,
+                "sh",
+                "-c",
+                "jq --version; pip show apache-airflow-providers-openfaas | grep ^Version; "
+                "stat -c %U dags/smoke_dag.py; airflow version",
+            )
+            .stdout.strip()
+            .splitlines()
+        )
+        assert out[0].startswith("jq-1.6")
+        assert out[1:] == ["Version: 2.0.1", "astro", "2.2.4+astro.1"]
+    finally:
+        docker("image", "rm", "--force", tag, check=False)
+
+
+def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path):
+    project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n")
+    result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{int(time.time())}")
+    assert result.returncode != 0
+    assert (
+        "ERROR: requirements.txt line 2 installs apache-airflow ('apache-airflow==2.3.0'): this image provides "
+        "apache-airflow==2.2.4+astro.1 (AC 2.2.4-1); to change Airflow, change the base image tag instead"
+    ) in result.stdout + result.stderr
