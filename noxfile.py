@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -54,15 +55,32 @@ def _smoke_params() -> list[tuple[str, str]]:
 @nox.parametrize(["version", "flavour"], _smoke_params())
 def smoke(session: nox.Session, version: str, flavour: str) -> None:
     """Build the release up to its images (each stage skips what is done), then smoke-test one flavour."""
-    session.run("invoke", "build", version)
+    with _local_services_left_as_found(session):
+        session.run("invoke", "build", version)
     session.run(
         "pytest", "tests/smoke", *session.posargs, env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour}
     )
+
+
+@contextlib.contextmanager
+def _local_services_left_as_found(session: nox.Session):
+    """Services a session had to start are stopped again: a CI run must not leave ports taken on its machine."""
+    from ac_release.config import load_settings
+    from ac_release.services.manager import LocalServices
+
+    services = LocalServices(load_settings().services)
+    were_up = any(state.startswith("up") for state in services.status().values())
+    try:
+        yield
+    finally:
+        if not were_up:
+            session.run("invoke", "services.down")
 
 
 @nox.session
 @nox.parametrize("version", [params[0] for params in _smoke_params()[:1]])
 def bench(session: nox.Session, version: str) -> None:
     """Image build time and size against an AC-2022-style baseline (clears the Docker build cache)."""
-    session.run("invoke", "build", version)
-    session.run("invoke", "bench", version)
+    with _local_services_left_as_found(session):
+        session.run("invoke", "build", version)
+        session.run("invoke", "bench", version)

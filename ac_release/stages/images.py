@@ -93,14 +93,15 @@ def _fingerprint(context: Path, base_id: str, build_args: dict[str, str]) -> str
 def _build_flavour(ctx: ReleaseContext, flavour: Flavour, wheels: dict[str, Path]) -> dict:
     base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
     airflow_wheel, meta_wheel = _wheel(wheels, "apache_airflow-"), _wheel(wheels, "astronomer_certified-")
+    built = ctx.manifest.stage("wheel")["artifacts"]  # the pins come from the manifest, never from the files
     build_args = {
         "BASE_IMAGE": base,
         "AC_VERSION": str(ctx.version),
         "AIRFLOW_VERSION": ctx.version.wheel_version,
         "AIRFLOW_WHEEL": airflow_wheel.name,
-        "AIRFLOW_WHEEL_SHA256": sha256_file(airflow_wheel),
+        "AIRFLOW_WHEEL_SHA256": built[airflow_wheel.name]["sha256"],
         "META_WHEEL": meta_wheel.name,
-        "META_WHEEL_SHA256": sha256_file(meta_wheel),
+        "META_WHEEL_SHA256": built[meta_wheel.name]["sha256"],
         "EXTRAS": ",".join(ctx.line.all_extras),
     }
     context = _context(ctx, flavour, wheels)

@@ -220,18 +220,18 @@ def _twine_check(files: list[Path]) -> None:
 def _install_check(ctx: ReleaseContext, buildenv: BuildEnv, out: Path, wheel: str, meta: str) -> dict:
     """Install each wheel into a fresh venv of the line's Python; `airflow version` and every patch check must pass."""
     ctx.log("wheel: installing the wheels into fresh venvs and running the patch checks")
-    uv_cache = ctx.cache / "uv"
-    uv_cache.mkdir(parents=True, exist_ok=True)
+    (ctx.cache / "uv").mkdir(parents=True, exist_ok=True)
     output = _docker_run(
         ctx,
         buildenv,
-        {out: "/dist:ro", ctx.line.directory: "/line:ro", uv_cache: "/uv-cache", WHEEL_CHECK: "/wheelcheck.sh:ro"},
+        {ctx.line.directory: "/line:ro", ctx.cache: "/cache", WHEEL_CHECK: "/wheelcheck.sh:ro"},
         [
             "sh",
             "-c",
-            'UV_CACHE_DIR=/uv-cache UV_PYTHON_DOWNLOADS=never exec sh /wheelcheck.sh "$@"',
+            'UV_CACHE_DIR=/cache/uv UV_PYTHON_DOWNLOADS=never exec sh /wheelcheck.sh "$@"',
             "check",
             buildenv.python,
+            f"/cache/{out.relative_to(ctx.cache)}",
             wheel,
             f"astronomer-certified=={ctx.version.meta_version}",
         ],

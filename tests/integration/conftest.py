@@ -89,3 +89,18 @@ def signed(built, services):
 def published(signed):
     ctx, _ = signed
     return ctx, publish.run(ctx)
+
+
+@pytest.fixture
+def other_index(tmp_path, signed):
+    """A second, empty index with its own services, sharing the release's dist/ bytes and signing keys."""
+    ctx, _ = signed
+    services_dir = tmp_path / "services"
+    shutil.copytree(ctx.settings.services.dir / "sigstore" / "state", services_dir / "sigstore" / "state")
+    settings = load_settings(write_config(tmp_path, services_dir=services_dir))
+    local = LocalServices(settings.services)
+    local.up(log=lambda _: None)
+    other = make_context(settings)
+    shutil.copytree(ctx.dist, other.dist)
+    yield other, local
+    local.down(log=lambda _: None)

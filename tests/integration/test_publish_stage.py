@@ -50,21 +50,6 @@ def test_second_publish_uploads_nothing(published, services):
     assert _packages(services) == before
 
 
-@pytest.fixture
-def other_index(tmp_path, signed):
-    """A second, empty index with its own services, sharing the release's dist/ bytes and signing keys."""
-    ctx, _ = signed
-    services_dir = tmp_path / "services"
-    shutil.copytree(ctx.settings.services.dir / "sigstore" / "state", services_dir / "sigstore" / "state")
-    settings = load_settings(write_config(tmp_path, services_dir=services_dir))
-    local = LocalServices(settings.services)
-    local.up(log=lambda _: None)
-    other = make_context(settings)
-    shutil.copytree(ctx.dist, other.dist)
-    yield other, local
-    local.down(log=lambda _: None)
-
-
 def test_other_bytes_under_our_name_on_the_index_are_refused(other_index):
     ctx, local = other_index
     (local.pypi_dir / "packages" / META).write_bytes(b"not the meta wheel")
