@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ac_release.baseimage import ensure_base
-from ac_release.context import ReleaseContext
+from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.images.matrix import ONBUILD, flavours_of
 from ac_release.manifest import Manifest
 from ac_release.stages import images
@@ -71,6 +71,7 @@ def _ours(ctx: ReleaseContext, work: Path, label: str) -> dict:
 
 
 def run_bench(ctx: ReleaseContext) -> dict:
+    ensure_local_services(ctx)
     flavours = flavours_of(images.images_dir(ctx), ctx.line.airflow)
     wheels = images.fetch_published_wheels(ctx)
     for flavour in flavours:  # base images are present in every measurement
