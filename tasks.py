@@ -10,7 +10,7 @@ from invoke import Collection, Exit, task
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.pipeline import run_stages
+from ac_release.pipeline import RELEASE, run_stages
 
 
 def _reports_errors(function):
@@ -26,16 +26,49 @@ def _reports_errors(function):
     return wrapper
 
 
-def _stages(version: str, target: str | None, names: list[str]) -> None:
-    ctx = ReleaseContext.create(version, load_settings(), target)
+def _stages(version: str, target: str | None, names: list[str], **context) -> None:
+    ctx = ReleaseContext.create(version, load_settings(), target, **context)
     run_stages(ctx, names)
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml (default: local)"})
+@task(
+    help={
+        "version": "AC version, e.g. 2.2.4-1",
+        "target": "a target of release.toml (default: local)",
+        "dry-run": "print every file, tag, digest comparison and remote the release would write; write nothing",
+    }
+)
 @_reports_errors
-def release(c, version, target=None):
-    """Release an AC version: preflight, wheel, sign, publish."""
-    _stages(version, target, ["preflight", "wheel", "sign", "publish"])
+def release(c, version, target=None, dry_run=False):
+    """Release an AC version: preflight, wheel, sign, publish, images, test, push, tag (each skips what is done)."""
+    if dry_run:
+        from ac_release.plan import plan, print_steps
+
+        ctx = ReleaseContext.create(version, load_settings(), target)
+        print_steps(ctx, plan(ctx), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
+        return
+    _stages(version, target, RELEASE, releasing=True)
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
+def status(c, version, target=None):
+    """Show what of a release exists where: dist/, index, images, registries, git tag."""
+    from ac_release.plan import plan, print_steps
+
+    ctx = ReleaseContext.create(version, load_settings(), target)
+    print_steps(ctx, plan(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
+def verify(c, version, target=None):
+    """From a clean client: download and verify every artifact, pull every image by digest, run airflow version."""
+    from ac_release.verify import run_verify
+
+    ctx = ReleaseContext.create(version, load_settings(), target)
+    for what, result in run_verify(ctx):
+        print(f"ok  {what}: {result}")
 
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
@@ -143,4 +176,4 @@ services.add_task(services_status, "status")
 images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
-namespace = Collection(release, build, wheel, sign, publish, lock, services, images, bench)
+namespace = Collection(release, status, verify, build, wheel, sign, publish, lock, services, images, bench)

@@ -123,7 +123,7 @@ def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
             f"{onbuild_s:.1f}",
             f"{onbuild_s / cold_s:.3f}",
         )
-    ctx.console.print(table)
+    ctx.console.print(table, width=200)
     if len(flavours) > 1:
         first = figures["cold"][flavours[0].name]["base"]["seconds"]
         for flavour in flavours[1:]:

@@ -1,25 +1,111 @@
-"""`changelog/<airflow>.md`: one file per Airflow version, newest build first (`## 2.2.4-1, 2026-11-22`)."""
+"""`changelog/<airflow>.md`: one file per Airflow version, newest build first, a fixed set of sections.
+
+# Astronomer Certified 2.2.4
+## 2.2.4-1, 2026-11-22
+### Bug Fixes
+- ...
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ac_release.errors import ReleaseError
+from ac_release.version import ACVersion
 
-HEADING = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$", re.MULTILINE)
+SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
+_BUILD = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$")
+_SECTION = re.compile(r"^### (?P<name>.+)$")
 
 
-def builds(changelog_dir: Path, airflow: str) -> list[tuple[str, str]]:
-    """(version, date) of every build entry, in file order (newest first)."""
-    path = changelog_dir / f"{airflow}.md"
+@dataclass
+class Entry:
+    version: str
+    date: str
+    line: int
+    sections: dict[str, list[str]] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        return "\n\n".join(f"### {name}\n" + "\n".join(items) for name, items in self.sections.items())
+
+
+def parse(path: Path, airflow: str) -> list[Entry]:
+    """The entries of a changelog, newest first; any malformed line is refused naming file and line."""
     if not path.exists():
-        raise ReleaseError(f"no changelog for Airflow {airflow}: add {path}")
-    return [(m["version"], m["date"]) for m in HEADING.finditer(path.read_text())]
+        raise ReleaseError(f"no changelog for Airflow {airflow}: add {path.name} to changelog/")
+    lines = path.read_text().splitlines()
+    where = f"changelog/{path.name}"
+    if not lines or lines[0] != f"# Astronomer Certified {airflow}":
+        raise ReleaseError(f"{where}:1: the first line must be `# Astronomer Certified {airflow}`")
+    entries: list[Entry] = []
+    section: list[str] | None = None
+    for number, text in enumerate(lines[1:], start=2):
+        if match := _BUILD.match(text):
+            version = match["version"]
+            try:
+                parsed = ACVersion.parse(version)
+            except ReleaseError as exc:
+                raise ReleaseError(f"{where}:{number}: {exc}") from None
+            if parsed.airflow_version != airflow:
+                raise ReleaseError(f"{where}:{number}: {version} does not belong in the changelog of {airflow}")
+            if any(e.version == version for e in entries):
+                raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
+            if entries and ACVersion.parse(entries[-1].version) < parsed:
+                raise ReleaseError(f"{where}:{number}: {version} is listed below {entries[-1].version}: newest first")
+            entries.append(Entry(version, match["date"], number))
+            section = None
+        elif match := _SECTION.match(text):
+            if not entries:
+                raise ReleaseError(f"{where}:{number}: a section before the first `## <version>, <date>` heading")
+            if match["name"] not in SECTIONS:
+                raise ReleaseError(
+                    f"{where}:{number}: unknown section {match['name']!r}: use one of {', '.join(SECTIONS)}"
+                )
+            section = entries[-1].sections.setdefault(match["name"], [])
+        elif text.startswith("#"):
+            raise ReleaseError(f"{where}:{number}: unexpected heading {text!r}")
+        elif text.strip():
+            if section is None:
+                raise ReleaseError(f"{where}:{number}: text outside a section")
+            if text.startswith("- "):
+                section.append(text)
+            elif text.startswith("  ") and section:
+                section[-1] += "\n" + text
+            else:
+                raise ReleaseError(f"{where}:{number}: entries are `- ` bullets")
+    for entry in entries:
+        empty = [name for name, items in entry.sections.items() if not items]
+        if not entry.sections or empty:
+            raise ReleaseError(
+                f"{where}:{entry.line}: {entry.version} has an empty entry or section {empty or ''}".strip()
+            )
+    return entries
+
+
+def release_entry(changelog_dir: Path, version: ACVersion) -> Entry:
+    """The entry of the build being released: present, dated (not TBD), well-formed."""
+    entries = parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version)
+    entry = next((e for e in entries if e.version == str(version)), None)
+    if entry is None:
+        raise ReleaseError(
+            f"changelog/{version.airflow_version}.md has no entry for {version}: add `## {version}, YYYY-MM-DD` "
+            f"with its sections before releasing"
+        )
+    try:
+        dt.date.fromisoformat(entry.date)
+    except ValueError:
+        raise ReleaseError(
+            f"changelog/{version.airflow_version}.md:{entry.line}: {version} is dated {entry.date!r}: "
+            f"set the release date (YYYY-MM-DD) before releasing"
+        ) from None
+    return entry
 
 
 def newest_build(changelog_dir: Path, airflow: str) -> str:
-    entries = builds(changelog_dir, airflow)
+    entries = parse(changelog_dir / f"{airflow}.md", airflow)
     if not entries:
         raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
-    return entries[0][0]
+    return entries[0].version

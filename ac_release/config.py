@@ -69,6 +69,7 @@ class Target:
     signing: SigningSettings
     base_images: str  # "debootstrap" (built here from Debian's archive) or "official" (python:<py>-slim-<distro>)
     registries: tuple[str, ...]
+    git_remote: str  # where the release tag is pushed: a remote name or URL, or a path
     local_services: bool  # the pipeline starts and owns the services this target talks to
 
 
@@ -78,6 +79,7 @@ class ServicesSettings:
     host: str
     pypi_port: int
     sigstore_port: int
+    registry_port: int
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def _target(base: Path, name: str, data: dict) -> Target:
         ),
         base_images=data.get("base_images", "official"),
         registries=tuple(data.get("registries", ())),
+        git_remote=str(_path(base, data["git_remote"])) if data["git_remote"].startswith(".") else data["git_remote"],
         local_services=bool(data.get("local_services", False)),
     )
 
@@ -162,6 +165,7 @@ def load_settings(path: Path | None = None) -> Settings:
                 host=services.get("host", "127.0.0.1"),
                 pypi_port=int(services["pypi_port"]),
                 sigstore_port=int(services["sigstore_port"]),
+                registry_port=int(services["registry_port"]),
             ),
             targets={name: _target(base, name, t) for name, t in data["targets"].items()},
             default_target=data["default_target"],

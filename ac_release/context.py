@@ -23,6 +23,7 @@ class ReleaseContext:
     target: Target
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
     dry_run: bool = False
+    releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
 
     @classmethod
     def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from ac_release import faults
 from ac_release.context import ReleaseContext
-from ac_release.stages import images, preflight, publish, sign, wheel
+from ac_release.stages import images, preflight, publish, push, sign, tag, test, wheel
 
-STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images)}
+STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, tag)}
+RELEASE = list(STAGES)
 
 
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:
@@ -22,6 +24,7 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:
             results[name] = STAGES[name].run(ctx)
         timings[name] = time.monotonic() - started
         ctx.log(f"[green]✓[/green] {name} ({timings[name]:.1f} s)")
+        faults.reached(f"after:{name}")
     _summary(ctx, timings)
     return results
 

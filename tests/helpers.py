@@ -26,15 +26,18 @@ def write_config(
     instance: str = "local",
     services_dir: Path | None = None,
     password_file: Path | None = None,
+    registry_port: int | None = None,
+    root: Path = REPO,
 ) -> Path:
     """A release.toml like the repository's, with its dist, services and ports in `directory`."""
     services_dir = services_dir or directory / "services"
     password_file = password_file or services_dir / "pypi" / "password"
     pypi_port = pypi_port or free_port()
+    registry_port = registry_port or free_port()
     sigstore_port = sigstore_port or free_port()
     path = directory / "release.toml"
     path.write_text(f"""
-root = "{REPO}"
+root = "{root}"
 default_target = "local"
 dist_dir = "{directory / "dist"}"
 cache_dir = "{cache_dir}"
@@ -46,11 +49,13 @@ dir = "{services_dir}"
 host = "127.0.0.1"
 pypi_port = {pypi_port}
 sigstore_port = {sigstore_port}
+registry_port = {registry_port}
 
 [targets.local]
 local_services = true
 base_images = "debootstrap"
-registries = []
+registries = ["127.0.0.1:{registry_port}/astronomer/ap-airflow"]
+git_remote = "{services_dir / "git" / "ac-release.git"}"
 
 [targets.local.index]
 url = "{index_url or f"http://127.0.0.1:{pypi_port}/"}"

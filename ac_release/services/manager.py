@@ -53,6 +53,15 @@ class LocalServices:
     def trust_config(self) -> Path:
         return self.sigstore_dir / "trust_config.json"
 
+    @property
+    def registry_dir(self) -> Path:
+        return self.dir / "registry"
+
+    @property
+    def git_remote(self) -> Path:
+        """The bare repository the local target pushes release tags to."""
+        return self.dir / "git" / "ac-release.git"
+
     def services(self) -> list[Service]:
         host = self.settings.host
         return [
@@ -100,6 +109,12 @@ class LocalServices:
                 self.settings.sigstore_port,
                 "/",
             ),
+            Service(
+                "registry",
+                ["docker-registry", "serve", str(self.registry_dir / "config.yml")],
+                self.settings.registry_port,
+                "/v2/",
+            ),
         ]
 
     def _prepare_pypi(self) -> None:
@@ -113,6 +128,22 @@ class LocalServices:
         htpasswd = HtpasswdFile(default_scheme="bcrypt")
         htpasswd.set_password(INDEX_USER, password_file.read_text().strip())
         atomic_write_text(self.pypi_dir / "htpasswd", htpasswd.to_string().decode(), mode=0o600)
+
+    def _prepare_registry(self) -> None:
+        """Debian's CNCF distribution registry, no auth (it refuses basic auth without TLS): loopback only."""
+        (self.registry_dir / "data").mkdir(parents=True, exist_ok=True)
+        config = (
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.registry_dir / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.settings.host}:{self.settings.registry_port}\n"
+        )
+        atomic_write_text(self.registry_dir / "config.yml", config)
+
+    def _prepare_git(self) -> None:
+        if not (self.git_remote / "HEAD").exists():
+            self.git_remote.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["git", "init", "--quiet", "--bare", str(self.git_remote)], check=True)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -140,6 +171,8 @@ class LocalServices:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "run").mkdir(exist_ok=True)
         self._prepare_pypi()
+        self._prepare_registry()
+        self._prepare_git()
         urls = {}
         for service in self.services():
             urls[service.name] = service.url(self.settings.host)

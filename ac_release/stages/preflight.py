@@ -43,6 +43,39 @@ def check_index_credentials(ctx: ReleaseContext) -> None:
     retry(probe, what=f"reaching the index {index.url}")
 
 
+def check_release_inputs(ctx: ReleaseContext) -> None:
+    """What only a release demands: committed inputs, a dated changelog entry, reachable remotes, and nothing
+    already released under this version with other bytes."""
+    from ac_release import registry
+    from ac_release.changelog import release_entry
+    from ac_release.stages.publish import index_state
+    from ac_release.stages.tag import git, remote_tag_commit
+
+    if dirty := git(ctx, "status", "--porcelain", "--untracked-files=normal"):
+        raise ReleaseError(
+            f"the git tree has uncommitted changes ({dirty.splitlines()[0].strip()}): a release is "
+            f"made from a commit; commit or stash them"
+        )
+    release_entry(ctx.settings.root / "changelog", ctx.version)
+    for repository in ctx.target.registries:
+        registry.tags(repository)  # reachable, and the credentials may read it
+    head = git(ctx, "rev-parse", "HEAD")
+    remote = remote_tag_commit(ctx)
+    if remote is not None and remote != head:
+        raise ReleaseError(
+            f"{ctx.version} is already released from {remote} ({ctx.target.git_remote} has tag "
+            f"{ctx.version.git_tag}); this tree is at {head}: release the next build number"
+        )
+    built = (ctx.manifest.stage("wheel") or {}).get("artifacts", {})
+    on_index = index_state(ctx, ctx.target.index.password.read())
+    for name, meta in built.items():
+        if name in on_index and on_index[name].sha256 != meta["sha256"]:
+            raise ReleaseError(
+                f"{ctx.target.index.url} already holds {name} with sha256 {on_index[name].sha256}, "
+                f"dist/{ctx.version} has {meta['sha256']}: published files never change"
+            )
+
+
 def run(ctx: ReleaseContext) -> dict:
     missing = [tool for tool in ("patch", "git") if shutil.which(tool) is None]
     if ctx.target.base_images == "debootstrap" and shutil.which("debootstrap") is None:
@@ -52,4 +85,6 @@ def run(ctx: ReleaseContext) -> dict:
     ctx.docker  # noqa: B018 - resolving it checks that the engine answers
     ensure_local_services(ctx)
     check_index_credentials(ctx)
+    if ctx.releasing:
+        check_release_inputs(ctx)
     return {"target": ctx.target.name, "index": ctx.target.index.url}

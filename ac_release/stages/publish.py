@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ac_release import faults
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
@@ -76,8 +77,13 @@ def _upload(ctx: ReleaseContext, artifact: Path, password: str) -> None:
     ]
     env = {**os.environ, "TWINE_PASSWORD": password}  # never on the command line
 
+    number = faults.count("upload")
+
     def attempt() -> None:
-        result = subprocess.run(argv, capture_output=True, text=True, env=env)
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        faults.reached(f"during:upload-{number}")
+        stdout, stderr = process.communicate()
+        result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
         if result.returncode == 0:
             return
         output = (result.stdout + result.stderr).replace(password, "***")
@@ -91,6 +97,7 @@ def _upload(ctx: ReleaseContext, artifact: Path, password: str) -> None:
         raise ReleaseError(f"twine upload of {artifact.name} failed: {_twine_error(output)}")
 
     retry(attempt, what=f"upload of {artifact.name} to {index.url}")
+    faults.reached(f"after:upload-{number}")
 
 
 def _twine_error(output: str) -> str:

@@ -1,0 +1,109 @@
+"""The changelog validator: what a release refuses in changelog/<airflow>.md."""
+
+import pytest
+
+from ac_release.changelog import SECTIONS, newest_build, parse, release_entry
+from ac_release.errors import ReleaseError
+from ac_release.version import ACVersion
+from tests.helpers import REPO
+
+GOOD = """# Astronomer Certified 2.2.4
+
+## 2.2.4-2, TBD
+
+### Security
+- Bump something.
+
+## 2.2.4-1, 2026-11-22
+
+### Bug Fixes
+- A fix
+  spanning two lines.
+
+### Dependencies
+- A pin.
+"""
+
+
+def _write(tmp_path, text):
+    (tmp_path / "2.2.4.md").write_text(text)
+    return tmp_path
+
+
+def test_repository_changelog_is_valid_and_has_the_release():
+    entry = release_entry(REPO / "changelog", ACVersion.parse("2.2.4-1"))
+    assert (entry.version, entry.date) == ("2.2.4-1", "2026-11-22")
+    assert set(entry.sections) <= set(SECTIONS)
+    assert newest_build(REPO / "changelog", "2.2.4") == "2.2.4-1"
+
+
+def test_entries_newest_first_with_their_sections(tmp_path):
+    entries = parse(_write(tmp_path, GOOD) / "2.2.4.md", "2.2.4")
+    assert [(e.version, e.date, list(e.sections)) for e in entries] == [
+        ("2.2.4-2", "TBD", ["Security"]),
+        ("2.2.4-1", "2026-11-22", ["Bug Fixes", "Dependencies"]),
+    ]
+    assert entries[1].markdown() == "### Bug Fixes\n- A fix\n  spanning two lines.\n\n### Dependencies\n- A pin."
+
+
+def test_tbd_date_is_refused_at_release_time(tmp_path):
+    with pytest.raises(ReleaseError) as error:
+        release_entry(_write(tmp_path, GOOD), ACVersion.parse("2.2.4-2"))
+    assert str(error.value) == (
+        "changelog/2.2.4.md:3: 2.2.4-2 is dated 'TBD': set the release date (YYYY-MM-DD) before releasing"
+    )
+
+
+def test_missing_entry_is_refused_at_release_time(tmp_path):
+    with pytest.raises(ReleaseError) as error:
+        release_entry(_write(tmp_path, GOOD), ACVersion.parse("2.2.4-3"))
+    assert str(error.value) == (
+        "changelog/2.2.4.md has no entry for 2.2.4-3: add `## 2.2.4-3, YYYY-MM-DD` with its sections before releasing"
+    )
+
+
+def test_impossible_date_is_refused(tmp_path):
+    with pytest.raises(ReleaseError, match=r"^changelog/2.2.4.md:8: 2.2.4-1 is dated '2026-13-01'"):
+        release_entry(_write(tmp_path, GOOD.replace("2026-11-22", "2026-13-01")), ACVersion.parse("2.2.4-1"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("### Security", "### Fixes"),
+            "changelog/2.2.4.md:5: unknown section 'Fixes': use one of Security, Bug Fixes, Features, Improvements, "
+            "Dependencies",
+        ),
+        (("## 2.2.4-2, TBD", "## 2.2.4-1, TBD"), "changelog/2.2.4.md:8: duplicate entry for 2.2.4-1"),
+        (("- Bump something.\n", ""), "changelog/2.2.4.md:3: 2.2.4-2 has an empty entry or section ['Security']"),
+        (("### Security\n- Bump something.\n", ""), "changelog/2.2.4.md:3: 2.2.4-2 has an empty entry or section"),
+        (
+            ("## 2.2.4-2, TBD", "## 2.2.3-2, TBD"),
+            "changelog/2.2.4.md:3: 2.2.3-2 does not belong in the changelog of 2.2.4",
+        ),
+        (
+            ("## 2.2.4-2, TBD", "## 2.2.4-0, TBD"),
+            "changelog/2.2.4.md:3: invalid AC version '2.2.4-0': expected X.Y.Z-N (release, N >= 1 without leading "
+            "zeros) or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1",
+        ),
+        (
+            ("# Astronomer Certified 2.2.4", "# Changelog"),
+            "changelog/2.2.4.md:1: the first line must be `# Astronomer Certified 2.2.4`",
+        ),
+        (("- A pin.", "A pin."), "changelog/2.2.4.md:15: entries are `- ` bullets"),
+    ],
+)
+def test_malformed_changelogs_are_refused_naming_the_line(tmp_path, change, message):
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, GOOD.replace(*change)) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == message
+
+
+def test_older_build_above_a_newer_one_is_refused(tmp_path):
+    swapped = (
+        "# Astronomer Certified 2.2.4\n\n## 2.2.4-1, 2026-11-22\n\n### Security\n- x\n\n"
+        "## 2.2.4-2, TBD\n\n### Security\n- y\n"
+    )
+    with pytest.raises(ReleaseError, match=r"^changelog/2.2.4.md:8: 2.2.4-2 is listed below 2.2.4-1: newest first$"):
+        parse(_write(tmp_path, swapped) / "2.2.4.md", "2.2.4")
