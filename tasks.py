@@ -73,6 +73,15 @@ def verify(c, version, target=None):
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
 @_reports_errors
+def github_release(c, version, target=None):
+    """Publish the tag's notes with the wheels, bundles and manifest as the GitHub release (in GitHub Actions)."""
+    from ac_release.github import publish_github_release
+
+    print(publish_github_release(ReleaseContext.create(version, load_settings(), target)))
+
+
+@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@_reports_errors
 def build(c, version, target=None):
     """Everything before the tests: preflight, wheel, sign, publish, images (each skips what is done)."""
     _stages(version, target, ["preflight", "wheel", "sign", "publish", "images"])
@@ -176,4 +185,6 @@ services.add_task(services_status, "status")
 images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
-namespace = Collection(release, status, verify, build, wheel, sign, publish, lock, services, images, bench)
+namespace = Collection(
+    release, status, verify, github_release, build, wheel, sign, publish, lock, services, images, bench
+)

@@ -124,6 +124,16 @@ def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
             f"{onbuild_s / cold_s:.3f}",
         )
     ctx.console.print(table, width=200)
+    for flavour in flavours:  # the same figures as plain lines, whatever the terminal's width
+        base_s, base_size = figures["baseline"][flavour.name]
+        cold, warm = figures["cold"][flavour.name], figures["warm"][flavour.name]
+        ctx.log(
+            f"figure {flavour.name}: baseline cold {base_s:.0f} s {base_size / 1e6:.0f} MB; ours cold "
+            f"{cold['base']['seconds']:.0f} s ({cold['base']['seconds'] / base_s:.2f}x), warm "
+            f"{warm['base']['seconds']:.1f} s ({warm['base']['seconds'] / base_s:.3f}x), "
+            f"{cold['base']['size'] / 1e6:.0f} MB ({cold['base']['size'] / base_size:.2f}x); onbuild "
+            f"{cold[ONBUILD]['seconds']:.1f} s ({cold[ONBUILD]['seconds'] / cold['base']['seconds']:.3f} of the first)"
+        )
     if len(flavours) > 1:
         first = figures["cold"][flavours[0].name]["base"]["seconds"]
         for flavour in flavours[1:]:

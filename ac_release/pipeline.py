@@ -30,18 +30,37 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:
 
 
 def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
-    table = Table(title=f"AC {ctx.version} → {ctx.target.name}")
-    table.add_column("artifact")
-    table.add_column("sha256")
-    table.add_column("bundle")
-    table.add_column("index")
-    built = ctx.manifest.stage("wheel") or {"artifacts": {}}
-    signed = (ctx.manifest.stage("sign") or {}).get("bundles", {})
-    published = ((ctx.manifest.stage("publish") or {}).get(ctx.target.name) or {}).get("files", {})
-    for name, meta in sorted(built["artifacts"].items()):
-        table.add_row(
-            name, meta["sha256"][:16] + "…", "✓" if name in signed else "-", published.get(name, {}).get("action", "-")
+    stages = ctx.manifest.data["stages"]
+    artifacts = Table(title=f"AC {ctx.version} → {ctx.target.name}")
+    for column in ("artifact", "sha256", "bundle", "index"):
+        artifacts.add_column(column)
+    signed = stages.get("sign", {}).get("bundles", {})
+    published = stages.get("publish", {}).get(ctx.target.name, {}).get("files", {})
+    for name, meta in sorted(stages.get("wheel", {}).get("artifacts", {}).items()):
+        artifacts.add_row(
+            name, meta["sha256"], "✓" if name in signed else "-", published.get(name, {}).get("action", "-")
         )
-    ctx.console.print(table)
-    ctx.log("  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
+    ctx.console.print(artifacts)
+    if stages.get("images"):
+        images = Table()
+        for column in ("image", "id", "smoke tests", "registry digest", "tags"):
+            images.add_column(column)
+        pushed = stages.get("push", {}).get(ctx.target.name, {}).get("images", {})
+        for flavour, entry in sorted(stages["images"].items()):
+            test = stages.get("test", {}).get(flavour, {})
+            for variant in ("base", "onbuild"):
+                image = entry[variant]["image"]
+                tested = (
+                    f"{test.get('result')}: {test.get('summary')}"
+                    if test.get("images", {}).get(variant) == image
+                    else "-"
+                )
+                remote = [p for p in pushed.values() if p["image"] == image]
+                tags = ", ".join(sorted({t for p in remote for t in p["tags"] + p["floating_moved"]}))
+                digest = remote[0]["digest"] if remote else "-"
+                images.add_row(entry[variant]["ref"], image[:19], tested, digest, tags or "-")
+        ctx.console.print(images)
+    if stages.get("tag"):
+        ctx.log(f"git tag {stages['tag']['tag']} at {stages['tag']['commit'][:12]} on {stages['tag']['remote']}")
+    ctx.log("time: " + "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
     ctx.log(f"manifest: {ctx.manifest.path}")

@@ -36,25 +36,25 @@ def remote_tag_commit(ctx: ReleaseContext) -> str | None:
 def run(ctx: ReleaseContext) -> dict:
     ensure_local_services(ctx)
     entry = release_entry(ctx.settings.root / "changelog", ctx.version)
-    notes = ctx.dist / NOTES
-    atomic_write_text(notes, render(ctx, entry))
     tag = ctx.version.git_tag
     head = git(ctx, "rev-parse", "HEAD")
+    # Every refusal comes before the first write.
     local = git(ctx, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}", check=False)
     if local and local != head:
         raise ReleaseError(f"tag {tag} already points to {local}, not HEAD {head}: a release tag never moves")
-    if not local:
-        git(ctx, "tag", "--annotate", tag, "--file", str(notes), "HEAD")
-        ctx.log(f"tag: created {tag} at {head[:12]}")
     remote = remote_tag_commit(ctx)
+    if remote is not None and remote != head:
+        raise ReleaseError(f"{ctx.target.git_remote} has tag {tag} at {remote}, this release is at {head}: refusing")
+    notes = ctx.dist / NOTES
+    atomic_write_text(notes, render(ctx, entry))
+    if not local:
+        # verbatim: the default cleanup would drop every markdown heading as a comment line
+        git(ctx, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")
+        ctx.log(f"tag: created {tag} at {head[:12]}")
     if remote is None:
         git(ctx, "push", "--quiet", ctx.target.git_remote, f"refs/tags/{tag}")
         ctx.log(f"tag: pushed {tag} to {ctx.target.git_remote}")
-        action = "pushed"
-    elif remote == head:
-        action = "present"
-    else:
-        raise ReleaseError(f"{ctx.target.git_remote} has tag {tag} at {remote}, this release is at {head}: refusing")
+    action = "pushed" if remote is None else "present"
     result = {"tag": tag, "commit": head, "remote": ctx.target.git_remote, "notes": NOTES, "action": action}
     ctx.manifest.record(NAME, result)
     return result

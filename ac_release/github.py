@@ -1,0 +1,60 @@
+"""The GitHub release of a finished release (connected world only): the tag's notes, with the wheels, the sdist,
+their Sigstore bundles and the manifest attached, through the `gh` CLI of GitHub Actions.
+
+Idempotent like the stages: an existing release keeps the assets it has (same name and size) and gets the
+missing ones; an asset with the same name and another size is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+from ac_release.signing import bundle_name
+from ac_release.stages.tag import NOTES
+
+
+def _gh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    if shutil.which("gh") is None:
+        raise ReleaseError("the GitHub CLI `gh` is not installed: the GitHub release is made in GitHub Actions")
+    result = subprocess.run(["gh", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise ReleaseError(f"gh {args[0]} {args[1]} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return result
+
+
+def publish_github_release(ctx: ReleaseContext) -> str:
+    tagged = ctx.manifest.stage("tag")
+    if not tagged:
+        raise ReleaseError(f"{ctx.version} has no git tag yet: run `invoke release {ctx.version}` first")
+    built = ctx.manifest.stage("wheel")["artifacts"]
+    assets = [ctx.dist / name for name in sorted(built)] + [ctx.dist / bundle_name(n) for n in sorted(built)]
+    assets.append(ctx.manifest.path)
+    tag = tagged["tag"]
+    view = _gh("release", "view", tag, "--json", "assets", check=False)
+    if view.returncode != 0:
+        _gh(
+            "release",
+            "create",
+            tag,
+            "--verify-tag",
+            "--title",
+            f"Astronomer Certified {ctx.version}",
+            "--notes-file",
+            str(ctx.dist / NOTES),
+            *map(str, assets),
+        )
+        return "created"
+    existing = {a["name"]: a["size"] for a in json.loads(view.stdout)["assets"]}
+    for asset in assets:
+        if asset.name in existing and existing[asset.name] != asset.stat().st_size:
+            raise ReleaseError(
+                f"GitHub release {tag} has another {asset.name} ({existing[asset.name]} bytes): refusing"
+            )
+    missing = [str(a) for a in assets if a.name not in existing]
+    if missing:
+        _gh("release", "upload", tag, *missing)
+    return "updated" if missing else "present"

@@ -1,0 +1,238 @@
+"""`invoke release` end to end, as a release engineer runs it, on a committed copy of this repository with its own
+local services: the full release, a re-run that moves nothing, verify/status/dry-run, and kill -9 at every stage
+boundary and in the middle of uploads and pushes, each resumed to the same final state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ac_release import registry
+from ac_release.config import load_settings
+from ac_release.pipeline import RELEASE
+from ac_release.services.manager import LocalServices
+from tests.helpers import REPO, write_config
+
+pytestmark = pytest.mark.integration
+
+VERSION = "2.2.4-1"
+FAULTS = [
+    "after:preflight",
+    "after:wheel",
+    "after:sign",
+    "during:upload-2",
+    "after:publish",
+    "after:images",
+    "after:test",
+    "during:push-3",
+    "after:push",
+]
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def release_repo(tmp_path_factory, docker_ready) -> Path:
+    """The working tree as it is (tracked and new files), committed in a repository of its own."""
+    root = tmp_path_factory.mktemp("repo")
+    for name in _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0"):
+        if name and (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")
+    return root
+
+
+def invoke(repo: Path, config: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "AC_RELEASE_FAULT"}
+    env |= {"AC_RELEASE_CONFIG": str(config), "COLUMNS": "200"} | ({"AC_RELEASE_FAULT": fault} if fault else {})
+    # A session of its own: a failpoint kills its whole process group, never pytest.
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(repo), *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=3600,
+    )
+
+
+def state(config: Path) -> dict:
+    """Everything a release leaves behind, outside its own dist/."""
+    settings = load_settings(config)
+    services = LocalServices(settings.services)
+    manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
+    (repository,) = settings.target(None).registries
+    images = {tag: registry.remote_image(repository, tag) for tag in sorted(registry.tags(repository))}
+    return {
+        "wheels": {n: m["sha256"] for n, m in manifest["stages"]["wheel"]["artifacts"].items()},
+        "index": {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((services.pypi_dir / "packages").iterdir())
+        },
+        "registry": {tag: (image.digest, image.config) for tag, image in images.items()},
+        "git": subprocess.run(
+            ["git", "ls-remote", "--tags", str(services.git_remote)], capture_output=True, text=True
+        ).stdout,
+        "stages": sorted(manifest["stages"]),
+    }
+
+
+def files(directory: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(release_repo, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("reference")
+    config = write_config(directory, root=release_repo)
+    started = time.monotonic()
+    result = invoke(release_repo, config, "release", VERSION)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    print(f"\nfigure: cold-ish full release {seconds:.0f} s")
+    yield config, result, state(config)
+    LocalServices(load_settings(config).services).down(log=lambda _: None)
+
+
+def test_release_does_every_stage_and_records_it(reference):
+    config, result, final = reference
+    assert final["stages"] == sorted(RELEASE)
+    assert set(final["index"]) == set(final["wheels"]) and final["index"] == final["wheels"]
+    assert {
+        "2.2.4-1",
+        "2.2.4-1-bullseye",
+        "2.2.4",
+        "2.2.4-bullseye",
+        "2.2.4-1-onbuild",
+        "2.2.4-onbuild",
+        "2.2.4-1-bullseye-onbuild",
+        "2.2.4-bullseye-onbuild",
+    } == set(final["registry"])
+    assert "refs/tags/v2.2.4-1^{}" in final["git"]
+    notes = (load_settings(config).dist_dir / VERSION / "RELEASE_NOTES.md").read_text()
+    assert notes.startswith("# Astronomer Certified 2.2.4-1 (2026-11-22)\n")
+    assert final["registry"]["2.2.4-1"][0] in notes
+    summary = result.stderr + result.stdout
+    for stage in RELEASE:
+        assert f"✓ {stage} (" in summary
+    assert "smoke(version='2.2.4-1', flavour='bullseye')" in summary and "passed" in summary
+
+
+def test_a_rerun_does_nothing_in_under_30_s(reference):
+    config, _, final = reference
+    settings = load_settings(config)
+    services = LocalServices(settings.services)
+    before = {
+        part: files(path)
+        for part, path in [
+            ("index", services.pypi_dir / "packages"),
+            ("registry", services.registry_dir / "data"),
+            ("remote", services.git_remote),
+        ]
+    }
+    started = time.monotonic()
+    result = invoke(settings.root, config, "release", VERSION)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(f"\nfigure: re-run {seconds:.1f} s")
+    assert seconds < 30
+    assert {
+        part: files(path)
+        for part, path in [
+            ("index", services.pypi_dir / "packages"),
+            ("registry", services.registry_dir / "data"),
+            ("remote", services.git_remote),
+        ]
+    } == before  # zero bytes uploaded or pushed
+    assert state(config) == final
+    output = result.stderr + result.stdout
+    for skipped in (
+        "wheel: dist/2.2.4-1 already holds",
+        "publish: http://",
+        "images: bullseye already built",
+        "test: bullseye images already passed",
+    ):
+        assert skipped in output
+
+
+def test_verify_status_and_dry_run(reference):
+    config, _, final = reference
+    root = load_settings(config).root
+    verified = invoke(root, config, "verify", VERSION)
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    assert [line.split(":")[0] for line in verified.stdout.splitlines()] == [
+        "ok  apache-airflow-2.2.4+astro.1.tar.gz",
+        "ok  apache_airflow-2.2.4+astro.1-py3-none-any.whl",
+        "ok  astronomer_certified-2.2.4.post1-py3-none-any.whl",
+        *[
+            f"ok  {r}"
+            for r in sorted(
+                f"{load_settings(config).target(None).registries[0]} bullseye/{v}" for v in ("base", "onbuild")
+            )
+        ],
+    ]
+    dist = load_settings(config).dist_dir
+    before = files(dist)
+    for args in (["status", VERSION], ["release", VERSION, "--dry-run"]):
+        result = invoke(root, config, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "refuse" not in result.stdout and "CONFLICT" not in result.stdout
+    assert files(dist) == before
+    assert state(config) == final
+
+
+def test_no_secret_in_output_logs_layers_or_history(reference):
+    config, result, _ = reference
+    settings = load_settings(config)
+    password = LocalServices(settings.services).pypi_dir.joinpath("password").read_text().strip()
+    assert password and password not in result.stdout + result.stderr
+    for log in (settings.cache_dir / "logs").glob("*"):
+        assert password not in log.read_text(errors="replace"), log
+    manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
+    from ac_release.config import docker_command
+
+    docker = docker_command("auto")
+    for variant in ("base", "onbuild"):
+        image = manifest["stages"]["images"]["bullseye"][variant]["image"]
+        history = subprocess.run([*docker, "history", "--no-trunc", image], capture_output=True, text=True).stdout
+        assert password not in history
+        saved = subprocess.run([*docker, "save", image], capture_output=True).stdout
+        assert password.encode() not in saved
+
+
+def test_killed_anywhere_the_next_run_resumes_to_the_same_state(release_repo, reference, tmp_path):
+    _, _, final = reference
+    config = write_config(tmp_path, root=release_repo)
+    try:
+        for fault in FAULTS:
+            killed = invoke(release_repo, config, "release", VERSION, fault=fault)
+            assert killed.returncode == -9, (fault, killed.returncode, killed.stderr[-2000:])
+            print(f"\nfigure: killed at {fault}, resumed")
+        resumed = invoke(release_repo, config, "release", VERSION)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        after = state(config)
+        assert after["wheels"] == final["wheels"]
+        assert after["index"] == final["index"]  # nothing duplicated, nothing else
+        assert after["registry"] == final["registry"]  # same digests, same tags
+        assert after["stages"] == final["stages"]
+        assert "refs/tags/v2.2.4-1^{}" in after["git"]
+    finally:
+        LocalServices(load_settings(config).services).down(log=lambda _: None)
