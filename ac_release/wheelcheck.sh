@@ -9,7 +9,7 @@
 set -eu
 python="python$1"; dist="$2"; airflow_wheel="$3"; meta="$4"
 root="$(dirname "$dist")/venvs"
-export AIRFLOW_HOME=/tmp/airflow-home UV_LINK_MODE=hardlink
+export UV_LINK_MODE=hardlink
 
 install() {
     venv="$1"; shift
@@ -21,6 +21,8 @@ install() {
 
 check_venv() {
     name="$1"; shift
+    # Each venv its own AIRFLOW_HOME: Airflow writes airflow.cfg there on first start, and the venvs run together.
+    export AIRFLOW_HOME="$root/$name-home"
     install "$root/$name" "$@"
     printf 'airflow-version %s %s\n' "$name" "$("$root/$name/bin/airflow" version 2>/dev/null | tail -n 1)"
     for check in /line/patches/*.check.py; do
