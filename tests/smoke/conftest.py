@@ -6,6 +6,7 @@ the release manifest of the active configuration (release.toml, or AC_RELEASE_CO
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -89,32 +90,30 @@ def network(docker):
     docker("network", "rm", name, check=False)
 
 
+@contextlib.contextmanager
+def detached(docker: DockerCli, network: str, role: str, image: str, *command: str, args: tuple[str, ...] = ()):
+    """A container running `command` in the background on the test network, removed afterwards; yields its name."""
+    name = f"{network}-{role}"
+    docker("run", "--detach", "--name", name, f"--network={network}", *args, image, *command)
+    try:
+        yield name
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
 @pytest.fixture(scope="session")
 def postgres(docker, built, network):
     image = ensure_postgres(
         built.ctx.docker, built.ctx.target.base_images, images_dir(built.ctx), built.ctx.cache, log=lambda _: None
     )
     password = secrets.token_urlsafe(16)
-    name = f"{network}-postgres"
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        name,
-        f"--network={network}",
-        "--network-alias=postgres",
-        f"--env=POSTGRES_PASSWORD={password}",
-        "--env=POSTGRES_DB=airflow",
-        image,
-    )
-    try:
+    env = (f"--env=POSTGRES_PASSWORD={password}", "--env=POSTGRES_DB=airflow", "--network-alias=postgres")
+    with detached(docker, network, "postgres", image, args=env) as name:
         deadline = time.monotonic() + 60
         while docker("exec", name, "pg_isready", "-h", "127.0.0.1", "-q", check=False).returncode != 0:
             assert time.monotonic() < deadline, "PostgreSQL did not become ready in 60 s"
             time.sleep(0.5)
         yield f"postgresql://postgres:{password}@postgres/airflow"  # no port: the entrypoint defaults it
-    finally:
-        docker("rm", "--force", name, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ac_release.line import provider_distribution
-from tests.smoke.conftest import env_args, last_json
+from tests.smoke.conftest import detached, env_args, last_json
 
 pytestmark = pytest.mark.smoke
 
@@ -199,31 +199,19 @@ def _wait_for(probe, what: str, timeout: float = 180):
 
 
 def test_webserver_health_and_login_page(docker, built, network, airflow_env, initialised_db):
-    name = f"{network}-webserver"
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        name,
-        f"--network={network}",
-        *env_args(airflow_env),
-        built.image,
-        "airflow",
-        "webserver",
-    )
-    try:
+    with detached(
+        docker, network, "webserver", built.image, "airflow", "webserver", args=env_args(airflow_env)
+    ) as name:
 
         def health():
             result = docker("exec", name, "curl", "-sf", "http://127.0.0.1:8080/health", check=False)
             return json.loads(result.stdout) if result.returncode == 0 else None
 
         assert _wait_for(health, "webserver /health")["metadatabase"] == {"status": "healthy"}
-        code = docker(
+        login = docker(
             "exec", name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/login/"
-        ).stdout
-        assert code == "200"
-    finally:
-        docker("rm", "--force", name, check=False)
+        )
+        assert login.stdout == "200"
 
 
 def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, airflow, initialised_db, tmp_path):
@@ -232,20 +220,8 @@ def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, ai
     (dags / "smoke_dag.py").write_text(SMOKE_DAG)
     dags.chmod(0o755)
     mount = f"--volume={dags}:/usr/local/airflow/dags:ro"
-    name = f"{network}-scheduler"
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        name,
-        f"--network={network}",
-        mount,
-        *env_args(airflow_env),
-        built.image,
-        "airflow",
-        "scheduler",
-    )
-    try:
+    args = (mount, *env_args(airflow_env))
+    with detached(docker, network, "scheduler", built.image, "airflow", "scheduler", args=args):
         _wait_for(
             lambda: "smoke" in airflow("dags", "list", "--output", "json", extra=(mount,)).stdout, "DAG smoke parsed"
         )
@@ -253,14 +229,11 @@ def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, ai
         airflow("dags", "trigger", "smoke", extra=(mount,))
 
         def state():
-            runs = last_json(
-                airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(mount,)).stdout
-            )
+            listing = airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(mount,))
+            runs = last_json(listing.stdout)
             return runs[0]["state"] if runs and runs[0]["state"] in ("success", "failed") else None
 
         assert _wait_for(state, "DAG run smoke finished") == "success"
-    finally:
-        docker("rm", "--force", name, check=False)
 
 
 def test_database_wait_times_out_with_its_message(docker, built, network):
