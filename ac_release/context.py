@@ -22,7 +22,6 @@ class ReleaseContext:
     settings: Settings
     target: Target
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
-    dry_run: bool = False
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
 
     @classmethod

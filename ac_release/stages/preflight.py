@@ -43,13 +43,10 @@ def check_index_credentials(ctx: ReleaseContext) -> None:
     retry(probe, what=f"reaching the index {index.url}")
 
 
-def check_release_inputs(ctx: ReleaseContext) -> None:
-    """What only a release demands: committed inputs, a dated changelog entry, reachable remotes, and nothing
-    already released under this version with other bytes."""
-    from ac_release import registry
+def check_committed_inputs(ctx: ReleaseContext) -> None:
+    """A release is made from a commit, and its changelog entry is dated: checked before anything starts."""
     from ac_release.changelog import release_entry
-    from ac_release.stages.publish import index_state
-    from ac_release.stages.tag import git, remote_tag_commit
+    from ac_release.stages.tag import git
 
     if dirty := git(ctx, "status", "--porcelain", "--untracked-files=normal"):
         raise ReleaseError(
@@ -57,6 +54,14 @@ def check_release_inputs(ctx: ReleaseContext) -> None:
             f"made from a commit; commit or stash them"
         )
     release_entry(ctx.settings.root / "changelog", ctx.version)
+
+
+def check_remotes(ctx: ReleaseContext) -> None:
+    """Registries and git remote reachable, and nothing already released under this version with other bytes."""
+    from ac_release import registry
+    from ac_release.stages.publish import index_state
+    from ac_release.stages.tag import git, remote_tag_commit
+
     for repository in ctx.target.registries:
         registry.tags(repository)  # reachable, and the credentials may read it
     head = git(ctx, "rev-parse", "HEAD")
@@ -82,9 +87,11 @@ def run(ctx: ReleaseContext) -> dict:
         missing.append("debootstrap")
     if missing:
         raise ReleaseError(f"missing tools: {', '.join(missing)}; run .ci/bootstrap")
+    if ctx.releasing:
+        check_committed_inputs(ctx)
     ctx.docker  # noqa: B018 - resolving it checks that the engine answers
     ensure_local_services(ctx)
     check_index_credentials(ctx)
     if ctx.releasing:
-        check_release_inputs(ctx)
+        check_remotes(ctx)
     return {"target": ctx.target.name, "index": ctx.target.index.url}

@@ -177,3 +177,19 @@ def test_untested_images_are_refused_before_any_push(settings, make_image):
         push.run(ctx)
     assert pointing(settings) == {}
     shutil.rmtree(settings.dist_dir, ignore_errors=True)
+
+
+def test_a_registry_down_mid_release_gives_one_clear_line_and_the_push_resumes(settings, make_image, monkeypatch):
+    monkeypatch.setattr("ac_release.retry.time.sleep", lambda seconds: None)
+    a = make_image("a")
+    services = LocalServices(settings.services)
+    (repository,) = settings.target(None).registries
+    registry_service = next(s for s in services.services() if s.name == "registry")
+    services._stop(registry_service)  # the registry fails after the release started
+    with pytest.raises(ReleaseError) as error:  # (push.run itself would restart a local registry first)
+        push._push_image(released(settings, "2.2.4-1", a, a), repository, a, ["2.2.4-1"], [])
+    assert str(error.value).startswith(f"reading {repository}:2.2.4-1 failed after 4 attempts: ")
+    assert "\n" not in str(error.value)
+    services.up(log=lambda _: None)  # back again: the same release resumes
+    push.run(released(settings, "2.2.4-1", a, a))
+    assert pointing(settings)["2.2.4-1"] == a

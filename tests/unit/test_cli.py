@@ -45,3 +45,58 @@ def test_unknown_target(tmp_path):
     result = _invoke(tmp_path, "wheel", "2.2.4-1", "--target", "staging")
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["error: unknown target 'staging': choose one of local"]
+
+
+def _release_root(tmp_path: Path) -> Path:
+    """A committed repository holding what a release reads before it starts anything."""
+    root = tmp_path / "repo"
+    for part in ("wheel/2.2.4/line.toml", "changelog/2.2.4.md", "images/matrix.toml"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).write_bytes((REPO / part).read_bytes())
+    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(root),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "--quiet",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    return root
+
+
+def _release(tmp_path: Path, root: Path, version: str) -> subprocess.CompletedProcess:
+    config = write_config(tmp_path, root=root)
+    env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([*INVOKE, "release", version], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def test_release_from_a_dirty_tree_is_refused_before_anything_starts(tmp_path):
+    root = _release_root(tmp_path)
+    (root / "notes.txt").write_text("uncommitted")
+    result = _release(tmp_path, root, "2.2.4-1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: the git tree has uncommitted changes (?? notes.txt): a release is made from a commit; commit or "
+        "stash them"
+    ]
+    assert not (tmp_path / "services").exists() and not (tmp_path / "dist").exists()
+
+
+def test_release_without_a_changelog_entry_is_refused_before_anything_starts(tmp_path):
+    result = _release(tmp_path, _release_root(tmp_path), "2.2.4-2")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: changelog/2.2.4.md has no entry for 2.2.4-2: add `## 2.2.4-2, YYYY-MM-DD` with its sections before "
+        "releasing"
+    ]
+    assert not (tmp_path / "services").exists() and not (tmp_path / "dist").exists()
