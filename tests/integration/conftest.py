@@ -59,6 +59,20 @@ def services(settings):
     local.down(log=lambda _: None)
 
 
+def context_like(ctx: ReleaseContext, tmp_path, **overrides) -> ReleaseContext:
+    """Another context on the same services, with some settings (signing identity, issuer, ...) changed."""
+    services = ctx.settings.services
+    config = write_config(
+        tmp_path,
+        pypi_port=services.pypi_port,
+        sigstore_port=services.sigstore_port,
+        registry_port=services.registry_port,
+        services_dir=services.dir,
+        **overrides,
+    )
+    return make_context(load_settings(config))
+
+
 def own_bundle_mismatch(artifact: str = "apache_airflow-2.2.4+astro.1-py3-none-any.whl", bundle_of: str = "") -> str:
     """The gate's message when a bundle does not match the artifact's bytes, as a regex."""
     bundle = f"{bundle_of or artifact}.sigstore.json"

@@ -7,13 +7,11 @@ import shutil
 
 import pytest
 
-from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.matrix import flavours_of
 from ac_release.stages import images, publish
-from tests.helpers import write_config
-from tests.integration.conftest import make_context, own_bundle_mismatch
+from tests.integration.conftest import context_like, own_bundle_mismatch
 
 pytestmark = pytest.mark.integration
 
@@ -79,16 +77,7 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
 
 def test_a_wrong_signer_identity_is_refused_before_any_build(published, tmp_path):
     ctx, _ = published
-    services = ctx.settings.services
-    config = write_config(
-        tmp_path,
-        pypi_port=services.pypi_port,
-        sigstore_port=services.sigstore_port,
-        registry_port=services.registry_port,
-        services_dir=services.dir,
-        identity="someone-else@ac-release.local",
-    )
-    other = make_context(load_settings(config))
+    other = context_like(ctx, tmp_path, identity="someone-else@ac-release.local")
     shutil.copytree(ctx.dist, other.dist)
     with pytest.raises(
         ReleaseError,

@@ -7,33 +7,18 @@ import shutil
 
 import pytest
 
-from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.signing import verify
 from ac_release.stages import sign
-from tests.helpers import REPO, write_config
-from tests.integration.conftest import make_context, own_bundle_mismatch
+from tests.helpers import REPO
+from tests.integration.conftest import context_like, make_context, own_bundle_mismatch
 
 pytestmark = pytest.mark.integration
 
 WHEEL = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
 META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 PRODUCTION = REPO / "tests" / "data" / "production-bundle"
-
-
-def _context_like(ctx, tmp_path, **overrides):
-    """Another context on the same services and dist, with some signing settings changed."""
-    services = ctx.settings.services
-    config = write_config(
-        tmp_path,
-        pypi_port=services.pypi_port,
-        sigstore_port=services.sigstore_port,
-        services_dir=services.dir,
-        **overrides,
-    )
-    other = make_context(load_settings(config))
-    return other
 
 
 def test_every_artifact_gets_a_verified_bundle(signed):
@@ -80,7 +65,7 @@ def test_gate_refuses_another_files_bundle(signed):
 
 def test_gate_refuses_a_wrong_identity(signed, tmp_path):
     ctx, _ = signed
-    other = _context_like(ctx, tmp_path, identity="intruder@ac-release.local")
+    other = context_like(ctx, tmp_path, identity="intruder@ac-release.local")
     with pytest.raises(
         ReleaseError,
         match=rf"^signature check failed for {re.escape(WHEEL)} with .*: Certificate's SANs "
@@ -91,7 +76,7 @@ def test_gate_refuses_a_wrong_identity(signed, tmp_path):
 
 def test_gate_refuses_a_wrong_issuer(signed, tmp_path):
     ctx, _ = signed
-    other = _context_like(ctx, tmp_path, issuer="https://token.actions.githubusercontent.com")
+    other = context_like(ctx, tmp_path, issuer="https://token.actions.githubusercontent.com")
     with pytest.raises(
         ReleaseError,
         match=rf"^signature check failed for {re.escape(WHEEL)} with .*: Certificate's OIDCIssuer does not "
@@ -112,7 +97,7 @@ def test_gate_refuses_a_missing_bundle(signed, tmp_path):
 
 def test_sign_stage_refuses_a_bundle_that_does_not_verify(signed, tmp_path):
     ctx, _ = signed
-    other = _context_like(ctx, tmp_path)
+    other = context_like(ctx, tmp_path)
     shutil.copytree(ctx.dist, other.dist)
     shutil.copy(other.dist / f"{META}.sigstore.json", other.dist / f"{WHEEL}.sigstore.json")
     with pytest.raises(
@@ -126,7 +111,7 @@ def test_gate_verifies_a_real_production_bundle_offline(signed, tmp_path):
     """Public-good Sigstore, as in GitHub Actions: the same gate, only the target's settings differ."""
     ctx, _ = signed
     identity = "https://github.com/trailofbits/pypi-attestation-models/.github/workflows/release.yml@refs/tags/v0.0.4a2"
-    public = _context_like(
+    public = context_like(
         ctx, tmp_path, instance="public", identity=identity, issuer="https://token.actions.githubusercontent.com"
     )
     artifact = PRODUCTION / "pypi_attestation_models-0.0.4a2.tar.gz"
