@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Sequence
@@ -42,10 +41,6 @@ class Docker:
     def image_id(self, ref: str) -> str | None:
         result = self("image", "inspect", "--format", "{{.Id}}", ref, capture=True, check=False)
         return result.stdout.decode().strip() if result.returncode == 0 else None
-
-    def image_labels(self, ref: str) -> dict[str, str]:
-        result = self("image", "inspect", "--format", "{{json .Config.Labels}}", ref, capture=True)
-        return json.loads(result.stdout) or {}
 
     def image_size(self, ref: str) -> int:
         return int(self("image", "inspect", "--format", "{{.Size}}", ref, capture=True).stdout)
