@@ -257,6 +257,38 @@ def test_database_wait_times_out_with_its_message(docker, built, network):
     assert "hunter2" not in result.stdout + result.stderr
 
 
+def test_celery_worker_waits_for_the_broker_and_other_commands_do_not(docker, built, network):
+    broker = ["--env=AIRFLOW__CELERY__BROKER_URL=redis://:pw@no-such-broker/0", "--env=ASTRONOMER_WAIT_TIMEOUT=2"]
+    worker = docker(
+        "run", "--rm", f"--network={network}", *broker, built.image, "airflow", "celery", "worker", check=False
+    )
+    assert worker.returncode == 1
+    assert worker.stderr.strip().splitlines()[-1] == (
+        "entrypoint: broker at no-such-broker:6379 not reachable after 2 s (AIRFLOW__CELERY__BROKER_URL); "
+        "check it or raise ASTRONOMER_WAIT_TIMEOUT"
+    )
+    version = docker("run", "--rm", f"--network={network}", *broker, built.image, "airflow", "version")
+    assert version.stdout.strip().splitlines()[-1] == "2.2.4+astro.1"
+
+
+def test_clean_airflow_logs_deletes_only_old_log_files(docker, built):
+    script = (
+        "mkdir -p logs/dag/task && cd logs/dag/task"
+        " && touch -d '20 days ago' old.log old.txt && touch -d '10 days ago' recent.log && touch today.log"
+        " && touch -d '4 days ago' short.log && cd \"$AIRFLOW_HOME\""
+        " && clean-airflow-logs --once"
+        " && ASTRONOMER__AIRFLOW__WORKER_LOG_RETENTION_DAYS=3 clean-airflow-logs --once"
+        " && ls logs/dag/task"
+    )
+    out = docker("run", "--rm", built.image, "sh", "-c", script).stdout.strip().splitlines()
+    assert out == [
+        "clean-airflow-logs: deleted 1 log file(s) older than 15 day(s)",
+        "clean-airflow-logs: deleted 2 log file(s) older than 3 day(s)",
+        "old.txt",
+        "today.log",
+    ]
+
+
 def _onbuild_project(tmp_path: Path, built, requirements: str) -> Path:
     project = tmp_path / "project"
     (project / "dags").mkdir(parents=True)
