@@ -271,6 +271,13 @@ def test_celery_worker_waits_for_the_broker_and_other_commands_do_not(docker, bu
     assert version.stdout.strip().splitlines()[-1] == "2.2.4+astro.1"
 
 
+def test_executor_shortcut_sets_the_executor_unless_it_is_set(docker, built):
+    echo = ["sh", "-c", "echo $AIRFLOW__CORE__EXECUTOR"]
+    assert docker("run", "--rm", "--env=EXECUTOR=Local", built.image, *echo).stdout.strip() == "LocalExecutor"
+    explicit = ["--env=EXECUTOR=Local", "--env=AIRFLOW__CORE__EXECUTOR=CeleryExecutor"]
+    assert docker("run", "--rm", *explicit, built.image, *echo).stdout.strip() == "CeleryExecutor"
+
+
 def test_clean_airflow_logs_deletes_only_old_log_files(docker, built):
     script = (
         "mkdir -p logs/dag/task && cd logs/dag/task"
