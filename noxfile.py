@@ -9,10 +9,21 @@ from pathlib import Path
 
 import nox
 
+from ac_release.stages.test import session_name, session_params
+
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-nox.options.sessions = ["lint", "unit", "integration", "smoke"]
+# Image sessions exist for every changelog build of every line (`invoke release` tests older builds too); a plain
+# `nox` smoke-tests each line's newest build. `upgrade` needs an earlier release on the registry, which a clean
+# machine has not: the integration suite runs it inside the release of a backport build (test_release.py).
+IMAGE_SESSIONS = session_params(Path(__file__).parent)
+nox.options.sessions = [
+    "lint",
+    "unit",
+    "integration",
+    *[session_name(version, flavour) for version, flavour, newest in IMAGE_SESSIONS if newest],
+]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -37,29 +48,39 @@ def integration(session: nox.Session) -> None:
     session.run("pytest", "tests/integration", "-m", "integration", *session.posargs)
 
 
-def _smoke_params() -> list[tuple[str, str]]:
-    """One session per flavour of every line, for the line's newest build in changelog/ (the one being released)."""
-    from ac_release.changelog import newest_build
-    from ac_release.images.matrix import load_matrix
-
-    root = Path(__file__).parent
-    return [
-        (newest_build(root / "changelog", airflow), flavour.name)
-        for airflow, flavours in load_matrix(root / "images").items()
-        if (root / "changelog" / f"{airflow}.md").exists()
-        for flavour in flavours
-    ]
+IMAGE_SESSIONS = session_params(Path(__file__).parent)
 
 
 @nox.session
-@nox.parametrize(["version", "flavour"], _smoke_params())
+@nox.parametrize(["version", "flavour"], [(version, flavour) for version, flavour, _ in IMAGE_SESSIONS])
 def smoke(session: nox.Session, version: str, flavour: str) -> None:
     """Build the release up to its images (each stage skips what is done), then smoke-test one flavour."""
     with _local_services_left_as_found(session):
         session.run("invoke", "build", version)
     session.run(
-        "pytest", "tests/smoke", *session.posargs, env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour}
+        "pytest",
+        "tests/smoke",
+        "-m",
+        "smoke",
+        *session.posargs,
+        env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour},
     )
+
+
+@nox.session
+@nox.parametrize(["version", "flavour"], [(version, flavour) for version, flavour, _ in IMAGE_SESSIONS])
+def upgrade(session: nox.Session, version: str, flavour: str) -> None:
+    """The newest earlier release on the target's registry initialises a database; this release's image upgrades it."""
+    with _local_services_left_as_found(session):  # the earlier release is pulled from the target's registry
+        session.run("invoke", "build", version)
+        session.run(
+            "pytest",
+            "tests/smoke",
+            "-m",
+            "upgrade",
+            *session.posargs,
+            env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour},
+        )
 
 
 @contextlib.contextmanager
@@ -78,7 +99,7 @@ def _local_services_left_as_found(session: nox.Session):
 
 
 @nox.session
-@nox.parametrize("version", [params[0] for params in _smoke_params()[:1]])
+@nox.parametrize("version", [version for version, _, newest in IMAGE_SESSIONS if newest][:1])
 def bench(session: nox.Session, version: str) -> None:
     """Image build time and size against an AC-2022-style baseline (clears the Docker build cache)."""
     with _local_services_left_as_found(session):

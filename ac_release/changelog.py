@@ -104,8 +104,13 @@ def release_entry(changelog_dir: Path, version: ACVersion) -> Entry:
     return entry
 
 
-def newest_build(changelog_dir: Path, airflow: str) -> str:
+def builds(changelog_dir: Path, airflow: str) -> list[str]:
+    """Every build of a line in its changelog, newest first."""
     entries = parse(changelog_dir / f"{airflow}.md", airflow)
     if not entries:
         raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
-    return entries[0].version
+    return [entry.version for entry in entries]
+
+
+def newest_build(changelog_dir: Path, airflow: str) -> str:
+    return builds(changelog_dir, airflow)[0]

@@ -12,6 +12,7 @@ from ac_release.config import Settings, Target, docker_command
 from ac_release.docker import Docker
 from ac_release.line import ReleaseLine, load_line
 from ac_release.manifest import Manifest
+from ac_release.progress import LiveView
 from ac_release.version import ACVersion
 
 
@@ -23,6 +24,7 @@ class ReleaseContext:
     target: Target
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
+    view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
 
     @classmethod
     def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:

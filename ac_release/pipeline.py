@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ac_release import faults
 from ac_release.context import ReleaseContext
+from ac_release.progress import LiveView
 from ac_release.stages import images, preflight, publish, push, sign, tag, test, wheel
 
 STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, tag)}
@@ -18,13 +19,15 @@ RELEASE = list(STAGES)
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    for name in names:
-        started = time.monotonic()
-        with ctx.console.status(f"[bold]{name}[/bold] {ctx.version}"):
-            results[name] = STAGES[name].run(ctx)
-        timings[name] = time.monotonic() - started
-        ctx.log(f"[green]✓[/green] {name} ({timings[name]:.1f} s)")
-        faults.reached(f"after:{name}")
+    ctx.view = LiveView(ctx.console)
+    with ctx.view.shown():
+        for name in names:
+            started = time.monotonic()
+            with ctx.view.row(f"[bold]{name}[/bold] {ctx.version}"):
+                results[name] = STAGES[name].run(ctx)
+            timings[name] = time.monotonic() - started
+            ctx.log(f"[green]✓[/green] {name} ({timings[name]:.1f} s)")
+            faults.reached(f"after:{name}")
     _summary(ctx, timings)
     return results
 
@@ -43,18 +46,14 @@ def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
     ctx.console.print(artifacts)
     if stages.get("images"):
         images = Table()
-        for column in ("image", "id", "smoke tests", "registry digest", "tags"):
+        for column in ("image", "id", "tests", "registry digest", "tags"):
             images.add_column(column)
         pushed = stages.get("push", {}).get(ctx.target.name, {}).get("images", {})
         for flavour, entry in sorted(stages["images"].items()):
             test = stages.get("test", {}).get(flavour, {})
             for variant in ("base", "onbuild"):
                 image = entry[variant]["image"]
-                tested = (
-                    f"{test.get('result')}: {test.get('summary')}"
-                    if test.get("images", {}).get(variant) == image
-                    else "-"
-                )
+                tested = _test_summary(test) if test.get("images", {}).get(variant) == image else "-"
                 remote = [p for p in pushed.values() if p["image"] == image]
                 tags = ", ".join(sorted({t for p in remote for t in p["tags"] + p["floating_moved"]}))
                 digest = remote[0]["digest"] if remote else "-"
@@ -64,3 +63,11 @@ def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
         ctx.log(f"git tag {stages['tag']['tag']} at {stages['tag']['commit'][:12]} on {stages['tag']['remote']}")
     ctx.log("time: " + "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
     ctx.log(f"manifest: {ctx.manifest.path}")
+
+
+def _test_summary(test: dict) -> str:
+    smoke, upgrade = test.get("smoke", {}), test.get("upgrade", {})
+    text = f"smoke {smoke.get('result')}: {smoke.get('summary')}"
+    if upgrade.get("from"):
+        return f"{text}; upgrade from {upgrade['from']} {upgrade['result']}: {upgrade.get('summary')}"
+    return f"{text}; upgrade: {upgrade.get('result', '-')}"

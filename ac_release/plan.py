@@ -16,7 +16,8 @@ from ac_release.images.matrix import ONBUILD, flavours_of
 from ac_release.signing import bundle_name
 from ac_release.stages import wheel
 from ac_release.stages.images import images_dir
-from ac_release.stages.test import tested_images
+from ac_release.stages.test import session_name, tested_images
+from ac_release.upgrade import previous_release
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ def _artifact_names(ctx: ReleaseContext) -> list[str]:
             f"apache-airflow-{v.wheel_version}.tar.gz",
             f"astronomer_certified-{v.meta_version}-py3-none-any.whl",
         ]
+    )
+
+
+def _upgrade_source(ctx: ReleaseContext, up: bool) -> str:
+    repository = ctx.target.registries[0]
+    if not up:
+        return f"from the newest earlier release on {repository} (unknown)"
+    previous = previous_release(ctx)
+    return (
+        f"from {previous.version} ({previous.reference})" if previous else f"none: no earlier release on {repository}"
     )
 
 
@@ -88,6 +99,7 @@ def plan(ctx: ReleaseContext) -> list[Step]:
 
     built = ctx.manifest.stage("images") or {}
     tested = ctx.manifest.stage("test") or {}
+    upgrade = _upgrade_source(ctx, up)
     for flavour in flavours_of(images_dir(ctx), ctx.line.airflow):
         entry = built.get(flavour.name)
         for variant in ("base", ONBUILD):
@@ -100,10 +112,13 @@ def plan(ctx: ReleaseContext) -> list[Step]:
                     entry[variant]["image"][:19] if present else "",
                 )
             )
-        passed = entry and tested.get(flavour.name, {}).get("images") == tested_images(entry)
-        steps.append(
-            Step("test", "skip" if passed else "run", f"smoke(version='{ctx.version}', flavour='{flavour.name}')")
-        )
+        record = tested.get(flavour.name, {})
+        passed = entry and record.get("result") == "passed" and record.get("images") == tested_images(entry)
+        for kind in ("smoke", "upgrade"):
+            detail = upgrade if kind == "upgrade" else ""
+            steps.append(
+                Step("test", "skip" if passed else "run", session_name(str(ctx.version), flavour.name, kind), detail)
+            )
         for repository in ctx.target.registries:
             for variant in ("base", ONBUILD):
                 image = entry[variant]["image"] if entry else None

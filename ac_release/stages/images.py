@@ -126,23 +126,25 @@ def _build_in(ctx: ReleaseContext, flavour: Flavour, context: Path, base: str, b
     secrets = [f"id=build-ca,src={secret}"] if secret and secret.is_file() else []
     ctx.log(f"images: building {refs['base']}")
     started = time.monotonic()
-    base_image = ctx.docker.build(
-        context,
-        refs["base"],
-        build_args=build_args,
-        secrets=secrets,
-        log=ctx.cache / "logs" / f"{ctx.version}-images-{flavour.name}.log",
-    )
+    with ctx.view.row(refs["base"], level=1):
+        base_image = ctx.docker.build(
+            context,
+            refs["base"],
+            build_args=build_args,
+            secrets=secrets,
+            log=ctx.cache / "logs" / f"{ctx.version}-images-{flavour.name}.log",
+        )
     base_seconds = time.monotonic() - started
     ctx.log(f"images: building {refs[ONBUILD]}")
     started = time.monotonic()
-    onbuild_image = ctx.docker.build(
-        context,
-        refs[ONBUILD],
-        dockerfile=context / "Dockerfile.onbuild",
-        build_args={"BASE_IMAGE": refs["base"]},
-        log=ctx.cache / "logs" / f"{ctx.version}-images-{flavour.name}-onbuild.log",
-    )
+    with ctx.view.row(refs[ONBUILD], level=1):
+        onbuild_image = ctx.docker.build(
+            context,
+            refs[ONBUILD],
+            dockerfile=context / "Dockerfile.onbuild",
+            build_args={"BASE_IMAGE": refs["base"]},
+            log=ctx.cache / "logs" / f"{ctx.version}-images-{flavour.name}-onbuild.log",
+        )
     onbuild_seconds = time.monotonic() - started
     return {
         "fingerprint": fingerprint,

@@ -95,13 +95,14 @@ def run(ctx: ReleaseContext) -> dict:
         for name, entry in sorted(built.items()):
             flavour = flavours[name]
             for variant in ("base", ONBUILD):
-                results[f"{repository} {name}/{variant}"] = _push_image(
-                    ctx,
-                    repository,
-                    entry[variant]["image"],
-                    flavour.tags(ctx.version, variant),
-                    flavour.floating_tags(ctx.version, variant),
-                )
+                with ctx.view.row(f"{repository} {name}/{variant}", level=1):
+                    results[f"{repository} {name}/{variant}"] = _push_image(
+                        ctx,
+                        repository,
+                        entry[variant]["image"],
+                        flavour.tags(ctx.version, variant),
+                        flavour.floating_tags(ctx.version, variant),
+                    )
     previous = ctx.manifest.stage(NAME) or {}
     ctx.manifest.record(NAME, {**previous, ctx.target.name: {"images": results}})
     return results

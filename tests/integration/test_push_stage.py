@@ -15,6 +15,7 @@ from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
 from ac_release.services.manager import LocalServices
 from ac_release.stages import push
+from ac_release.upgrade import previous_release
 from tests.helpers import REPO, write_config
 from tests.integration.conftest import make_context
 
@@ -193,3 +194,22 @@ def test_a_registry_down_mid_release_gives_one_clear_line_and_the_push_resumes(s
     services.up(log=lambda _: None)  # back again: the same release resumes
     push.run(released(settings, "2.2.4-1", a, a))
     assert pointing(settings)["2.2.4-1"] == a
+
+
+def test_the_upgrade_starts_from_the_newest_earlier_release_on_the_registry(settings, make_image):
+    one, three, old_line, dev = make_image("one"), make_image("three"), make_image("old-line"), make_image("dev")
+    (repository,) = settings.target(None).registries
+    assert previous_release(make_context(settings, "2.2.4-1")) is None  # a first release has nothing before it
+    push.run(released(settings, "2.2.3-7", old_line, old_line))
+    found = previous_release(make_context(settings, "2.2.4-1"))
+    assert (str(found.version), found.reference) == (
+        "2.2.3-7",
+        f"{repository}@{registry.remote_image(repository, '2.2.3-7').digest}",
+    )
+    push.run(released(settings, "2.2.4-1", one, one))
+    push.run(released(settings, "2.2.4-3", three, three))
+    push.run(released(settings, "2.2.4-2-dev", dev, dev))
+    # newer builds, dev builds, onbuild and distro tags are never a starting point
+    assert str(previous_release(make_context(settings, "2.2.4-2")).version) == "2.2.4-1"
+    assert str(previous_release(make_context(settings, "2.2.4-4")).version) == "2.2.4-3"
+    assert str(previous_release(make_context(settings, "2.2.3-8")).version) == "2.2.3-7"

@@ -236,3 +236,38 @@ def test_killed_anywhere_the_next_run_resumes_to_the_same_state(release_repo, re
         assert "refs/tags/v2.2.4-1^{}" in after["git"]
     finally:
         LocalServices(load_settings(config).services).down(log=lambda _: None)
+
+
+def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_the_floating_tags(
+    release_repo, reference
+):
+    """The README's backport workflow on the released 2.2.4-1: a `2.2.4-2` changelog entry, committed, then
+    `invoke release 2.2.4-2`. Its test stage upgrades a database of 2.2.4-1 (pulled from the registry by digest)."""
+    config, _, final = reference
+    changelog = release_repo / "changelog" / "2.2.4.md"
+    entry = "## 2.2.4-2, 2026-11-22\n\n### Bug Fixes\n- Rebuilt to prove the backport workflow.\n\n"
+    changelog.write_text(changelog.read_text().replace("## 2.2.4-1,", entry + "## 2.2.4-1,", 1))
+    _git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "2.2.4-2")
+
+    result = invoke(release_repo, config, "release", "2.2.4-2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    settings = load_settings(config)
+    manifest = json.loads((settings.dist_dir / "2.2.4-2" / "release.json").read_text())
+    tested = manifest["stages"]["test"]["bullseye"]
+    assert tested["result"] == "passed"
+    assert tested["upgrade"]["from"] == "2.2.4-1"
+    assert tested["upgrade"]["result"] == "passed", tested["upgrade"]
+    assert tested["upgrade"]["summary"].startswith("4 passed in ")
+    (repository,) = settings.target(None).registries
+    images = manifest["stages"]["images"]["bullseye"]
+    now = {tag: registry.remote_image(repository, tag) for tag in registry.tags(repository)}
+    for variant, suffix in (("base", ""), ("onbuild", "-onbuild")):
+        for tag in (f"2.2.4{suffix}", f"2.2.4-bullseye{suffix}", f"2.2.4-2{suffix}", f"2.2.4-2-bullseye{suffix}"):
+            assert now[tag].config == images[variant]["image"], tag
+    for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
+        assert (now[tag].digest, now[tag].config) == final["registry"][tag], tag  # 2.2.4-1 itself never moves
+    remote = subprocess.run(
+        ["git", "ls-remote", "--tags", str(LocalServices(settings.services).git_remote)], capture_output=True, text=True
+    ).stdout
+    assert "refs/tags/v2.2.4-1^{}" in remote and "refs/tags/v2.2.4-2^{}" in remote

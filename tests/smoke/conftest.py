@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -155,6 +156,55 @@ def airflow(docker, built, network, airflow_env):
 def initialised_db(airflow):
     airflow("db", "init")
     return True
+
+
+SMOKE_DAG = """
+import pendulum
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+
+with DAG("smoke", start_date=pendulum.datetime(2022, 1, 1, tz="UTC"), schedule_interval=None, catchup=False) as dag:
+    BashOperator(task_id="hello", bash_command="echo smoke-ok")
+"""
+
+
+def smoke_dags(directory: Path) -> str:
+    """A dags folder holding the `smoke` DAG; returns the volume argument that mounts it as $AIRFLOW_HOME/dags."""
+    dags = directory / "dags"
+    dags.mkdir()
+    (dags / "smoke_dag.py").write_text(SMOKE_DAG)
+    dags.chmod(0o755)
+    return f"--volume={dags}:/usr/local/airflow/dags:ro"
+
+
+def wait_for(probe, what: str, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
+        time.sleep(2)
+
+
+def scheduler(docker: DockerCli, network: str, image: str, env: dict[str, str], dags: str):
+    """A scheduler of `image` running in the background with the smoke DAG."""
+    return detached(docker, network, "scheduler", image, "airflow", "scheduler", args=(dags, *env_args(env)))
+
+
+def run_dag(airflow, dags: str) -> str:
+    """Trigger the smoke DAG (a scheduler must be running) and return the state its new run ends in."""
+    wait_for(lambda: "smoke" in airflow("dags", "list", "--output", "json", extra=(dags,)).stdout, "DAG smoke parsed")
+    airflow("dags", "unpause", "smoke", extra=(dags,))
+    before = len(last_json(airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(dags,)).stdout))
+    airflow("dags", "trigger", "smoke", extra=(dags,))
+
+    def state():
+        runs = last_json(airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(dags,)).stdout)
+        newest = max(runs, key=lambda run: run["execution_date"]) if len(runs) > before else None
+        return newest["state"] if newest and newest["state"] in ("success", "failed") else None
+
+    return wait_for(state, "DAG run smoke finished")
 
 
 def last_json(text: str):

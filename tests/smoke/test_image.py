@@ -10,24 +10,15 @@ from pathlib import Path
 import pytest
 
 from ac_release.line import provider_distribution
-from tests.smoke.conftest import detached, env_args, last_json
+from tests.smoke.conftest import SMOKE_DAG, detached, env_args, last_json, run_dag, scheduler, smoke_dags, wait_for
 
 pytestmark = pytest.mark.smoke
-
-SMOKE_DAG = """
-import pendulum
-from airflow import DAG
-from airflow.operators.bash import BashOperator
-
-with DAG("smoke", start_date=pendulum.datetime(2022, 1, 1, tz="UTC"), schedule_interval=None, catchup=False) as dag:
-    BashOperator(task_id="hello", bash_command="echo smoke-ok")
-"""
 
 
 def test_airflow_version_equals_the_labels(docker, built):
     version = built.ctx.version
     out = docker("run", "--rm", built.image, "airflow", "version").stdout
-    assert out.strip().splitlines()[-1] == version.wheel_version == "2.2.4+astro.1"
+    assert out.strip().splitlines()[-1] == version.wheel_version
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", built.image).stdout)
     assert {k: v for k, v in labels.items() if k.startswith("io.astronomer.")} == {
         "io.astronomer.docker": "true",
@@ -70,8 +61,8 @@ def test_environment_of_the_image(docker, built):
         "PYTHON_MAJOR_MINOR_VERSION": "3.9",
         "AIRFLOW__WEBSERVER__BASE_URL": "http://localhost:8080",
         "AIRFLOW_PIP_VERSION": "22.0.3",
-        "AC_VERSION": "2.2.4-1",
-        "AIRFLOW_VERSION": "2.2.4+astro.1",
+        "AC_VERSION": str(built.ctx.version),
+        "AIRFLOW_VERSION": built.ctx.version.wheel_version,
         "PYTHONPATH": "/usr/local/airflow",
     }
     assert "DEBIAN_FRONTEND" not in env
@@ -83,12 +74,13 @@ def test_environment_of_the_image(docker, built):
 
 def test_pip_show_and_pip_check_are_clean(docker, built):
     show = docker("run", "--rm", built.image, "pip", "show", "apache-airflow", "astronomer-certified").stdout
-    assert re.findall(r"^Version: (.*)$", show, re.MULTILINE) == ["2.2.4+astro.1", "2.2.4.post1"]
+    version = built.ctx.version
+    assert re.findall(r"^Version: (.*)$", show, re.MULTILINE) == [version.wheel_version, version.meta_version]
     check = docker("run", "--rm", built.image, "pip", "check")
     assert check.stdout.strip() == "No broken requirements found."
     assert docker("run", "--rm", built.image, "pip", "--version").stdout.startswith("pip 22.0.3 ")
     constraints = docker("run", "--rm", built.image, "sh", "-c", 'cat "$PIP_CONSTRAINT"').stdout
-    assert constraints == "apache-airflow==2.2.4+astro.1\n"
+    assert constraints == f"apache-airflow=={version.wheel_version}\n"
 
 
 def test_every_provider_at_its_declared_version(docker, built):
@@ -188,16 +180,6 @@ def test_db_init_connections_and_variables(airflow, initialised_db):
     assert airflow("variables", "get", "smoke_var", check=False).returncode != 0
 
 
-def _wait_for(probe, what: str, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
-        time.sleep(2)
-
-
 def test_webserver_health_and_login_page(docker, built, network, airflow_env, initialised_db):
     with detached(
         docker, network, "webserver", built.image, "airflow", "webserver", args=env_args(airflow_env)
@@ -207,7 +189,7 @@ def test_webserver_health_and_login_page(docker, built, network, airflow_env, in
             result = docker("exec", name, "curl", "-sf", "http://127.0.0.1:8080/health", check=False)
             return json.loads(result.stdout) if result.returncode == 0 else None
 
-        assert _wait_for(health, "webserver /health")["metadatabase"] == {"status": "healthy"}
+        assert wait_for(health, "webserver /health")["metadatabase"] == {"status": "healthy"}
         login = docker(
             "exec", name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/login/"
         )
@@ -215,25 +197,9 @@ def test_webserver_health_and_login_page(docker, built, network, airflow_env, in
 
 
 def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, airflow, initialised_db, tmp_path):
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "smoke_dag.py").write_text(SMOKE_DAG)
-    dags.chmod(0o755)
-    mount = f"--volume={dags}:/usr/local/airflow/dags:ro"
-    args = (mount, *env_args(airflow_env))
-    with detached(docker, network, "scheduler", built.image, "airflow", "scheduler", args=args):
-        _wait_for(
-            lambda: "smoke" in airflow("dags", "list", "--output", "json", extra=(mount,)).stdout, "DAG smoke parsed"
-        )
-        airflow("dags", "unpause", "smoke", extra=(mount,))
-        airflow("dags", "trigger", "smoke", extra=(mount,))
-
-        def state():
-            listing = airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(mount,))
-            runs = last_json(listing.stdout)
-            return runs[0]["state"] if runs and runs[0]["state"] in ("success", "failed") else None
-
-        assert _wait_for(state, "DAG run smoke finished") == "success"
+    dags = smoke_dags(tmp_path)
+    with scheduler(docker, network, built.image, airflow_env, dags):
+        assert run_dag(airflow, dags) == "success"
 
 
 def test_database_wait_times_out_with_its_message(docker, built, network):
@@ -268,7 +234,7 @@ def test_celery_worker_waits_for_the_broker_and_other_commands_do_not(docker, bu
         "check it or raise ASTRONOMER_WAIT_TIMEOUT"
     )
     version = docker("run", "--rm", f"--network={network}", *broker, built.image, "airflow", "version")
-    assert version.stdout.strip().splitlines()[-1] == "2.2.4+astro.1"
+    assert version.stdout.strip().splitlines()[-1] == built.ctx.version.wheel_version
 
 
 def test_executor_shortcut_sets_the_executor_unless_it_is_set(docker, built):
@@ -332,7 +298,7 @@ def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built,
             .splitlines()
         )
         assert out[0].startswith("jq-1.6")
-        assert out[1:] == ["Version: 2.0.1", "astro", "2.2.4+astro.1"]
+        assert out[1:] == ["Version: 2.0.1", "astro", built.ctx.version.wheel_version]
     finally:
         docker("image", "rm", "--force", tag, check=False)
 
@@ -341,7 +307,8 @@ def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker,
     project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n")
     result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{int(time.time())}")
     assert result.returncode != 0
+    version = built.ctx.version
     assert (
         "ERROR: requirements.txt line 2 installs apache-airflow ('apache-airflow==2.3.0'): this image provides "
-        "apache-airflow==2.2.4+astro.1 (AC 2.2.4-1); to change Airflow, change the base image tag instead"
+        f"apache-airflow=={version.wheel_version} (AC {version}); to change Airflow, change the base image tag instead"
     ) in result.stdout + result.stderr

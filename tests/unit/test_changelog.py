@@ -2,7 +2,7 @@
 
 import pytest
 
-from ac_release.changelog import SECTIONS, newest_build, parse, release_entry
+from ac_release.changelog import SECTIONS, builds, newest_build, parse, release_entry
 from ac_release.errors import ReleaseError
 from ac_release.version import ACVersion
 from tests.helpers import REPO
@@ -35,6 +35,13 @@ def test_repository_changelog_is_valid_and_has_the_release():
     assert (entry.version, entry.date) == ("2.2.4-1", "2026-11-22")
     assert set(entry.sections) <= set(SECTIONS)
     assert newest_build(REPO / "changelog", "2.2.4") == "2.2.4-1"
+
+
+def test_builds_lists_every_build_newest_first(tmp_path):
+    assert builds(_write(tmp_path, GOOD), "2.2.4") == ["2.2.4-2", "2.2.4-1"]
+    (tmp_path / "2.2.4.md").write_text("# Astronomer Certified 2.2.4\n")
+    with pytest.raises(ReleaseError, match=r"^changelog/2.2.4.md has no build entry"):
+        builds(tmp_path, "2.2.4")
 
 
 def test_entries_newest_first_with_their_sections(tmp_path):

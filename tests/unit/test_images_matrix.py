@@ -7,6 +7,7 @@ import pytest
 from ac_release.errors import ReleaseError
 from ac_release.images.generate import drift, generate, render
 from ac_release.images.matrix import flavours_of, load_matrix
+from ac_release.stages.test import session_name, session_params
 from ac_release.version import ACVersion
 from tests.helpers import REPO
 
@@ -136,3 +137,22 @@ def test_two_flavours_with_one_name_are_refused(multi):
 def test_a_line_without_flavours_is_refused():
     with pytest.raises(ReleaseError, match=r'^no image flavours for Airflow 9.9.9: add \[lines."9.9.9"\]'):
         flavours_of(IMAGES, "9.9.9")
+
+
+def test_image_sessions_cover_every_build_and_mark_each_lines_newest(multi, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(multi, root / "images")
+    (root / "changelog").mkdir()
+    (root / "changelog" / "9.8.7.md").write_text(
+        "# Astronomer Certified 9.8.7\n\n## 9.8.7-2, TBD\n\n### Security\n- b\n\n## 9.8.7-1, 2026-01-01\n\n"
+        "### Security\n- a\n"
+    )
+    assert session_params(root) == [
+        ("9.8.7-2", "bookworm", True),
+        ("9.8.7-2", "bookworm-python3.12", True),
+        ("9.8.7-2", "bullseye", True),
+        ("9.8.7-1", "bookworm", False),
+        ("9.8.7-1", "bookworm-python3.12", False),
+        ("9.8.7-1", "bullseye", False),
+    ]
+    assert session_name("9.8.7-1", "bullseye", "upgrade") == "upgrade(version='9.8.7-1', flavour='bullseye')"

@@ -2,6 +2,7 @@ import pytest
 from packaging.version import Version
 
 from ac_release.errors import ReleaseError
+from ac_release.upgrade import release_tag_version
 from ac_release.version import ACVersion
 
 
@@ -56,3 +57,21 @@ def test_everything_else_is_refused_naming_the_accepted_forms(text):
         f"invalid AC version {text!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros) "
         f"or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
     )
+
+
+@pytest.mark.parametrize(
+    ("tag", "release"),
+    [
+        ("2.2.4-1", "2.2.4-1"),
+        ("2.2.3-12", "2.2.3-12"),
+        ("2.2.4", None),
+        ("2.2.4-1-onbuild", None),
+        ("2.2.4-1-bullseye", None),
+        ("2.2.4-2-dev", None),
+        ("2.2.4-bullseye", None),
+        ("latest", None),
+    ],
+)
+def test_only_default_flavour_release_tags_are_upgrade_starting_points(tag, release):
+    found = release_tag_version(tag)
+    assert (str(found) if found else None) == release

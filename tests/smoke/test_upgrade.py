@@ -1,0 +1,100 @@
+"""From the earlier release to this one, as a user upgrades: same database, newer image, `airflow db upgrade`.
+
+The newest earlier release on the target's registry (ac_release/upgrade.py) initialises a database and runs a DAG;
+this release's image upgrades that database and works on it. The nox session `upgrade(version=..., flavour=...)`
+runs this module (the smoke session leaves it out) and keeps the local services, and so the registry, up.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ac_release.upgrade import PreviousRelease, previous_release
+from tests.integration.conftest import require
+from tests.smoke.conftest import env_args, last_json, run_dag, scheduler, smoke_dags
+
+pytestmark = pytest.mark.upgrade
+
+
+@pytest.fixture(scope="module")
+def previous(docker, built) -> PreviousRelease:
+    """The earlier release, pulled by digest from the registry, as a user of it has it."""
+    found = previous_release(built.ctx)
+    require(
+        found is not None,
+        f"an AC release before {built.ctx.version} on {built.ctx.target.registries[0]} to upgrade from",
+    )
+    docker("pull", "--quiet", found.reference)
+    return found
+
+
+@pytest.fixture(scope="module")
+def previous_airflow(docker, network, airflow_env, previous):
+    """Run one airflow command in a fresh container of the earlier release, on the test network."""
+
+    def run(*command: str, check: bool = True, extra: tuple[str, ...] = ()):
+        return docker(
+            "run",
+            "--rm",
+            f"--network={network}",
+            *env_args(airflow_env),
+            *extra,
+            previous.reference,
+            "airflow",
+            *command,
+            check=check,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def dags(tmp_path_factory) -> str:
+    return smoke_dags(tmp_path_factory.mktemp("upgrade"))
+
+
+@pytest.fixture(scope="module")
+def used_database(docker, network, airflow_env, previous, previous_airflow, dags) -> None:
+    """What a user of the earlier release has: an initialised database, a connection, a variable, a finished run."""
+    previous_airflow("db", "init")
+    previous_airflow("connections", "add", "upgrade_http", "--conn-uri", "http://user:pw@example.invalid:8080/up")
+    previous_airflow("variables", "set", "upgrade_var", "kept-across-the-upgrade")
+    with scheduler(docker, network, previous.reference, airflow_env, dags):
+        assert run_dag(previous_airflow, dags) == "success"
+
+
+@pytest.fixture(scope="module")
+def upgraded(used_database, airflow) -> None:
+    airflow("db", "upgrade")
+
+
+def test_the_starting_point_is_the_earlier_release(docker, built, previous):
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", previous.reference).stdout)
+    assert labels["io.astronomer.docker.ac.version"] == str(previous.version)
+    assert (previous.version.airflow, previous.version.build) < (built.ctx.version.airflow, built.ctx.version.build)
+    out = docker("run", "--rm", previous.reference, "airflow", "version").stdout.strip().splitlines()[-1]
+    assert out == previous.version.wheel_version
+
+
+def test_db_upgrade_leaves_no_migration_pending(upgraded, airflow):
+    assert airflow("db", "check-migrations", "--migration-wait-timeout", "0").returncode == 0
+    assert airflow("db", "check").returncode == 0
+
+
+def test_connections_and_variables_survive(upgraded, airflow):
+    got = last_json(airflow("connections", "get", "upgrade_http", "--output", "json").stdout)
+    assert [(c["conn_type"], c["host"], c["port"], c["login"], c["schema"]) for c in got] == [
+        ("http", "example.invalid", "8080", "user", "up")
+    ]
+    assert airflow("variables", "get", "upgrade_var").stdout.strip().splitlines()[-1] == "kept-across-the-upgrade"
+
+
+def test_the_upgraded_database_keeps_the_old_run_and_schedules_a_new_one(
+    docker, built, network, airflow_env, airflow, upgraded, dags
+):
+    with scheduler(docker, network, built.image, airflow_env, dags):
+        assert run_dag(airflow, dags) == "success"
+    runs = last_json(airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(dags,)).stdout)
+    assert [run["state"] for run in runs] == ["success", "success"]
