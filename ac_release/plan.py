@@ -16,6 +16,7 @@ from ac_release.images.matrix import ONBUILD, flavours_of
 from ac_release.signing import bundle_name
 from ac_release.stages import wheel
 from ac_release.stages.images import images_dir
+from ac_release.stages.push import highest_released_build
 from ac_release.stages.test import session_name, tested_images
 from ac_release.upgrade import previous_release
 
@@ -124,15 +125,9 @@ def plan(ctx: ReleaseContext) -> list[Step]:
                 image = entry[variant]["image"] if entry else None
                 for tag in flavour.tags(ctx.version, variant):
                     steps.append(_push_step(repository, tag, image, up))
+                immutable = flavour.tags(ctx.version, variant)[-1]
                 for tag in flavour.floating_tags(ctx.version, variant):
-                    steps.append(
-                        Step(
-                            "push",
-                            "move",
-                            f"{repository}:{tag}",
-                            "only if this is the highest released build of " + ctx.version.airflow_version,
-                        )
-                    )
+                    steps.append(_floating_step(ctx, repository, tag, immutable, image, up))
     steps.append(_tag_step(ctx))
     return steps
 
@@ -146,6 +141,20 @@ def _push_step(repository: str, tag: str, image: str | None, up: bool) -> Step:
     if image and remote.config == image:
         return Step("push", "skip", f"{repository}:{tag}", f"already {remote.digest[:19]}")
     return Step("push", "refuse", f"{repository}:{tag}", f"holds {remote.config[:19]}, ours {str(image)[:19]}")
+
+
+def _floating_step(ctx: ReleaseContext, repository: str, tag: str, immutable: str, image: str | None, up: bool) -> Step:
+    """What the push stage will do with a floating tag: move it only to the highest released build."""
+    if not up:
+        return Step("push", "unknown", f"{repository}:{tag}", "registry not running")
+    highest = highest_released_build(repository, ctx.version, immutable)
+    if highest > ctx.version.build:
+        return Step("push", "keep", f"{repository}:{tag}", f"{ctx.version.airflow_version}-{highest} is newer")
+    remote = registry.remote_image(repository, tag)
+    if remote is not None and image and remote.config == image:
+        return Step("push", "skip", f"{repository}:{tag}", f"already {remote.digest[:19]}")
+    held = f"from {remote.config[:19]} " if remote is not None else ""
+    return Step("push", "move", f"{repository}:{tag}", f"{held}to {ctx.version}")
 
 
 def _tag_step(ctx: ReleaseContext) -> Step:

@@ -125,9 +125,12 @@ class LocalServices:
         password_file = self.pypi_dir / "password"
         if not password_file.exists():
             atomic_write_text(password_file, secrets.token_urlsafe(24) + "\n", mode=0o600)
+        password, path = password_file.read_text().strip(), self.pypi_dir / "htpasswd"
+        if path.exists() and HtpasswdFile(str(path)).check_password(INDEX_USER, password):
+            return  # kept as it is: a fresh bcrypt salt would rewrite the file on every start
         htpasswd = HtpasswdFile(default_scheme="bcrypt")
-        htpasswd.set_password(INDEX_USER, password_file.read_text().strip())
-        atomic_write_text(self.pypi_dir / "htpasswd", htpasswd.to_string().decode(), mode=0o600)
+        htpasswd.set_password(INDEX_USER, password)
+        atomic_write_text(path, htpasswd.to_string().decode(), mode=0o600)
 
     def _prepare_registry(self) -> None:
         """Debian's CNCF distribution registry, no auth (it refuses basic auth without TLS): loopback only."""
@@ -138,7 +141,9 @@ class LocalServices:
             f"storage:\n  filesystem:\n    rootdirectory: {self.registry_dir / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.settings.host}:{self.settings.registry_port}\n"
         )
-        atomic_write_text(self.registry_dir / "config.yml", config)
+        path = self.registry_dir / "config.yml"
+        if not path.exists() or path.read_text() != config:
+            atomic_write_text(path, config)
 
     def _prepare_git(self) -> None:
         if not (self.git_remote / "HEAD").exists():

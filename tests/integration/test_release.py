@@ -91,6 +91,12 @@ def state(config: Path) -> dict:
     }
 
 
+def planned(table: str) -> dict[str, str]:
+    """The dry run's table as {target: action}, e.g. {"127.0.0.1:…/ap-airflow:2.2.4": "skip"}."""
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
+    return {row[2]: row[1] for row in rows if len(row) >= 3 and row[1]}
+
+
 def files(directory: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
@@ -195,6 +201,7 @@ def test_verify_status_and_dry_run(reference):
         result = invoke(root, config, *args)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "refuse" not in result.stdout and "CONFLICT" not in result.stdout
+    assert set(planned(result.stdout).values()) == {"keep", "skip"}  # a finished release: nothing left to do
     assert files(dist) == before
     assert state(config) == final
 
@@ -267,6 +274,9 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
             assert now[tag].config == images[variant]["image"], tag
     for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
         assert (now[tag].digest, now[tag].config) == final["registry"][tag], tag  # 2.2.4-1 itself never moves
+    floating = {f"{repository}:2.2.4{suffix}" for suffix in ("", "-bullseye", "-onbuild", "-bullseye-onbuild")}
+    older = planned(invoke(release_repo, config, "release", VERSION, "--dry-run").stdout)
+    assert {older[target] for target in floating} == {"keep"}  # 2.2.4-1 again would not take them back
     remote = subprocess.run(
         ["git", "ls-remote", "--tags", str(LocalServices(settings.services).git_remote)], capture_output=True, text=True
     ).stdout
