@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from uv import find_uv_bin
+
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_text
 from ac_release.line import ReleaseLine
@@ -19,7 +21,7 @@ def _compile(line: ReleaseLine, requirements: list[str], output: Path, extra: li
         (Path(tmp) / "requirements.in").write_text("\n".join(requirements) + "\n")
         produced = Path(tmp) / "out.txt"  # a fresh file: uv would otherwise prefer the pins already in it
         argv = [
-            "uv",
+            find_uv_bin(),  # the pinned uv of this environment, whether or not its bin/ is on PATH
             "pip",
             "compile",
             "requirements.in",
