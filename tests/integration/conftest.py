@@ -20,6 +20,20 @@ from ac_release.stages import publish, sign, wheel
 from tests.helpers import write_config
 
 VERSION = "2.2.4-1"
+FIGURES: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def figure():
+    """Record a measured figure; the run prints them all at its end (a CI log carries them without `-s`)."""
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures measured in this run")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def require(ok: bool, what: str) -> None:
