@@ -45,7 +45,7 @@ def release(c, version, target=None, dry_run=False):
         from ac_release.plan import plan, print_steps
 
         ctx = ReleaseContext.create(version, load_settings(), target)
-        print_steps(ctx, plan(ctx), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
+        print_steps(plan(ctx), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
         return
     _stages(version, target, RELEASE, releasing=True)
 
@@ -57,7 +57,7 @@ def status(c, version, target=None):
     from ac_release.plan import plan, print_steps
 
     ctx = ReleaseContext.create(version, load_settings(), target)
-    print_steps(ctx, plan(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
+    print_steps(plan(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
 
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})

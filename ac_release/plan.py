@@ -179,7 +179,9 @@ def _tag_step(ctx: ReleaseContext) -> Step:
 _STATUS = {"keep": "present", "skip": "present", "refuse": "CONFLICT", "unknown": "unknown", "run": "to run"}
 
 
-def print_steps(ctx: ReleaseContext, steps: list[Step], title: str, as_status: bool = False) -> None:
+def print_steps(steps: list[Step], title: str, as_status: bool = False) -> None:
+    """The plan or the status is what the command answers: standard output (progress and errors use stderr)."""
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
@@ -191,4 +193,4 @@ def print_steps(ctx: ReleaseContext, steps: list[Step], title: str, as_status: b
         action = _STATUS.get(step.action, "missing") if as_status else step.action
         style = "red" if step.action == "refuse" else "green" if step.action in ("keep", "skip") else ""
         table.add_row(step.stage, f"[{style}]{action}[/]" if style else action, step.target, step.detail)
-    ctx.console.print(table)
+    Console(highlight=False).print(table)

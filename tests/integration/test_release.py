@@ -93,9 +93,10 @@ def state(config: Path) -> dict:
 
 
 def planned(table: str) -> dict[str, str]:
-    """The dry run's table as {target: action}, e.g. {"127.0.0.1:…/ap-airflow:2.2.4": "skip"}."""
+    """What the dry run's table says each stage after preflight (which only checks) would do with each target,
+    e.g. {"127.0.0.1:…/ap-airflow:2.2.4": "skip"}."""
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
-    return {row[2]: row[1] for row in rows if len(row) >= 3 and row[1]}
+    return {row[2]: row[1] for row in rows if len(row) >= 3 and row[1] and row[0] != "preflight"}
 
 
 def files(directory: Path) -> dict[str, tuple[int, int]]:

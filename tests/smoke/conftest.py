@@ -132,24 +132,20 @@ def env_args(env: dict[str, str]) -> list[str]:
     return [f"--env={key}={value}" for key, value in env.items()]
 
 
-@pytest.fixture(scope="session")
-def airflow(docker, built, network, airflow_env):
-    """Run one airflow command in a fresh container of the image, on the test network."""
+def airflow_runner(docker: DockerCli, network: str, env: dict[str, str], image: str):
+    """Run one airflow command in a fresh container of `image`, on the test network."""
 
     def run(*command: str, check: bool = True, extra: tuple[str, ...] = ()) -> Run:
         return docker(
-            "run",
-            "--rm",
-            f"--network={network}",
-            *env_args(airflow_env),
-            *extra,
-            built.image,
-            "airflow",
-            *command,
-            check=check,
+            "run", "--rm", f"--network={network}", *env_args(env), *extra, image, "airflow", *command, check=check
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def airflow(docker, built, network, airflow_env):
+    return airflow_runner(docker, network, airflow_env, built.image)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from ac_release.upgrade import PreviousRelease, previous_release
 from tests.integration.conftest import require
-from tests.smoke.conftest import env_args, last_json, run_dag, scheduler, smoke_dags
+from tests.smoke.conftest import airflow_runner, last_json, run_dag, scheduler, smoke_dags
 
 pytestmark = pytest.mark.upgrade
 
@@ -32,22 +32,7 @@ def previous(docker, built) -> PreviousRelease:
 
 @pytest.fixture(scope="module")
 def previous_airflow(docker, network, airflow_env, previous):
-    """Run one airflow command in a fresh container of the earlier release, on the test network."""
-
-    def run(*command: str, check: bool = True, extra: tuple[str, ...] = ()):
-        return docker(
-            "run",
-            "--rm",
-            f"--network={network}",
-            *env_args(airflow_env),
-            *extra,
-            previous.reference,
-            "airflow",
-            *command,
-            check=check,
-        )
-
-    return run
+    return airflow_runner(docker, network, airflow_env, previous.reference)
 
 
 @pytest.fixture(scope="module")
