@@ -31,7 +31,8 @@ def ctx(tmp_path):
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")
     settings = load_settings(write_config(tmp_path, root=root))
-    LocalServices(settings.services)._prepare_git()  # the bare remote; no server needed for a path remote
+    services = LocalServices(settings.services)
+    services._prepare_git()  # the bare remote; no server needed for a path remote
     context = make_context(settings)
     context.manifest.data["stages"]["wheel"] = {
         "artifacts": {"apache_airflow-2.2.4+astro.1-py3-none-any.whl": {"sha256": "ab" * 32}}
@@ -57,7 +58,8 @@ def ctx(tmp_path):
             }
         }
     }
-    return context
+    yield context
+    services.down(log=lambda _: None)  # the stage starts the local services it needs: none may outlive the test
 
 
 def test_annotated_tag_with_the_notes_is_pushed_then_kept(ctx):
