@@ -27,6 +27,7 @@ class Step:
     action: str  # build / sign / upload / push / move / tag / run / skip / keep / refuse / unknown
     target: str
     detail: str = ""
+    state: str = ""  # what `invoke status` shows, where the action alone does not say it
 
 
 def _services_up(ctx: ReleaseContext) -> bool:
@@ -171,8 +172,13 @@ def _tag_step(ctx: ReleaseContext) -> Step:
         )
     if remote == head:
         return Step("tag", "skip", f"{ctx.target.git_remote} {ctx.version.git_tag}", f"already at {head[:12]}")
+    # Released from another commit: present for `status`, refused for a release from this tree.
     return Step(
-        "tag", "refuse", f"{ctx.target.git_remote} {ctx.version.git_tag}", f"at {remote[:12]}, HEAD is {head[:12]}"
+        "tag",
+        "refuse",
+        f"{ctx.target.git_remote} {ctx.version.git_tag}",
+        f"at {remote[:12]}, HEAD is {head[:12]}",
+        state="present",
     )
 
 
@@ -190,7 +196,7 @@ def print_steps(steps: list[Step], title: str, as_status: bool = False) -> None:
     for step in steps:
         if as_status and step.stage == "preflight":
             continue
-        action = _STATUS.get(step.action, "missing") if as_status else step.action
-        style = "red" if step.action == "refuse" else "green" if step.action in ("keep", "skip") else ""
+        action = (step.state or _STATUS.get(step.action, "missing")) if as_status else step.action
+        style = "red" if action in ("refuse", "CONFLICT") else "green" if action in ("keep", "skip", "present") else ""
         table.add_row(step.stage, f"[{style}]{action}[/]" if style else action, step.target, step.detail)
     Console(highlight=False).print(table)

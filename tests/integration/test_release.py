@@ -284,6 +284,8 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     floating = {f"{repository}:2.2.4{suffix}" for suffix in ("", "-bullseye", "-onbuild", "-bullseye-onbuild")}
     older = planned(invoke(release_repo, config, "release", VERSION, "--dry-run").stdout)
     assert {older[target] for target in floating} == {"keep"}  # 2.2.4-1 again would not take them back
+    status = invoke(release_repo, config, "status", VERSION)  # 2.2.4-1 stays released, though HEAD moved on
+    assert status.returncode == 0 and "present" in status.stdout and "CONFLICT" not in status.stdout
     remote = subprocess.run(
         ["git", "ls-remote", "--tags", str(LocalServices(settings.services).git_remote)], capture_output=True, text=True
     ).stdout
