@@ -48,23 +48,13 @@ def integration(session: nox.Session) -> None:
     session.run("pytest", "tests/integration", "-m", "integration", *session.posargs)
 
 
-IMAGE_SESSIONS = session_params(Path(__file__).parent)
-
-
 @nox.session
 @nox.parametrize(["version", "flavour"], [(version, flavour) for version, flavour, _ in IMAGE_SESSIONS])
 def smoke(session: nox.Session, version: str, flavour: str) -> None:
     """Build the release up to its images (each stage skips what is done), then smoke-test one flavour."""
     with _local_services_left_as_found(session):
         session.run("invoke", "build", version)
-    session.run(
-        "pytest",
-        "tests/smoke",
-        "-m",
-        "smoke",
-        *session.posargs,
-        env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour},
-    )
+    _image_tests(session, "smoke", version, flavour)
 
 
 @nox.session
@@ -73,14 +63,12 @@ def upgrade(session: nox.Session, version: str, flavour: str) -> None:
     """The newest earlier release on the target's registry initialises a database; this release's image upgrades it."""
     with _local_services_left_as_found(session):  # the earlier release is pulled from the target's registry
         session.run("invoke", "build", version)
-        session.run(
-            "pytest",
-            "tests/smoke",
-            "-m",
-            "upgrade",
-            *session.posargs,
-            env={"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour},
-        )
+        _image_tests(session, "upgrade", version, flavour)
+
+
+def _image_tests(session: nox.Session, marker: str, version: str, flavour: str) -> None:
+    env = {"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour}
+    session.run("pytest", "tests/smoke", "-m", marker, *session.posargs, env=env)
 
 
 @contextlib.contextmanager
