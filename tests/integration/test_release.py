@@ -275,18 +275,15 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     assert tested["upgrade"]["summary"] == "4 passed"
     (repository,) = settings.target(None).registries
     images = manifest["stages"]["images"]["bullseye"]
-    now = {tag: registry.remote_image(repository, tag) for tag in registry.tags(repository)}
+    after = state(config)
     for variant, suffix in (("base", ""), ("onbuild", "-onbuild")):
         for tag in (f"2.2.4{suffix}", f"2.2.4-bullseye{suffix}", f"2.2.4-2{suffix}", f"2.2.4-2-bullseye{suffix}"):
-            assert now[tag].config == images[variant]["image"], tag
+            assert after["registry"][tag][1] == images[variant]["image"], tag
     for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
-        assert (now[tag].digest, now[tag].config) == final["registry"][tag], tag  # 2.2.4-1 itself never moves
+        assert after["registry"][tag] == final["registry"][tag], tag  # 2.2.4-1 itself never moves
     floating = {f"{repository}:2.2.4{suffix}" for suffix in ("", "-bullseye", "-onbuild", "-bullseye-onbuild")}
     older = planned(invoke(release_repo, config, "release", VERSION, "--dry-run").stdout)
     assert {older[target] for target in floating} == {"keep"}  # 2.2.4-1 again would not take them back
     status = invoke(release_repo, config, "status", VERSION)  # 2.2.4-1 stays released, though HEAD moved on
     assert status.returncode == 0 and "present" in status.stdout and "CONFLICT" not in status.stdout
-    remote = subprocess.run(
-        ["git", "ls-remote", "--tags", str(LocalServices(settings.services).git_remote)], capture_output=True, text=True
-    ).stdout
-    assert "refs/tags/v2.2.4-1^{}" in remote and "refs/tags/v2.2.4-2^{}" in remote
+    assert "refs/tags/v2.2.4-1^{}" in after["git"] and "refs/tags/v2.2.4-2^{}" in after["git"]
