@@ -27,7 +27,10 @@ class RemoteImage:
 
 
 def _tls(repository: str) -> list[str]:
-    return ["--tls-verify=false"] if repository.startswith(("127.", "localhost")) else []
+    """Plain HTTP only for a registry on this machine, by its parsed host (`127.evil.com` is not loopback)."""
+    from ac_release.config import is_loopback_registry
+
+    return ["--tls-verify=false"] if is_loopback_registry(repository) else []
 
 
 def _skopeo(*args: str, what: str) -> subprocess.CompletedProcess:
