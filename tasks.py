@@ -2,28 +2,75 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import sys
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit, ParseError, Program, task
 
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
+from ac_release.errors import DEBUG_ENV, ReleaseError, describe_decode_error, describe_os_error, one_line
 from ac_release.pipeline import RELEASE, run_stages
 
 
 def _reports_errors(function):
-    """A ReleaseError becomes one line on stderr and exit code 1, never a traceback."""
+    """Every failure becomes one line on stderr and a non-zero exit, never a traceback.
+
+    ReleaseError, system errors (full disk, permissions) and undecodable files exit 1; Ctrl-C exits 130; anything
+    else is a bug of the pipeline: one line and exit 2, and the traceback with AC_RELEASE_DEBUG=1.
+    """
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except ReleaseError as exc:
-            raise Exit(f"error: {exc}", code=1) from None
+            raise Exit(f"error: {one_line(exc)}", code=1) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EPIPE) and exc.filename is None:
+                _discard_pending_output()
+            raise Exit(f"error: {one_line(describe_os_error(exc))}", code=1) from None
+        except UnicodeDecodeError as exc:
+            raise Exit(f"error: {describe_decode_error(exc)}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            raise Exit(
+                f"error: internal error: {type(exc).__name__}: {one_line(exc)} "
+                f"(run with {DEBUG_ENV}=1 for the traceback)",
+                code=2,
+            ) from None
 
     return wrapper
+
+
+def _discard_pending_output() -> None:
+    """Standard output cannot be written (full disk, closed pipe): drop what is buffered, so that flushing it at
+    exit adds no second message to the one line on stderr."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _parse_tasks_with_one_error_line(self: Program) -> None:
+    """invoke prints a bad command line (unknown flag, missing version) as a bare line; ours start with `error: `."""
+    try:
+        _parse_tasks(self)
+    except ParseError as exc:
+        raise Exit(f"error: {one_line(exc)}", code=1) from None
+
+
+if Program.parse_tasks.__name__ != _parse_tasks_with_one_error_line.__name__:  # tasks.py may be imported twice
+    _parse_tasks, Program.parse_tasks = Program.parse_tasks, _parse_tasks_with_one_error_line
 
 
 def _stages(version: str, target: str | None, names: list[str], **context) -> None:
