@@ -77,3 +77,38 @@ def test_retry_does_not_retry_a_final_error():
     with pytest.raises(ReleaseError, match="bad credentials"):
         retry(refused, what="x", sleep=lambda _: None)
     assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"[]", "a JSON list, not an object"),
+        (b"{}", "no schema, version, stages"),
+        (b'{"schema": 1, "version": "2.2.4-1"}', "no stages"),
+        (b'{"schema": 1, "version": "2.2.4-1", "stages": []}', "stages is not an object of stage records"),
+        (b'{"schema": 1, "version": "2.2.4-1", "stages": {"wheel": 3}}', "stages is not an object of stage records"),
+        (b'{"schema": 2, "version": "2.2.4-1", "stages": {}}', "schema 2, this pipeline reads schema 1"),
+        (b'{"schema": 1, "version": 7, "stages": {}}', "version is not a string"),
+        (b'"text"', "a JSON string, not an object"),
+        (b"\xff\xfe{}", "not UTF-8: byte 0xff at offset 0"),
+        (b"{", "not JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+    ],
+)
+def test_corrupt_manifest_is_one_line_naming_the_file_and_what_to_do(tmp_path, content, problem):
+    (tmp_path / "release.json").write_bytes(content)
+    with pytest.raises(ReleaseError) as error:
+        Manifest.load(tmp_path, "2.2.4-1")
+    assert str(error.value) == (
+        f"{tmp_path / 'release.json'} is not a valid release manifest ({problem}): restore it or remove "
+        f"{tmp_path} to start over"
+    )
+
+
+def test_manifest_that_is_a_directory_is_one_line(tmp_path):
+    (tmp_path / "release.json").mkdir()
+    with pytest.raises(ReleaseError) as error:
+        Manifest.load(tmp_path, "2.2.4-1")
+    assert str(error.value) == (
+        f"{tmp_path / 'release.json'} is not a valid release manifest (a directory): restore it or remove "
+        f"{tmp_path} to start over"
+    )
