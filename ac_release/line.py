@@ -95,8 +95,15 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
             f"no release line for Airflow {version.airflow_version} (AC {version}): "
             f"known lines are {known}; add {path.relative_to(wheel_dir.parent)} to start a new line"
         )
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReleaseError(
+            f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
         line = ReleaseLine(
             directory=directory,
             airflow=data["airflow"],

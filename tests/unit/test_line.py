@@ -159,3 +159,11 @@ def test_a_misnamed_series_file_is_refused(tmp_path):
         "wheel/2.2.4/patches/2-fix.patch: a series file is named NNNN-<slug>.patch or NNNN-<slug>.check.py "
         "(4 digits, lowercase slug)"
     )
+
+
+def test_a_non_utf8_line_file_is_one_line(tmp_path):
+    line_file = _line_copy(tmp_path).parent / "line.toml"
+    line_file.write_bytes(line_file.read_bytes() + b"# \xff\n")
+    assert _series_refusal(tmp_path) == (
+        f"{line_file}: not UTF-8 (byte 0xff at offset {line_file.stat().st_size - 2}): save it as UTF-8"
+    )
