@@ -34,6 +34,13 @@ _REGISTRY = re.compile(
 )
 
 
+def _q(value: str) -> str:
+    """A value quoted in a refusal, with anything that may be a secret (URL userinfo, a query) masked."""
+    value = re.sub(r"//[^/@]*@", "//***@", value)
+    value = re.sub(r"\?.*", "?***", value)
+    return repr(value)
+
+
 class SchemaError(Exception):
     def __init__(self, key: str, message: str):
         super().__init__(f"{key}: {message}")
@@ -100,7 +107,7 @@ def _plain(value: Any, key: str) -> str:
     if _CONTROL.search(value):
         raise SchemaError(key, "control characters (newline, NUL, ...) are not allowed")
     if value.startswith("-"):
-        raise SchemaError(key, f"must not start with '-' (it would be read as an option), got {value!r}")
+        raise SchemaError(key, f"must not start with '-' (it would be read as an option), got {_q(value)}")
     return value
 
 
@@ -108,7 +115,7 @@ def _choice(table: dict, key: str, name: str, choices: tuple[str, ...], default:
     value = _string(table, key, name, required=default is None) or default
     if value not in choices:
         expected = ", ".join(repr(c) for c in choices)
-        raise SchemaError(_key(key, name), f"expected one of {expected}, got {value!r}")
+        raise SchemaError(_key(key, name), f"expected one of {expected}, got {_q(value)}")
     return value
 
 
@@ -136,7 +143,7 @@ def _url(value: str, key: str, credentials_hint: str) -> urllib.parse.SplitResul
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
     except ValueError:
-        raise SchemaError(key, f"invalid port in {value!r}") from None
+        raise SchemaError(key, f"invalid port in {_q(value)}") from None
     return parts
 
 
@@ -152,7 +159,7 @@ def check(data: Any) -> None:
         _string(top, "", name)
     docker = _string(top, "", "docker")
     if docker is not None and docker != "auto" and not _DOCKER_CLI.fullmatch(docker):
-        raise SchemaError("docker", f'expected "auto" or the path of a docker CLI, got {docker!r}')
+        raise SchemaError("docker", f'expected "auto" or the path of a docker CLI, got {_q(docker)}')
     _services(top["services"])
     targets = top["targets"]
     if not isinstance(targets, dict):
@@ -168,7 +175,9 @@ def check(data: Any) -> None:
         _target(target, f"targets.{name}")
     default = _string(top, "", "default_target", required=True)
     if default not in targets:
-        raise SchemaError("default_target", f"{default!r} is not a target: choose one of {', '.join(sorted(targets))}")
+        raise SchemaError(
+            "default_target", f"{_q(default)} is not a target: choose one of {', '.join(sorted(targets))}"
+        )
 
 
 def _services(value: Any) -> None:
@@ -183,7 +192,8 @@ def _services(value: Any) -> None:
     host = _string(services, key, "host")
     if host is not None and not is_loopback_host(host):
         raise SchemaError(
-            "services.host", f"the local services listen on loopback only (127.0.0.0/8, ::1 or localhost), got {host!r}"
+            "services.host",
+            f"the local services listen on loopback only (127.0.0.0/8, ::1 or localhost), got {_q(host)}",
         )
     seen: dict[int, str] = {}
     for name in ("pypi_port", "sigstore_port", "registry_port"):
@@ -223,11 +233,11 @@ def _registries(value: Any, key: str) -> None:
         host_named = match and ("." in match["host"] or match["port"] or match["host"][0] == "[")
         valid_host = match and (match["host"][0] != "[" or _ip(match["host"][1:-1]))
         if not (match and (host_named or match["host"] == "localhost") and valid_host):
-            raise SchemaError(item_key, f"expected {REGISTRY_FORM}, got {repository!r}")
+            raise SchemaError(item_key, f"expected {REGISTRY_FORM}, got {_q(repository)}")
         if match["port"] and not 1 <= int(match["port"]) <= 65535:
-            raise SchemaError(item_key, f"expected {REGISTRY_FORM}, got {repository!r}")
+            raise SchemaError(item_key, f"expected {REGISTRY_FORM}, got {_q(repository)}")
         if repository in value[:number]:
-            raise SchemaError(item_key, f"{repository!r} is listed twice")
+            raise SchemaError(item_key, f"{_q(repository)} is listed twice")
 
 
 def _ip(text: str) -> bool:
@@ -253,10 +263,10 @@ def _git_remote(remote: str, key: str) -> None:
         try:
             parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
         except ValueError:
-            raise SchemaError(key, f"invalid port in {remote!r}") from None
+            raise SchemaError(key, f"invalid port in {_q(remote)}") from None
         loopback = is_loopback_host(parts.hostname or "")
         if scheme not in ("https", "ssh", "file") and not (scheme == "http" and loopback):
-            raise SchemaError(key, f"a remote URL must use https or ssh, got {remote!r}")
+            raise SchemaError(key, f"a remote URL must use https or ssh, got {_q(remote)}")
     elif re.match(r"[^/@]*:[^/@]*@", remote):
         raise SchemaError(key, "credentials do not belong in a URL: use a credential helper or an ssh key")
 
@@ -266,12 +276,12 @@ def _index(value: Any, key: str, local_services: bool) -> None:
     url = _string(index, key, "url", required=True)
     parts = _url(url, f"{key}.url", ": use password_env or password_file")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SchemaError(f"{key}.url", f"expected an https:// URL, got {url!r}")
+        raise SchemaError(f"{key}.url", f"expected an https:// URL, got {_q(url)}")
     if parts.query or parts.fragment:
-        raise SchemaError(f"{key}.url", f"the index URL takes no query or fragment, got {url!r}")
+        raise SchemaError(f"{key}.url", f"the index URL takes no query or fragment, got {_q(url)}")
     if parts.scheme == "http":
         if not is_loopback_host(parts.hostname):
-            raise SchemaError(f"{key}.url", f"a remote index must use https, got {url!r}")
+            raise SchemaError(f"{key}.url", f"a remote index must use https, got {_q(url)}")
         if not local_services:
             raise SchemaError(
                 f"{key}.url", "plain http is only for the index of the pipeline's own services (local_services = true)"
@@ -279,14 +289,14 @@ def _index(value: Any, key: str, local_services: bool) -> None:
     username = _string(index, key, "username", required=True)
     if not _USERNAME.fullmatch(username):
         raise SchemaError(
-            f"{key}.username", f"expected a user name without ':', spaces or control characters, got {username!r}"
+            f"{key}.username", f"expected a user name without ':', spaces or control characters, got {_q(username)}"
         )
     if "password_env" in index and "password_file" in index:
         raise SchemaError(key, "set one of password_env and password_file, not both")
     if "password_env" in index:
         name = _string(index, key, "password_env")
         if not _ENV_NAME.fullmatch(name):
-            raise SchemaError(f"{key}.password_env", f"expected an environment variable name, got {name!r}")
+            raise SchemaError(f"{key}.password_env", f"expected an environment variable name, got {_q(name)}")
     elif "password_file" in index:
         _string(index, key, "password_file")
     else:
@@ -310,8 +320,8 @@ def _signing(value: Any, key: str, local_services: bool) -> None:
     if not _EMAIL.fullmatch(identity):
         parts = _url(identity, f"{key}.identity", "")
         if parts.scheme != "https" or not parts.hostname:
-            raise SchemaError(f"{key}.identity", f"expected an email address or an https:// URI, got {identity!r}")
+            raise SchemaError(f"{key}.identity", f"expected an email address or an https:// URI, got {_q(identity)}")
     issuer = _string(signing, key, "issuer", required=True)
     parts = _url(issuer, f"{key}.issuer", "")
     if parts.scheme != "https" or not parts.hostname:
-        raise SchemaError(f"{key}.issuer", f"expected an https:// URL, got {issuer!r}")
+        raise SchemaError(f"{key}.issuer", f"expected an https:// URL, got {_q(issuer)}")

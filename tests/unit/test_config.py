@@ -389,3 +389,16 @@ def test_empty_target_name_is_refused_none_is_the_default(tmp_path):
     with pytest.raises(ReleaseError) as error:
         settings.target("")
     assert str(error.value) == "empty target name: choose one of local (or leave --target out for local)"
+
+
+def test_a_refusal_never_quotes_a_secret_of_a_url(tmp_path):
+    edits = [
+        ('url = "https://pip.example.com/"', 'url = "https://pip.example.com/?token=s3cr3t"'),
+        ('git_remote = "origin"', 'git_remote = "-https://user:s3cr3t@github.com/a/b.git"'),
+        ('issuer = "https://token.actions.githubusercontent.com"', 'issuer = "ftp://u:s3cr3t@issuer.example.com"'),
+    ]
+    for number, edit in enumerate(edits):
+        (tmp_path / str(number)).mkdir()
+        message = _refusal(_config(tmp_path / str(number), edit))
+        assert "s3cr3t" not in message, message
+        assert "***" in message or "credentials do not belong in a URL" in message, message
