@@ -150,6 +150,17 @@ def lock(c, line):
         print(f"wrote {Path(path).relative_to(settings.root)}")
 
 
+@task(name="lock-tools", help={"upgrade": "re-resolve every pin instead of keeping the ones already in the lock"})
+@_reports_errors
+def lock_tools(c, upgrade=False):
+    """Regenerate requirements/pipeline.txt: the pipeline's own dependencies (pyproject.toml) locked with hashes."""
+    from ac_release.lock import regenerate_tools
+
+    settings = load_settings()
+    path = regenerate_tools(settings.root, upgrade=upgrade)
+    print(f"wrote {path.relative_to(settings.root)}")
+
+
 @task
 @_reports_errors
 def services_up(c):
@@ -186,5 +197,5 @@ images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
 namespace = Collection(
-    release, status, verify, github_release, build, wheel, sign, publish, lock, services, images, bench
+    release, status, verify, github_release, build, wheel, sign, publish, lock, lock_tools, services, images, bench
 )
