@@ -10,7 +10,7 @@ from invoke import Collection, Exit, task
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.pipeline import RELEASE, run_stages
+from ac_release.pipeline import RELEASE, plan, print_steps, run_stages
 
 
 def _reports_errors(function):
@@ -42,9 +42,7 @@ def _stages(version: str, target: str | None, names: list[str], **context) -> No
 def release(c, version, target=None, dry_run=False):
     """Release an AC version: preflight, wheel, sign, publish, images, test, push, tag (each skips what is done)."""
     if dry_run:
-        from ac_release.plan import plan, print_steps
-
-        ctx = ReleaseContext.create(version, load_settings(), target)
+        ctx = ReleaseContext.create(version, load_settings(), target, releasing=True)
         print_steps(plan(ctx), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
         return
     _stages(version, target, RELEASE, releasing=True)
@@ -54,8 +52,6 @@ def release(c, version, target=None, dry_run=False):
 @_reports_errors
 def status(c, version, target=None):
     """Show what of a release exists where: dist/, index, images, registries, git tag."""
-    from ac_release.plan import plan, print_steps
-
     ctx = ReleaseContext.create(version, load_settings(), target)
     print_steps(plan(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
 

@@ -146,6 +146,15 @@ def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KE
     return tag
 
 
+def base_reference(mode: str, distro: str, python: str) -> str:
+    """The reference of a flavour's base image, without building it."""
+    if mode == "official":
+        return official_base(distro, python)
+    if mode == "debootstrap":
+        return _tag(distro)
+    raise ReleaseError(f"unknown base_images mode {mode!r}: use 'official' or 'debootstrap' in release.toml")
+
+
 def ensure_base(docker: Docker, mode: str, distro: str, python: str, log=print) -> str:
     """The base image of a flavour: a setting of the target, one code path for both worlds."""
     if mode == "official":

@@ -9,18 +9,20 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from rich.table import Table
 
 from ac_release.baseimage import ensure_base
 from ac_release.context import ReleaseContext, ensure_local_services
-from ac_release.images.matrix import ONBUILD, flavours_of
-from ac_release.manifest import Manifest
-from ac_release.stages import images
+from ac_release.images import build
+from ac_release.images.matrix import ONBUILD, VARIANTS
+from ac_release.images.state import flavour_state, flavours
+from ac_release.names import artifact_names
+from ac_release.published import fetch_verified
 
 BASELINE = Path(__file__).parents[1] / "bench" / "baseline.Dockerfile"
+BENCH_REPOSITORY = "ac-release/bench"  # every image the benchmark builds, removed at its end
 
 
 def _prune(ctx: ReleaseContext) -> None:
@@ -39,7 +41,7 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     started = time.monotonic()
     image = ctx.docker.build(
         context,
-        f"ac-release/bench-baseline:{flavour.name}",
+        f"{BENCH_REPOSITORY}:baseline-{flavour.name}",
         dockerfile=BASELINE,
         build_args={
             "BASE_IMAGE": ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log),
@@ -55,36 +57,44 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     return time.monotonic() - started, ctx.docker.image_size(image)
 
 
-def _ours(ctx: ReleaseContext, work: Path, label: str) -> dict:
-    """Run the images stage on a scratch copy of the manifest so that it builds instead of skipping."""
-    dist = work / label / str(ctx.version)
-    dist.mkdir(parents=True)
-    scratch = Manifest.load(ctx.dist, str(ctx.version))
-    scratch.data["stages"].pop(images.NAME, None)
-    scratch.path = dist / "release.json"
-    scratch.save()
-    for name in ctx.manifest.stage("wheel")["artifacts"]:
-        for path in (ctx.dist / name, ctx.dist / f"{name}.sigstore.json"):
-            shutil.copy(path, dist / path.name)
-    bench_ctx = replace(ctx, settings=replace(ctx.settings, dist_dir=work / label))
-    return images.run(bench_ctx)
+def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) -> dict:
+    """Build every flavour as the images stage does, under names of the benchmark's own (never the release's)."""
+    figures = {}
+    for flavour in flavours:
+        state = flavour_state(ctx, flavour)
+        refs = {variant: f"{BENCH_REPOSITORY}:{label}-{flavour.name}-{variant}" for variant in VARIANTS}
+        built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
+        figures[flavour.name] = {
+            variant: {"seconds": seconds, "size": ctx.docker.image_size(image)}
+            for variant, (image, seconds) in built.items()
+        }
+    return figures
 
 
 def run_bench(ctx: ReleaseContext) -> dict:
     ensure_local_services(ctx)
-    flavours = flavours_of(images.images_dir(ctx), ctx.line.airflow)
-    wheels = images.fetch_published_wheels(ctx)
-    for flavour in flavours:  # base images are present in every measurement
+    selected = flavours(ctx)
+    names = [name for name in artifact_names(ctx.version) if name.endswith(".whl")]
+    wheels = fetch_verified(ctx, names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
+    for flavour in selected:  # base images are present in every measurement
         ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
-    with tempfile.TemporaryDirectory(prefix="ac-bench-") as tmp:
-        work = Path(tmp)
-        _prune(ctx)
-        baseline = {flavour.name: _baseline(ctx, flavour, wheels, work) for flavour in flavours}
-        _prune(ctx)
-        cold = _ours(ctx, work, "cold")
-        warm = _ours(ctx, work, "warm")
+    try:
+        with tempfile.TemporaryDirectory(prefix="ac-bench-") as tmp:
+            work = Path(tmp)
+            _prune(ctx)
+            baseline = {flavour.name: _baseline(ctx, flavour, wheels, work) for flavour in selected}
+            _prune(ctx)
+            cold = _ours(ctx, selected, wheels, "cold")
+            warm = _ours(ctx, selected, wheels, "warm")
+    finally:
+        for reference in (
+            ctx.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", BENCH_REPOSITORY, capture=True)
+            .stdout.decode()
+            .split()
+        ):
+            ctx.docker("image", "rm", reference, capture=True, check=False)
     figures = {"baseline": baseline, "cold": cold, "warm": warm}
-    _print(ctx, flavours, figures)
+    _print(ctx, selected, figures)
     return figures
 
 

@@ -13,9 +13,9 @@ from ac_release import registry
 from ac_release.baseimage import ensure_debian_base
 from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
+from ac_release.released import previous_release
 from ac_release.services.manager import LocalServices
 from ac_release.stages import push
-from ac_release.upgrade import previous_release
 from tests.helpers import REPO, write_config
 from tests.integration.conftest import make_context
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ac_release.line import provider_distribution
+from ac_release.records import WheelRecord
 from tests.smoke.conftest import SMOKE_DAG, detached, env_args, last_json, run_dag, scheduler, smoke_dags, wait_for
 
 pytestmark = pytest.mark.smoke
@@ -28,9 +29,9 @@ def test_airflow_version_equals_the_labels(docker, built):
         "io.astronomer.docker.uid": "50000",
         "io.astronomer.docker.airflow.version": version.wheel_version,
         "io.astronomer.docker.ac.version": str(version),
-        "io.astronomer.docker.airflow.wheel.sha256": built.ctx.manifest.stage("wheel")["artifacts"][
+        "io.astronomer.docker.airflow.wheel.sha256": built.ctx.manifest.get(WheelRecord).sha256(
             f"apache_airflow-{version.wheel_version}-py3-none-any.whl"
-        ]["sha256"],
+        ),
     }
 
 

@@ -6,25 +6,34 @@ import pytest
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes
 from ac_release.manifest import Manifest
+from ac_release.records import Artifact, PublishRecord, WheelRecord
 from ac_release.retry import Transient, retry
 
 
-def test_manifest_records_stages_atomically(tmp_path):
+WHEEL = WheelRecord("f" * 64, {"a.whl": Artifact("00", 3)}, {}, "buildenv", 1645660800)
+
+
+def test_manifest_records_typed_stages_atomically(tmp_path):
     manifest = Manifest.load(tmp_path, "2.2.4-1")
     assert not manifest.path.exists()  # loading writes nothing
-    manifest.record("wheel", {"artifacts": {"a.whl": {"sha256": "00"}}})
-    assert json.loads((tmp_path / "release.json").read_text()) == {
-        "schema": 1,
-        "version": "2.2.4-1",
-        "stages": {"wheel": {"artifacts": {"a.whl": {"sha256": "00"}}}},
+    manifest.put(WHEEL)
+    manifest.put(PublishRecord("http://index/", {"a.whl": "00"}, ["a.whl"]), "local")
+    data = json.loads((tmp_path / "release.json").read_text())
+    assert data["schema"] == 2 and data["version"] == "2.2.4-1"
+    assert data["wheel"]["artifacts"] == {"a.whl": {"sha256": "00", "size": 3}}
+    assert data["targets"] == {
+        "local": {"publish": {"index": "http://index/", "files": {"a.whl": "00"}, "uploaded": ["a.whl"]}}
     }
-    assert Manifest.load(tmp_path, "2.2.4-1").stage("wheel") == {"artifacts": {"a.whl": {"sha256": "00"}}}
+    again = Manifest.load(tmp_path, "2.2.4-1")
+    assert again.get(WheelRecord) == WHEEL
+    assert again.get(PublishRecord, "local").files == {"a.whl": "00"}
+    assert again.get(PublishRecord, "staging") is None  # a record of one target is never read as another's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release.json"]
 
 
 def test_manifest_of_another_version_is_refused(tmp_path):
-    Manifest.load(tmp_path, "2.2.4-1").record("wheel", {})
-    with pytest.raises(ReleaseError, match=r"release.json belongs to '2.2.4-1' \(schema 1\), not 2.2.4-2$"):
+    Manifest.load(tmp_path, "2.2.4-1").put(WHEEL)
+    with pytest.raises(ReleaseError, match=r"release.json belongs to '2.2.4-1' \(schema 2\), not 2.2.4-2$"):
         Manifest.load(tmp_path, "2.2.4-2")
 
 
