@@ -151,7 +151,8 @@ def base_reference(mode: str, distro: str, python: str) -> str:
     if mode == "official":
         return official_base(distro, python)
     if mode == "debootstrap":
-        return _tag(distro)
+        _check_keyring(KEYRING)
+        return _tag(distro, KEYRING)
     raise ReleaseError(f"unknown base_images mode {mode!r}: use 'official' or 'debootstrap' in release.toml")
 
 
