@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ac_release import faults
-from ac_release.context import ReleaseContext
+from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.errors import ReleaseError
 from ac_release.images.state import flavours
 from ac_release.progress import LiveView
 from ac_release.records import (
@@ -38,6 +39,19 @@ def plan(ctx: ReleaseContext, names: Sequence[str] = RELEASE) -> list[Step]:
     return [step for name in names for step in STAGES[name].check(ctx)]
 
 
+def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):
+    """Decide, refuse on any refusal, act on the open steps: one stage, entered once."""
+    if name not in ("preflight", "wheel"):  # the preflight starts them after its own checks; the wheel needs none
+        ensure_local_services(ctx)  # a run decides on what the services answer, never on `unknown`
+    steps = STAGES[name].check(ctx)
+    for step in steps if log_steps else ():  # the log tells what each stage acts on
+        ctx.console.print(f"  {step.line()}", soft_wrap=True, markup=False)
+    refuse_any(steps, ctx.version)
+    if unknown := [step for step in steps if step.action == "unknown"]:
+        raise ReleaseError(f"{name}: cannot decide about {unknown[0].target}: {unknown[0].reason}")
+    return STAGES[name].run(ctx, steps)
+
+
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
     results: dict[str, object] = {}
     timings: dict[str, float] = {}
@@ -46,11 +60,7 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
         for name in names:
             started = time.monotonic()
             with ctx.view.row(f"[bold]{name}[/bold] {ctx.version}"):
-                steps = STAGES[name].check(ctx)
-                for step in steps if name != "preflight" else ():  # the log tells what each stage acts on
-                    ctx.console.print(f"  {step.line()}", soft_wrap=True, markup=False)
-                refuse_any(steps, ctx.version)
-                results[name] = STAGES[name].run(ctx, steps)
+                results[name] = run_stage(ctx, name, log_steps=name != "preflight")
                 if name == "preflight":  # every refusal of the stages to come, before the first write
                     refuse_any(plan(ctx, [n for n in names if n != "preflight"]), ctx.version)
             timings[name] = time.monotonic() - started

@@ -50,9 +50,9 @@ def refuse_any(steps: Iterable[Step], version: object) -> None:
         raise ReleaseError(f"refused: {refused[0].target}: {refused[0].reason}{more}")
 
 
-def parse_line(line: str) -> tuple[str, str, str] | None:
+def parse_line(line: str, stages: Iterable[str]) -> tuple[str, str, str] | None:
     """(stage, action, target) of a line printed by `Step.line`, or None for any other line."""
     parts = line.split(maxsplit=2)
-    if len(parts) < 3 or parts[1] not in ACTIONS:
+    if len(parts) < 3 or parts[0] not in stages or parts[1] not in ACTIONS:
         return None
     return parts[0], parts[1], parts[2].split("  — ", 1)[0].strip()

@@ -9,7 +9,6 @@ from ac_release.manifest import Manifest
 from ac_release.records import Artifact, PublishRecord, WheelRecord
 from ac_release.retry import Transient, retry
 
-
 WHEEL = WheelRecord("f" * 64, {"a.whl": Artifact("00", 3)}, {}, "buildenv", 1645660800)
 
 
