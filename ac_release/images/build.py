@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ac_release.context import ReleaseContext
-from ac_release.git import head
+from ac_release.git import git
 from ac_release.images.matrix import ONBUILD, Flavour
 
 INCLUDE = ("entrypoint", "clean-airflow-logs", "install-packages", "install-requirements")
@@ -51,9 +51,15 @@ def build_args(ctx: ReleaseContext, base: str, pins: dict[str, str]) -> dict[str
         "EXTRAS": ",".join(ctx.line.all_extras),
         # OCI labels: the commit built from, and the line's SOURCE_DATE_EPOCH rather than the time of the build
         "OCI_SOURCE": SOURCE,
-        "OCI_REVISION": head(ctx.settings.root),
+        "OCI_REVISION": revision(ctx.settings.root),
         "OCI_CREATED": created(ctx.line.source_date_epoch),
     }
+
+
+def revision(root: Path) -> str:
+    """The commit the images are built from; empty for a tree outside git (a release always runs in a checkout:
+    its preflight demands a clean one)."""
+    return git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
 
 
 def created(source_date_epoch: int) -> str:

@@ -46,3 +46,8 @@ def test_the_oci_build_arguments_are_the_commit_and_the_line_date(tmp_path):
     # the line's release date (SOURCE_DATE_EPOCH), never the time of the build: the image stays reproducible
     assert args["OCI_CREATED"] == "2022-02-22T00:00:00Z"
     assert args["AC_VERSION"] == "2.2.4-1"
+
+
+def test_a_tree_outside_git_gives_an_empty_revision(tmp_path):
+    assert build.revision(tmp_path) == ""
+    assert build.revision(REPO) == head(REPO)
