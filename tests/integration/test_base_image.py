@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ac_release.baseimage import KEYRING, ensure_debian_base
+from ac_release.baseimage import KEYRING, _tag, ensure_debian_base
 from ac_release.config import docker_command
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
@@ -64,6 +64,4 @@ def test_the_base_is_built_from_the_signed_archive_and_tagged_by_its_keyring(doc
     assert python.startswith("Python 3.9.")
     moved = tmp_path / "debian-archive-keyring.gpg"
     shutil.copy(KEYRING, moved)
-    from ac_release.baseimage import _tag
-
     assert _tag("bullseye", moved) != tag == _tag("bullseye", KEYRING)
