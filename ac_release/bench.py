@@ -20,6 +20,7 @@ from ac_release.fsutil import sha256_file
 from ac_release.images import build
 from ac_release.images.matrix import ONBUILD, VARIANTS
 from ac_release.images.state import flavours
+from ac_release.lock import without_hashes
 from ac_release.names import artifact_names
 from ac_release.published import fetch_verified
 
@@ -36,7 +37,8 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     (context / "wheels").mkdir(parents=True)
     for path in wheels.values():
         shutil.copy(path, context / "wheels" / path.name)
-    shutil.copy(ctx.line.lock_file, context / "constraints.txt")
+    # AC's 2022 build had no hashes (and its pip would demand them for the local wheels too): the same pins, plain
+    (context / "constraints.txt").write_text(without_hashes(ctx.line.lock_file.read_text()))
     bundle = ctx.settings.extra_ca_bundle
     (context / "build-ca.crt").write_bytes(bundle.read_bytes() if bundle and bundle.is_file() else b"")
     meta = next(name for name in wheels if name.startswith("astronomer_certified-"))

@@ -131,3 +131,9 @@ def hashed_pins(text: str) -> dict[str, tuple[str, int]]:
     from packaging.utils import canonicalize_name
 
     return {canonicalize_name(m[1]): (m[2], m[3].count("--hash=")) for m in _ENTRY.finditer(text)}
+
+
+def without_hashes(text: str) -> str:
+    """The same pins without their `--hash` options: what a pip of 2022 takes as plain constraints (pip turns on
+    --require-hashes as soon as one line has a hash, and then refuses the local wheels)."""
+    return re.sub(r"[ \t]*\\\n[ \t]+--hash=sha256:[0-9a-f]{64}", "", text)

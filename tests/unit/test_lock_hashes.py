@@ -9,7 +9,7 @@ import pytest
 
 from ac_release.images.generate import expected_files
 from ac_release.images.matrix import load_matrix
-from ac_release.lock import hashed_pins
+from ac_release.lock import hashed_pins, without_hashes
 from tests.helpers import REPO
 
 LOCKS = sorted((REPO / "wheel").glob("*/constraints.txt")) + sorted((REPO / "wheel").glob("*/build-requirements.txt"))
@@ -46,3 +46,13 @@ def test_every_generated_dockerfile_installs_by_hash():
 def test_the_wheel_check_installs_by_hash():
     script = (REPO / "ac_release" / "wheelcheck.sh").read_text()
     assert "--require-hashes --constraint /line/constraints.txt" in script
+
+
+def test_the_bench_baseline_gets_the_same_pins_without_hashes():
+    text = (REPO / "wheel" / "2.2.4" / "constraints.txt").read_text()
+    plain = without_hashes(text)
+    assert "--hash" not in plain
+    assert {name: version for name, (version, _) in hashed_pins(plain).items()} == {
+        name: version for name, (version, _) in hashed_pins(text).items()
+    }
+    assert "six==1.16.0\n    # via" in plain
