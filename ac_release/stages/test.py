@@ -97,8 +97,7 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", kind]
     argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]
-    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
-    env |= {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
+    env = session_env(ctx, flavour)
     ctx.log(f"test: {kind} tests of {flavour} (log: {log})")
     started = time.monotonic()
     with ctx.view.row(f"{kind} {flavour}", level=1) as row, open(log, "wb") as output:
@@ -114,6 +113,12 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
         if not passed:
             row.failed()
     return Session("passed" if passed else "failed", round(time.monotonic() - started, 1), counts, str(log))
+
+
+def session_env(ctx: ReleaseContext, flavour: str) -> dict[str, str]:
+    """Only what the tests need of the environment: no index password, token or other secret reaches them."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
+    return env | {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
 
 
 def _counts(report: Path) -> dict[str, int]:

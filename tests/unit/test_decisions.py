@@ -246,3 +246,29 @@ def test_git_tag_is_made_kept_or_refused(world):
     assert (step.action, step.data) == ("refuse", {"state": "present"})  # `status`: released from another commit
     world.remote_tag, world.local_tag = None, "3" * 40
     assert world.actions(tag) == {where: "refuse"}
+
+
+def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
+    monkeypatch.setenv("AC_INDEX_PASSWORD", "planted-index-password")
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "planted-token")
+    monkeypatch.setenv("AC_RELEASE_CONFIG", "/some/release.toml")
+    env = test.session_env(world.ctx, "bullseye")
+    assert "planted-index-password" not in env.values() and "planted-token" not in env.values()
+    assert env["AC_RELEASE_CONFIG"] == "/some/release.toml"  # the same configuration as the release
+    assert (env["AC_SMOKE_VERSION"], env["AC_SMOKE_FLAVOUR"], env["AC_SMOKE_TARGET"]) == (
+        "2.2.4-1",
+        "bullseye",
+        "local",
+    )
+
+
+def test_the_plan_prints_every_value_whole_on_a_log(capsys):
+    from ac_release.pipeline import print_steps
+    from ac_release.steps import Step, parse_line
+
+    digest = "sha256:" + "e" * 64
+    target = "registry.example:5000/astronomer/ap-airflow:2.2.4-1-bullseye-onbuild"
+    print_steps([Step("push", "refuse", target, f"already holds {digest}")], title="dry run")
+    out = capsys.readouterr().out  # captured: not a terminal
+    (line,) = [line for line in out.splitlines() if line.startswith("push")]
+    assert digest in line and parse_line(line, ["push"]) == ("push", "refuse", target)
