@@ -131,6 +131,23 @@ def bench(c, version, target=None):
     run_bench(ReleaseContext.create(version, load_settings(), target))
 
 
+@task(
+    help={
+        "version": "AC version, e.g. 2.2.4-1, or `newest`: the newest changelog build of every line (as a plain nox)",
+        "github-output": "also append `matrix=<json>` to the file named by $GITHUB_OUTPUT (a GitHub Actions step)",
+    }
+)
+@_reports_errors
+def matrix(c, version, github_output=False):
+    """Print the workflows' job matrix as JSON: one {version, flavour} per image flavour to build and test."""
+    from ac_release.images.ci_matrix import as_json, ci_matrix, write_github_output
+
+    jobs = ci_matrix(load_settings().root, version)
+    if github_output:
+        write_github_output(jobs)
+    print(as_json(jobs))
+
+
 @task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
 @_reports_errors
 def lock(c, line):
@@ -182,5 +199,5 @@ images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
 namespace = Collection(
-    release, status, verify, github_release, build, wheel, sign, publish, lock, services, images, bench
+    release, status, verify, github_release, build, wheel, sign, publish, lock, matrix, services, images, bench
 )
