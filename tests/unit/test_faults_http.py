@@ -3,43 +3,14 @@
 from __future__ import annotations
 
 import socket
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from ac_release.errors import ReleaseError
 from ac_release.retry import retry
-
-
-class _Server:
-    """An HTTP server on 127.0.0.1 in a thread; `handle(handler)` answers each request; headers are recorded."""
-
-    def __init__(self, handle):
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append((self.path, dict(self.headers)))
-                handle(self)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.local_http import LocalHTTPServer
 
 
 def _cut_body(handler: BaseHTTPRequestHandler) -> None:
@@ -54,7 +25,7 @@ def _cut_body(handler: BaseHTTPRequestHandler) -> None:
 
 def test_a_body_cut_mid_transfer_is_retried_then_reported_in_one_line():
     delays: list[float] = []
-    with _Server(_cut_body) as server:
+    with LocalHTTPServer(_cut_body) as server:
 
         def fetch() -> bytes:
             with urllib.request.urlopen(server.url + "/file", timeout=10) as response:
@@ -82,7 +53,7 @@ def test_a_body_cut_once_then_served_whole_succeeds():
         handler.end_headers()
         handler.wfile.write(b"done")
 
-    with _Server(flaky) as server:
+    with LocalHTTPServer(flaky) as server:
 
         def fetch() -> bytes:
             with urllib.request.urlopen(server.url + "/file", timeout=10) as response:
