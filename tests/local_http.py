@@ -18,6 +18,8 @@ class LocalHTTPServer:
                 outer.requests.append((self.path, dict(self.headers)))
                 handle(self)
 
+            do_POST = do_PUT = do_GET
+
             def log_message(self, *args):
                 pass
 

@@ -7,34 +7,18 @@ in the manifest (a private index cannot hold them).
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
-from ac_release import faults
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.index import IndexFile, project_files
-from ac_release.retry import Transient, retry
 from ac_release.signing import bundle_name, verify_all
 from ac_release.stages.sign import artifacts_of
+from ac_release.upload import upload
 
 NAME = "publish"
 PROJECTS = ("apache-airflow", "astronomer-certified")
-# twine prints these for failures that may pass; anything else (bad credentials, a refused file) is final.
-_TRANSIENT = (
-    "ConnectionError",
-    "Connection refused",
-    "timed out",
-    "502 Bad Gateway",
-    "503 Service Unavailable",
-    "504 Gateway",
-    "RemoteDisconnected",
-    "Max retries exceeded",
-)
 
 
 def index_state(ctx: ReleaseContext, password: str) -> dict[str, IndexFile]:
@@ -60,52 +44,6 @@ def plan(ctx: ReleaseContext, artifacts: list[Path], on_index: dict[str, IndexFi
     return to_upload
 
 
-def _upload(ctx: ReleaseContext, artifact: Path, password: str) -> None:
-    index = ctx.target.index
-    argv = [
-        sys.executable,
-        "-m",
-        "twine",
-        "upload",
-        "--non-interactive",
-        "--disable-progress-bar",
-        "--repository-url",
-        index.upload_url,
-        "--username",
-        index.username,
-        str(artifact),
-    ]
-    env = {**os.environ, "TWINE_PASSWORD": password}  # never on the command line
-
-    number = faults.count("upload")
-
-    def attempt() -> None:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        faults.reached(f"during:upload-{number}")
-        stdout, stderr = process.communicate()
-        result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
-        if result.returncode == 0:
-            return
-        output = (result.stdout + result.stderr).replace(password, "***")
-        if any(marker in output for marker in _TRANSIENT):
-            raise Transient(_twine_error(output))
-        if re.search(r"\b40[13] (Unauthorized|Forbidden)", output):
-            raise ReleaseError(
-                f"index {index.url} refused the upload credentials of {index.username!r}: "
-                f"check {index.password.describe()}"
-            )
-        raise ReleaseError(f"twine upload of {artifact.name} failed: {_twine_error(output)}")
-
-    retry(attempt, what=f"upload of {artifact.name} to {index.url}")
-    faults.reached(f"after:upload-{number}")
-
-
-def _twine_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1]
-
-
 def run(ctx: ReleaseContext) -> dict:
     ensure_local_services(ctx)
     artifacts = artifacts_of(ctx)
@@ -114,7 +52,7 @@ def run(ctx: ReleaseContext) -> dict:
     to_upload = plan(ctx, artifacts, index_state(ctx, password))
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
-        _upload(ctx, artifact, password)
+        upload(ctx.target.index, artifact, password)
     if not to_upload:
         ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
     on_index = index_state(ctx, password)
