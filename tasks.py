@@ -11,6 +11,7 @@ from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.pipeline import RELEASE, plan, print_steps, run_stages
+from ac_release.runlock import held
 
 
 def _reports_errors(function):
@@ -28,7 +29,8 @@ def _reports_errors(function):
 
 def _stages(version: str, target: str | None, names: list[str], **context) -> None:
     ctx = ReleaseContext.create(version, load_settings(), target, **context)
-    run_stages(ctx, names)
+    with held(ctx.dist, str(ctx.version)):  # one writing command per version at a time
+        run_stages(ctx, names)
 
 
 @task(
@@ -128,7 +130,9 @@ def bench(c, version, target=None):
     """Time and size of the image build against an AC-2022-style baseline (clears the Docker build cache)."""
     from ac_release.bench import run_bench
 
-    run_bench(ReleaseContext.create(version, load_settings(), target))
+    ctx = ReleaseContext.create(version, load_settings(), target)
+    with held(ctx.dist, str(ctx.version)):
+        run_bench(ctx)
 
 
 @task(

@@ -15,6 +15,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from ac_release import proc
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.images.state import flavour_state, flavours
@@ -24,7 +25,6 @@ from ac_release.steps import Step, open_steps
 
 NAME = "test"
 KINDS = ("smoke", "upgrade")
-TIMEOUT = 3600  # seconds for one session: a hung container fails the stage instead of the CI job
 # What the test sessions get of the environment: what Docker, pytest and the pipeline's configuration need.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
 PASSED_ENV_PREFIXES = ("AC_RELEASE_",)
@@ -102,11 +102,11 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
     started = time.monotonic()
     with ctx.view.row(f"{kind} {flavour}", level=1) as row, open(log, "wb") as output:
         try:
-            result = subprocess.run(
-                argv, cwd=ctx.settings.root, stdout=output, stderr=subprocess.STDOUT, env=env, timeout=TIMEOUT
-            )
-            returncode = result.returncode
-        except subprocess.TimeoutExpired:
+            returncode = proc.run(
+                argv, kind="pytest", cwd=ctx.settings.root, stdout=output, stderr=subprocess.STDOUT, env=env
+            ).returncode
+        except proc.Timeout as exc:
+            output.write(f"\n{exc}\n".encode())
             returncode = -1
         counts = _counts(report)
         passed = returncode == 0 and counts.get("tests", 0) > 0 and counts["passed"] == counts["tests"]
