@@ -68,7 +68,7 @@ class ReleaseContext:
         return self.settings.cache_dir
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, soft_wrap=True)  # a log line is never wrapped or cut: digests print whole
 
 
 def ensure_local_services(ctx: ReleaseContext) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-VARIANTS = ("base", "onbuild")
-
 
 class Record:
     STAGE: ClassVar[str]

@@ -60,7 +60,7 @@ def _pyproject_with(replace: str, by: str) -> str:
     ("replace", "by", "problem"),
     [
         ('"sigstore==4.5.1"', '"sigstore==4.5.2"', "sigstore==4.5.2 but the lock has sigstore==4.5.1"),
-        ('"uv==0.13.8",', '"uv==0.13.8",\n    "PyYAML==6.0.2",', "PyYAML is not in the lock"),
+        ('"uv==0.13.8",', '"uv==0.13.8",\n    "tabulate==0.9.0",', "tabulate is not in the lock"),
         ('"pytest==9.2.0"', '"pytest==9.1.0"', "pytest==9.1.0 but the lock has pytest==9.2.0"),
     ],
 )
