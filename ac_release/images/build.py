@@ -67,11 +67,16 @@ def created(source_date_epoch: int) -> str:
     return dt.datetime.fromtimestamp(source_date_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Not an input of what the image holds: a later commit that changes none of the inputs keeps the images built
+# before it (their revision label names the commit that built them).
+NOT_INPUTS = ("OCI_REVISION",)
+
+
 def fingerprint(ctx: ReleaseContext, flavour: Flavour, base_id: str, args: dict[str, str]) -> str:
     digest = hashlib.sha256(base_id.encode())
     for name, path in sorted(inputs(ctx, flavour).items()):
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    digest.update(repr(sorted(args.items())).encode())
+    digest.update(repr(sorted((k, v) for k, v in args.items() if k not in NOT_INPUTS)).encode())
     return digest.hexdigest()
 
 

@@ -189,6 +189,12 @@ def test_images_keep_current_images_and_rebuild_when_an_input_changed(world):
     assert set(world.actions(images).values()) == {"build"}
 
 
+def test_images_are_kept_across_a_commit_that_changes_none_of_their_inputs(world, monkeypatch):
+    world.built().published().imaged()
+    monkeypatch.setattr("ac_release.images.build.revision", lambda root: "9" * 40)  # HEAD moved on
+    assert set(world.actions(images).values()) == {"keep"}
+
+
 def test_images_refuse_while_the_dockerfiles_drift_from_the_template(world):
     world.built()
     (world.ctx.images_dir / "Dockerfile.j2").write_text(
