@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nox
 
-from ac_release.stages.test import session_name, session_params
+from ac_release.sessions import session_name, session_params
 
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
@@ -29,31 +29,42 @@ nox.options.error_on_missing_interpreters = True
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on the code; zizmor and actionlint on the GitHub Actions workflows."""
+    """ruff on the code; zizmor (auditor persona) and actionlint with shellcheck on the GitHub Actions workflows."""
+    from ac_release.errors import ReleaseError
+    from ac_release.workflow_lint import WORKFLOWS, actionlint_command, zizmor_command
+
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("zizmor", "--offline", "--min-severity", "medium", ".github/workflows")
-    session.run("actionlint", "-shellcheck=", *sorted(str(p) for p in Path(".github/workflows").glob("*.yml")))
+    try:
+        zizmor, actionlint = zizmor_command(WORKFLOWS), actionlint_command(WORKFLOWS)
+    except ReleaseError as exc:
+        session.error(str(exc))
+    session.run(*zizmor)
+    session.run(*actionlint)
+
+
+PYTHON = sys.executable  # every tool runs as `python -m` of this environment, never found on PATH
 
 
 @nox.session
 def unit(session: nox.Session) -> None:
     """Fast tests: no Docker, no network, no services."""
-    session.run("pytest", "tests/unit", *session.posargs)
+    session.run(PYTHON, "-m", "pytest", "tests/unit", *session.posargs)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """The real build in Docker, real pypiserver, the real sigstore client against the local instance."""
-    session.run("pytest", "tests/integration", "-m", "integration", *session.posargs)
+    session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *session.posargs)
 
 
 @nox.session
 @nox.parametrize(["version", "flavour"], [(version, flavour) for version, flavour, _ in IMAGE_SESSIONS])
 def smoke(session: nox.Session, version: str, flavour: str) -> None:
-    """Build the release up to its images (each stage skips what is done), then smoke-test one flavour."""
+    """Laptop convenience: build the release up to its images (each stage skips what is done), then smoke-test one
+    flavour of the default target. `invoke release` runs the same tests itself, on the images it built."""
     with _local_services_left_as_found(session):
-        session.run("invoke", "build", version)
+        _build_first(session, version)
     _image_tests(session, "smoke", version, flavour)
 
 
@@ -62,13 +73,18 @@ def smoke(session: nox.Session, version: str, flavour: str) -> None:
 def upgrade(session: nox.Session, version: str, flavour: str) -> None:
     """The newest earlier release on the target's registry initialises a database; this release's image upgrades it."""
     with _local_services_left_as_found(session):  # the earlier release is pulled from the target's registry
-        session.run("invoke", "build", version)
+        _build_first(session, version)
         _image_tests(session, "upgrade", version, flavour)
+
+
+def _build_first(session: nox.Session, version: str) -> None:
+    """The one place a session builds: never inside `invoke release`, whose test stage runs pytest itself."""
+    session.run(PYTHON, "-m", "invoke", "build", version)
 
 
 def _image_tests(session: nox.Session, marker: str, version: str, flavour: str) -> None:
     env = {"AC_SMOKE_VERSION": version, "AC_SMOKE_FLAVOUR": flavour}
-    session.run("pytest", "tests/smoke", "-m", marker, *session.posargs, env=env)
+    session.run(PYTHON, "-m", "pytest", "tests/smoke", "-m", marker, *session.posargs, env=env)
 
 
 @contextlib.contextmanager
@@ -83,7 +99,7 @@ def _local_services_left_as_found(session: nox.Session):
         yield
     finally:
         if not were_up:
-            session.run("invoke", "services.down")
+            session.run(PYTHON, "-m", "invoke", "services.down")
 
 
 @nox.session
@@ -91,5 +107,5 @@ def _local_services_left_as_found(session: nox.Session):
 def bench(session: nox.Session, version: str) -> None:
     """Image build time and size against an AC-2022-style baseline (clears the Docker build cache)."""
     with _local_services_left_as_found(session):
-        session.run("invoke", "build", version)
-        session.run("invoke", "bench", version)
+        _build_first(session, version)
+        session.run(PYTHON, "-m", "invoke", "bench", version)

@@ -9,18 +9,23 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from ac_release.baseimage import ensure_base
 from ac_release.context import ReleaseContext, ensure_local_services
-from ac_release.images.matrix import ONBUILD, flavours_of
-from ac_release.manifest import Manifest
-from ac_release.stages import images
+from ac_release.fsutil import sha256_file
+from ac_release.images import build
+from ac_release.images.matrix import ONBUILD, VARIANTS
+from ac_release.images.state import flavours
+from ac_release.lock import without_hashes
+from ac_release.names import artifact_names
+from ac_release.published import fetch_verified
 
 BASELINE = Path(__file__).parents[1] / "bench" / "baseline.Dockerfile"
+BENCH_REPOSITORY = "ac-release/bench"  # every image the benchmark builds, removed at its end
 
 
 def _prune(ctx: ReleaseContext) -> None:
@@ -32,14 +37,15 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     (context / "wheels").mkdir(parents=True)
     for path in wheels.values():
         shutil.copy(path, context / "wheels" / path.name)
-    shutil.copy(ctx.line.lock_file, context / "constraints.txt")
+    # AC's 2022 build had no hashes (and its pip would demand them for the local wheels too): the same pins, plain
+    (context / "constraints.txt").write_text(without_hashes(ctx.line.lock_file.read_text()))
     bundle = ctx.settings.extra_ca_bundle
     (context / "build-ca.crt").write_bytes(bundle.read_bytes() if bundle and bundle.is_file() else b"")
     meta = next(name for name in wheels if name.startswith("astronomer_certified-"))
     started = time.monotonic()
     image = ctx.docker.build(
         context,
-        f"ac-release/bench-baseline:{flavour.name}",
+        f"{BENCH_REPOSITORY}:baseline-{flavour.name}",
         dockerfile=BASELINE,
         build_args={
             "BASE_IMAGE": ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log),
@@ -55,41 +61,83 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     return time.monotonic() - started, ctx.docker.image_size(image)
 
 
-def _ours(ctx: ReleaseContext, work: Path, label: str) -> dict:
-    """Run the images stage on a scratch copy of the manifest so that it builds instead of skipping."""
-    dist = work / label / str(ctx.version)
-    dist.mkdir(parents=True)
-    scratch = Manifest.load(ctx.dist, str(ctx.version))
-    scratch.data["stages"].pop(images.NAME, None)
-    scratch.path = dist / "release.json"
-    scratch.save()
-    for name in ctx.manifest.stage("wheel")["artifacts"]:
-        for path in (ctx.dist / name, ctx.dist / f"{name}.sigstore.json"):
-            shutil.copy(path, dist / path.name)
-    bench_ctx = replace(ctx, settings=replace(ctx.settings, dist_dir=work / label))
-    return images.run(bench_ctx)
+def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) -> dict:
+    """Build every flavour as the images stage does (the shared build, the same arguments), under names of the
+    benchmark's own: it never reads or writes the release's image names, manifest or registry."""
+    pins = {name: sha256_file(path) for name, path in wheels.items()}
+    figures = {}
+    for flavour in flavours:
+        base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+        refs = {variant: f"{BENCH_REPOSITORY}:{label}-{flavour.name}-{variant}" for variant in VARIANTS}
+        built = build.build_flavour(ctx, flavour, list(wheels.values()), build.build_args(ctx, base, pins), refs)
+        figures[flavour.name] = {
+            variant: {"seconds": seconds, "size": ctx.docker.image_size(image)}
+            for variant, (image, seconds) in built.items()
+        }
+    return figures
 
 
 def run_bench(ctx: ReleaseContext) -> dict:
     ensure_local_services(ctx)
-    flavours = flavours_of(images.images_dir(ctx), ctx.line.airflow)
-    wheels = images.fetch_published_wheels(ctx)
-    for flavour in flavours:  # base images are present in every measurement
+    selected = flavours(ctx)
+    names = [name for name in artifact_names(ctx.version) if name.endswith(".whl")]
+    wheels = fetch_verified(ctx, names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
+    for flavour in selected:  # base images are present in every measurement
         ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
-    with tempfile.TemporaryDirectory(prefix="ac-bench-") as tmp:
-        work = Path(tmp)
-        _prune(ctx)
-        baseline = {flavour.name: _baseline(ctx, flavour, wheels, work) for flavour in flavours}
-        _prune(ctx)
-        cold = _ours(ctx, work, "cold")
-        warm = _ours(ctx, work, "warm")
+    try:
+        with tempfile.TemporaryDirectory(prefix="ac-bench-") as tmp:
+            work = Path(tmp)
+            _prune(ctx)
+            baseline = {flavour.name: _baseline(ctx, flavour, wheels, work) for flavour in selected}
+            _prune(ctx)
+            cold = _ours(ctx, selected, wheels, "cold")
+            warm = _ours(ctx, selected, wheels, "warm")
+    finally:
+        remove_bench_images(ctx)
     figures = {"baseline": baseline, "cold": cold, "warm": warm}
-    _print(ctx, flavours, figures)
+    _print(
+        ctx.console,
+        f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)",
+        selected,
+        figures,
+    )
     return figures
 
 
-def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
-    table = Table(title=f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)")
+def bench_images(ctx: ReleaseContext) -> list[str]:
+    out = ctx.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", BENCH_REPOSITORY, capture=True).stdout
+    return out.decode().split()
+
+
+def remove_bench_images(ctx: ReleaseContext) -> None:
+    for reference in bench_images(ctx):
+        ctx.docker("image", "rm", reference, capture=True, check=False)
+
+
+def figure_lines(flavours, figures: dict) -> list[str]:
+    """Every figure as a plain line: whole values, whatever the width of the terminal or log."""
+    lines = []
+    for flavour in flavours:
+        base_s, base_size = figures["baseline"][flavour.name]
+        cold, warm = figures["cold"][flavour.name], figures["warm"][flavour.name]
+        cold_s, warm_s, size = cold["base"]["seconds"], warm["base"]["seconds"], cold["base"]["size"]
+        onbuild_s = cold[ONBUILD]["seconds"]
+        lines.append(
+            f"figure {flavour.name}: baseline cold {base_s:.0f} s {base_size / 1e6:.0f} MB; ours cold "
+            f"{cold_s:.0f} s ({cold_s / base_s:.2f}x), warm {warm_s:.1f} s ({warm_s / base_s:.3f}x), "
+            f"{size / 1e6:.0f} MB ({size / base_size:.2f}x); onbuild {onbuild_s:.1f} s ({onbuild_s / cold_s:.3f} of "
+            "the first)"
+        )
+    if len(flavours) > 1:
+        first = figures["cold"][flavours[0].name]["base"]["seconds"]
+        for flavour in flavours[1:]:
+            extra = figures["cold"][flavour.name]["base"]["seconds"]
+            lines.append(f"extra flavour {flavour.name}: {extra:.0f} s = {extra / first:.2f} of the first")
+    return lines
+
+
+def _table(title: str, flavours, figures: dict) -> Table:
+    table = Table(title=title)
     for column in (
         "flavour",
         "baseline s",
@@ -123,19 +171,15 @@ def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
             f"{onbuild_s:.1f}",
             f"{onbuild_s / cold_s:.3f}",
         )
-    ctx.console.print(table, width=200)
-    for flavour in flavours:  # the same figures as plain lines, whatever the terminal's width
-        base_s, base_size = figures["baseline"][flavour.name]
-        cold, warm = figures["cold"][flavour.name], figures["warm"][flavour.name]
-        ctx.log(
-            f"figure {flavour.name}: baseline cold {base_s:.0f} s {base_size / 1e6:.0f} MB; ours cold "
-            f"{cold['base']['seconds']:.0f} s ({cold['base']['seconds'] / base_s:.2f}x), warm "
-            f"{warm['base']['seconds']:.1f} s ({warm['base']['seconds'] / base_s:.3f}x), "
-            f"{cold['base']['size'] / 1e6:.0f} MB ({cold['base']['size'] / base_size:.2f}x); onbuild "
-            f"{cold[ONBUILD]['seconds']:.1f} s ({cold[ONBUILD]['seconds'] / cold['base']['seconds']:.3f} of the first)"
-        )
-    if len(flavours) > 1:
-        first = figures["cold"][flavours[0].name]["base"]["seconds"]
-        for flavour in flavours[1:]:
-            extra = figures["cold"][flavour.name]["base"]["seconds"]
-            ctx.log(f"extra flavour {flavour.name}: {extra:.0f} s = {extra / first:.2f} of the first")
+    return table
+
+
+def _print(console: Console, title: str, flavours, figures: dict) -> None:
+    """The table on a terminal; in a log (CI, a pipe), whose width rich cannot know, plain lines that are never
+    wrapped or cut. The plain lines follow the table on a terminal too: they are what a pasted run shows."""
+    if console.is_terminal:
+        console.print(_table(title, flavours, figures))
+    else:
+        console.print(title, soft_wrap=True, highlight=False)
+    for line in figure_lines(flavours, figures):
+        console.print(line, soft_wrap=True, highlight=False)

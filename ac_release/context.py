@@ -11,8 +11,9 @@ from rich.console import Console
 from ac_release.config import Settings, Target, docker_command
 from ac_release.docker import Docker
 from ac_release.line import ReleaseLine, load_line
-from ac_release.manifest import Manifest
+from ac_release.manifest import Manifest, R
 from ac_release.progress import LiveView
+from ac_release.records import Record
 from ac_release.version import ACVersion
 
 
@@ -36,9 +37,25 @@ class ReleaseContext:
     def dist(self) -> Path:
         return self.settings.dist_dir / self.version.dist_name
 
+    @property
+    def bundles(self) -> Path:
+        """Where the Sigstore bundles of this target's signer live: one directory per target."""
+        return self.dist / "sigstore" / self.target.name
+
+    @property
+    def images_dir(self) -> Path:
+        return self.settings.root / "images"
+
     @cached_property
     def manifest(self) -> Manifest:
         return Manifest.load(self.dist, str(self.version))
+
+    def record(self, kind: type[R]) -> R | None:
+        """This target's record of a stage (the wheel stage's is shared by every target)."""
+        return self.manifest.get(kind, self.target.name)
+
+    def save(self, record: Record) -> None:
+        self.manifest.put(record, self.target.name)
 
     @cached_property
     def docker(self) -> Docker:
@@ -51,7 +68,7 @@ class ReleaseContext:
         return self.settings.cache_dir
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, soft_wrap=True)  # a log line is never wrapped or cut: digests print whole
 
 
 def ensure_local_services(ctx: ReleaseContext) -> None:
@@ -60,3 +77,13 @@ def ensure_local_services(ctx: ReleaseContext) -> None:
         from ac_release.services.manager import LocalServices
 
         LocalServices(ctx.settings.services).up(log=ctx.log)
+
+
+def services_running(ctx: ReleaseContext) -> bool:
+    """Can the target's remote state be read without starting anything? Always for targets with services of their
+    own elsewhere; for `local`, only while the pipeline's services run (the dry run never starts them)."""
+    if not ctx.target.local_services:
+        return True
+    from ac_release.services.manager import LocalServices
+
+    return all(state.startswith("up") for state in LocalServices(ctx.settings.services).status().values())

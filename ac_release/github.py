@@ -13,8 +13,8 @@ import subprocess
 
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.signing import bundle_name
-from ac_release.stages.tag import NOTES
+from ac_release.names import NOTES, artifact_names, bundle_name
+from ac_release.records import TagRecord
 
 
 def _gh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -27,13 +27,13 @@ def _gh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def publish_github_release(ctx: ReleaseContext) -> str:
-    tagged = ctx.manifest.stage("tag")
+    tagged = ctx.record(TagRecord)
     if not tagged:
         raise ReleaseError(f"{ctx.version} has no git tag yet: run `invoke release {ctx.version}` first")
-    built = ctx.manifest.stage("wheel")["artifacts"]
-    assets = [ctx.dist / name for name in sorted(built)] + [ctx.dist / bundle_name(n) for n in sorted(built)]
+    names = artifact_names(ctx.version)
+    assets = [ctx.dist / name for name in names] + [ctx.bundles / bundle_name(name) for name in names]
     assets.append(ctx.manifest.path)
-    tag = tagged["tag"]
+    tag = tagged.tag
     view = _gh("release", "view", tag, "--json", "assets", check=False)
     if view.returncode != 0:
         _gh(

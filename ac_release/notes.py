@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ac_release.changelog import Entry
 from ac_release.context import ReleaseContext
+from ac_release.names import bundle_name
+from ac_release.records import PushRecord, SignRecord, WheelRecord
 
 
 def render(ctx: ReleaseContext, entry: Entry) -> str:
-    stages = ctx.manifest.data["stages"]
     lines = [f"# Astronomer Certified {ctx.version} ({entry.date})", "", entry.markdown(), "", "## Python packages", ""]
     lines += [
         f"Apache Airflow {ctx.line.airflow} with the AC patches as `apache-airflow=={ctx.version.wheel_version}`; "
@@ -16,16 +17,17 @@ def render(ctx: ReleaseContext, entry: Entry) -> str:
         "| file | sha256 | Sigstore bundle |",
         "| --- | --- | --- |",
     ]
-    bundles = stages.get("sign", {}).get("bundles", {})
-    for name, meta in sorted(stages.get("wheel", {}).get("artifacts", {}).items()):
-        lines.append(f"| `{name}` | `{meta['sha256']}` | `{bundles.get(name, {}).get('bundle', '-')}` |")
-    signing = stages.get("sign", {})
+    wheel, signing = ctx.manifest.get(WheelRecord), ctx.record(SignRecord)
+    for name, artifact in sorted(wheel.artifacts.items() if wheel else []):
+        bundle = f"`{bundle_name(name)}`" if signing and name in signing.bundles else "-"
+        lines.append(f"| `{name}` | `{artifact.sha256}` | {bundle} |")
     if signing:
-        lines += ["", f"Signed with Sigstore as `{signing['identity']}` (issuer `{signing['issuer']}`)."]
-    pushed = stages.get("push", {}).get(ctx.target.name, {})
+        lines += ["", f"Signed with Sigstore as `{signing.identity}` (issuer `{signing.issuer}`)."]
+    pushed = ctx.record(PushRecord)
     if pushed:
         lines += ["", "## Images", "", "| image | digest | tags |", "| --- | --- | --- |"]
-        for key, image in sorted(pushed.get("images", {}).items()):
-            tags = ", ".join(f"`{t}`" for t in image["tags"] + image.get("floating_moved", []))
-            lines.append(f"| `{image['repository']}` ({key}) | `{image['digest']}` | {tags} |")
+        released = [t for t in pushed.tags if t.action != "kept"]
+        for repository, digest in sorted({(t.repository, t.digest) for t in released if not t.floating}):
+            tags = ", ".join(f"`{t.tag}`" for t in released if (t.repository, t.digest) == (repository, digest))
+            lines.append(f"| `{repository}` | `{digest}` | {tags} |")
     return "\n".join(lines).rstrip() + "\n"

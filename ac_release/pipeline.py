@@ -1,30 +1,68 @@
-"""Run stages in order over one context, record what each produced and how long it took, report at the end."""
+"""The release as a pipeline of stages over one context: each stage decides (`check`) and acts (`run`).
+
+`plan` asks every stage's decision function without writing anything: the dry run and `status` print it. A run
+starts with the preflight, then asks every stage's decision function and refuses before the first write; each
+stage then decides again on the state its predecessors left, logs its steps and acts on the open ones.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
+from rich.console import Console
 from rich.table import Table
 
 from ac_release import faults
-from ac_release.context import ReleaseContext
+from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.errors import ReleaseError
+from ac_release.images.state import flavours
 from ac_release.progress import LiveView
+from ac_release.records import (
+    ImagesRecord,
+    PublishRecord,
+    PushRecord,
+    SessionsRecord,
+    SignRecord,
+    TagRecord,
+    WheelRecord,
+)
 from ac_release.stages import images, preflight, publish, push, sign, tag, test, wheel
+from ac_release.steps import Step, refuse_any
 
 STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, tag)}
 RELEASE = list(STAGES)
 
 
-def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:
-    results: dict[str, dict] = {}
+def plan(ctx: ReleaseContext, names: Sequence[str] = RELEASE) -> list[Step]:
+    """Every step the stages would take from the current state: what the dry run and `status` print."""
+    return [step for name in names for step in STAGES[name].check(ctx)]
+
+
+def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):
+    """Decide, refuse on any refusal, act on the open steps: one stage, entered once."""
+    if name not in ("preflight", "wheel"):  # the preflight starts them after its own checks; the wheel needs none
+        ensure_local_services(ctx)  # a run decides on what the services answer, never on `unknown`
+    steps = STAGES[name].check(ctx)
+    for step in steps if log_steps else ():  # the log tells what each stage acts on
+        ctx.console.print(f"  {step.line()}", soft_wrap=True, markup=False)
+    refuse_any(steps, ctx.version)
+    if unknown := [step for step in steps if step.action == "unknown"]:
+        raise ReleaseError(f"{name}: cannot decide about {unknown[0].target}: {unknown[0].reason}")
+    return STAGES[name].run(ctx, steps)
+
+
+def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
+    results: dict[str, object] = {}
     timings: dict[str, float] = {}
     ctx.view = LiveView(ctx.console)
     with ctx.view.shown():
         for name in names:
             started = time.monotonic()
             with ctx.view.row(f"[bold]{name}[/bold] {ctx.version}"):
-                results[name] = STAGES[name].run(ctx)
+                results[name] = run_stage(ctx, name, log_steps=name != "preflight")
+                if name == "preflight":  # every refusal of the stages to come, before the first write
+                    refuse_any(plan(ctx, [n for n in names if n != "preflight"]), ctx.version)
             timings[name] = time.monotonic() - started
             ctx.log(f"[green]✓[/green] {name} ({timings[name]:.1f} s)")
             faults.reached(f"after:{name}")
@@ -32,42 +70,68 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, dict]:
     return results
 
 
+_STATUS = {"keep": "present", "skip": "present", "refuse": "CONFLICT", "unknown": "unknown"}
+
+
+def status_of(step: Step) -> str:
+    """What `invoke status` shows for a step: present, missing, CONFLICT or unknown."""
+    return step.data.get("state") or _STATUS.get(step.action, "missing")
+
+
+def print_steps(steps: list[Step], title: str, as_status: bool = False) -> None:
+    """The plan or the status is what the command answers: standard output (progress and errors use stderr).
+    On a terminal a table; on a log or a pipe one plain line per step, every value whole."""
+    console = Console(highlight=False)
+    shown = [step for step in steps if not (as_status and step.stage == "preflight")]
+    if not console.is_terminal:
+        print(title)
+        for step in shown:
+            print(f"{step.stage:<9} {status_of(step):<8} {step.target}  — {step.reason}" if as_status else step.line())
+        return
+    table = Table(title=title)
+    for column in ("stage", "state" if as_status else "action", "what", "detail"):
+        table.add_column(column, overflow="fold")
+    for step in shown:
+        action = status_of(step) if as_status else step.action
+        style = {"refuse": "red", "CONFLICT": "red", "keep": "green", "skip": "green", "present": "green"}.get(action)
+        table.add_row(step.stage, f"[{style}]{action}[/]" if style else action, step.target, step.reason)
+    console.print(table)
+
+
 def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
-    stages = ctx.manifest.data["stages"]
-    artifacts = Table(title=f"AC {ctx.version} → {ctx.target.name}")
-    for column in ("artifact", "sha256", "bundle", "index"):
-        artifacts.add_column(column)
-    signed = stages.get("sign", {}).get("bundles", {})
-    published = stages.get("publish", {}).get(ctx.target.name, {}).get("files", {})
-    for name, meta in sorted(stages.get("wheel", {}).get("artifacts", {}).items()):
-        artifacts.add_row(
-            name, meta["sha256"], "✓" if name in signed else "-", published.get(name, {}).get("action", "-")
-        )
-    ctx.console.print(artifacts)
-    if stages.get("images"):
-        images = Table()
-        for column in ("image", "id", "tests", "registry digest", "tags"):
-            images.add_column(column)
-        pushed = stages.get("push", {}).get(ctx.target.name, {}).get("images", {})
-        for flavour, entry in sorted(stages["images"].items()):
-            test = stages.get("test", {}).get(flavour, {})
-            for variant in ("base", "onbuild"):
-                image = entry[variant]["image"]
-                tested = _test_summary(test) if test.get("images", {}).get(variant) == image else "-"
-                remote = [p for p in pushed.values() if p["image"] == image]
-                tags = ", ".join(sorted({t for p in remote for t in p["tags"] + p["floating_moved"]}))
-                digest = remote[0]["digest"] if remote else "-"
-                images.add_row(entry[variant]["ref"], image[:19], tested, digest, tags or "-")
-        ctx.console.print(images)
-    if stages.get("tag"):
-        ctx.log(f"git tag {stages['tag']['tag']} at {stages['tag']['commit'][:12]} on {stages['tag']['remote']}")
-    ctx.log("time: " + "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
-    ctx.log(f"manifest: {ctx.manifest.path}")
-
-
-def _test_summary(test: dict) -> str:
-    smoke, upgrade = test.get("smoke", {}), test.get("upgrade", {})
-    text = f"smoke {smoke.get('result')}: {smoke.get('summary')}"
-    if upgrade.get("from"):
-        return f"{text}; upgrade from {upgrade['from']} {upgrade['result']}: {upgrade.get('summary')}"
-    return f"{text}; upgrade: {upgrade.get('result', '-')}"
+    """Artifacts with their sha256, images with their digests and tags, test results, time per stage. On a log
+    every value prints whole: the lines below the tables say the same without a width limit."""
+    wheel_record = ctx.manifest.get(WheelRecord)
+    signed = ctx.record(SignRecord)
+    published = ctx.record(PublishRecord)
+    lines = []
+    for name, artifact in sorted((wheel_record.artifacts if wheel_record else {}).items()):
+        bundle = "signed" if signed and name in signed.bundles else "unsigned"
+        index = "uploaded" if published and name in published.uploaded else "on the index" if published else "-"
+        lines.append(f"artifact {name} sha256 {artifact.sha256} {bundle}, {index}")
+    built, tested, pushed = ctx.record(ImagesRecord), ctx.record(SessionsRecord), ctx.record(PushRecord)
+    for flavour in flavours(ctx) if built else []:
+        entry = built.flavours.get(flavour.name)
+        if entry is None:
+            continue
+        result = tested.flavours.get(flavour.name) if tested else None
+        tests = "not tested"
+        if result and result.images == entry.ids():
+            upgrade = (
+                f"upgrade from {result.upgrade_from}: {result.upgrade.summary}"
+                if result.upgrade_from
+                else f"upgrade: {result.upgrade.result}"
+            )
+            tests = f"smoke {result.smoke.summary}; {upgrade}"
+        for image in entry.variants.values():
+            lines.append(f"image {image.ref} id {image.image} ({tests})")
+            for pushed_tag in pushed.tags if pushed else []:
+                if pushed_tag.image == image.image:
+                    lines.append(f"  {pushed_tag.repository}:{pushed_tag.tag}@{pushed_tag.digest} {pushed_tag.action}")
+    tagged = ctx.record(TagRecord)
+    if tagged:
+        lines.append(f"git tag {tagged.tag} at {tagged.commit} on {tagged.remote} ({tagged.action})")
+    lines.append("time: " + "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
+    lines.append(f"manifest: {ctx.manifest.path}")
+    for line in lines:
+        ctx.console.print(line, soft_wrap=True)

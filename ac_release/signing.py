@@ -12,15 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ac_release import proc
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
+from ac_release.fsutil import sha256_file
+from ac_release.names import bundle_name
 
-BUNDLE_SUFFIX = ".sigstore.json"
 TOKEN_ENV = "SIGSTORE_IDENTITY_TOKEN"
-
-
-def bundle_name(artifact: str) -> str:
-    return artifact + BUNDLE_SUFFIX
+# Bundles that verified in this process, by (artifact sha256, bundle sha256, identity, issuer, trust config): the
+# preflight, the stage and the gate ask the same question of the same bytes.
+_verified: set[tuple] = set()
 
 
 def _trust_config(ctx: ReleaseContext) -> Path | None:
@@ -53,7 +54,10 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
         "XDG_DATA_HOME": str(cache / "data"),
         "COLUMNS": "1000",  # the client logs through rich: keep each message on one line
     }
-    return subprocess.run([*argv, *args], capture_output=True, text=True, env={**base_env, **(env or {})})
+    result = proc.run([*argv, *args], kind="sigstore", env={**base_env, **(env or {})})
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
+    )
 
 
 def _identity_token(ctx: ReleaseContext) -> dict[str, str]:
@@ -111,9 +115,13 @@ def verify(ctx: ReleaseContext, artifact: Path, bundle: Path) -> None:
     ]
     if signing.instance == "public":
         args.append("--offline")  # the trust root shipped with the pinned client; no TUF refresh needed
+    key = (sha256_file(artifact), sha256_file(bundle), signing.identity, signing.issuer, str(_trust_config(ctx)))
+    if key in _verified:
+        return
     result = _sigstore(ctx, *args, str(artifact))
     if result.returncode != 0:
         raise ReleaseError(f"signature check failed for {artifact.name} with {bundle.name}: {_reason(result)}")
+    _verified.add(key)
 
 
 def verify_all(ctx: ReleaseContext, artifacts: list[Path], bundle_dir: Path) -> None:

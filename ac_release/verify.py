@@ -1,7 +1,7 @@
 """`invoke verify <version>`: check a finished release from the outside, as a user would meet it.
 
-Downloads every artifact from the index into an empty directory, verifies it against its bundle and the manifest's
-sha256, resolves every pushed tag to its digest, pulls each image by digest and runs `airflow version` in it.
+Downloads every artifact from the index into an empty directory, verifies it against the wheel stage's sha256 and
+its bundle, resolves every pushed tag to its digest, pulls each image by digest and runs `airflow version` in it.
 """
 
 from __future__ import annotations
@@ -13,45 +13,40 @@ from pathlib import Path
 from ac_release import registry
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.index import download
-from ac_release.signing import bundle_name, verify
-from ac_release.stages.publish import index_state
+from ac_release.names import artifact_names, bundle_name
+from ac_release.published import fetch_verified
+from ac_release.records import PushRecord, WheelRecord
 
 
 def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
     checks: list[tuple[str, str]] = []
-    built = (ctx.manifest.stage("wheel") or {}).get("artifacts")
-    pushed = ((ctx.manifest.stage("push") or {}).get(ctx.target.name) or {}).get("images")
-    if not built or not pushed:
+    wheel, pushed = ctx.manifest.get(WheelRecord), ctx.record(PushRecord)
+    if wheel is None or pushed is None:
         raise ReleaseError(f"{ctx.version} is not released to {ctx.target.name}: nothing to verify")
-    password = ctx.target.index.password.read()
-    on_index = index_state(ctx, password)
     with tempfile.TemporaryDirectory(prefix="ac-verify-") as tmp:
-        client = Path(tmp)
-        for name, meta in sorted(built.items()):
-            if name not in on_index:
-                raise ReleaseError(f"{ctx.target.index.url} does not serve {name}")
-            path = client / name
-            atomic_write_bytes(path, download(ctx.target.index, password, on_index[name]))
-            if sha256_file(path) != meta["sha256"]:
-                raise ReleaseError(f"{name} from the index has sha256 {sha256_file(path)}, released {meta['sha256']}")
-            shutil.copy(ctx.dist / bundle_name(name), client / bundle_name(name))
-            verify(ctx, path, client / bundle_name(name))
-            checks.append((name, f"sha256 {meta['sha256'][:16]}…, signature of {ctx.target.signing.identity}"))
-    for key, image in sorted(pushed.items()):
-        repository, digest = image["repository"], image["digest"]
-        for tag in image["tags"] + image["floating_moved"]:
-            remote = registry.remote_image(repository, tag)
-            if remote is None or remote.config != image["image"]:
-                raise ReleaseError(f"{repository}:{tag} does not point to the released image {image['image']}")
+        client, bundles = Path(tmp) / "files", Path(tmp) / "bundles"
+        bundles.mkdir()
+        names = artifact_names(ctx.version)
+        for name in names:
+            shutil.copy(ctx.bundles / bundle_name(name), bundles / bundle_name(name))
+        fetch_verified(ctx, names, client, bundles)
+        for name in names:
+            checks.append((name, f"sha256 {wheel.sha256(name)}, signature of {ctx.target.signing.identity}"))
+    released = [t for t in pushed.tags if t.action != "kept"]
+    for pushed_tag in released:
+        remote = registry.remote_image(pushed_tag.repository, pushed_tag.tag)
+        if remote is None or remote.config != pushed_tag.image:
+            raise ReleaseError(
+                f"{pushed_tag.repository}:{pushed_tag.tag} does not point to the released image {pushed_tag.image}"
+            )
+    for repository, image, digest in sorted({(t.repository, t.image, t.digest) for t in released if not t.floating}):
         reference = f"{repository}@{digest}"
         ctx.docker("pull", "--quiet", reference, capture=True)
-        if ctx.docker.image_id(reference) != image["image"]:
-            raise ReleaseError(f"{reference} pulled as {ctx.docker.image_id(reference)}, released {image['image']}")
+        if ctx.docker.image_id(reference) != image:
+            raise ReleaseError(f"{reference} pulled as {ctx.docker.image_id(reference)}, released {image}")
         out = ctx.docker("run", "--rm", reference, "airflow", "version", capture=True).stdout.decode().strip()
         if out.splitlines()[-1:] != [ctx.version.wheel_version]:
             raise ReleaseError(f"airflow version in {reference} prints {out!r}, expected {ctx.version.wheel_version}")
-        tag_count = len(image["tags"] + image["floating_moved"])
-        checks.append((key, f"{digest[:19]}…, {tag_count} tags, airflow {ctx.version.wheel_version}"))
+        tags = sorted(t.tag for t in released if t.repository == repository and t.image == image)
+        checks.append((reference, f"tags {', '.join(tags)}; airflow {ctx.version.wheel_version}"))
     return checks

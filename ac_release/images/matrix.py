@@ -12,7 +12,6 @@ from ac_release.version import ACVersion
 
 MATRIX_FILE = "matrix.toml"
 ONBUILD = "onbuild"
-REPOSITORY = "ac-release/ap-airflow"  # where the pipeline keeps the images it built, before pushing
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,6 @@ class Flavour:
         if self.default:
             tags.insert(0, f"{prefix}{suffix}")
         return tags
-
-    def local_ref(self, version: ACVersion, variant: str = "base") -> str:
-        return f"{REPOSITORY}:{self.tags(version, variant)[-1]}"
 
 
 VARIANTS = ("base", ONBUILD)

@@ -1,15 +1,21 @@
-"""Stage `preflight`: everything a release needs is checked before the first write."""
+"""Stage `preflight`: the machine, the credentials and the remotes a release needs, checked before the first write.
+
+What each later stage would refuse (a conflicting file on the index, immutable tag or git tag) is found by that
+stage's own decision function, which the pipeline asks for every stage right after this one, before any write.
+"""
 
 from __future__ import annotations
 
-import base64
 import shutil
 import urllib.error
-import urllib.request
 
-from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release import registry
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
+from ac_release.git import uncommitted
+from ac_release.index import open_url
 from ac_release.retry import retry
+from ac_release.steps import Step
 
 NAME = "preflight"
 
@@ -17,17 +23,12 @@ NAME = "preflight"
 def check_index_credentials(ctx: ReleaseContext) -> None:
     """An upload request without a file: bad credentials get 401/403, good ones get past authentication (400)."""
     index = ctx.target.index
-    token = base64.b64encode(f"{index.username}:{index.password.read()}".encode()).decode()
-    request = urllib.request.Request(
-        index.upload_url,
-        data=b":action=file_upload",
-        method="POST",
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/x-www-form-urlencoded"},
-    )
+    password = index.password.read()
 
     def probe() -> None:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
         try:
-            with urllib.request.urlopen(request, timeout=30):
+            with open_url(index, password, index.upload_url, timeout=30, data=b":action=file_upload", **form):
                 return
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):
@@ -46,43 +47,26 @@ def check_index_credentials(ctx: ReleaseContext) -> None:
 def check_committed_inputs(ctx: ReleaseContext) -> None:
     """A release is made from a commit, and its changelog entry is dated: checked before anything starts."""
     from ac_release.changelog import release_entry
-    from ac_release.stages.tag import git
 
-    if dirty := git(ctx, "status", "--porcelain", "--untracked-files=normal"):
+    if dirty := uncommitted(ctx.settings.root):
         raise ReleaseError(
-            f"the git tree has uncommitted changes ({dirty.splitlines()[0].strip()}): a release is "
-            f"made from a commit; commit or stash them"
+            f"the git tree has uncommitted changes ({dirty}): a release is made from a commit; commit or stash them"
         )
     release_entry(ctx.settings.root / "changelog", ctx.version)
 
 
-def check_remotes(ctx: ReleaseContext) -> None:
-    """Registries and git remote reachable, and nothing already released under this version with other bytes."""
-    from ac_release import registry
-    from ac_release.stages.publish import index_state
-    from ac_release.stages.tag import git, remote_tag_commit
-
-    for repository in ctx.target.registries:
-        registry.tags(repository)  # reachable, and the credentials may read it
-    head = git(ctx, "rev-parse", "HEAD")
-    remote = remote_tag_commit(ctx)
-    if remote is not None and remote != head:
-        raise ReleaseError(
-            f"{ctx.version} is already released from {remote} ({ctx.target.git_remote} has tag "
-            f"{ctx.version.git_tag}); this tree is at {head}: release the next build number"
-        )
-    built = (ctx.manifest.stage("wheel") or {}).get("artifacts", {})
-    on_index = index_state(ctx, ctx.target.index.password.read())
-    for name, meta in built.items():
-        if name in on_index and on_index[name].sha256 != meta["sha256"]:
-            raise ReleaseError(
-                f"{ctx.target.index.url} already holds {name} with sha256 {on_index[name].sha256}, "
-                f"dist/{ctx.version} has {meta['sha256']}: published files never change"
-            )
+def check(ctx: ReleaseContext) -> list[Step]:
+    steps = []
+    if not services_running(ctx):
+        steps.append(Step(NAME, "run", "local-services", "not running: started first"))
+    checks = "tools, Docker engine, index credentials, registries"
+    if ctx.releasing:
+        checks = f"clean git tree, dated changelog entry, {checks}"
+    return steps + [Step(NAME, "run", "checks", checks)]
 
 
-def run(ctx: ReleaseContext) -> dict:
-    missing = [tool for tool in ("patch", "git") if shutil.which(tool) is None]
+def run(ctx: ReleaseContext, steps: list[Step]) -> None:
+    missing = [tool for tool in ("patch", "git", "skopeo") if shutil.which(tool) is None]
     if ctx.target.base_images == "debootstrap" and shutil.which("debootstrap") is None:
         missing.append("debootstrap")
     if missing:
@@ -92,6 +76,5 @@ def run(ctx: ReleaseContext) -> dict:
     ctx.docker  # noqa: B018 - resolving it checks that the engine answers
     ensure_local_services(ctx)
     check_index_credentials(ctx)
-    if ctx.releasing:
-        check_remotes(ctx)
-    return {"target": ctx.target.name, "index": ctx.target.index.url}
+    for repository in ctx.target.registries:
+        registry.tags(repository)  # reachable, and the credentials may read it

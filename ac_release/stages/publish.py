@@ -1,137 +1,80 @@
 """Stage `publish`: upload the signed artifacts to the target's pip index with twine.
 
 The index is read first: a file already there with the same sha256 is skipped, the same name with other bytes is
-refused. The verification gate runs before anything is uploaded. Bundles stay beside the artifacts in dist/ and
-in the manifest (a private index cannot hold them).
+refused. The verification gate runs before anything is uploaded. Bundles stay in dist/ and in the manifest (a
+private index cannot hold them).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
-from ac_release import faults
-from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
-from ac_release.index import IndexFile, project_files
-from ac_release.retry import Transient, retry
-from ac_release.signing import bundle_name, verify_all
-from ac_release.stages.sign import artifacts_of
+from ac_release.names import artifact_names
+from ac_release.published import index_state
+from ac_release.records import PublishRecord, WheelRecord
+from ac_release.signing import verify_all
+from ac_release.steps import Step, open_steps
+from ac_release.upload import upload
 
 NAME = "publish"
-PROJECTS = ("apache-airflow", "astronomer-certified")
-# twine prints these for failures that may pass; anything else (bad credentials, a refused file) is final.
-_TRANSIENT = (
-    "ConnectionError",
-    "Connection refused",
-    "timed out",
-    "502 Bad Gateway",
-    "503 Service Unavailable",
-    "504 Gateway",
-    "RemoteDisconnected",
-    "Max retries exceeded",
-)
 
 
-def index_state(ctx: ReleaseContext, password: str) -> dict[str, IndexFile]:
-    files: dict[str, IndexFile] = {}
-    for project in PROJECTS:
-        files.update(project_files(ctx.target.index, password, project))
-    return files
-
-
-def plan(ctx: ReleaseContext, artifacts: list[Path], on_index: dict[str, IndexFile]) -> list[Path]:
-    """The artifacts still to upload; refuses when the index holds other bytes under one of our names."""
-    to_upload = []
-    for artifact in artifacts:
-        digest = sha256_file(artifact)
-        remote = on_index[artifact.name].sha256 if artifact.name in on_index else None
-        if remote is None:
-            to_upload.append(artifact)
-        elif remote != digest:
-            raise ReleaseError(
-                f"{ctx.target.index.url} already holds {artifact.name} with sha256 {remote or 'unknown'}, "
-                f"ours is {digest}: published files are immutable, release a new build number"
+def check(ctx: ReleaseContext) -> list[Step]:
+    """upload what the index lacks; skip what it serves with our sha256; refuse other bytes under our name, and an
+    artifact in dist/ that is not the wheel stage's. The index is read only when it can be without starting
+    anything (a dry run with the local services down says unknown)."""
+    wheel = ctx.manifest.get(WheelRecord)
+    on_index = index_state(ctx) if services_running(ctx) else None
+    steps = []
+    for name in artifact_names(ctx.version):
+        where = f"{ctx.target.index.url.rstrip('/')}/{name}"
+        ours = wheel.sha256(name) if wheel else None
+        path = ctx.dist / name
+        if ours and path.exists() and (actual := sha256_file(path)) != ours:
+            reason = f"dist/{ctx.version}/{name} has sha256 {actual}, the wheel stage built {ours}"
+            steps.append(Step(NAME, "refuse", where, reason))
+        elif on_index is None:
+            steps.append(Step(NAME, "unknown", where, "index not running: compared by sha256 when the stage runs"))
+        elif name not in on_index:
+            steps.append(Step(NAME, "upload", where, "not on the index"))
+        elif ours is None:
+            steps.append(Step(NAME, "unknown", where, "on the index: compared by sha256 once the wheel is built"))
+        elif on_index[name].sha256 == ours:
+            steps.append(Step(NAME, "skip", where, f"the index serves sha256 {ours}"))
+        else:
+            reason = (
+                f"the index serves sha256 {on_index[name].sha256 or 'unknown'}, ours is {ours}: published files "
+                f"never change, release the next build number"
             )
-    return to_upload
+            steps.append(Step(NAME, "refuse", where, reason))
+    return steps
 
 
-def _upload(ctx: ReleaseContext, artifact: Path, password: str) -> None:
-    index = ctx.target.index
-    argv = [
-        sys.executable,
-        "-m",
-        "twine",
-        "upload",
-        "--non-interactive",
-        "--disable-progress-bar",
-        "--repository-url",
-        index.upload_url,
-        "--username",
-        index.username,
-        str(artifact),
-    ]
-    env = {**os.environ, "TWINE_PASSWORD": password}  # never on the command line
-
-    number = faults.count("upload")
-
-    def attempt() -> None:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        faults.reached(f"during:upload-{number}")
-        stdout, stderr = process.communicate()
-        result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
-        if result.returncode == 0:
-            return
-        output = (result.stdout + result.stderr).replace(password, "***")
-        if any(marker in output for marker in _TRANSIENT):
-            raise Transient(_twine_error(output))
-        if re.search(r"\b40[13] (Unauthorized|Forbidden)", output):
-            raise ReleaseError(
-                f"index {index.url} refused the upload credentials of {index.username!r}: "
-                f"check {index.password.describe()}"
-            )
-        raise ReleaseError(f"twine upload of {artifact.name} failed: {_twine_error(output)}")
-
-    retry(attempt, what=f"upload of {artifact.name} to {index.url}")
-    faults.reached(f"after:upload-{number}")
-
-
-def _twine_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1]
-
-
-def run(ctx: ReleaseContext) -> dict:
+def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     ensure_local_services(ctx)
-    artifacts = artifacts_of(ctx)
-    verify_all(ctx, artifacts, ctx.dist)  # the gate: nothing unsigned or re-signed by someone else leaves
+    artifacts = [ctx.dist / name for name in artifact_names(ctx.version)]
+    verify_all(ctx, artifacts, ctx.bundles)  # the gate: nothing unsigned or signed by someone else leaves
     password = ctx.target.index.password.read()
-    to_upload = plan(ctx, artifacts, index_state(ctx, password))
+    to_upload = [ctx.dist / step.target.rsplit("/", 1)[-1] for step in open_steps(steps)]
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
-        _upload(ctx, artifact, password)
+        upload(ctx.target.index, artifact, password)
     if not to_upload:
         ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
-    on_index = index_state(ctx, password)
-    files = {}
+    on_index = index_state(ctx)
+    wheel = ctx.manifest.get(WheelRecord)
     for artifact in artifacts:
-        digest = sha256_file(artifact)
         served = on_index[artifact.name].sha256 if artifact.name in on_index else "nothing"
-        if served != digest:
+        if served != wheel.sha256(artifact.name):
             raise ReleaseError(
-                f"after upload {ctx.target.index.url} serves {artifact.name} with sha256 {served}, expected {digest}"
+                f"after upload {ctx.target.index.url} serves {artifact.name} with sha256 {served}, "
+                f"expected {wheel.sha256(artifact.name)}"
             )
-        files[artifact.name] = {
-            "sha256": digest,
-            "bundle": bundle_name(artifact.name),
-            "action": "uploaded" if artifact in to_upload else "present",
-        }
-    previous = ctx.manifest.stage(NAME) or {}
-    result = {**previous, ctx.target.name: {"index": ctx.target.index.url, "files": files}}
-    ctx.manifest.record(NAME, result)
-    return result[ctx.target.name]
+    record = PublishRecord(
+        index=ctx.target.index.url,
+        files={a.name: on_index[a.name].sha256 for a in artifacts},
+        uploaded=[a.name for a in to_upload],
+    )
+    ctx.save(record)
+    return record

@@ -1,108 +1,105 @@
-"""Stage `push`: the exact images that passed the smoke tests, to every registry of the target.
+"""Stage `push`: the exact images that passed their tests, to every registry of the target.
 
-Immutable tags: already there with the same image -> skip; with another -> refuse, naming both digests.
-Floating tags move only when this build is the highest released build of its Airflow version on that registry:
-releasing an older build, or another line, never moves them.
+Immutable tags: already there with the same image -> skip; with another -> refuse, naming both. Floating tags move
+only when this build is the highest released build of its Airflow version on that registry: releasing an older
+build, or another line, never moves them. Every immutable tag is pushed before any floating tag moves.
 """
 
 from __future__ import annotations
 
-import re
-
 from ac_release import registry
-from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
-from ac_release.images.matrix import ONBUILD, flavours_of
-from ac_release.stages.images import images_dir
-from ac_release.stages.test import tested_images
-from ac_release.version import ACVersion
+from ac_release.images.matrix import VARIANTS
+from ac_release.images.state import flavour_state, flavours
+from ac_release.records import ImagesRecord, PushedTag, PushRecord, SessionsRecord
+from ac_release.released import highest_released_build
+from ac_release.steps import Step
 
 NAME = "push"
 
 
-def tested_entries(ctx: ReleaseContext) -> dict[str, dict]:
-    """The images stage's entries, each checked to have passed the smoke tests with these very image ids."""
-    built = ctx.manifest.stage("images") or {}
-    results = ctx.manifest.stage("test") or {}
-    if not built:
+def check(ctx: ReleaseContext) -> list[Step]:
+    running = services_running(ctx)
+    steps = []
+    for repository in ctx.target.registries:
+        for flavour in flavours(ctx):
+            state = flavour_state(ctx, flavour)
+            for variant in VARIANTS:
+                image = state.current.variants[variant].image if state.current else None
+                immutable = flavour.tags(ctx.version, variant)
+                data = {"repository": repository, "flavour": flavour.name, "variant": variant, "image": image}
+                for tag in immutable:
+                    where = f"{repository}:{tag}"
+                    if not running:
+                        steps.append(Step(NAME, "unknown", where, "registry not running", data | {"tag": tag}))
+                    else:
+                        steps.append(
+                            _immutable(where, registry.remote_image(repository, tag), image, data | {"tag": tag})
+                        )
+                floating = flavour.floating_tags(ctx.version, variant)
+                highest = highest_released_build(repository, ctx.version, immutable[-1]) if running and floating else 0
+                for tag in floating:
+                    where = f"{repository}:{tag}"
+                    tag_data = data | {"tag": tag, "floating": True}
+                    if not running:
+                        steps.append(Step(NAME, "unknown", where, "registry not running", tag_data))
+                    elif highest > ctx.version.build:
+                        reason = f"{ctx.version.airflow_version}-{highest} is newer"
+                        steps.append(Step(NAME, "keep", where, reason, tag_data))
+                    else:
+                        steps.append(_floating(ctx, where, registry.remote_image(repository, tag), image, tag_data))
+    return steps
+
+
+def _immutable(where: str, remote: registry.RemoteImage | None, image: str | None, data: dict) -> Step:
+    if remote is None:
+        return Step(NAME, "push", where, image or "the image built above", data)
+    if image and remote.config == image:
+        return Step(NAME, "skip", where, f"already {remote.digest} (image {image})", data | {"digest": remote.digest})
+    ours = image or "an image not built yet"
+    reason = (
+        f"already holds {remote.digest} (image {remote.config}), this release's image is {ours}: immutable tags "
+        f"never move; release the next build number"
+    )
+    return Step(NAME, "refuse", where, reason, data)
+
+
+def _floating(ctx: ReleaseContext, where: str, remote: registry.RemoteImage | None, image: str | None, data) -> Step:
+    if remote is not None and image and remote.config == image:
+        return Step(NAME, "skip", where, f"already {remote.digest} (image {image})", data | {"digest": remote.digest})
+    held = f"from {remote.config} " if remote is not None else ""
+    return Step(NAME, "move", where, f"{held}to {ctx.version}", data)
+
+
+def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
+    ensure_local_services(ctx)
+    images = ctx.record(ImagesRecord)
+    tested = ctx.record(SessionsRecord) or SessionsRecord({})
+    if images is None:
         raise ReleaseError(f"no images of {ctx.version}: run `invoke images {ctx.version}`")
-    for flavour, entry in built.items():
-        result = results.get(flavour)
-        if not result or result["result"] != "passed" or result["images"] != tested_images(entry):
+    for name, entry in images.flavours.items():
+        if not tested.passed(name, entry.ids()):
             raise ReleaseError(
-                f"the {flavour} images of {ctx.version} have not passed their smoke tests: run the release "
+                f"the {name} images of {ctx.version} have not passed their tests: run the release "
                 f"(`invoke release {ctx.version}`), which tests before it pushes"
             )
-    return built
-
-
-def highest_released_build(repository: str, version: ACVersion, canonical_tag: str) -> int:
-    """The highest build number of this Airflow version and flavour/variant among the registry's release tags."""
-    suffix = canonical_tag.removeprefix(str(version))
-    pattern = re.compile(rf"{re.escape(version.airflow_version)}-([1-9][0-9]*){re.escape(suffix)}")
-    return max((int(m[1]) for tag in registry.tags(repository) if (m := pattern.fullmatch(tag))), default=0)
-
-
-def _push_image(ctx: ReleaseContext, repository: str, image: str, tags: list[str], floating: list[str]) -> dict:
-    pushed: dict[str, str] = {}
-    digest = None
-    for tag in tags:
-        remote = registry.remote_image(repository, tag)
-        if remote is None:
-            ctx.log(f"push: {repository}:{tag}")
-            digest = registry.push(ctx.docker, image, repository, tag)
-            pushed[tag] = "pushed"
-        elif remote.config == image:
-            digest = remote.digest
-            pushed[tag] = "present"
+    tags: list[PushedTag] = []
+    # Immutable tags first: a floating tag only ever points to an image that is already released.
+    for step in sorted(steps, key=lambda s: s.data.get("floating", False)):
+        repository, tag, floating = step.data["repository"], step.data["tag"], step.data.get("floating", False)
+        image = images.flavours[step.data["flavour"]].variants[step.data["variant"]].image
+        if step.action == "keep":
+            tags.append(PushedTag(repository, tag, "", "", floating, "kept"))
+            continue
+        if step.open:
+            ctx.log(f"push: {step.target}" + (f" -> {ctx.version}" if floating else ""))
+            with ctx.view.row(step.target, level=1):
+                digest = registry.push(ctx.docker, image, repository, tag)
+            action = "moved" if floating else "pushed"
         else:
-            ours = digest or image
-            raise ReleaseError(
-                f"{repository}:{tag} already exists with digest {remote.digest} (image {remote.config}), this "
-                f"release's image is {ours}: immutable tags never move; release the next build number"
-            )
-    moved: dict[str, str] = {}
-    if floating:
-        highest = highest_released_build(repository, ctx.version, tags[-1])
-        for tag in floating:
-            if highest > ctx.version.build:
-                moved[tag] = f"kept: {ctx.version.airflow_version}-{highest} is newer"
-                continue
-            remote = registry.remote_image(repository, tag)
-            if remote is not None and remote.config == image:
-                moved[tag] = "present"
-                continue
-            ctx.log(f"push: {repository}:{tag} -> {ctx.version}")
-            registry.push(ctx.docker, image, repository, tag)
-            moved[tag] = "moved"
-    return {
-        "repository": repository,
-        "image": image,
-        "digest": digest,
-        "tags": tags,
-        "pushed": pushed,
-        "floating": moved,
-        "floating_moved": [t for t, state in moved.items() if state in ("moved", "present")],
-    }
-
-
-def run(ctx: ReleaseContext) -> dict:
-    ensure_local_services(ctx)
-    built = tested_entries(ctx)
-    flavours = {f.name: f for f in flavours_of(images_dir(ctx), ctx.line.airflow)}
-    results: dict[str, dict] = {}
-    for repository in ctx.target.registries:
-        for name, entry in sorted(built.items()):
-            flavour = flavours[name]
-            for variant in ("base", ONBUILD):
-                with ctx.view.row(f"{repository} {name}/{variant}", level=1):
-                    results[f"{repository} {name}/{variant}"] = _push_image(
-                        ctx,
-                        repository,
-                        entry[variant]["image"],
-                        flavour.tags(ctx.version, variant),
-                        flavour.floating_tags(ctx.version, variant),
-                    )
-    previous = ctx.manifest.stage(NAME) or {}
-    ctx.manifest.record(NAME, {**previous, ctx.target.name: {"images": results}})
-    return results
+            digest, action = step.data["digest"], "present"
+        tags.append(PushedTag(repository, tag, image, digest, floating, action))
+    record = PushRecord(tags)
+    ctx.save(record)
+    return record

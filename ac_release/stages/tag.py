@@ -1,60 +1,59 @@
 """Stage `tag`: release notes, and the annotated git tag `v<version>` carrying them, pushed to the target's remote.
 
 It runs last: the tag says the release is complete. A tag that already exists at the same commit is kept; one at
-another commit is refused.
+another commit, here or on the remote, is refused.
 """
 
 from __future__ import annotations
 
-import subprocess
-
 from ac_release.changelog import release_entry
-from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_text
+from ac_release.git import git, head, local_tag_commit, remote_tag_commit
+from ac_release.names import NOTES
 from ac_release.notes import render
+from ac_release.records import TagRecord
+from ac_release.steps import Step
 
 NAME = "tag"
-NOTES = "RELEASE_NOTES.md"
 
 
-def git(ctx: ReleaseContext, *args: str, check: bool = True) -> str:
-    result = subprocess.run(["git", "-C", str(ctx.settings.root), *args], capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise ReleaseError(f"git {args[0]} failed: {(result.stderr or result.stdout).strip().splitlines()[-1]}")
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
-def remote_tag_commit(ctx: ReleaseContext) -> str | None:
-    """The commit the remote's release tag points to (peeled), or None when the remote has no such tag."""
-    tag = ctx.version.git_tag
-    lines = git(ctx, "ls-remote", "--tags", ctx.target.git_remote, f"refs/tags/{tag}", f"refs/tags/{tag}^{{}}")
-    refs = dict(reversed(line.split("\t")) for line in lines.splitlines() if line)
-    return refs.get(f"refs/tags/{tag}^{{}}") or refs.get(f"refs/tags/{tag}")
-
-
-def run(ctx: ReleaseContext) -> dict:
-    ensure_local_services(ctx)
-    entry = release_entry(ctx.settings.root / "changelog", ctx.version)
-    tag = ctx.version.git_tag
-    head = git(ctx, "rev-parse", "HEAD")
-    # Every refusal comes before the first write.
-    local = git(ctx, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}", check=False)
-    if local and local != head:
-        raise ReleaseError(f"tag {tag} already points to {local}, not HEAD {head}: a release tag never moves")
-    remote = remote_tag_commit(ctx)
-    if remote is not None and remote != head:
-        raise ReleaseError(f"{ctx.target.git_remote} has tag {tag} at {remote}, this release is at {head}: refusing")
-    notes = ctx.dist / NOTES
-    atomic_write_text(notes, render(ctx, entry))
-    if not local:
-        # verbatim: the default cleanup would drop every markdown heading as a comment line
-        git(ctx, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")
-        ctx.log(f"tag: created {tag} at {head[:12]}")
+def check(ctx: ReleaseContext) -> list[Step]:
+    root, tag, remote_name = ctx.settings.root, ctx.version.git_tag, ctx.target.git_remote
+    where = f"{tag}@{remote_name}"
+    commit = head(root)
+    local = local_tag_commit(root, tag)
+    if local and local != commit:
+        return [Step(NAME, "refuse", where, f"tag {tag} here points to {local}, HEAD is {commit}: a tag never moves")]
+    if not services_running(ctx):
+        return [Step(NAME, "unknown", where, "remote not running")]
+    try:
+        remote = remote_tag_commit(root, remote_name, tag)
+    except ReleaseError as exc:
+        return [Step(NAME, "unknown", where, f"remote not reachable ({exc})")]
     if remote is None:
-        git(ctx, "push", "--quiet", ctx.target.git_remote, f"refs/tags/{tag}")
+        return [Step(NAME, "tag", where, f"annotated, at {commit}, with the release notes")]
+    if remote == commit:
+        return [Step(NAME, "skip", where, f"already at {commit}")]
+    reason = f"{ctx.version} is already released from {remote}, this tree is at {commit}: release the next build number"
+    return [Step(NAME, "refuse", where, reason, {"state": "present"})]  # `status`: released from an earlier commit
+
+
+def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord:
+    ensure_local_services(ctx)
+    root, tag = ctx.settings.root, ctx.version.git_tag
+    (step,) = steps
+    commit = head(root)
+    notes = ctx.dist / NOTES
+    atomic_write_text(notes, render(ctx, release_entry(root / "changelog", ctx.version)))
+    if not local_tag_commit(root, tag):
+        # verbatim: the default cleanup would drop every markdown heading as a comment line
+        git(root, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")
+        ctx.log(f"tag: created {tag} at {commit}")
+    if step.open:
+        git(root, "push", "--quiet", "--", ctx.target.git_remote, f"refs/tags/{tag}")
         ctx.log(f"tag: pushed {tag} to {ctx.target.git_remote}")
-    action = "pushed" if remote is None else "present"
-    result = {"tag": tag, "commit": head, "remote": ctx.target.git_remote, "notes": NOTES, "action": action}
-    ctx.manifest.record(NAME, result)
-    return result
+    record = TagRecord(tag, commit, ctx.target.git_remote, NOTES, "pushed" if step.open else "present")
+    ctx.save(record)
+    return record

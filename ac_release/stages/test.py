@@ -1,10 +1,9 @@
-"""Stage `test`: the nox smoke and upgrade sessions of every flavour, on the exact images the push stage pushes.
+"""Stage `test`: the smoke and upgrade tests of every flavour, run by pytest against the exact images the push
+stage pushes (by id), with the release's target. The upgrade test starts from the newest earlier release on the
+target's registry (ac_release/released.py); a first release has none, and its record says so.
 
-The upgrade session starts from the newest earlier release on the target's registry (ac_release/upgrade.py); a
-first release has none, and its record says so.
-
-Results are recorded against the image ids: a flavour whose images already passed is not tested again, and the
-push stage refuses an image id that has no passing result.
+Results are recorded against the image ids: images that already passed are not tested again, and the push stage
+refuses an image id without a passing result. A session in which any test was skipped, or none ran, failed.
 """
 
 from __future__ import annotations
@@ -13,109 +12,123 @@ import os
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release import proc
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
-from ac_release.images.matrix import ONBUILD
-from ac_release.upgrade import previous_release
+from ac_release.images.state import flavour_state, flavours
+from ac_release.records import FlavourTest, ImagesRecord, Session, SessionsRecord
+from ac_release.released import previous_release
+from ac_release.steps import Step, open_steps
 
 NAME = "test"
+KINDS = ("smoke", "upgrade")
+# What the test sessions get of the environment: what Docker, pytest and the pipeline's configuration need.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
+PASSED_ENV_PREFIXES = ("AC_RELEASE_",)
 
 
-def session_name(version: str, flavour: str, kind: str = "smoke") -> str:
-    return f"{kind}(version='{version}', flavour='{flavour}')"
+def check(ctx: ReleaseContext) -> list[Step]:
+    """skip a flavour whose very images passed, from the same earlier release; run the rest."""
+    record = ctx.record(SessionsRecord) or SessionsRecord({})
+    running = services_running(ctx)
+    previous = previous_release(ctx) if running else None
+    upgrade_from = str(previous.version) if previous else None
+    repository = ctx.target.registries[0]
+    steps = []
+    for flavour in flavours(ctx):
+        state = flavour_state(ctx, flavour)
+        data = {"flavour": flavour.name}
+        smoke, upgrade = f"smoke/{flavour.name}", f"upgrade/{flavour.name}"
+        if state.current and record.passed(flavour.name, state.current.ids(), upgrade_from if running else ...):
+            done = record.flavours[flavour.name]
+            steps.append(Step(NAME, "skip", smoke, f"these images passed: {done.smoke.summary}", data))
+            if not running:
+                steps.append(Step(NAME, "unknown", upgrade, f"registry not running: earlier release on {repository}"))
+            else:
+                steps.append(Step(NAME, "skip", upgrade, f"from {upgrade_from}: {done.upgrade.summary}", data))
+            continue
+        images = "the images built above" if not state.current else ", ".join(state.current.ids().values())
+        steps.append(Step(NAME, "run", smoke, f"tests/smoke -m smoke on {images}", data))
+        if not running:
+            steps.append(Step(NAME, "unknown", upgrade, f"registry not running: earlier release on {repository}"))
+        elif previous is None:
+            steps.append(Step(NAME, "skip", upgrade, f"no earlier release on {repository}", data))
+        else:
+            steps.append(Step(NAME, "run", upgrade, f"from {previous.version} ({previous.reference})", data))
+    return steps
 
 
-def session_params(root: Path) -> list[tuple[str, str, bool]]:
-    """(version, flavour, newest) for the nox smoke and upgrade sessions: every changelog build of every line with
-    image flavours, so that any build can be tested; `newest` marks the builds a plain `nox` run tests."""
-    from ac_release.changelog import builds
-    from ac_release.images.matrix import load_matrix
-
-    return [
-        (version, flavour.name, index == 0)
-        for airflow, flavours in load_matrix(root / "images").items()
-        if (root / "changelog" / f"{airflow}.md").exists()
-        for index, version in enumerate(builds(root / "changelog", airflow))
-        for flavour in flavours
-    ]
-
-
-def tested_images(entry: dict) -> dict[str, str]:
-    return {variant: entry[variant]["image"] for variant in ("base", ONBUILD)}
-
-
-def run(ctx: ReleaseContext) -> dict:
-    built = ctx.manifest.stage("images")
-    if not built:
-        raise ReleaseError(f"no images of {ctx.version} to test: run `invoke images {ctx.version}`")
+def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
     ensure_local_services(ctx)
+    record = ctx.record(SessionsRecord) or SessionsRecord({})
+    images = ctx.record(ImagesRecord)
     previous = previous_release(ctx)
     upgrade_from = str(previous.version) if previous else None
-    results = dict(ctx.manifest.stage(NAME) or {})
-    for flavour, entry in sorted(built.items()):
-        done = results.get(flavour)
-        if (
-            done
-            and done["result"] == "passed"
-            and done["images"] == tested_images(entry)
-            and done.get("upgrade", {}).get("from") == upgrade_from
-        ):
-            ctx.log(f"test: {flavour} images already passed their smoke and upgrade tests, skipping")
-            continue
-        smoke = _session(ctx, flavour, "smoke")
-        if smoke["result"] != "passed":
-            upgrade = {"from": upgrade_from, "result": "not run: the smoke tests failed"}
+    for name in sorted({step.data["flavour"] for step in open_steps(steps)}):
+        if images is None or name not in images.flavours:
+            raise ReleaseError(f"no {name} images of {ctx.version} to test: run `invoke images {ctx.version}`")
+        ids = images.flavours[name].ids()
+        smoke = _session(ctx, name, "smoke")
+        if smoke.result != "passed":
+            upgrade = Session("not run: the smoke tests failed")
         elif previous is None:
             ctx.log(f"test: no release before {ctx.version} on {ctx.target.registries[0]}, no upgrade to test")
-            upgrade = {"from": None, "result": "no earlier release"}
+            upgrade = Session("no earlier release")
         else:
-            upgrade = {"from": upgrade_from, **_session(ctx, flavour, "upgrade")}
-        failed = [run for run in (smoke, upgrade) if run["result"] == "failed"]
-        results[flavour] = {
-            "images": tested_images(entry),
-            "result": "failed" if failed else "passed",
-            "smoke": smoke,
-            "upgrade": upgrade,
-        }
-        ctx.manifest.record(NAME, results)
-        if failed:
-            raise ReleaseError(f"{failed[0]['session']} failed ({failed[0]['summary']}): see {failed[0]['log']}")
-    ctx.manifest.record(NAME, results)
-    return results
+            upgrade = _session(ctx, name, "upgrade")
+        record.flavours[name] = FlavourTest(ids, upgrade_from, smoke, upgrade)
+        ctx.save(record)
+        for kind, session in (("smoke", smoke), ("upgrade", upgrade)):
+            if session.result == "failed":
+                raise ReleaseError(f"the {kind} tests of {name} failed ({session.summary}): see {session.log}")
+    if not open_steps(steps):
+        ctx.log("test: every flavour's images already passed their tests, skipping")
+    return record
 
 
-def _session(ctx: ReleaseContext, flavour: str, kind: str) -> dict:
-    """One nox session against this release's images; its output goes to a log in the cache."""
-    session = session_name(str(ctx.version), flavour, kind)
-    log = ctx.cache / "logs" / f"{ctx.version}-{kind}-{flavour}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    ctx.log(f'test: nox -s "{session}" (log: {log})')
+def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
+    """pytest on tests/smoke with one marker, against this release's images of one flavour and this target."""
+    logs = ctx.cache / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log, report = logs / f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}.log", logs / f"{kind}-{flavour}.xml"
+    report.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", kind]
+    argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]
+    env = session_env(ctx, flavour)
+    ctx.log(f"test: {kind} tests of {flavour} (log: {log})")
     started = time.monotonic()
-    with ctx.view.row(session, level=1) as row, open(log, "wb") as output:
-        result = subprocess.run(
-            [sys.executable, "-m", "nox", "--noxfile", str(ctx.settings.root / "noxfile.py"), "-s", session],
-            cwd=ctx.settings.root,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ},
-        )
-        if result.returncode != 0:
+    with ctx.view.row(f"{kind} {flavour}", level=1) as row, open(log, "wb") as output:
+        try:
+            returncode = proc.run(
+                argv, kind="pytest", cwd=ctx.settings.root, stdout=output, stderr=subprocess.STDOUT, env=env
+            ).returncode
+        except proc.Timeout as exc:
+            output.write(f"\n{exc}\n".encode())
+            returncode = -1
+        counts = _counts(report)
+        passed = returncode == 0 and counts.get("tests", 0) > 0 and counts["passed"] == counts["tests"]
+        if not passed:
             row.failed()
-    return {
-        "result": "passed" if result.returncode == 0 else "failed",
-        "session": session,
-        "seconds": round(time.monotonic() - started, 1),
-        "summary": _summary(log),
-        "log": str(log),
+    return Session("passed" if passed else "failed", round(time.monotonic() - started, 1), counts, str(log))
+
+
+def session_env(ctx: ReleaseContext, flavour: str) -> dict[str, str]:
+    """Only what the tests need of the environment: no index password, token or other secret reaches them."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
+    return env | {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
+
+
+def _counts(report: Path) -> dict[str, int]:
+    """pytest's counts from its JUnit report; skipped tests count against the session."""
+    if not report.exists():
+        return {}
+    suite = ElementTree.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    return {"tests": counts["tests"], "passed": counts["passed"]} | {
+        key: counts[key] for key in ("failures", "errors", "skipped")
     }
-
-
-def _summary(log) -> str:
-    """pytest's counts from its closing line: `20 passed, 4 deselected in 73.45s (0:01:13)` -> `20 passed`."""
-    for line in reversed(log.read_text(errors="replace").splitlines()):
-        if " passed" in line or " failed" in line or " error" in line:
-            counts = line.strip("= ").split(" in ")[0].split(", ")
-            return ", ".join(count for count in counts if not count.endswith("deselected"))
-    return "no pytest summary"

@@ -21,10 +21,13 @@ from ac_release.buildenv import DOCKERFILE, BuildEnv, ensure_buildenv
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
+from ac_release.names import artifact_names
 from ac_release.patches import apply_series
+from ac_release.records import Artifact, WheelRecord
 from ac_release.reproducible import clamp_tree_mtimes, normalize_sdist
 from ac_release.sdist import fetch_sdist
 from ac_release.stamp import stamp_version, write_meta_project
+from ac_release.steps import Step, open_steps
 
 NAME = "wheel"
 RECIPE = "1"  # bump when this module changes what it builds
@@ -50,14 +53,38 @@ def input_fingerprint(ctx: ReleaseContext) -> str:
     return digest.hexdigest()
 
 
-def run(ctx: ReleaseContext) -> dict:
+def check(ctx: ReleaseContext) -> list[Step]:
+    """keep what dist/ holds for these inputs; build what is missing or was built from other inputs (a rebuild is
+    compared byte for byte when promoted); refuse a recorded artifact whose bytes changed in dist/."""
+    recorded = ctx.manifest.get(WheelRecord)
     fingerprint = input_fingerprint(ctx)
-    recorded = ctx.manifest.stage(NAME)
-    if recorded and recorded.get("inputs") == fingerprint and _dist_holds(ctx, recorded):
+    steps = []
+    for name in artifact_names(ctx.version):
+        path, where = ctx.dist / name, f"dist/{ctx.version}/{name}"
+        ours = recorded.sha256(name) if recorded else None
+        if ours and path.exists() and (actual := sha256_file(path)) != ours:
+            reason = (
+                f"sha256 {actual} differs from the recorded {ours}: restore it, or delete dist/{ctx.version} and "
+                f"rebuild if it was never published"
+            )
+            steps.append(Step(NAME, "refuse", where, reason))
+        elif ours and path.exists() and recorded.inputs == fingerprint:
+            steps.append(Step(NAME, "keep", where, f"sha256 {ours}, built from these inputs"))
+        elif ours and path.exists():
+            steps.append(Step(NAME, "build", where, "inputs changed since it was built: rebuilt, other bytes refused"))
+        elif path.exists():
+            steps.append(Step(NAME, "build", where, "present but not recorded: rebuilt and compared byte for byte"))
+        else:
+            steps.append(Step(NAME, "build", where, "not built yet"))
+    return steps
+
+
+def run(ctx: ReleaseContext, steps: list[Step]) -> WheelRecord | None:
+    if not open_steps(steps):
         ctx.log(f"wheel: dist/{ctx.version} already holds the build of these inputs, skipping")
-        return recorded
-    # Anything else is rebuilt and compared byte for byte: the build is reproducible, so inputs that changed
-    # without changing the artifacts (a reformatted recipe) pass, and different artifacts are refused.
+        return ctx.manifest.get(WheelRecord)
+    # The build is reproducible: inputs that changed without changing the artifacts (a reformatted recipe) pass,
+    # and different artifacts are refused when promoted.
     _remove_leftovers(ctx.dist)
     buildenv = ensure_buildenv(
         ctx.docker, ctx.line, ctx.target.base_images, ctx.settings.extra_ca_bundle, ctx.cache, ctx.log
@@ -71,32 +98,16 @@ def run(ctx: ReleaseContext) -> dict:
     files = [airflow_files["wheel"], airflow_files["sdist"], meta_wheel]
     _twine_check(files)
     checks = _install_check(ctx, buildenv, out, airflow_files["wheel"].name, meta_wheel.name)
-    artifacts = _promote(ctx, files)
-    result = {
-        "inputs": fingerprint,
-        "artifacts": artifacts,
-        "checks": checks,
-        "buildenv": buildenv.image,
-        "source_date_epoch": ctx.line.source_date_epoch,
-    }
-    ctx.manifest.record(NAME, result)
+    record = WheelRecord(
+        inputs=input_fingerprint(ctx),
+        artifacts=_promote(ctx, files),
+        checks=checks,
+        buildenv=buildenv.image,
+        source_date_epoch=ctx.line.source_date_epoch,
+    )
+    ctx.manifest.put(record)
     shutil.rmtree(work, ignore_errors=True)
-    return result
-
-
-def _dist_holds(ctx: ReleaseContext, recorded: dict) -> bool:
-    """True when dist/ holds every recorded artifact; a recorded artifact with other bytes is refused."""
-    complete = True
-    for name, meta in recorded["artifacts"].items():
-        path = ctx.dist / name
-        if not path.exists():
-            complete = False
-        elif (actual := sha256_file(path)) != meta["sha256"]:
-            raise ReleaseError(
-                f"dist/{ctx.version}/{name} differs from the manifest (sha256 {actual}, recorded {meta['sha256']}): "
-                f"restore it, or delete dist/{ctx.version} and rebuild if it was never published"
-            )
-    return complete
+    return record
 
 
 def _remove_leftovers(dist: Path) -> None:
@@ -274,4 +285,4 @@ def _promote(ctx: ReleaseContext, files: list[Path]) -> dict:
     for path in files:
         if not (ctx.dist / path.name).exists():
             atomic_write_bytes(ctx.dist / path.name, path.read_bytes())
-    return {path.name: {"sha256": digest, "size": path.stat().st_size} for path, digest in digests.items()}
+    return {path.name: Artifact(digest, path.stat().st_size) for path, digest in digests.items()}

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from ac_release.config import docker_command, load_settings
 from ac_release.context import ReleaseContext
+from ac_release.pipeline import run_stage
 from ac_release.services.manager import LocalServices
-from ac_release.stages import publish, sign, wheel
 from tests.helpers import write_config
 
 VERSION = "2.2.4-1"
@@ -103,20 +103,19 @@ def make_context(settings, version: str = VERSION, **kwargs) -> ReleaseContext:
 @pytest.fixture(scope="session")
 def built(docker_ready, settings):
     ctx = make_context(settings)
-    result = wheel.run(ctx)
-    return ctx, result
+    return ctx, run_stage(ctx, "wheel")
 
 
 @pytest.fixture(scope="session")
 def signed(built, services):
     ctx, _ = built
-    return ctx, sign.run(ctx)
+    return ctx, run_stage(ctx, "sign")
 
 
 @pytest.fixture(scope="session")
 def published(signed):
     ctx, _ = signed
-    return ctx, publish.run(ctx)
+    return ctx, run_stage(ctx, "publish")
 
 
 @pytest.fixture

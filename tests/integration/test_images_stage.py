@@ -1,5 +1,5 @@
-"""Stage `images`: only the published, signed bytes go into an image. (Building and testing a whole image is
-the work of the `smoke` nox sessions; these tests prove the refusals.)"""
+"""Stage `images`: only the published, signed bytes go into an image. (Building and testing a whole image is the
+work of the release's test stage and the `smoke` nox sessions; these tests prove the refusals.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import pytest
 
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
-from ac_release.images.matrix import flavours_of
-from ac_release.stages import images, publish
+from ac_release.images import build
+from ac_release.images.state import flavour_state, flavours
+from ac_release.pipeline import run_stage
+from ac_release.published import fetch_verified
+from ac_release.records import WheelRecord
 from tests.integration.conftest import context_like, own_bundle_mismatch
 
 pytestmark = pytest.mark.integration
@@ -19,59 +22,61 @@ WHEEL = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
 META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 
 
-def test_published_wheels_are_fetched_from_the_index_and_verified(published):
+def _fetch(ctx, tmp_path):
+    return fetch_verified(ctx, [WHEEL, META], tmp_path / "wheels", ctx.bundles)
+
+
+def test_published_wheels_are_fetched_from_the_index_and_verified(published, tmp_path):
     ctx, _ = published
-    wheels = images.fetch_published_wheels(ctx)
+    wheels = _fetch(ctx, tmp_path)
     assert sorted(wheels) == sorted([WHEEL, META])
-    built = ctx.manifest.stage("wheel")["artifacts"]
-    assert {name: sha256_file(path) for name, path in wheels.items()} == {n: built[n]["sha256"] for n in wheels}
+    wheel = ctx.manifest.get(WheelRecord)
+    assert {name: sha256_file(path) for name, path in wheels.items()} == {n: wheel.sha256(n) for n in wheels}
 
 
-def test_not_published_is_refused(other_index):
+def test_not_published_is_refused(other_index, tmp_path):
     ctx, _ = other_index  # a copy of the release's dist/, next to an empty index
-    ctx.manifest.data["stages"].pop("publish", None)
-    with pytest.raises(ReleaseError, match=r"^2.2.4-1 is not published to local: run `invoke publish 2.2.4-1`$"):
-        images.fetch_published_wheels(ctx)
-    ctx.manifest.data["stages"]["publish"] = {"local": {"index": ctx.target.index.url, "files": {}}}
     with pytest.raises(ReleaseError) as error:
-        images.fetch_published_wheels(ctx)
+        run_stage(ctx, "images")
     assert str(error.value) == f"{ctx.target.index.url} does not serve {WHEEL}: run `invoke publish 2.2.4-1`"
 
 
-def test_index_serving_other_bytes_is_refused_before_any_build(other_index):
+def test_index_serving_other_bytes_is_refused_before_any_build(other_index, tmp_path):
     ctx, local = other_index
-    publish.run(ctx)
+    run_stage(ctx, "publish")
     served = local.pypi_dir / "packages" / META
     served.write_bytes(b"other bytes under the same name")
     with pytest.raises(ReleaseError) as error:
-        images.fetch_published_wheels(ctx)
+        _fetch(ctx, tmp_path)
     assert str(error.value) == (
         f"{ctx.target.index.url} serves {META} with sha256 {sha256_file(served)}, the release built "
-        f"{ctx.manifest.stage('wheel')['artifacts'][META]['sha256']}: refusing to build images from other bytes"
+        f"{ctx.manifest.get(WheelRecord).sha256(META)}: refusing other bytes"
     )
 
 
-def test_swapped_bundle_is_refused_before_any_build(other_index):
+def test_swapped_bundle_is_refused_before_any_build(other_index, tmp_path):
     ctx, _ = other_index
-    publish.run(ctx)
-    shutil.copy(ctx.dist / f"{META}.sigstore.json", ctx.dist / f"{WHEEL}.sigstore.json")
+    run_stage(ctx, "publish")
+    shutil.copy(ctx.bundles / f"{META}.sigstore.json", ctx.bundles / f"{WHEEL}.sigstore.json")
     with pytest.raises(ReleaseError, match=own_bundle_mismatch(WHEEL)):
-        images.fetch_published_wheels(ctx)
+        _fetch(ctx, tmp_path)
 
 
 def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(published, tmp_path):
     """The Dockerfile checks the wheel against the manifest's sha256 before installing: no stale or swapped wheel
     can reach an image, whatever the build cache holds."""
     ctx, _ = published
-    wheels = images.fetch_published_wheels(ctx)
+    wheels = _fetch(ctx, tmp_path)
     tampered = tmp_path / WHEEL
     data = bytearray(wheels[WHEEL].read_bytes())
     data[len(data) // 2] ^= 0x01
     tampered.write_bytes(bytes(data))
-    (flavour, *_) = flavours_of(images.images_dir(ctx), ctx.line.airflow)
-    with pytest.raises(ReleaseError, match=r"^docker build of ac-release/ap-airflow:2.2.4-1-bullseye failed"):
-        images._build_flavour(ctx, flavour, {**wheels, WHEEL: tampered})
-    log = (ctx.cache / "logs" / "2.2.4-1-images-bullseye.log").read_text()
+    (flavour, *_) = flavours(ctx)
+    state = flavour_state(ctx, flavour)
+    refs = {"base": "ac-release/test-tampered:base", "onbuild": "ac-release/test-tampered:onbuild"}
+    with pytest.raises(ReleaseError, match=r"^docker build of ac-release/test-tampered:base failed"):
+        build.build_flavour(ctx, flavour, [tampered, wheels[META]], state.args, refs)
+    log = (ctx.cache / "logs" / "2.2.4-1-images-bullseye-base.log").read_text()
     assert f"/build/wheels/{WHEEL}: FAILED" in log
 
 
@@ -84,4 +89,4 @@ def test_a_wrong_signer_identity_is_refused_before_any_build(published, tmp_path
         match=r"^signature check failed for apache_airflow-2\.2\.4\+astro\.1-py3-none-any"
         r"\.whl with .*: Certificate's SANs do not match someone-else@ac-release.local",
     ):
-        images.fetch_published_wheels(other)
+        _fetch(other, tmp_path)

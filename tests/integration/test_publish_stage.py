@@ -9,8 +9,12 @@ import pytest
 from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
+from ac_release.pipeline import run_stage
+from ac_release.published import index_state
+from ac_release.records import WheelRecord
 from ac_release.services.manager import LocalServices
 from ac_release.stages import preflight, publish
+from ac_release.upload import upload
 from tests.helpers import free_port, write_config
 from tests.integration.conftest import make_context, own_bundle_mismatch
 
@@ -31,22 +35,19 @@ def _packages(services: LocalServices) -> dict[str, tuple[str, int]]:
 
 def test_artifacts_are_on_the_index_with_their_hashes(published, services):
     ctx, result = published
-    built = ctx.manifest.stage("wheel")["artifacts"]
-    assert result["index"] == ctx.target.index.url
-    assert {name: f["sha256"] for name, f in result["files"].items()} == {n: m["sha256"] for n, m in built.items()}
-    assert {name: f["action"] for name, f in result["files"].items()} == dict.fromkeys(built, "uploaded")
-    assert {name: digest for name, (digest, _) in _packages(services).items()} == {
-        n: m["sha256"] for n, m in built.items()
-    }
-    on_index = publish.index_state(ctx, ctx.target.index.password.read())
-    assert {name: file.sha256 for name, file in on_index.items()} == {n: m["sha256"] for n, m in built.items()}
+    built = {name: artifact.sha256 for name, artifact in ctx.manifest.get(WheelRecord).artifacts.items()}
+    assert result.index == ctx.target.index.url
+    assert result.files == built
+    assert sorted(result.uploaded) == sorted(built)
+    assert {name: digest for name, (digest, _) in _packages(services).items()} == built
+    assert {name: file.sha256 for name, file in index_state(ctx).items()} == built
 
 
 def test_second_publish_uploads_nothing(published, services):
     ctx, _ = published
     before = _packages(services)
-    again = publish.run(make_context(ctx.settings))
-    assert {f["action"] for f in again["files"].values()} == {"present"}
+    again = run_stage(make_context(ctx.settings), "publish")
+    assert again.uploaded == []
     assert _packages(services) == before
 
 
@@ -54,23 +55,36 @@ def test_other_bytes_under_our_name_on_the_index_are_refused(other_index):
     ctx, local = other_index
     (local.pypi_dir / "packages" / META).write_bytes(b"not the meta wheel")
     with pytest.raises(ReleaseError) as error:
-        publish.run(ctx)
+        run_stage(ctx, "publish")
     assert str(error.value) == (
-        f"{ctx.target.index.url} already holds {META} with sha256 "
+        f"refused: {ctx.target.index.url}{META}: the index serves sha256 "
         f"{sha256_file(local.pypi_dir / 'packages' / META)}, ours is {sha256_file(ctx.dist / META)}: "
-        f"published files are immutable, release a new build number"
+        f"published files never change, release the next build number"
     )
     assert sorted(p.name for p in (local.pypi_dir / "packages").iterdir()) == [META]  # nothing uploaded
 
 
 def test_swapped_bundle_is_refused_before_any_upload(other_index):
     ctx, local = other_index
-    shutil.copy(ctx.dist / f"{META}.sigstore.json", ctx.dist / f"{WHEEL}.sigstore.json")
+    shutil.copy(ctx.bundles / f"{META}.sigstore.json", ctx.bundles / f"{WHEEL}.sigstore.json")
     with pytest.raises(
         ReleaseError,
         match=own_bundle_mismatch(),
     ):
-        publish.run(ctx)
+        publish.run(ctx, publish.check(ctx))  # the gate itself, past the sign stage's own refusal
+    assert list((local.pypi_dir / "packages").iterdir()) == []
+
+
+def test_swapped_artifact_is_refused_before_any_upload(other_index):
+    """An artifact in dist/ that is not the wheel stage's never leaves, whatever its signature."""
+    ctx, local = other_index
+    (ctx.dist / META).write_bytes(b"a meta wheel from elsewhere")
+    with pytest.raises(ReleaseError) as error:
+        run_stage(ctx, "publish")
+    assert str(error.value).startswith(
+        f"refused: {ctx.target.index.url}{META}: dist/2.2.4-1/{META} has sha256 {sha256_file(ctx.dist / META)}, "
+        f"the wheel stage built {ctx.manifest.get(WheelRecord).sha256(META)}"
+    )
     assert list((local.pypi_dir / "packages").iterdir()) == []
 
 
@@ -97,7 +111,7 @@ def test_wrong_credentials_one_line_no_secret(other_index, tmp_path):
         preflight.check_index_credentials(bad)
     assert str(error.value) == expected
     with pytest.raises(ReleaseError) as error:
-        publish._upload(bad, bad.dist / META, "definitely-not-the-password")
+        upload(bad.target.index, bad.dist / META, "definitely-not-the-password")
     assert (
         str(error.value)
         == f"index {bad.target.index.url} refused the upload credentials of 'ac-release': check {wrong}"
@@ -127,4 +141,4 @@ def test_unreachable_index_retries_then_one_clear_line(signed, tmp_path, no_back
         f"index http://127.0.0.1:{port}/ unreachable ([Errno 111] Connection refused)"
     )
     with pytest.raises(ReleaseError, match=rf"^upload of {META} to http://127.0.0.1:{port}/ failed after 4 attempts: "):
-        publish._upload(down, ctx.dist / META, ctx.target.index.password.read())
+        upload(down.target.index, ctx.dist / META, ctx.target.index.password.read())

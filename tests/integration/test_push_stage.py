@@ -13,9 +13,21 @@ from ac_release import registry
 from ac_release.baseimage import ensure_debian_base
 from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
+from ac_release.images.state import flavour_state, flavours
+from ac_release.pipeline import run_stage
+from ac_release.records import (
+    Artifact,
+    FlavourImages,
+    FlavourTest,
+    ImagesRecord,
+    Session,
+    SessionsRecord,
+    VariantImage,
+    WheelRecord,
+)
+from ac_release.released import previous_release
 from ac_release.services.manager import LocalServices
 from ac_release.stages import push
-from ac_release.upgrade import previous_release
 from tests.helpers import REPO, write_config
 from tests.integration.conftest import make_context
 
@@ -71,16 +83,33 @@ def make_image():
 
 
 def released(settings, version: str, base: str, onbuild: str, tested: bool = True):
-    """A context whose manifest says the images stage built `base`/`onbuild` and (optionally) they passed."""
+    """A context whose manifest says the wheel and images stages built `base`/`onbuild` (tagged under the release's
+    references, with the fingerprint of their inputs, so the images are current) and, optionally, that they passed."""
     ctx = make_context(settings, version)
-    ctx.manifest.data["stages"]["images"] = {
-        "bullseye": {"base": {"image": base, "ref": "unused"}, "onbuild": {"image": onbuild, "ref": "unused"}}
+    v = ctx.version
+    pins = {
+        f"apache_airflow-{v.wheel_version}-py3-none-any.whl": "a" * 64,
+        f"astronomer_certified-{v.meta_version}-py3-none-any.whl": "b" * 64,
     }
+    ctx.manifest.put(WheelRecord("0" * 64, {n: Artifact(d, 1) for n, d in pins.items()}, {}, "none", 0))
+    (flavour,) = flavours(ctx)
+    state = flavour_state(ctx, flavour)
+    ids = {"base": base, "onbuild": onbuild}
+    for variant, image in ids.items():
+        ctx.docker("tag", image, state.refs[variant], capture=True)
+    variants = {variant: VariantImage(image, state.refs[variant], 1, 0.0) for variant, image in ids.items()}
+    ctx.save(ImagesRecord({flavour.name: FlavourImages(state.fingerprint, state.base, variants)}))
     if tested:
-        ctx.manifest.data["stages"]["test"] = {
-            "bullseye": {"images": {"base": base, "onbuild": onbuild}, "result": "passed"}
-        }
+        ctx.save(
+            SessionsRecord({flavour.name: FlavourTest(ids, None, Session("passed"), Session("no earlier release"))})
+        )
     return ctx
+
+
+def push_release(settings, version: str, base: str, onbuild: str, tested: bool = True) -> dict[str, str]:
+    """Run the push stage of such a release; {tag: action} of what it recorded."""
+    record = run_stage(released(settings, version, base, onbuild, tested), "push")
+    return {tag.tag: tag.action for tag in record.tags}
 
 
 def pointing(settings) -> dict[str, str]:
@@ -91,7 +120,7 @@ def pointing(settings) -> dict[str, str]:
 
 def test_push_tags_then_a_rerun_pushes_nothing(settings, make_image):
     a, a_on = make_image("a"), make_image("a-onbuild")
-    result = push.run(released(settings, "2.2.4-1", a, a_on))
+    result = run_stage(released(settings, "2.2.4-1", a, a_on), "push")
     assert pointing(settings) == {
         "2.2.4": a,
         "2.2.4-1": a,
@@ -103,58 +132,60 @@ def test_push_tags_then_a_rerun_pushes_nothing(settings, make_image):
         "2.2.4-bullseye-onbuild": a_on,
     }
     (repository,) = settings.target(None).registries
-    base = result[f"{repository} bullseye/base"]
-    assert base["pushed"] == {"2.2.4-1": "pushed", "2.2.4-1-bullseye": "pushed"}
-    assert base["floating"] == {"2.2.4": "moved", "2.2.4-bullseye": "moved"}
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", base["digest"])
-    assert registry.remote_image(repository, "2.2.4-1").digest == base["digest"]
-    again = push.run(released(settings, "2.2.4-1", a, a_on))
-    assert {k: (v["pushed"], v["floating"]) for k, v in again.items()} == {
-        f"{repository} bullseye/base": (
-            {"2.2.4-1": "present", "2.2.4-1-bullseye": "present"},
-            {"2.2.4": "present", "2.2.4-bullseye": "present"},
-        ),
-        f"{repository} bullseye/onbuild": (
-            {"2.2.4-1-onbuild": "present", "2.2.4-1-bullseye-onbuild": "present"},
-            {"2.2.4-onbuild": "present", "2.2.4-bullseye-onbuild": "present"},
-        ),
+    actions = {(t.tag, t.image): t.action for t in result.tags}
+    assert actions == {
+        ("2.2.4-1", a): "pushed",
+        ("2.2.4-1-bullseye", a): "pushed",
+        ("2.2.4", a): "moved",
+        ("2.2.4-bullseye", a): "moved",
+        ("2.2.4-1-onbuild", a_on): "pushed",
+        ("2.2.4-1-bullseye-onbuild", a_on): "pushed",
+        ("2.2.4-onbuild", a_on): "moved",
+        ("2.2.4-bullseye-onbuild", a_on): "moved",
     }
+    assert [t.floating for t in result.tags] == sorted(t.floating for t in result.tags)  # immutable tags first
+    for tag in result.tags:
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", tag.digest)
+        assert registry.remote_image(repository, tag.tag).digest == tag.digest
+    again = push_release(settings, "2.2.4-1", a, a_on)
+    assert set(again.values()) == {"present"} and len(again) == 8
 
 
 def test_an_immutable_tag_with_another_image_is_refused_naming_both(settings, make_image):
     a, b = make_image("a"), make_image("b")
-    push.run(released(settings, "2.2.4-1", a, a))
+    push_release(settings, "2.2.4-1", a, a)
     (repository,) = settings.target(None).registries
     digest = registry.remote_image(repository, "2.2.4-1").digest
     with pytest.raises(ReleaseError) as error:
-        push.run(released(settings, "2.2.4-1", b, b))
+        push_release(settings, "2.2.4-1", b, b)
     assert str(error.value) == (
-        f"{repository}:2.2.4-1 already exists with digest {digest} (image {a}), this release's image is {b}: "
-        f"immutable tags never move; release the next build number"
+        f"refused: {repository}:2.2.4-1: already holds {digest} (image {a}), this release's image is {b}: "
+        f"immutable tags never move; release the next build number (and 7 more: see `invoke release 2.2.4-1 "
+        f"--dry-run`)"
     )
     assert pointing(settings)["2.2.4-1"] == a
 
 
 def test_floating_tags_follow_the_highest_build_and_never_go_back(settings, make_image):
     one, two, three = make_image("one"), make_image("two"), make_image("three")
-    push.run(released(settings, "2.2.4-1", one, one))
-    push.run(released(settings, "2.2.4-3", three, three))
-    result = push.run(released(settings, "2.2.4-2", two, two))  # a late build of an older number
+    push_release(settings, "2.2.4-1", one, one)
+    push_release(settings, "2.2.4-3", three, three)
+    result = push_release(settings, "2.2.4-2", two, two)  # a late build of an older number
     tags = pointing(settings)
     assert (tags["2.2.4-1"], tags["2.2.4-2"], tags["2.2.4-3"]) == (one, two, three)
     assert {tags[t] for t in ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")} == {three}
-    (repository,) = settings.target(None).registries
-    assert result[f"{repository} bullseye/base"]["floating"] == {
-        "2.2.4": "kept: 2.2.4-3 is newer",
-        "2.2.4-bullseye": "kept: 2.2.4-3 is newer",
+    assert {tag: result[tag] for tag in ("2.2.4", "2.2.4-bullseye", "2.2.4-2")} == {
+        "2.2.4": "kept",
+        "2.2.4-bullseye": "kept",
+        "2.2.4-2": "pushed",
     }
 
 
 def test_another_line_and_dev_builds_never_move_a_lines_floating_tags(settings, make_image):
     new, old_line, dev = make_image("new"), make_image("old-line"), make_image("dev")
-    push.run(released(settings, "2.2.4-1", new, new))
-    push.run(released(settings, "2.2.3-7", old_line, old_line))
-    push.run(released(settings, "2.2.4-2-dev", dev, dev))
+    push_release(settings, "2.2.4-1", new, new)
+    push_release(settings, "2.2.3-7", old_line, old_line)
+    push_release(settings, "2.2.4-2-dev", dev, dev)
     tags = pointing(settings)
     assert tags["2.2.4"] == tags["2.2.4-onbuild"] == new
     assert tags["2.2.3"] == tags["2.2.3-onbuild"] == old_line
@@ -169,13 +200,15 @@ def test_another_line_and_dev_builds_never_move_a_lines_floating_tags(settings, 
 
 def test_untested_images_are_refused_before_any_push(settings, make_image):
     a = make_image("a")
-    with pytest.raises(ReleaseError, match=r"^the bullseye images of 2.2.4-1 have not passed their smoke tests"):
-        push.run(released(settings, "2.2.4-1", a, a, tested=False))
+    with pytest.raises(ReleaseError, match=r"^the bullseye images of 2.2.4-1 have not passed their tests"):
+        push_release(settings, "2.2.4-1", a, a, tested=False)
     other = make_image("other")
     ctx = released(settings, "2.2.4-1", a, a)
-    ctx.manifest.data["stages"]["test"]["bullseye"]["images"]["base"] = other  # tested another build
-    with pytest.raises(ReleaseError, match=r"^the bullseye images of 2.2.4-1 have not passed their smoke tests"):
-        push.run(ctx)
+    record = ctx.record(SessionsRecord)
+    record.flavours["bullseye"].images["base"] = other  # tested another build
+    ctx.save(record)
+    with pytest.raises(ReleaseError, match=r"^the bullseye images of 2.2.4-1 have not passed their tests"):
+        run_stage(ctx, "push")
     assert pointing(settings) == {}
     shutil.rmtree(settings.dist_dir, ignore_errors=True)
 
@@ -186,13 +219,14 @@ def test_a_registry_down_mid_release_gives_one_clear_line_and_the_push_resumes(s
     services = LocalServices(settings.services)
     (repository,) = settings.target(None).registries
     registry_service = next(s for s in services.services() if s.name == "registry")
+    ctx = released(settings, "2.2.4-1", a, a)
     services._stop(registry_service)  # the registry fails after the release started
-    with pytest.raises(ReleaseError) as error:  # (push.run itself would restart a local registry first)
-        push._push_image(released(settings, "2.2.4-1", a, a), repository, a, ["2.2.4-1"], [])
+    with pytest.raises(ReleaseError) as error:  # (the stage itself would restart a local registry first)
+        registry.remote_image(repository, "2.2.4-1")
     assert str(error.value).startswith(f"reading {repository}:2.2.4-1 failed after 4 attempts: ")
     assert "\n" not in str(error.value)
-    services.up(log=lambda _: None)  # back again: the same release resumes
-    push.run(released(settings, "2.2.4-1", a, a))
+    assert {step.action for step in push.check(ctx)} == {"unknown"}  # a dry run says so; a run never acts on it
+    run_stage(ctx, "push")  # the same release resumes, the registry started again
     assert pointing(settings)["2.2.4-1"] == a
 
 
@@ -200,15 +234,15 @@ def test_the_upgrade_starts_from_the_newest_earlier_release_on_the_registry(sett
     one, three, old_line, dev = make_image("one"), make_image("three"), make_image("old-line"), make_image("dev")
     (repository,) = settings.target(None).registries
     assert previous_release(make_context(settings, "2.2.4-1")) is None  # a first release has nothing before it
-    push.run(released(settings, "2.2.3-7", old_line, old_line))
+    push_release(settings, "2.2.3-7", old_line, old_line)
     found = previous_release(make_context(settings, "2.2.4-1"))
     assert (str(found.version), found.reference) == (
         "2.2.3-7",
         f"{repository}@{registry.remote_image(repository, '2.2.3-7').digest}",
     )
-    push.run(released(settings, "2.2.4-1", one, one))
-    push.run(released(settings, "2.2.4-3", three, three))
-    push.run(released(settings, "2.2.4-2-dev", dev, dev))
+    push_release(settings, "2.2.4-1", one, one)
+    push_release(settings, "2.2.4-3", three, three)
+    push_release(settings, "2.2.4-2-dev", dev, dev)
     # newer builds, dev builds, onbuild and distro tags are never a starting point
     assert str(previous_release(make_context(settings, "2.2.4-2")).version) == "2.2.4-1"
     assert str(previous_release(make_context(settings, "2.2.4-4")).version) == "2.2.4-3"

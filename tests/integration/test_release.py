@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from ac_release import registry
 from ac_release.config import load_settings
 from ac_release.pipeline import RELEASE
 from ac_release.services.manager import LocalServices
+from ac_release.steps import parse_line
 from tests.helpers import REPO, write_config
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def state(config: Path) -> dict:
     (repository,) = settings.target(None).registries
     images = {tag: registry.remote_image(repository, tag) for tag in sorted(registry.tags(repository))}
     return {
-        "wheels": {n: m["sha256"] for n, m in manifest["stages"]["wheel"]["artifacts"].items()},
+        "wheels": {n: m["sha256"] for n, m in manifest["wheel"]["artifacts"].items()},
         "index": {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted((services.pypi_dir / "packages").iterdir())
@@ -88,15 +88,20 @@ def state(config: Path) -> dict:
         "git": subprocess.run(
             ["git", "ls-remote", "--tags", str(services.git_remote)], capture_output=True, text=True
         ).stdout,
-        "stages": sorted(manifest["stages"]),
+        "stages": sorted(["wheel", *manifest["targets"]["local"]]),
     }
 
 
-def planned(table: str) -> dict[str, str]:
-    """What the dry run's table says each stage after preflight (which only checks) would do with each target,
+def steps_in(output: str) -> list[tuple[str, str, str]]:
+    """(stage, action, target) of every step line in a dry run's plan or a run's log, preflight aside."""
+    found = [parse_line(line.strip(), RELEASE) for line in output.splitlines()]
+    return [step for step in found if step and step[0] != "preflight"]
+
+
+def planned(output: str) -> dict[str, str]:
+    """What the dry run says each stage after preflight (which only checks) would do with each target,
     e.g. {"127.0.0.1:…/ap-airflow:2.2.4": "skip"}."""
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
-    return {row[2]: row[1] for row in rows if len(row) >= 3 and row[1] and row[0] != "preflight"}
+    return {target: action for _, action, target in steps_in(output)}
 
 
 def files(directory: Path) -> dict[str, tuple[int, int]]:
@@ -111,17 +116,20 @@ def files(directory: Path) -> dict[str, tuple[int, int]]:
 def reference(release_repo, tmp_path_factory, figure):
     directory = tmp_path_factory.mktemp("reference")
     config = write_config(directory, root=release_repo)
+    assert invoke(release_repo, config, "services.up").returncode == 0  # so that the dry run can read them
+    plan = invoke(release_repo, config, "release", VERSION, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
     started = time.monotonic()
     result = invoke(release_repo, config, "release", VERSION)
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figure(f"release {VERSION} from an empty dist/, index, registry and remote: {seconds:.0f} s")
-    yield config, result, state(config)
+    yield config, result, state(config), plan
     LocalServices(load_settings(config).services).down(log=lambda _: None)
 
 
 def test_release_does_every_stage_and_records_it(reference):
-    config, result, final = reference
+    config, result, final, _ = reference
     assert final["stages"] == sorted(set(RELEASE) - {"preflight"})  # preflight checks, it produces nothing
     assert set(final["index"]) == set(final["wheels"]) and final["index"] == final["wheels"]
     assert {
@@ -141,11 +149,104 @@ def test_release_does_every_stage_and_records_it(reference):
     summary = result.stderr + result.stdout
     for stage in RELEASE:
         assert f"✓ {stage} (" in summary
-    assert "smoke(version='2.2.4-1', flavour='bullseye')" in summary and "passed" in summary
+    assert "smoke/bullseye" in summary and "upgrade/bullseye" in summary
+    assert "(smoke passed: 20 passed; upgrade: no earlier release)" in summary  # counted; nothing skipped
+
+
+def test_the_dry_run_said_what_the_release_then_did(reference):
+    """Nothing done: every step the dry run printed is a step the release took, and no other."""
+    _, result, _, plan = reference
+    planned_steps, taken = steps_in(plan.stdout), steps_in(result.stderr)
+    assert planned_steps == taken
+    assert {action for _, action, _ in taken} == {"build", "sign", "upload", "run", "skip", "push", "move", "tag"}
+
+
+def refused_as_planned(repo: Path, config: Path, watched: list[Path]) -> tuple[str, str, str]:
+    """The dry run refuses; the release then refuses with the dry run's first refusal, before any stage acts,
+    and nothing under `watched` changes. Returns that refusal."""
+    plan = invoke(repo, config, "release", VERSION, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    refused = [step for step in steps_in(plan.stdout) if step[1] == "refuse"]
+    assert refused, plan.stdout
+    before = {path: files(path) for path in watched}
+    run = invoke(repo, config, "release", VERSION)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(f"error: refused: {refused[0][2]}: "), run.stderr[-2000:]
+    assert steps_in(run.stderr) == []  # refused in the preflight: no stage decided or acted
+    assert {path: files(path) for path in watched} == before
+    return refused[0]
+
+
+def test_changed_image_inputs_are_refused_as_the_dry_run_says(release_repo, reference):
+    """A finished release whose image scripts changed: the dry run says build, then refuse at push (the new image
+    could never take the immutable tags); the release refuses the same before rebuilding anything."""
+    config, _, final, _ = reference
+    settings = load_settings(config)
+    script = release_repo / "images" / "include" / "clean-airflow-logs"
+    script.write_text(script.read_text() + "# changed after the release\n")
+    _git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "change")
+    try:
+        plan = planned(invoke(release_repo, config, "release", VERSION, "--dry-run").stdout)
+        assert {action for target, action in plan.items() if target.startswith("ac-release/")} == {"build"}
+        services = LocalServices(settings.services)
+        stage, _, target = refused_as_planned(
+            release_repo, config, [settings.dist_dir, services.pypi_dir, services.registry_dir]
+        )
+        assert stage == "push" and target.endswith(":2.2.4-1")
+    finally:
+        _git(release_repo, "reset", "-q", "--hard", "HEAD~1")
+    assert state(config) == final
+
+
+def test_a_bundle_that_no_longer_verifies_is_refused_as_the_dry_run_says(reference):
+    config, _, final, _ = reference
+    settings = load_settings(config)
+    bundles = settings.dist_dir / VERSION / "sigstore" / "local"
+    wheel, meta = "apache_airflow-2.2.4+astro.1-py3-none-any.whl", "astronomer_certified-2.2.4.post1-py3-none-any.whl"
+    kept = (bundles / f"{wheel}.sigstore.json").read_bytes()
+    shutil.copy(bundles / f"{meta}.sigstore.json", bundles / f"{wheel}.sigstore.json")
+    try:
+        services = LocalServices(settings.services)
+        stage, _, target = refused_as_planned(settings.root, config, [services.pypi_dir, services.registry_dir])
+        assert (stage, target) == ("sign", f"{VERSION}/sigstore/local/{wheel}.sigstore.json")
+    finally:
+        (bundles / f"{wheel}.sigstore.json").write_bytes(kept)
+    assert state(config) == final
+
+
+def test_conflicting_immutable_and_git_tags_are_refused_before_anything_is_built(release_repo, reference, tmp_path):
+    """Nothing done here yet, but the registry already holds 2.2.4-1-bullseye with another image and the remote
+    has v2.2.4-1 at another commit: both are refusals of the dry run, and the release stops before the first
+    build or upload."""
+    config = write_config(tmp_path, root=release_repo)
+    assert invoke(release_repo, config, "services.up").returncode == 0
+    settings = load_settings(config)
+    services = LocalServices(settings.services)
+    try:
+        (repository,) = settings.target(None).registries
+        from ac_release.baseimage import base_reference
+        from ac_release.config import docker_command
+
+        docker = docker_command("auto")
+        subprocess.run(
+            [*docker, "tag", base_reference("debootstrap", "bullseye", "3.9"), f"{repository}:2.2.4-1-bullseye"],
+            check=True,
+        )
+        subprocess.run([*docker, "push", "--quiet", f"{repository}:2.2.4-1-bullseye"], check=True, capture_output=True)
+        other = _git(release_repo, "commit-tree", "-m", "elsewhere", "HEAD^{tree}").strip()
+        _git(release_repo, "push", "-q", str(services.git_remote), f"{other}:refs/tags/v2.2.4-1")
+        plan = planned(invoke(release_repo, config, "release", VERSION, "--dry-run").stdout)
+        assert plan[f"{repository}:2.2.4-1-bullseye"] == "refuse"
+        assert plan[f"v2.2.4-1@{services.git_remote}"] == "refuse"
+        refused_as_planned(release_repo, config, [settings.dist_dir, services.pypi_dir])
+        assert not (settings.dist_dir / VERSION / "release.json").exists()  # not even the wheels were built
+        assert list((services.pypi_dir / "packages").iterdir()) == []
+    finally:
+        services.down(log=lambda _: None)
 
 
 def test_a_rerun_does_nothing_in_under_30_s(reference, figure):
-    config, _, final = reference
+    config, _, final, _ = reference
     settings = load_settings(config)
     services = LocalServices(settings.services)
     before = {
@@ -176,27 +277,26 @@ def test_a_rerun_does_nothing_in_under_30_s(reference, figure):
     for skipped in (
         "wheel: dist/2.2.4-1 already holds",
         "publish: http://",
-        "images: bullseye already built",
-        "test: bullseye images already passed",
+        "images: every flavour is built from these inputs",
+        "test: every flavour's images already passed",
     ):
         assert skipped in output
+    plan = invoke(settings.root, config, "release", VERSION, "--dry-run")
+    assert steps_in(plan.stdout) == steps_in(output)  # finished: the dry run says what the run then did (nothing)
+    assert {action for _, action, _ in steps_in(output)} == {"keep", "skip"}
 
 
 def test_verify_status_and_dry_run(reference):
-    config, _, final = reference
+    config, _, final, _ = reference
     root = load_settings(config).root
     verified = invoke(root, config, "verify", VERSION)
     assert verified.returncode == 0, verified.stderr[-3000:]
+    (repository,) = load_settings(config).target(None).registries
     assert [line.split(": ")[0] for line in verified.stdout.splitlines()] == [
         "ok  apache-airflow-2.2.4+astro.1.tar.gz",
         "ok  apache_airflow-2.2.4+astro.1-py3-none-any.whl",
         "ok  astronomer_certified-2.2.4.post1-py3-none-any.whl",
-        *[
-            f"ok  {r}"
-            for r in sorted(
-                f"{load_settings(config).target(None).registries[0]} bullseye/{v}" for v in ("base", "onbuild")
-            )
-        ],
+        *sorted(f"ok  {repository}@{final['registry'][tag][0]}" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
     ]
     dist = load_settings(config).dist_dir
     before = files(dist)
@@ -210,7 +310,7 @@ def test_verify_status_and_dry_run(reference):
 
 
 def test_no_secret_in_output_logs_layers_or_history(reference):
-    config, result, _ = reference
+    config, result, _, _ = reference
     settings = load_settings(config)
     password = LocalServices(settings.services).pypi_dir.joinpath("password").read_text().strip()
     assert password and password not in result.stdout + result.stderr
@@ -221,7 +321,7 @@ def test_no_secret_in_output_logs_layers_or_history(reference):
 
     docker = docker_command("auto")
     for variant in ("base", "onbuild"):
-        image = manifest["stages"]["images"]["bullseye"][variant]["image"]
+        image = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"][variant]["image"]
         history = subprocess.run([*docker, "history", "--no-trunc", image], capture_output=True, text=True).stdout
         assert password not in history
         saved = subprocess.run([*docker, "save", image], capture_output=True).stdout
@@ -229,7 +329,7 @@ def test_no_secret_in_output_logs_layers_or_history(reference):
 
 
 def test_killed_anywhere_the_next_run_resumes_to_the_same_state(release_repo, reference, tmp_path, figure):
-    _, _, final = reference
+    _, _, final, _ = reference
     config = write_config(tmp_path, root=release_repo)
     try:
         for fault in FAULTS:
@@ -254,7 +354,7 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
 ):
     """The README's backport workflow on the released 2.2.4-1: a `2.2.4-2` changelog entry, committed, then
     `invoke release 2.2.4-2`. Its test stage upgrades a database of 2.2.4-1 (pulled from the registry by digest)."""
-    config, _, final = reference
+    config, _, final, _ = reference
     changelog = release_repo / "changelog" / "2.2.4.md"
     entry = "## 2.2.4-2, 2026-11-22\n\n### Bug Fixes\n- Rebuilt to prove the backport workflow.\n\n"
     changelog.write_text(changelog.read_text().replace("## 2.2.4-1,", entry + "## 2.2.4-1,", 1))
@@ -267,14 +367,14 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
 
     settings = load_settings(config)
     manifest = json.loads((settings.dist_dir / "2.2.4-2" / "release.json").read_text())
-    tested = manifest["stages"]["test"]["bullseye"]
-    assert tested["result"] == "passed"
-    assert tested["upgrade"]["from"] == "2.2.4-1"
+    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    assert tested["upgrade_from"] == "2.2.4-1"
+    assert tested["smoke"]["result"] == "passed"
+    assert tested["smoke"]["counts"]["passed"] == tested["smoke"]["counts"]["tests"] > 0  # none failed or skipped
     assert tested["upgrade"]["result"] == "passed", tested["upgrade"]
-    assert re.fullmatch(r"[1-9][0-9]* passed", tested["smoke"]["summary"])  # nothing failed, skipped or errored
-    assert tested["upgrade"]["summary"] == "4 passed"
+    assert tested["upgrade"]["counts"] == {"tests": 4, "passed": 4, "failures": 0, "errors": 0, "skipped": 0}
     (repository,) = settings.target(None).registries
-    images = manifest["stages"]["images"]["bullseye"]
+    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
     after = state(config)
     for variant, suffix in (("base", ""), ("onbuild", "-onbuild")):
         for tag in (f"2.2.4{suffix}", f"2.2.4-bullseye{suffix}", f"2.2.4-2{suffix}", f"2.2.4-2-bullseye{suffix}"):
@@ -287,3 +387,17 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     status = invoke(release_repo, config, "status", VERSION)  # 2.2.4-1 stays released, though HEAD moved on
     assert status.returncode == 0 and "present" in status.stdout and "CONFLICT" not in status.stdout
     assert "refs/tags/v2.2.4-1^{}" in after["git"] and "refs/tags/v2.2.4-2^{}" in after["git"]
+
+    # A finished release whose floating tags moved on, from its own commit: the dry run keeps them, and so does the
+    # release, which does nothing else either.
+    _git(release_repo, "checkout", "-q", "HEAD~1")
+    try:
+        plan = invoke(release_repo, config, "release", VERSION, "--dry-run")
+        again = invoke(release_repo, config, "release", VERSION)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert steps_in(plan.stdout) == steps_in(again.stderr)
+        assert {planned(plan.stdout)[target] for target in floating} == {"keep"}
+        assert {action for _, action, _ in steps_in(again.stderr)} == {"keep", "skip"}
+    finally:
+        _git(release_repo, "checkout", "-q", "-")
+    assert state(config)["registry"] == after["registry"]

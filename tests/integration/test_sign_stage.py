@@ -9,8 +9,9 @@ import pytest
 
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
+from ac_release.pipeline import run_stage
+from ac_release.records import SignRecord, WheelRecord
 from ac_release.signing import verify
-from ac_release.stages import sign
 from tests.helpers import REPO
 from tests.integration.conftest import context_like, make_context, own_bundle_mismatch
 
@@ -23,22 +24,22 @@ PRODUCTION = REPO / "tests" / "data" / "production-bundle"
 
 def test_every_artifact_gets_a_verified_bundle(signed):
     ctx, result = signed
-    assert result["identity"] == "release@ac-release.local"
-    assert result["issuer"] == "https://oidc.ac-release.local"
-    assert sorted(result["bundles"]) == sorted(ctx.manifest.stage("wheel")["artifacts"])
-    for name, entry in result["bundles"].items():
-        bundle = ctx.dist / entry["bundle"]
-        assert bundle.name == f"{name}.sigstore.json"
-        assert sha256_file(bundle) == entry["sha256"]
+    assert result.identity == "release@ac-release.local"
+    assert result.issuer == "https://oidc.ac-release.local"
+    assert sorted(result.bundles) == sorted(ctx.manifest.get(WheelRecord).artifacts)
+    assert ctx.bundles == ctx.dist / "sigstore" / "local"  # one directory per target's signer
+    for name, digest in result.bundles.items():
+        bundle = ctx.bundles / f"{name}.sigstore.json"
+        assert sha256_file(bundle) == digest
         verify(ctx, ctx.dist / name, bundle)
-    assert ctx.manifest.stage("sign") == result
+    assert ctx.record(SignRecord) == result
 
 
 def test_second_run_keeps_the_bundles(signed):
     ctx, result = signed
-    before = {p.name: p.read_bytes() for p in ctx.dist.glob("*.sigstore.json")}
-    assert sign.run(make_context(ctx.settings)) == result
-    assert {p.name: p.read_bytes() for p in ctx.dist.glob("*.sigstore.json")} == before
+    before = {p.name: p.read_bytes() for p in ctx.bundles.glob("*.sigstore.json")}
+    assert run_stage(make_context(ctx.settings), "sign") == result
+    assert {p.name: p.read_bytes() for p in ctx.bundles.glob("*.sigstore.json")} == before
 
 
 def test_gate_refuses_a_tampered_wheel(signed, tmp_path):
@@ -51,7 +52,7 @@ def test_gate_refuses_a_tampered_wheel(signed, tmp_path):
         ReleaseError,
         match=own_bundle_mismatch(),
     ):
-        verify(ctx, tampered, ctx.dist / f"{WHEEL}.sigstore.json")
+        verify(ctx, tampered, ctx.bundles / f"{WHEEL}.sigstore.json")
 
 
 def test_gate_refuses_another_files_bundle(signed):
@@ -60,7 +61,7 @@ def test_gate_refuses_another_files_bundle(signed):
         ReleaseError,
         match=own_bundle_mismatch(bundle_of=META),
     ):
-        verify(ctx, ctx.dist / WHEEL, ctx.dist / f"{META}.sigstore.json")
+        verify(ctx, ctx.dist / WHEEL, ctx.bundles / f"{META}.sigstore.json")
 
 
 def test_gate_refuses_a_wrong_identity(signed, tmp_path):
@@ -71,7 +72,7 @@ def test_gate_refuses_a_wrong_identity(signed, tmp_path):
         match=rf"^signature check failed for {re.escape(WHEEL)} with .*: Certificate's SANs "
         r"do not match intruder@ac-release.local; actual SANs: \{'release@ac-release.local'\}$",
     ):
-        verify(other, ctx.dist / WHEEL, ctx.dist / f"{WHEEL}.sigstore.json")
+        verify(other, ctx.dist / WHEEL, ctx.bundles / f"{WHEEL}.sigstore.json")
 
 
 def test_gate_refuses_a_wrong_issuer(signed, tmp_path):
@@ -83,7 +84,7 @@ def test_gate_refuses_a_wrong_issuer(signed, tmp_path):
         r"match \(got 'https://oidc.ac-release.local', expected "
         r"'https://token.actions.githubusercontent.com'\)$",
     ):
-        verify(other, ctx.dist / WHEEL, ctx.dist / f"{WHEEL}.sigstore.json")
+        verify(other, ctx.dist / WHEEL, ctx.bundles / f"{WHEEL}.sigstore.json")
 
 
 def test_gate_refuses_a_missing_bundle(signed, tmp_path):
@@ -99,12 +100,29 @@ def test_sign_stage_refuses_a_bundle_that_does_not_verify(signed, tmp_path):
     ctx, _ = signed
     other = context_like(ctx, tmp_path)
     shutil.copytree(ctx.dist, other.dist)
-    shutil.copy(other.dist / f"{META}.sigstore.json", other.dist / f"{WHEEL}.sigstore.json")
-    with pytest.raises(
-        ReleaseError,
-        match=own_bundle_mismatch(),
-    ):
-        sign.run(other)
+    shutil.copy(other.bundles / f"{META}.sigstore.json", other.bundles / f"{WHEEL}.sigstore.json")
+    with pytest.raises(ReleaseError) as error:
+        run_stage(other, "sign")
+    assert str(error.value) == (
+        f"refused: 2.2.4-1/sigstore/local/{WHEEL}.sigstore.json: signature check failed for {WHEEL} with "
+        f"{WHEEL}.sigstore.json: Bundle message digest mismatch; delete the bundle to sign again"
+    )
+
+
+def test_sign_stage_refuses_an_artifact_that_is_not_the_wheel_stages(signed, tmp_path):
+    """A swapped artifact is never signed: its sha256 must be the one the wheel stage recorded."""
+    ctx, _ = signed
+    other = context_like(ctx, tmp_path)
+    shutil.copytree(ctx.dist, other.dist)
+    shutil.rmtree(other.bundles)
+    (other.dist / WHEEL).write_bytes(b"a wheel from elsewhere")
+    with pytest.raises(ReleaseError) as error:
+        run_stage(other, "sign")
+    assert str(error.value) == (
+        f"refused: 2.2.4-1/sigstore/local/{WHEEL}.sigstore.json: dist/2.2.4-1/{WHEEL} has sha256 "
+        f"{sha256_file(other.dist / WHEEL)}, the wheel stage built {ctx.manifest.get(WheelRecord).sha256(WHEEL)}"
+    )
+    assert not other.bundles.exists() or not list(other.bundles.iterdir())
 
 
 def test_gate_verifies_a_real_production_bundle_offline(signed, tmp_path):

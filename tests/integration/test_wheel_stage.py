@@ -11,7 +11,8 @@ import pytest
 from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
-from ac_release.stages import wheel
+from ac_release.pipeline import run_stage
+from ac_release.records import WheelRecord
 from tests.helpers import write_config
 from tests.integration.conftest import make_context
 
@@ -30,17 +31,17 @@ def _metadata(path):
 
 def test_outputs_are_the_three_artifacts_recorded_in_the_manifest(built):
     ctx, result = built
-    assert sorted(result["artifacts"]) == sorted([AIRFLOW_WHEEL, AIRFLOW_SDIST, META_WHEEL])
-    for name, meta in result["artifacts"].items():
-        assert sha256_file(ctx.dist / name) == meta["sha256"]
-    assert ctx.manifest.stage("wheel") == result
+    assert sorted(result.artifacts) == sorted([AIRFLOW_WHEEL, AIRFLOW_SDIST, META_WHEEL])
+    for name, meta in result.artifacts.items():
+        assert sha256_file(ctx.dist / name) == meta.sha256
+    assert ctx.manifest.get(WheelRecord) == result
     assert not list(ctx.dist.glob(".*"))  # no temporary or half-written file left behind
 
 
 def test_fresh_venvs_print_the_ac_version_and_the_patch_is_in(built):
     _, result = built
-    assert result["checks"]["airflow_version"] == {"wheel": "2.2.4+astro.1", "meta": "2.2.4+astro.1"}
-    patches = result["checks"]["patches"]
+    assert result.checks["airflow_version"] == {"wheel": "2.2.4+astro.1", "meta": "2.2.4+astro.1"}
+    patches = result.checks["patches"]
     assert list(patches) == ["0001-localfs-secrets-multiple-equals.check.py"]
     assert all(message.startswith("ok: ") for message in patches.values())
 
@@ -72,17 +73,15 @@ def test_meta_wheel_pins_the_patched_airflow_and_reexposes_every_extra(built):
 def test_second_run_with_outputs_present_skips(built):
     ctx, result = built
     before = {p.name: p.stat().st_mtime_ns for p in ctx.dist.iterdir()}
-    assert wheel.run(make_context(ctx.settings)) == result
+    assert run_stage(make_context(ctx.settings), "wheel") == result
     assert {p.name: p.stat().st_mtime_ns for p in ctx.dist.iterdir()} == before
 
 
 def test_rebuild_from_clean_dist_is_byte_identical(built, tmp_path):
     ctx, result = built
     settings = load_settings(write_config(tmp_path))
-    again = wheel.run(make_context(settings))
-    assert {n: m["sha256"] for n, m in again["artifacts"].items()} == {
-        n: m["sha256"] for n, m in result["artifacts"].items()
-    }
+    again = run_stage(make_context(settings), "wheel")
+    assert again.artifacts == result.artifacts
 
 
 def test_changed_artifact_in_dist_is_refused(built, tmp_path):
@@ -92,20 +91,25 @@ def test_changed_artifact_in_dist_is_refused(built, tmp_path):
     tampered = settings.dist_dir / "2.2.4-1" / META_WHEEL
     tampered.write_bytes(tampered.read_bytes() + b"trailing bytes")
     with pytest.raises(ReleaseError) as error:
-        wheel.run(make_context(settings))
+        run_stage(make_context(settings), "wheel")
     assert str(error.value) == (
-        f"dist/2.2.4-1/{META_WHEEL} differs from the manifest (sha256 {sha256_file(tampered)}, recorded "
-        f"{ctx.manifest.stage('wheel')['artifacts'][META_WHEEL]['sha256']}): restore it, or delete dist/2.2.4-1 "
-        f"and rebuild if it was never published"
+        f"refused: dist/2.2.4-1/{META_WHEEL}: sha256 {sha256_file(tampered)} differs from the recorded "
+        f"{ctx.manifest.get(WheelRecord).sha256(META_WHEEL)}: restore it, or delete dist/2.2.4-1 and rebuild if it "
+        f"was never published"
     )
 
 
-def _with_other_inputs(ctx, settings):
-    """A copy of the release's dist/ whose manifest says it was built from other inputs."""
+def _with_other_inputs(ctx, settings, meta_bytes: bytes | None = None):
+    """A copy of the release's dist/ whose manifest says it was built from other inputs (and, given `meta_bytes`,
+    that the meta wheel of that earlier build had those bytes)."""
     dist = settings.dist_dir / "2.2.4-1"
     shutil.copytree(ctx.dist, dist)
     manifest = dist / "release.json"
-    manifest.write_text(manifest.read_text().replace(ctx.manifest.stage("wheel")["inputs"], "0" * 64))
+    text = manifest.read_text().replace(ctx.manifest.get(WheelRecord).inputs, "0" * 64)
+    if meta_bytes is not None:
+        (dist / META_WHEEL).write_bytes(meta_bytes)
+        text = text.replace(ctx.manifest.get(WheelRecord).sha256(META_WHEEL), sha256_file(dist / META_WHEEL))
+    manifest.write_text(text)
     return dist
 
 
@@ -113,26 +117,25 @@ def test_changed_inputs_that_give_the_same_bytes_are_accepted(built, tmp_path):
     ctx, result = built
     settings = load_settings(write_config(tmp_path))
     dist = _with_other_inputs(ctx, settings)
-    again = wheel.run(make_context(settings))
-    assert again["inputs"] == result["inputs"]
-    assert again["artifacts"] == result["artifacts"]
+    again = run_stage(make_context(settings), "wheel")
+    assert again.inputs == result.inputs
+    assert again.artifacts == result.artifacts
     assert {p.name: sha256_file(p) for p in dist.glob("*.*") if p.name != "release.json"} == {
-        name: meta["sha256"] for name, meta in result["artifacts"].items()
-    } | {p.name: sha256_file(p) for p in ctx.dist.glob("*.sigstore.json")}
+        name: meta.sha256 for name, meta in result.artifacts.items()
+    }
 
 
 def test_changed_inputs_that_give_other_bytes_are_refused_and_nothing_changes(built, tmp_path):
     ctx, _ = built
     settings = load_settings(write_config(tmp_path))
-    dist = _with_other_inputs(ctx, settings)
+    dist = _with_other_inputs(ctx, settings, meta_bytes=b"an earlier build from other inputs")
     (dist / AIRFLOW_WHEEL).unlink()  # missing: would be written, but the set is refused as a whole
-    (dist / META_WHEEL).write_bytes(b"an earlier build from other inputs")
     manifest_before = (dist / "release.json").read_bytes()
     with pytest.raises(ReleaseError) as error:
-        wheel.run(make_context(settings))
+        run_stage(make_context(settings), "wheel")
     assert str(error.value).startswith(
         f"dist/2.2.4-1/{META_WHEEL} exists with other bytes than this build ({sha256_file(dist / META_WHEEL)}, "
-        f"rebuilt {ctx.manifest.stage('wheel')['artifacts'][META_WHEEL]['sha256']}): the inputs changed since "
+        f"rebuilt {ctx.manifest.get(WheelRecord).sha256(META_WHEEL)}): the inputs changed since "
         f"2.2.4-1 was built"
     )
     assert not (dist / AIRFLOW_WHEEL).exists()

@@ -1,7 +1,8 @@
 """Smoke tests of one built flavour of a release, against a real PostgreSQL in a private Docker network.
 
-The nox session `smoke(version=..., flavour=...)` sets AC_SMOKE_VERSION and AC_SMOKE_FLAVOUR; the images come from
-the release manifest of the active configuration (release.toml, or AC_RELEASE_CONFIG).
+The release's test stage (and, on a laptop, the nox session `smoke(version=..., flavour=...)`) sets AC_SMOKE_VERSION,
+AC_SMOKE_FLAVOUR and AC_SMOKE_TARGET (default: the default target); the images are the ones the release manifest of
+the active configuration (release.toml, or AC_RELEASE_CONFIG) records for that target, by id.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ac_release.config import docker_command, load_settings
 from ac_release.context import ReleaseContext
 from ac_release.images.matrix import flavours_of
 from ac_release.images.postgres import ensure_postgres
-from ac_release.stages.images import images_dir
+from ac_release.records import ImagesRecord
 from tests.integration.conftest import require
 
 pytestmark = pytest.mark.smoke
@@ -71,16 +72,18 @@ def built(docker) -> Built:
     version, flavour = os.environ.get("AC_SMOKE_VERSION"), os.environ.get("AC_SMOKE_FLAVOUR")
     require(bool(version and flavour), "AC_SMOKE_VERSION and AC_SMOKE_FLAVOUR (run `nox -s smoke`)")
     settings = load_settings()
-    ctx = ReleaseContext.create(version, settings, console=Console(stderr=True, quiet=True))
-    assert flavour in [f.name for f in flavours_of(images_dir(ctx), ctx.line.airflow)], flavour
-    entry = (ctx.manifest.stage("images") or {}).get(flavour)
+    target = os.environ.get("AC_SMOKE_TARGET") or None
+    ctx = ReleaseContext.create(version, settings, target, console=Console(stderr=True, quiet=True))
+    assert flavour in [f.name for f in flavours_of(ctx.images_dir, ctx.line.airflow)], flavour
+    entry = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours.get(flavour)
     require(entry is not None, f"images of {version} ({flavour}): run `invoke build {version}`")
-    for variant in ("base", "onbuild"):
+    for variant, image in entry.variants.items():
         require(
-            docker("image", "inspect", entry[variant]["image"], check=False).returncode == 0,
-            f"the {variant} image {entry[variant]['image']} of {version} in the Docker engine",
+            docker("image", "inspect", image.image, check=False).returncode == 0,
+            f"the {variant} image {image.image} of {version} in the Docker engine",
         )
-    return Built(ctx, flavour, entry["base"]["image"], entry["onbuild"]["image"], entry["onbuild"]["ref"])
+    variants = entry.variants
+    return Built(ctx, flavour, variants["base"].image, variants["onbuild"].image, variants["onbuild"].ref)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +108,7 @@ def detached(docker: DockerCli, network: str, role: str, image: str, *command: s
 @pytest.fixture(scope="session")
 def postgres(docker, built, network):
     image = ensure_postgres(
-        built.ctx.docker, built.ctx.target.base_images, images_dir(built.ctx), built.ctx.cache, log=lambda _: None
+        built.ctx.docker, built.ctx.target.base_images, built.ctx.images_dir, built.ctx.cache, log=lambda _: None
     )
     password = secrets.token_urlsafe(16)
     env = (f"--env=POSTGRES_PASSWORD={password}", "--env=POSTGRES_DB=airflow", "--network-alias=postgres")

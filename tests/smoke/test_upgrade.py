@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ac_release.upgrade import PreviousRelease, previous_release
+from ac_release.released import PreviousRelease, previous_release
 from tests.integration.conftest import require
 from tests.smoke.conftest import airflow_runner, last_json, run_dag, scheduler, smoke_dags
 

@@ -34,7 +34,7 @@ NO_DOCKER = 'docker = "/nonexistent/ac-release-hostile/docker"'
 UNSET = None
 # The production-like target of the secret cases: nothing answers at an .invalid host.
 SECRET_TARGET = (('url = "https://pip.example.com/"', 'url = "https://pip.example.invalid/"'),)
-WHEEL_RECORD = b'{"schema": 1, "version": "2.2.4-1", "stages": {"wheel": {"artifacts": {"a.whl": {"sha256": "00"}}}}}'
+V2 = b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {}}'  # a valid manifest with no record yet
 
 
 @dataclass(frozen=True)
@@ -413,17 +413,20 @@ MANIFEST_CASES = [
     Case(f"manifest-{name}-{args[0]}", args, expect, files=((MANIFEST, content),))
     for name, content, expect in [
         ("list", b"[]", "(a JSON list, not an object)"),
-        ("empty-object", b"{}", "(no schema, version, stages)"),
-        ("no-stages", b'{"schema": 1, "version": "2.2.4-1"}', "(no stages)"),
-        ("not-utf8", b'{"schema": 1, "version": "2.2.4-\xff"}', "(not UTF-8: byte 0xff at offset 32)"),
-        ("wrong-schema", b'{"schema": 99, "version": "2.2.4-1", "stages": {}}', "(schema 99, this pipeline reads"),
-        ("stages-list", b'{"schema": 1, "version": "2.2.4-1", "stages": []}', "stages is not an object"),
-        ("stage-not-object", b'{"schema": 1, "version": "2.2.4-1", "stages": {"wheel": 1}}', "stages is not"),
+        ("empty-object", b"{}", "(no schema, version, wheel, targets)"),
+        ("no-targets", b'{"schema": 2, "version": "2.2.4-1", "wheel": null}', "(no targets)"),
+        ("not-utf8", b'{"schema": 2, "version": "2.2.4-\xff"}', "(not UTF-8: byte 0xff at offset 32)"),
+        ("old-schema", b'{"schema": 1, "version": "2.2.4-1", "stages": {}}', "(no wheel, targets)"),
+        ("wrong-schema", V2.replace(b'"schema": 2', b'"schema": 99'), "(schema 99, this pipeline reads schema 2)"),
+        ("targets-list", V2.replace(b'"targets": {}', b'"targets": []'), "targets is not an object"),
+        ("record-not-object", V2.replace(b'"targets": {}', b'"targets": {"local": {"sign": 1}}'), "is not an object"),
+        ("unknown-stage", V2.replace(b'"targets": {}', b'"targets": {"local": {"x": {}}}'), "unknown stage 'x'"),
+        ("wheel-record-malformed", V2.replace(b'"wheel": null', b'"wheel": {"inputs": 1}'), "is not a wheel record"),
         ("not-json", b"{", "(not JSON: "),
         ("empty-file", b"", "(not JSON: Expecting value"),
         ("null", b"null", "(a JSON null, not an object)"),
         ("a-directory", None, "(a directory)"),
-        ("other-version", b'{"schema": 1, "version": "2.2.4-2", "stages": {}}', "belongs to '2.2.4-2'"),
+        ("other-version", V2.replace(b"2.2.4-1", b"2.2.4-2"), "belongs to '2.2.4-2'"),
     ]
     for args in (DRY_RUN, ("status", "2.2.4-1"))
 ]
@@ -454,7 +457,7 @@ ENV_CASES = [
         "secret not set: export AC_INDEX_PASSWORD",
         config=SECRET_TARGET,
         env=(("AC_INDEX_PASSWORD", UNSET),),
-        files=((MANIFEST, WHEEL_RECORD),),
+        files=((MANIFEST, V2),),
     ),
     Case(
         "env-password-env-empty",
@@ -462,21 +465,21 @@ ENV_CASES = [
         "secret not set: export AC_INDEX_PASSWORD",
         config=SECRET_TARGET,
         env=(("AC_INDEX_PASSWORD", ""),),
-        files=((MANIFEST, WHEEL_RECORD),),
+        files=((MANIFEST, V2),),
     ),
     Case(
         "env-password-file-missing",
         (*DRY_RUN, "--target", "production"),
         "is missing",
         config=(*SECRET_TARGET, ('password_env = "AC_INDEX_PASSWORD"', 'password_file = "{dir}/no-such-password"')),
-        files=((MANIFEST, WHEEL_RECORD),),
+        files=((MANIFEST, V2),),
     ),
     Case(
         "env-password-file-readable-by-others",
         (*DRY_RUN, "--target", "production"),
         "is readable by others: run `chmod 600",
         config=(*SECRET_TARGET, ('password_env = "AC_INDEX_PASSWORD"', 'password_file = "{dir}/password"')),
-        files=((MANIFEST, WHEEL_RECORD), ("password", b"hunter2\n")),
+        files=((MANIFEST, V2), ("password", b"hunter2\n")),
     ),
 ]
 
@@ -498,8 +501,9 @@ class Outcome:
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int, int]]:
-    """Every path below the roots (and the roots) with its type, size and mtime: a write, a new file or a
-    deletion changes it. Git's own index cache (`git status` refreshes it) is not the pipeline's writing."""
+    """Every path below the roots (and the roots) with its type, and a file's size and mtime: a write, a new file or
+    a deletion changes it. A directory's own mtime is left out: a writing command's lock file (dist/<version>.lock)
+    comes and goes. Git's own index cache (`git status` refreshes it) is not the pipeline's writing."""
     state = {}
     for root in roots:
         for path in [root, *sorted(root.rglob("*"))] if root.exists() else [root]:
@@ -510,7 +514,8 @@ def _snapshot(*roots: Path) -> dict[str, tuple[int, int, int]]:
             except FileNotFoundError:
                 state[str(path)] = (0, 0, 0)
                 continue
-            state[str(path)] = (stat.S_IFMT(info.st_mode), info.st_size, info.st_mtime_ns)
+            kind = stat.S_IFMT(info.st_mode)
+            state[str(path)] = (kind, 0, 0) if kind == stat.S_IFDIR else (kind, info.st_size, info.st_mtime_ns)
     return state
 
 

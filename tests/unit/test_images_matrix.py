@@ -7,7 +7,7 @@ import pytest
 from ac_release.errors import ReleaseError
 from ac_release.images.generate import drift, generate, render
 from ac_release.images.matrix import flavours_of, load_matrix
-from ac_release.stages.test import session_name, session_params
+from ac_release.sessions import session_name, session_params
 from ac_release.version import ACVersion
 from tests.helpers import REPO
 
@@ -34,7 +34,6 @@ def test_tags_are_computed_from_the_version():
     assert flavour.tags(version, "onbuild") == ["2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild"]
     assert flavour.floating_tags(version) == ["2.2.4", "2.2.4-bullseye"]
     assert flavour.floating_tags(version, "onbuild") == ["2.2.4-onbuild", "2.2.4-bullseye-onbuild"]
-    assert flavour.local_ref(version) == "ac-release/ap-airflow:2.2.4-1-bullseye"
 
 
 def test_dev_builds_get_immutable_tags_only():

@@ -6,25 +6,33 @@ import pytest
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes
 from ac_release.manifest import Manifest
+from ac_release.records import Artifact, PublishRecord, WheelRecord
 from ac_release.retry import Transient, retry
 
+WHEEL = WheelRecord("f" * 64, {"a.whl": Artifact("00", 3)}, {}, "buildenv", 1645660800)
 
-def test_manifest_records_stages_atomically(tmp_path):
+
+def test_manifest_records_typed_stages_atomically(tmp_path):
     manifest = Manifest.load(tmp_path, "2.2.4-1")
     assert not manifest.path.exists()  # loading writes nothing
-    manifest.record("wheel", {"artifacts": {"a.whl": {"sha256": "00"}}})
-    assert json.loads((tmp_path / "release.json").read_text()) == {
-        "schema": 1,
-        "version": "2.2.4-1",
-        "stages": {"wheel": {"artifacts": {"a.whl": {"sha256": "00"}}}},
+    manifest.put(WHEEL)
+    manifest.put(PublishRecord("http://index/", {"a.whl": "00"}, ["a.whl"]), "local")
+    data = json.loads((tmp_path / "release.json").read_text())
+    assert data["schema"] == 2 and data["version"] == "2.2.4-1"
+    assert data["wheel"]["artifacts"] == {"a.whl": {"sha256": "00", "size": 3}}
+    assert data["targets"] == {
+        "local": {"publish": {"index": "http://index/", "files": {"a.whl": "00"}, "uploaded": ["a.whl"]}}
     }
-    assert Manifest.load(tmp_path, "2.2.4-1").stage("wheel") == {"artifacts": {"a.whl": {"sha256": "00"}}}
+    again = Manifest.load(tmp_path, "2.2.4-1")
+    assert again.get(WheelRecord) == WHEEL
+    assert again.get(PublishRecord, "local").files == {"a.whl": "00"}
+    assert again.get(PublishRecord, "staging") is None  # a record of one target is never read as another's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release.json"]
 
 
 def test_manifest_of_another_version_is_refused(tmp_path):
-    Manifest.load(tmp_path, "2.2.4-1").record("wheel", {})
-    with pytest.raises(ReleaseError, match=r"release.json belongs to '2.2.4-1' \(schema 1\), not 2.2.4-2$"):
+    Manifest.load(tmp_path, "2.2.4-1").put(WHEEL)
+    with pytest.raises(ReleaseError, match=r"release.json belongs to '2.2.4-1' \(schema 2\), not 2.2.4-2$"):
         Manifest.load(tmp_path, "2.2.4-2")
 
 
@@ -83,12 +91,39 @@ def test_retry_does_not_retry_a_final_error():
     ("content", "problem"),
     [
         (b"[]", "a JSON list, not an object"),
-        (b"{}", "no schema, version, stages"),
-        (b'{"schema": 1, "version": "2.2.4-1"}', "no stages"),
-        (b'{"schema": 1, "version": "2.2.4-1", "stages": []}', "stages is not an object of stage records"),
-        (b'{"schema": 1, "version": "2.2.4-1", "stages": {"wheel": 3}}', "stages is not an object of stage records"),
-        (b'{"schema": 2, "version": "2.2.4-1", "stages": {}}', "schema 2, this pipeline reads schema 1"),
-        (b'{"schema": 1, "version": 7, "stages": {}}', "version is not a string"),
+        (b"{}", "no schema, version, wheel, targets"),
+        (b'{"schema": 2, "version": "2.2.4-1", "wheel": null}', "no targets"),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": []}',
+            "targets is not an object of per-target stage records",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {"local": 3}}',
+            "targets is not an object of per-target stage records",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {"local": {"sign": 3}}}',
+            "targets.local.sign is not an object",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {"local": {"deploy": {}}}}',
+            "unknown stage 'deploy' under targets.local",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": {"inputs": "x"}, "targets": {}}',
+            "wheel is not a wheel record: WheelRecord.__init__() missing 4 required positional arguments: "
+            "'artifacts', 'checks', 'buildenv', and 'source_date_epoch'",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": [], "targets": {}}',
+            "wheel is not an object",
+        ),
+        (b'{"schema": 1, "version": "2.2.4-1", "stages": {}}', "no wheel, targets"),
+        (
+            b'{"schema": 1, "version": "2.2.4-1", "wheel": null, "targets": {}}',
+            "schema 1, this pipeline reads schema 2",
+        ),
+        (b'{"schema": 2, "version": 7, "wheel": null, "targets": {}}', "version is not a string"),
         (b'"text"', "a JSON string, not an object"),
         (b"\xff\xfe{}", "not UTF-8: byte 0xff at offset 0"),
         (b"{", "not JSON: Expecting property name enclosed in double quotes at line 1 column 2"),

@@ -2,7 +2,7 @@ import pytest
 from packaging.version import Version
 
 from ac_release.errors import ReleaseError
-from ac_release.upgrade import release_tag_version
+from ac_release.released import release_tag_version
 from ac_release.version import ACVersion
 
 

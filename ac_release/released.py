@@ -1,4 +1,6 @@
-"""Where an upgrade test starts: the newest earlier AC release on the target's first registry.
+"""What is released on a target's registry: where an upgrade test starts, and which build is the highest.
+
+The upgrade test starts from the newest earlier AC release on the target's first registry.
 
 Users upgrade from what was released, so the starting point is read from the registry, never from local images:
 the previous build of the same Airflow version (2.2.4-1 for 2.2.4-2), or else the newest release of an older
@@ -7,6 +9,7 @@ line. Its image is the line's default flavour (`X.Y.Z-N`, the tag every release 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ac_release import registry
@@ -47,3 +50,11 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     version = max(earlier)
     image = registry.remote_image(repository, str(version))
     return PreviousRelease(version, repository, image.digest) if image else None
+
+
+def highest_released_build(repository: str, version: ACVersion, canonical_tag: str) -> int:
+    """The highest build number of this Airflow version and flavour/variant among the registry's release tags:
+    floating tags move only to it."""
+    suffix = canonical_tag.removeprefix(str(version))
+    pattern = re.compile(rf"{re.escape(version.airflow_version)}-([1-9][0-9]*){re.escape(suffix)}")
+    return max((int(m[1]) for tag in registry.tags(repository) if (m := pattern.fullmatch(tag))), default=0)

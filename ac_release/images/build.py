@@ -1,0 +1,118 @@
+"""Build one flavour's images (base, then onbuild FROM it) from the generated Dockerfiles, the image scripts, the
+lock and the release's wheels, under image references the caller chooses.
+
+Shared by the images stage (the release's names) and the benchmark (names of its own). `fingerprint` covers every
+input of the build without needing the wheel files: they are pinned by their sha256 in the build arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ac_release.context import ReleaseContext
+from ac_release.git import git
+from ac_release.images.matrix import ONBUILD, Flavour
+
+INCLUDE = ("entrypoint", "clean-airflow-logs", "install-packages", "install-requirements")
+# org.opencontainers.image.source: where the images' recipe lives (AC's image repository). A constant, not read from
+# the checkout's remote, so that the same commit gives the same image on every machine.
+SOURCE = "https://github.com/astronomer/ap-airflow"
+
+
+def inputs(ctx: ReleaseContext, flavour: Flavour) -> dict[str, Path]:
+    """Every file of the build context but the wheels, by its name in the context."""
+    files = {
+        "Dockerfile": flavour.dockerfile(ctx.images_dir),
+        "Dockerfile.onbuild": flavour.dockerfile(ctx.images_dir, ONBUILD),
+        "constraints.txt": ctx.line.lock_file,
+        "build-requirements.txt": ctx.line.build_requirements_file,
+    }
+    files |= {f"include/{script}": ctx.images_dir / "include" / script for script in INCLUDE}
+    return files
+
+
+def build_args(ctx: ReleaseContext, base: str, pins: dict[str, str]) -> dict[str, str]:
+    """The build arguments: the base image and the wheels pinned by the sha256 the wheel stage recorded."""
+    (airflow,) = [name for name in pins if name.startswith("apache_airflow-") and name.endswith(".whl")]
+    (meta,) = [name for name in pins if name.startswith("astronomer_certified-")]
+    return {
+        "BASE_IMAGE": base,
+        "AC_VERSION": str(ctx.version),
+        "AIRFLOW_VERSION": ctx.version.wheel_version,
+        "AIRFLOW_WHEEL": airflow,
+        "AIRFLOW_WHEEL_SHA256": pins[airflow],
+        "META_WHEEL": meta,
+        "META_WHEEL_SHA256": pins[meta],
+        "EXTRAS": ",".join(ctx.line.all_extras),
+        # OCI labels: the commit built from, and the line's SOURCE_DATE_EPOCH rather than the time of the build
+        "OCI_SOURCE": SOURCE,
+        "OCI_REVISION": revision(ctx.settings.root),
+        "OCI_CREATED": created(ctx.line.source_date_epoch),
+    }
+
+
+def revision(root: Path) -> str:
+    """The commit the images are built from; empty for a tree outside git (a release always runs in a checkout:
+    its preflight demands a clean one)."""
+    return git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+
+
+def created(source_date_epoch: int) -> str:
+    """RFC 3339 in UTC, as org.opencontainers.image.created wants it."""
+    return dt.datetime.fromtimestamp(source_date_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Not an input of what the image holds: a later commit that changes none of the inputs keeps the images built
+# before it (their revision label names the commit that built them).
+NOT_INPUTS = ("OCI_REVISION",)
+
+
+def fingerprint(ctx: ReleaseContext, flavour: Flavour, base_id: str, args: dict[str, str]) -> str:
+    digest = hashlib.sha256(base_id.encode())
+    for name, path in sorted(inputs(ctx, flavour).items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    digest.update(repr(sorted((k, v) for k, v in args.items() if k not in NOT_INPUTS)).encode())
+    return digest.hexdigest()
+
+
+def build_flavour(
+    ctx: ReleaseContext, flavour: Flavour, wheels: list[Path], args: dict[str, str], refs: dict[str, str]
+) -> dict[str, tuple[str, float]]:
+    """Build `refs["base"]` and `refs["onbuild"]`; returns {variant: (image id, seconds)}."""
+    (ctx.cache / "work").mkdir(parents=True, exist_ok=True)
+    context = Path(tempfile.mkdtemp(prefix=f"{ctx.version}-{flavour.name}-", dir=ctx.cache / "work"))
+    try:
+        for name, path in inputs(ctx, flavour).items():
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, context / name)
+        (context / "wheels").mkdir()
+        for wheel in wheels:
+            shutil.copy(wheel, context / "wheels" / wheel.name)
+        secret = ctx.settings.extra_ca_bundle
+        secrets = [f"id=build-ca,src={secret}"] if secret and secret.is_file() else []
+        logs = ctx.cache / "logs"
+        built = {}
+        for variant, dockerfile, variant_args, extra in (
+            ("base", None, args, secrets),
+            (ONBUILD, context / "Dockerfile.onbuild", {"BASE_IMAGE": refs["base"]}, []),
+        ):
+            ctx.log(f"images: building {refs[variant]}")
+            started = time.monotonic()
+            with ctx.view.row(refs[variant], level=1):
+                image = ctx.docker.build(
+                    context,
+                    refs[variant],
+                    dockerfile=dockerfile,
+                    build_args=variant_args,
+                    secrets=extra,
+                    log=logs / f"{ctx.version}-images-{flavour.name}-{variant}.log",
+                )
+            built[variant] = (image, round(time.monotonic() - started, 1))
+        return built
+    finally:
+        shutil.rmtree(context, ignore_errors=True)

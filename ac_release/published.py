@@ -1,0 +1,53 @@
+"""What the target's index serves for a release, and the verified download of it: the shared queries of the
+publish and images stages and of `invoke verify`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import atomic_write_bytes, sha256_file
+from ac_release.index import IndexFile, download, project_files
+from ac_release.names import PROJECTS, bundle_name
+from ac_release.records import WheelRecord
+from ac_release.signing import verify_all
+
+
+def index_state(ctx: ReleaseContext) -> dict[str, IndexFile]:
+    """{filename: IndexFile} of every project this pipeline publishes, as the target's index serves them."""
+    password = ctx.target.index.password.read()
+    files: dict[str, IndexFile] = {}
+    for project in PROJECTS:
+        files.update(project_files(ctx.target.index, password, project))
+    return files
+
+
+def fetch_verified(ctx: ReleaseContext, names: list[str], directory: Path, bundles: Path) -> dict[str, Path]:
+    """Download `names` from the index into `directory`; each must carry the sha256 the wheel stage recorded and
+    verify against its bundle in `bundles` with the target's identity, or nothing is returned."""
+    wheel = ctx.manifest.get(WheelRecord)
+    if wheel is None:
+        raise ReleaseError(f"{ctx.version} has no wheel record: run `invoke wheel {ctx.version}`")
+    on_index = index_state(ctx)
+    password = ctx.target.index.password.read()
+    directory.mkdir(parents=True, exist_ok=True)
+    fetched = {}
+    for name in names:
+        if name not in on_index:
+            raise ReleaseError(f"{ctx.target.index.url} does not serve {name}: run `invoke publish {ctx.version}`")
+        path = directory / name
+        if not path.exists() or sha256_file(path) != on_index[name].sha256:
+            atomic_write_bytes(path, download(ctx.target.index, password, on_index[name]))
+        if (actual := sha256_file(path)) != wheel.sha256(name):
+            raise ReleaseError(
+                f"{ctx.target.index.url} serves {name} with sha256 {actual}, the release built {wheel.sha256(name)}: "
+                f"refusing other bytes"
+            )
+        fetched[name] = path
+    verify_all(ctx, list(fetched.values()), bundles)
+    return fetched
+
+
+def bundle_path(ctx: ReleaseContext, artifact: str) -> Path:
+    return ctx.bundles / bundle_name(artifact)

@@ -1,0 +1,325 @@
+"""Every stage's decision function against a fake index, registry, Docker engine and git remote: one fast test per
+decision (the integration suite runs the same functions against the real services)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from rich.console import Console
+
+from ac_release import registry
+from ac_release.config import load_settings
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import sha256_file
+from ac_release.images.state import flavour_state, flavours
+from ac_release.index import IndexFile
+from ac_release.names import artifact_names, bundle_name
+from ac_release.records import (
+    Artifact,
+    FlavourImages,
+    FlavourTest,
+    ImagesRecord,
+    Session,
+    SessionsRecord,
+    VariantImage,
+    WheelRecord,
+)
+from ac_release.stages import images, publish, push, sign, tag, test, wheel
+from tests.helpers import REPO, write_config
+
+AIRFLOW = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
+META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
+VARIANTS = ("base", "onbuild")
+A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+class FakeDocker:
+    def __init__(self):
+        self.images: dict[str, str] = {}
+
+    def image_id(self, ref: str) -> str | None:
+        return self.images.get(ref)
+
+
+class World:
+    """A release context on a copy of the repository's data, with fake remotes the tests fill in."""
+
+    def __init__(self, tmp_path, monkeypatch, version="2.2.4-1"):
+        root = tmp_path / "root"
+        for part in ("wheel", "images", "changelog"):
+            shutil.copytree(REPO / part, root / part)
+        self.settings = load_settings(write_config(tmp_path, root=root))
+        self.ctx = ReleaseContext.create(version, self.settings, console=Console(quiet=True))
+        self.docker = FakeDocker()
+        self.ctx.__dict__["docker"] = self.docker
+        self.index: dict[str, IndexFile] = {}
+        self.tags: dict[tuple[str, str], registry.RemoteImage] = {}
+        self.head, self.local_tag, self.remote_tag = "1" * 40, None, None
+        self.bad_bundles: set[str] = set()
+        for module in (publish, test, push, tag):
+            monkeypatch.setattr(module, "services_running", lambda ctx: True)
+        monkeypatch.setattr(publish, "index_state", lambda ctx: dict(self.index))
+        monkeypatch.setattr(registry, "remote_image", lambda repo, t: self.tags.get((repo, t)))
+        monkeypatch.setattr(registry, "tags", lambda repo: [t for r, t in self.tags if r == repo])
+        monkeypatch.setattr(tag, "head", lambda root: self.head)
+        monkeypatch.setattr(tag, "local_tag_commit", lambda root, name: self.local_tag)
+        monkeypatch.setattr(tag, "remote_tag_commit", lambda root, remote, name: self.remote_tag)
+
+        def verify(ctx, artifact, bundle):
+            if artifact.name in self.bad_bundles:
+                raise ReleaseError(f"signature check failed for {artifact.name} with {bundle.name}: mismatch")
+
+        monkeypatch.setattr(sign, "verify", verify)
+        self.repository = self.ctx.target.registries[0]
+        self.docker.images[flavour_state(self.ctx, flavours(self.ctx)[0]).base] = "sha256:" + "0" * 64
+
+    def built(self):
+        """dist/ holds the wheel stage's output, recorded with these inputs."""
+        artifacts = {}
+        for name in artifact_names(self.ctx.version):
+            path = self.ctx.dist / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(name.encode())
+            artifacts[name] = Artifact(sha256_file(path), path.stat().st_size)
+        self.ctx.manifest.put(WheelRecord(wheel.input_fingerprint(self.ctx), artifacts, {}, "env", 0))
+        return self
+
+    def signed(self):
+        self.ctx.bundles.mkdir(parents=True, exist_ok=True)
+        for name in artifact_names(self.ctx.version):
+            (self.ctx.bundles / bundle_name(name)).write_text("{}")
+        return self
+
+    def published(self):
+        for name, artifact in self.ctx.manifest.get(WheelRecord).artifacts.items():
+            self.index[name] = IndexFile(artifact.sha256, f"http://index/{name}")
+        return self
+
+    def imaged(self, ids=(A, B)):
+        (flavour,) = flavours(self.ctx)
+        state = flavour_state(self.ctx, flavour)
+        for variant, image in zip(("base", "onbuild"), ids, strict=True):
+            self.docker.images[state.refs[variant]] = image
+        variants = {v: VariantImage(i, state.refs[v], 1, 0.0) for v, i in zip(("base", "onbuild"), ids, strict=True)}
+        self.ctx.save(ImagesRecord({flavour.name: FlavourImages(state.fingerprint, state.base, variants)}))
+        return self
+
+    def tested(self, upgrade_from=None, ids=(A, B)):
+        result = FlavourTest(
+            dict(zip(("base", "onbuild"), ids, strict=True)),
+            upgrade_from,
+            Session("passed"),
+            Session("no earlier release"),
+        )
+        self.ctx.save(SessionsRecord({"bullseye": result}))
+        return self
+
+    def pushed(self, version="2.2.4-1", ids=(A, B)):
+        for variant, image in zip(("base", "onbuild"), ids, strict=True):
+            suffix = "-onbuild" if variant == "onbuild" else ""
+            for tag_name in (
+                f"{version}{suffix}",
+                f"{version}-bullseye{suffix}",
+                f"2.2.4{suffix}",
+                f"2.2.4-bullseye{suffix}",
+            ):
+                self.tags[(self.repository, tag_name)] = registry.RemoteImage("sha256:" + "d" * 64, image)
+        return self
+
+    def actions(self, module) -> dict[str, str]:
+        return {step.target: step.action for step in module.check(self.ctx)}
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    return World(tmp_path, monkeypatch)
+
+
+def test_wheel_builds_what_is_missing_keeps_what_is_recorded_and_refuses_changed_bytes(world):
+    assert set(world.actions(wheel).values()) == {"build"}
+    world.built()
+    assert set(world.actions(wheel).values()) == {"keep"}
+    (world.ctx.dist / META).write_bytes(b"other bytes")
+    assert world.actions(wheel)[f"dist/2.2.4-1/{META}"] == "refuse"
+
+
+def test_wheel_rebuilds_when_its_inputs_changed(world):
+    world.built()
+    patch = next((world.ctx.line.directory / "patches").glob("*.patch"))
+    patch.write_text(patch.read_text() + "\n")
+    assert set(world.actions(wheel).values()) == {"build"}
+
+
+def test_sign_signs_missing_keeps_verified_refuses_bad_bundles_and_swapped_artifacts(world):
+    world.built()
+    assert set(world.actions(sign).values()) == {"sign"}
+    world.signed()
+    assert set(world.actions(sign).values()) == {"keep"}
+    world.bad_bundles.add(AIRFLOW)
+    assert world.actions(sign)[f"2.2.4-1/sigstore/local/{bundle_name(AIRFLOW)}"] == "refuse"
+    world.bad_bundles.clear()
+    (world.ctx.dist / META).write_bytes(b"swapped")
+    assert world.actions(sign)[f"2.2.4-1/sigstore/local/{bundle_name(META)}"] == "refuse"
+
+
+def test_publish_uploads_skips_and_refuses_by_sha256(world):
+    world.built()
+    url = world.ctx.target.index.url.rstrip("/")
+    assert set(world.actions(publish).values()) == {"upload"}
+    world.published()
+    assert set(world.actions(publish).values()) == {"skip"}
+    world.index[META] = IndexFile("f" * 64, "http://index/x")
+    assert world.actions(publish)[f"{url}/{META}"] == "refuse"
+
+
+def test_publish_is_unknown_while_the_local_index_is_down(world, monkeypatch):
+    monkeypatch.setattr(publish, "services_running", lambda ctx: False)
+    assert set(world.actions(publish).values()) == {"unknown"}
+
+
+def test_images_keep_current_images_and_rebuild_when_an_input_changed(world):
+    world.built().published()
+    assert set(world.actions(images).values()) == {"build"}
+    world.imaged()
+    assert set(world.actions(images).values()) == {"keep"}
+    script = world.ctx.images_dir / "include" / "entrypoint"
+    script.write_text(script.read_text() + "# changed\n")
+    assert set(world.actions(images).values()) == {"build"}
+
+
+def test_images_are_kept_across_a_commit_that_changes_none_of_their_inputs(world, monkeypatch):
+    world.built().published().imaged()
+    monkeypatch.setattr("ac_release.images.build.revision", lambda root: "9" * 40)  # HEAD moved on
+    assert set(world.actions(images).values()) == {"keep"}
+
+
+def test_images_refuse_while_the_dockerfiles_drift_from_the_template(world):
+    world.built()
+    (world.ctx.images_dir / "Dockerfile.j2").write_text(
+        (world.ctx.images_dir / "Dockerfile.j2").read_text() + "\n# x\n"
+    )
+    assert world.actions(images) == {"images/": "refuse"}
+
+
+def test_tests_are_skipped_only_for_the_very_images_from_the_same_earlier_release(world):
+    world.built().imaged()
+    assert world.actions(test) == {"smoke/bullseye": "run", "upgrade/bullseye": "skip"}  # first release
+    world.tested()
+    assert world.actions(test) == {"smoke/bullseye": "skip", "upgrade/bullseye": "skip"}
+    world.tags[(world.repository, "2.2.3-1")] = registry.RemoteImage(B, B)  # an earlier release appeared
+    assert world.actions(test) == {"smoke/bullseye": "run", "upgrade/bullseye": "run"}
+
+
+def test_tests_run_again_when_the_images_will_be_rebuilt(world):
+    world.built().imaged().tested()
+    script = world.ctx.images_dir / "include" / "entrypoint"
+    script.write_text(script.read_text() + "# changed\n")
+    assert world.actions(test)["smoke/bullseye"] == "run"
+
+
+def test_push_pushes_skips_and_refuses_immutable_tags(world):
+    world.built().imaged().tested()
+    steps = world.actions(push)
+    assert {steps[f"{world.repository}:{t}"] for t in ("2.2.4-1", "2.2.4-1-bullseye-onbuild")} == {"push"}
+    assert {steps[f"{world.repository}:{t}"] for t in ("2.2.4", "2.2.4-bullseye-onbuild")} == {"move"}
+    world.pushed()
+    assert set(world.actions(push).values()) == {"skip"}
+    world.pushed(ids=(B, A))  # another image under our immutable tags
+    assert world.actions(push)[f"{world.repository}:2.2.4-1"] == "refuse"
+
+
+def test_push_refuses_an_existing_immutable_tag_before_the_images_are_built(world):
+    world.pushed()
+    assert world.actions(push)[f"{world.repository}:2.2.4-1"] == "refuse"
+
+
+def test_floating_tags_are_kept_behind_a_newer_build(world):
+    world.built().imaged().tested().pushed().pushed(version="2.2.4-2", ids=(B, A))
+    steps = world.actions(push)
+    assert {steps[f"{world.repository}:{t}"] for t in ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild")} == {"keep"}
+    assert steps[f"{world.repository}:2.2.4-1"] == "skip"
+
+
+def test_git_tag_is_made_kept_or_refused(world):
+    where = f"v2.2.4-1@{world.ctx.target.git_remote}"
+    assert world.actions(tag) == {where: "tag"}
+    world.remote_tag = world.head
+    assert world.actions(tag) == {where: "skip"}
+    world.remote_tag = "2" * 40
+    (step,) = tag.check(world.ctx)
+    assert (step.action, step.data) == ("refuse", {"state": "present"})  # `status`: released from another commit
+    world.remote_tag, world.local_tag = None, "3" * 40
+    assert world.actions(tag) == {where: "refuse"}
+
+
+def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
+    monkeypatch.setenv("AC_INDEX_PASSWORD", "planted-index-password")
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "planted-token")
+    monkeypatch.setenv("AC_RELEASE_CONFIG", "/some/release.toml")
+    env = test.session_env(world.ctx, "bullseye")
+    assert "planted-index-password" not in env.values() and "planted-token" not in env.values()
+    assert env["AC_RELEASE_CONFIG"] == "/some/release.toml"  # the same configuration as the release
+    assert (env["AC_SMOKE_VERSION"], env["AC_SMOKE_FLAVOUR"], env["AC_SMOKE_TARGET"]) == (
+        "2.2.4-1",
+        "bullseye",
+        "local",
+    )
+
+
+def test_the_plan_prints_every_value_whole_on_a_log(capsys):
+    from ac_release.pipeline import print_steps
+    from ac_release.steps import Step, parse_line
+
+    digest = "sha256:" + "e" * 64
+    target = "registry.example:5000/astronomer/ap-airflow:2.2.4-1-bullseye-onbuild"
+    print_steps([Step("push", "refuse", target, f"already holds {digest}")], title="dry run")
+    out = capsys.readouterr().out  # captured: not a terminal
+    (line,) = [line for line in out.splitlines() if line.startswith("push")]
+    assert digest in line and parse_line(line, ["push"]) == ("push", "refuse", target)
+
+
+def test_no_stage_module_imports_another_stage_or_re_enters_the_pipeline():
+    import ast
+
+    for path in sorted((REPO / "ac_release" / "stages").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                imported = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            else:
+                if isinstance(node, ast.Constant) and node.value in ("nox", "invoke"):
+                    raise AssertionError(f"{path.name} runs {node.value}: a stage never calls back into the pipeline")
+                continue
+            assert not [m for m in imported if m.startswith("ac_release.stages") or m == "ac_release.pipeline"], (
+                path.name,
+                imported,
+            )
+
+
+def test_a_release_enters_each_stage_once(world, monkeypatch):
+    from ac_release import pipeline
+
+    calls: list[str] = []
+
+    class FakeStage:
+        def __init__(self, name):
+            self.NAME = name
+
+        def check(self, ctx):
+            calls.append(f"check {self.NAME}")
+            return []
+
+        def run(self, ctx, steps):
+            calls.append(f"run {self.NAME}")
+
+    monkeypatch.setattr(pipeline, "STAGES", {name: FakeStage(name) for name in pipeline.RELEASE})
+    monkeypatch.setattr(pipeline, "ensure_local_services", lambda ctx: None)
+    monkeypatch.setattr(pipeline, "_summary", lambda ctx, timings: None)
+    pipeline.run_stages(world.ctx, pipeline.RELEASE)
+    assert [c for c in calls if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
+    later = pipeline.RELEASE[1:]  # the preflight asks every later stage before the first write, then each again
+    assert calls[: 2 + len(later)] == ["check preflight", "run preflight", *[f"check {n}" for n in later]]
