@@ -248,6 +248,15 @@ def verify_attested_predicate(
     )
 
 
+def verify_blob(trust: Trust, artifact: Path, bundle: Path, identity: str, issuer: str) -> None:
+    """A file's Sigstore bundle (e.g. a wheel's, made by sigstore-python), checked by cosign as a user would."""
+    with tempfile.TemporaryDirectory(prefix="ac-cosign-root-") as tmp:
+        trusted_root = Path(tmp) / "trusted_root.json"
+        trusted_root.write_text(json.dumps(trust.trusted_root), encoding="utf-8")
+        args = ["verify-blob", "--new-bundle-format", "--trusted-root", str(trusted_root), "--bundle", str(bundle)]
+        _cosign(trust, [*args, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer, str(artifact)])
+
+
 def _signed_digest(payload: dict) -> str | None:
     return payload.get("critical", {}).get("image", {}).get("docker-manifest-digest")
 

@@ -37,7 +37,8 @@ from ac_release.services.sigstore_local_state import InstanceState, key_id, load
 
 DEFAULT_ISSUER = "https://oidc.ac-release.local"
 OPERATOR = "ac-release.local"
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# A DSSE entry carries the whole envelope: an image SPDX SBOM attested by cosign is several MiB.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"

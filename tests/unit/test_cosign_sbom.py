@@ -107,6 +107,13 @@ def test_public_trust_material_is_the_current_ct_log_and_the_v1_rekor_key(tmp_pa
     assert len(certificates) == sum(len(ca["certChain"]["certificates"]) for ca in root["certificateAuthorities"])
 
 
+def test_only_statements_about_the_digest_are_taken():
+    statement = {"subject": [{"name": "quay.io/astronomer/ap-airflow", "digest": {"sha256": "ab" * 32}}]}
+    assert cosign._names_digest(statement, DIGEST)
+    assert not cosign._names_digest(statement, "sha256:" + "cd" * 32)
+    assert not cosign._names_digest({"subject": []}, DIGEST)
+
+
 def cyclonedx(*components: dict) -> dict:
     return {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": list(components)}
 
