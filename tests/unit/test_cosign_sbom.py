@@ -9,10 +9,14 @@ import json
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from rich.console import Console
 
 from ac_release import cosign, sbom
+from ac_release.config import load_settings
+from ac_release.context import ReleaseContext
 from ac_release.cosign import ImageReference, Trust
 from ac_release.errors import ReleaseError
+from tests.helpers import write_config
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -156,3 +160,24 @@ def test_a_file_that_is_not_cyclonedx_is_refused(tmp_path):
     path.write_text(json.dumps({"spdxVersion": "SPDX-2.3"}))
     with pytest.raises(ReleaseError, match="is not a CycloneDX JSON SBOM"):
         sbom.sbom_lists(path, "apache-airflow", "2.2.4+astro.1")
+
+
+def release_context(tmp_path, **config):
+    settings = load_settings(write_config(tmp_path, **config))
+    return ReleaseContext.create("2.2.4-1", settings, console=Console(quiet=True))
+
+
+def test_trust_of_a_local_target_is_its_services_trust_config(tmp_path):
+    ctx = release_context(tmp_path)
+    with pytest.raises(ReleaseError, match=r"trust config .*trust_config.json is missing: run `invoke services.up`"):
+        cosign.trust_of(ctx)
+    path = tmp_path / "services" / "sigstore" / "trust_config.json"
+    path.parent.mkdir(parents=True)
+    signing = {"caUrls": [{"url": "http://127.0.0.1:1"}], "rekorTlogUrls": [{"url": "http://127.0.0.1:2"}]}
+    path.write_text(json.dumps({"trustedRoot": {"tlogs": []}, "signingConfig": signing}))
+    trust = cosign.trust_of(ctx)
+    assert (trust.fulcio_url, trust.rekor_url) == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+
+
+def test_trust_of_a_public_target_is_the_shipped_public_good_root(tmp_path):
+    assert cosign.trust_of(release_context(tmp_path, instance="public")) == Trust.public()
