@@ -409,3 +409,21 @@ def test_legacy_signing_cert_refuses_a_request_without_token(instance: LocalSigs
     key = ec.generate_private_key(ec.SECP256R1())
     status, _, _ = post_legacy(instance, legacy_request(key, IDENTITY), token=None)
     assert status == 401
+
+
+def test_legacy_signing_cert_takes_a_csr_instead_of_a_signed_identity(instance: LocalSigstore):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    body = json.dumps(
+        {"certificateSigningRequest": base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()}
+    ).encode()
+    status, _, answer = post_legacy(instance, body, instance.identity_token(IDENTITY))
+    assert status == 201, answer
+    assert x509.load_pem_x509_certificates(answer)[0].public_key() == key.public_key()
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"publicKey": {"content": "%%%"}, "signedEmailAddress": ""}'])
+def test_legacy_signing_cert_refuses_a_malformed_request(instance: LocalSigstore, body: bytes):
+    status, _, answer = post_legacy(instance, body, instance.identity_token(IDENTITY))
+    assert status == 400
+    assert "expected a JSON body with publicKey.content" in json.loads(answer)["message"]
