@@ -111,7 +111,7 @@ def probe_wheel(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def images(local, tmp_path_factory) -> dict[str, str]:
+def images(local, tmp_path_factory):
     """Three small images on the pipeline's Debian base, pushed; {name: REGISTRY/REPO@sha256:...}."""
     settings, _ = local
     docker = Docker(docker_command("auto"))
@@ -133,7 +133,10 @@ def images(local, tmp_path_factory) -> dict[str, str]:
         docker("build", "--quiet", "--network", "none", "--tag", tag, str(context), capture=True)
         digest = registry.push(docker, tag, repository, name)
         references[name] = f"{repository}@{digest}"
-    return references
+    yield references
+    # The engine is shared: drop this run's tags (the registry goes with the services' directory).
+    tags = [f"{prefix}:{name}" for prefix in ("ac-release/cosign-test", repository) for name in recipes]
+    docker("rmi", *tags, capture=True)
 
 
 @pytest.fixture(scope="module")
