@@ -11,6 +11,7 @@ from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.pipeline import RELEASE, plan, print_steps, run_stages
+from ac_release.runlock import held
 
 
 def _reports_errors(function):
@@ -28,7 +29,8 @@ def _reports_errors(function):
 
 def _stages(version: str, target: str | None, names: list[str], **context) -> None:
     ctx = ReleaseContext.create(version, load_settings(), target, **context)
-    run_stages(ctx, names)
+    with held(ctx.dist, str(ctx.version)):  # one writing command per version at a time
+        run_stages(ctx, names)
 
 
 @task(
@@ -128,7 +130,26 @@ def bench(c, version, target=None):
     """Time and size of the image build against an AC-2022-style baseline (clears the Docker build cache)."""
     from ac_release.bench import run_bench
 
-    run_bench(ReleaseContext.create(version, load_settings(), target))
+    ctx = ReleaseContext.create(version, load_settings(), target)
+    with held(ctx.dist, str(ctx.version)):
+        run_bench(ctx)
+
+
+@task(
+    help={
+        "version": "AC version, e.g. 2.2.4-1, or `newest`: the newest changelog build of every line (as a plain nox)",
+        "github-output": "also append `matrix=<json>` to the file named by $GITHUB_OUTPUT (a GitHub Actions step)",
+    }
+)
+@_reports_errors
+def matrix(c, version, github_output=False):
+    """Print the workflows' job matrix as JSON: one {version, flavour} per image flavour to build and test."""
+    from ac_release.images.ci_matrix import as_json, ci_matrix, write_github_output
+
+    jobs = ci_matrix(load_settings().root, version)
+    if github_output:
+        write_github_output(jobs)
+    print(as_json(jobs))
 
 
 @task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
@@ -144,6 +165,17 @@ def lock(c, line):
         raise ReleaseError(f"no release line {line!r}: expected {settings.wheel_dir / line / 'line.toml'}")
     for path in regenerate(load_line(settings.wheel_dir, ACVersion.parse(f"{line}-1"))):
         print(f"wrote {Path(path).relative_to(settings.root)}")
+
+
+@task(name="lock-tools", help={"upgrade": "re-resolve every pin instead of keeping the ones already in the lock"})
+@_reports_errors
+def lock_tools(c, upgrade=False):
+    """Regenerate requirements/pipeline.txt: the pipeline's own dependencies (pyproject.toml) locked with hashes."""
+    from ac_release.lock import regenerate_tools
+
+    settings = load_settings()
+    path = regenerate_tools(settings.root, upgrade=upgrade)
+    print(f"wrote {path.relative_to(settings.root)}")
 
 
 @task
@@ -182,5 +214,18 @@ images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
 namespace = Collection(
-    release, status, verify, github_release, build, wheel, sign, publish, lock, services, images, bench
+    release,
+    status,
+    verify,
+    github_release,
+    build,
+    wheel,
+    sign,
+    publish,
+    lock,
+    lock_tools,
+    matrix,
+    services,
+    images,
+    bench,
 )

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ac_release.git import git
+from ac_release.images.build import SOURCE, created
+from ac_release.images.state import flavours
 from ac_release.line import provider_distribution
 from ac_release.records import WheelRecord
 from tests.smoke.conftest import SMOKE_DAG, detached, env_args, last_json, run_dag, scheduler, smoke_dags, wait_for
@@ -21,18 +24,34 @@ def test_airflow_version_equals_the_labels(docker, built):
     out = docker("run", "--rm", built.image, "airflow", "version").stdout
     assert out.strip().splitlines()[-1] == version.wheel_version
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", built.image).stdout)
+    # AC's pair: the upstream Airflow version and the AC build
     assert {k: v for k, v in labels.items() if k.startswith("io.astronomer.")} == {
         "io.astronomer.docker": "true",
         "io.astronomer.docker.distro": "debian",
         "io.astronomer.docker.module": "airflow",
         "io.astronomer.docker.component": "airflow",
         "io.astronomer.docker.uid": "50000",
-        "io.astronomer.docker.airflow.version": version.wheel_version,
+        "io.astronomer.docker.airflow.version": version.airflow_version,
         "io.astronomer.docker.ac.version": str(version),
         "io.astronomer.docker.airflow.wheel.sha256": built.ctx.manifest.get(WheelRecord).sha256(
             f"apache_airflow-{version.wheel_version}-py3-none-any.whl"
         ),
     }
+    assert labels["maintainer"] == "Astronomer <humans@astronomer.io>"
+    revision = labels["org.opencontainers.image.revision"]
+    (flavour,) = [f for f in flavours(built.ctx) if f.name == built.flavour_name]
+    assert {k: v for k, v in labels.items() if k.startswith("org.opencontainers.")} == {
+        "org.opencontainers.image.version": str(version),
+        "org.opencontainers.image.title": f"Astronomer Certified {version.airflow_version} "
+        f"({flavour.distro}, Python {flavour.python})",
+        "org.opencontainers.image.source": SOURCE,
+        "org.opencontainers.image.revision": revision,
+        # the line's SOURCE_DATE_EPOCH, not the time of the build
+        "org.opencontainers.image.created": created(built.ctx.line.source_date_epoch),
+    }
+    # built from a commit of this repository's history
+    assert re.fullmatch(r"[0-9a-f]{40}", revision)
+    git(built.ctx.settings.root, "merge-base", "--is-ancestor", revision, "HEAD")
 
 
 def test_environment_of_the_image(docker, built):
