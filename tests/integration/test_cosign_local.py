@@ -131,7 +131,7 @@ def images(local, tmp_path_factory):
         (context / "Dockerfile").write_text(f"FROM {base}\n{recipe}")
         tag = f"ac-release/cosign-test:{name}"
         docker("build", "--quiet", "--network", "none", "--tag", tag, str(context), capture=True)
-        digest = registry.push(docker, tag, repository, name)
+        digest = registry.push(docker, docker.image_id(tag), repository, name)
         references[name] = f"{repository}@{digest}"
     yield references
     # The engine is shared: drop this run's tags (the registry goes with the services' directory).
