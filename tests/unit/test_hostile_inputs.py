@@ -616,3 +616,20 @@ def test_the_suite_covers_every_kind_of_input():
     kinds = {case.id.split("-")[0] for case in CASES}
     assert kinds == {"version", "lock", "flag", "target", "config", "changelog", "patch", "line", "manifest", "env"}
     assert len(CASES) >= 100
+
+
+def test_the_checks_can_fail(tmp_path):
+    """The harness sees an accepted input (exit 0, no error line), and a write, a new file or a deletion."""
+    base_repo = _base_repo(tmp_path)
+    accepted = _run(Case("accepted", ("services.status",), ""), tmp_path / "accepted", base_repo)
+    assert accepted.returncode == 0 and accepted.stderr == "" and "down" in accepted.stdout
+    watched = tmp_path / "accepted" / "dist"
+    before = _snapshot(watched)
+    (watched / "keep.txt").write_text("changed\n")
+    assert _snapshot(watched) != before
+    before = _snapshot(watched)
+    (watched / "keep.txt").unlink()
+    assert _snapshot(watched) != before
+    before = _snapshot(watched)
+    (watched / "2.2.4-1.lock").write_text("")
+    assert _snapshot(watched) != before
