@@ -93,7 +93,8 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
     """pytest on tests/smoke with one marker, against this release's images of one flavour and this target."""
     logs = ctx.cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log, report = logs / f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}.log", logs / f"{kind}-{flavour}.xml"
+    stem = f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}"  # two releases at once never share a report
+    log, report = logs / f"{stem}.log", logs / f"{stem}.xml"
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", kind]
     argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]

@@ -157,7 +157,13 @@ def test_tini_is_pid_1_and_airflow_runs_as_astro(docker, built, user):
     name = f"smoke-tini-{user or 'default'}-{int(time.time())}"
     docker("run", "--detach", "--name", name, *extra, built.image, "sleep", "300")
     try:
-        assert docker("exec", name, "cat", "/proc/1/comm").stdout.strip() == "tini"
+        # PID 1 execs its way to tini (entrypoint -> gosu, when started as root -> tini): wait for the end state
+        pid1 = wait_for(
+            lambda: (comm := docker("exec", name, "cat", "/proc/1/comm").stdout.strip()) == "tini" and comm,
+            "PID 1 exec'd to tini",
+            timeout=30,
+        )
+        assert pid1 == "tini"
         status = docker("exec", name, "sh", "-c", "grep -E '^(Uid|Gid):' /proc/1/status").stdout
         assert re.findall(r"^Uid:\s+(\d+)", status, re.MULTILINE) == ["50000"]
         sleepers = docker(
