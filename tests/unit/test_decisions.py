@@ -323,3 +323,16 @@ def test_a_release_enters_each_stage_once(world, monkeypatch):
     assert [c for c in calls if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
     later = pipeline.RELEASE[1:]  # the preflight asks every later stage before the first write, then each again
     assert calls[: 2 + len(later)] == ["check preflight", "run preflight", *[f"check {n}" for n in later]]
+
+
+def test_under_ci_the_console_is_a_log_even_on_a_pseudo_terminal(monkeypatch):
+    """act runs steps on a pseudo-terminal: the plan and the log must still be plain whole lines there."""
+    from ac_release.progress import console
+
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert not console().is_terminal
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert not console(stderr=False).is_terminal
