@@ -250,8 +250,13 @@ def test_git_tag_is_made_kept_or_refused(world):
     world.remote_tag = "2" * 40
     (step,) = tag.check(world.ctx)
     assert (step.action, step.data) == ("refuse", {"state": "present"})  # `status`: released from another commit
-    world.remote_tag, world.local_tag = None, "3" * 40
-    assert world.actions(tag) == {where: "refuse"}
+    world.local_tag = world.remote_tag  # a fresh clone of the release commit, HEAD moved on since: still present
+    assert tag.check(world.ctx)[0].data == {"state": "present"}
+    world.remote_tag, world.local_tag = None, "3" * 40  # a local tag that never reached the remote
+    (step,) = tag.check(world.ctx)
+    assert (step.action, step.data) == ("refuse", {})
+    world.remote_tag = "4" * 40  # here and on the remote, at two other commits
+    assert tag.check(world.ctx)[0].data == {}
 
 
 def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
