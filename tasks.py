@@ -146,6 +146,21 @@ def lock(c, line):
         print(f"wrote {Path(path).relative_to(settings.root)}")
 
 
+@task(
+    help={
+        "line": "Airflow version of the release line, e.g. 2.2.4",
+        "patch": "a `git format-patch` file: an upstream commit or a fix of this fork",
+    }
+)
+@_reports_errors
+def backport(c, line, patch):
+    """Add a patch to a line's series (proven to apply to the pinned sdist), with a check to fill in and the
+    undated changelog entry of the next build."""
+    from ac_release.backport import backport as add_backport
+
+    add_backport(load_settings(), line, Path(patch).absolute())
+
+
 @task
 @_reports_errors
 def services_up(c):
@@ -182,5 +197,5 @@ images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
 namespace = Collection(
-    release, status, verify, github_release, build, wheel, sign, publish, lock, services, images, bench
+    release, status, verify, github_release, build, wheel, sign, publish, lock, backport, services, images, bench
 )
