@@ -40,6 +40,7 @@ _CHERRY_PICK = re.compile(r"^\(cherry picked from commit (?P<sha>[0-9a-f]{7,40})
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|/dev/null))", re.MULTILINE)
 _INDEX = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+(?: [0-7]+)?$")
 _HUNK = re.compile(r"^(@@ -[0-9,]+ \+[0-9,]+ @@).*$")
+_MAIL_START = re.compile(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$", re.MULTILINE)  # format-patch's mbox line
 
 # The section of the changelog a subject goes to; the first rule that matches wins, Bug Fixes otherwise.
 _SECTION_RULES = (
@@ -74,10 +75,8 @@ class FormatPatch:
 
     @property
     def change(self) -> str:
-        """What the patch changes, for comparing two patches: the diff without index lines, trailing blanks or the
-        function names git prints after a hunk's line ranges (another diff tool prints others or none)."""
-        lines = [_HUNK.sub(r"\1", line) for line in self.diff.splitlines() if not _INDEX.match(line)]
-        return "\n".join(lines).strip()
+        """What the patch changes, for comparing two patches (see _normalized)."""
+        return _normalized(self.diff)
 
     @property
     def slug(self) -> str:
@@ -110,12 +109,29 @@ def read_patch(path: Path) -> FormatPatch:
         raise ReleaseError(
             f"{path}: not a git format-patch file (no {missing}): make one with `git format-patch -1 <commit>`"
         )
-    message, diff = text[: diff_start.start()], text[diff_start.start() :]
-    diff = re.split(r"^-- \n", diff, maxsplit=1, flags=re.MULTILINE)[0]  # format-patch's `-- \n<git version>`
+    if (mails := len(_MAIL_START.findall(data.decode(errors="replace")))) > 1:
+        raise ReleaseError(f"{path}: holds {mails} patches (a series in one mbox): backport them one file at a time")
+    message, diff = text[: diff_start.start()], _diff_part(text)
     title = _SUBJECT_TAG.sub("", subject).strip()
     if not title:
         raise ReleaseError(f"{path}: the Subject: header has no title after {subject!r}")
     return FormatPatch(path, title, message.split("\n---\n", 1)[0], diff)
+
+
+def _diff_part(text: str) -> str:
+    """From the first file header of the diff to its end, without format-patch's `-- \n<git version>` signature."""
+    start = _DIFF_START.search(text)
+    diff = text[start.start() :] if start else ""
+    return re.split(r"^-- \n", diff, maxsplit=1, flags=re.MULTILINE)[0]
+
+
+def _normalized(diff: str) -> str:
+    """What a diff changes: the `---`/`+++` lines name the files, so the `diff ...` and `index ...` lines that tools
+    write differently go, and so do the function names git prints after a hunk's line ranges."""
+    lines = [
+        _HUNK.sub(r"\1", line) for line in diff.splitlines() if not (_INDEX.match(line) or line.startswith("diff "))
+    ]
+    return "\n".join(lines).strip()
 
 
 def section_for(subject: str) -> str:
@@ -192,14 +208,11 @@ def _require_committed(root: Path, line: ReleaseLine) -> None:
 
 def _refuse_duplicate(line: ReleaseLine, patch: FormatPatch) -> None:
     for existing in line.patches:
-        try:
-            same = read_patch(existing).change == patch.change
-        except ReleaseError:
-            same = False  # a hand-made series member without mail headers: compare what can be compared
-        if same:
+        # A series member need not be a format-patch (a hand-made diff): compare its diff part all the same.
+        if _normalized(_diff_part(existing.read_text(errors="replace"))) == patch.change:
             raise ReleaseError(
                 f"{patch.path.name} makes the same change as wheel/{line.airflow}/patches/{existing.name} "
-                f"(diffs compared without mail headers and index lines): it is in the series already"
+                f"(diffs compared without mail headers, diff and index lines): it is in the series already"
             )
 
 

@@ -247,7 +247,28 @@ def test_a_patch_already_in_the_series_is_refused_under_any_name(tmp_path, repo)
     assert "index " in again.read_text() and again.name != "0001-split-a-pair.patch"
     assert _refused(tmp_path, repo, "2.2.4", str(again)) == (
         f"error: {again.name} makes the same change as wheel/2.2.4/patches/0001-split-a-pair.patch (diffs compared "
-        "without mail headers and index lines): it is in the series already"
+        "without mail headers, diff and index lines): it is in the series already"
+    )
+
+
+def test_a_change_already_in_the_series_as_a_plain_diff_is_refused(tmp_path, repo):
+    member = repo / "wheel" / "2.2.4" / "patches" / "0001-split-a-pair.patch"
+    text = member.read_text()
+    member.write_text(text[text.index("diff --git") :].replace("diff --git", "diff -u", 1))  # no mail header
+    _git(repo, "commit", "-qam", "a hand-made diff in the series")
+    again = format_patch(tmp_path / "again", FIRST, "Split on the first equals sign")
+    assert _refused(tmp_path, repo, "2.2.4", str(again)).startswith(
+        f"error: {again.name} makes the same change as wheel/2.2.4/patches/0001-split-a-pair.patch"
+    )
+
+
+def test_a_file_holding_several_patches_is_refused(tmp_path, repo):
+    first = format_patch(tmp_path / "one", SECOND, "Greet the world (#1)")
+    second = format_patch(tmp_path / "two", {"airflow/parse.py": ("return key", "return key.strip()")}, "Strip keys")
+    series = tmp_path / "series.mbox"
+    series.write_bytes(first.read_bytes() + second.read_bytes())
+    assert _refused(tmp_path, repo, "2.2.4", str(series)) == (
+        f"error: {series}: holds 2 patches (a series in one mbox): backport them one file at a time"
     )
 
 
@@ -313,7 +334,10 @@ def test_subject_reference_and_slug_of_a_real_upstream_patch():
         "apache/airflow#21442",
         "fix-resources-eq-check",
     )
-    assert patch.change.startswith("diff --git a/airflow/utils/operator_resources.py")
+    assert patch.change.splitlines()[:2] == [
+        "--- a/airflow/utils/operator_resources.py",
+        "+++ b/airflow/utils/operator_resources.py",
+    ]
     assert "\nindex " not in patch.change and "2.39" not in patch.change  # no index line, no format-patch signature
 
 
