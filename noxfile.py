@@ -29,11 +29,18 @@ nox.options.error_on_missing_interpreters = True
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on the code; zizmor and actionlint on the GitHub Actions workflows."""
+    """ruff on the code; zizmor (auditor persona) and actionlint with shellcheck on the GitHub Actions workflows."""
+    from ac_release.errors import ReleaseError
+    from ac_release.workflow_lint import WORKFLOWS, actionlint_command, zizmor_command
+
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("zizmor", "--offline", "--min-severity", "medium", ".github/workflows")
-    session.run("actionlint", "-shellcheck=", *sorted(str(p) for p in Path(".github/workflows").glob("*.yml")))
+    try:
+        zizmor, actionlint = zizmor_command(WORKFLOWS), actionlint_command(WORKFLOWS)
+    except ReleaseError as exc:
+        session.error(str(exc))
+    session.run(*zizmor)
+    session.run(*actionlint)
 
 
 PYTHON = sys.executable  # every tool runs as `python -m` of this environment, never found on PATH

@@ -2,33 +2,82 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import sys
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit, ParseError, Program, task
 
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
+from ac_release.errors import DEBUG_ENV, ReleaseError, describe_decode_error, describe_os_error, one_line
 from ac_release.pipeline import RELEASE, plan, print_steps, run_stages
+from ac_release.runlock import held
 
 
 def _reports_errors(function):
-    """A ReleaseError becomes one line on stderr and exit code 1, never a traceback."""
+    """Every failure becomes one line on stderr and a non-zero exit, never a traceback.
+
+    ReleaseError, system errors (full disk, permissions) and undecodable files exit 1; Ctrl-C exits 130; anything
+    else is a bug of the pipeline: one line and exit 2, and the traceback with AC_RELEASE_DEBUG=1.
+    """
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except ReleaseError as exc:
-            raise Exit(f"error: {exc}", code=1) from None
+            raise Exit(f"error: {one_line(exc)}", code=1) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EPIPE) and exc.filename is None:
+                _discard_pending_output()
+            raise Exit(f"error: {one_line(describe_os_error(exc))}", code=1) from None
+        except UnicodeDecodeError as exc:
+            raise Exit(f"error: {describe_decode_error(exc)}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            raise Exit(
+                f"error: internal error: {type(exc).__name__}: {one_line(exc)} "
+                f"(run with {DEBUG_ENV}=1 for the traceback)",
+                code=2,
+            ) from None
 
     return wrapper
 
 
+def _discard_pending_output() -> None:
+    """Standard output cannot be written (full disk, closed pipe): drop what is buffered, so that flushing it at
+    exit adds no second message to the one line on stderr."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _parse_tasks_with_one_error_line(self: Program) -> None:
+    """invoke prints a bad command line (unknown flag, missing version) as a bare line; ours start with `error: `."""
+    try:
+        _parse_tasks(self)
+    except ParseError as exc:
+        raise Exit(f"error: {one_line(exc)}", code=1) from None
+
+
+if Program.parse_tasks.__name__ != _parse_tasks_with_one_error_line.__name__:  # tasks.py may be imported twice
+    _parse_tasks, Program.parse_tasks = Program.parse_tasks, _parse_tasks_with_one_error_line
+
+
 def _stages(version: str, target: str | None, names: list[str], **context) -> None:
     ctx = ReleaseContext.create(version, load_settings(), target, **context)
-    run_stages(ctx, names)
+    with held(ctx.dist, str(ctx.version)):  # one writing command per version at a time
+        run_stages(ctx, names)
 
 
 @task(
@@ -128,7 +177,26 @@ def bench(c, version, target=None):
     """Time and size of the image build against an AC-2022-style baseline (clears the Docker build cache)."""
     from ac_release.bench import run_bench
 
-    run_bench(ReleaseContext.create(version, load_settings(), target))
+    ctx = ReleaseContext.create(version, load_settings(), target)
+    with held(ctx.dist, str(ctx.version)):
+        run_bench(ctx)
+
+
+@task(
+    help={
+        "version": "AC version, e.g. 2.2.4-1, or `newest`: the newest changelog build of every line (as a plain nox)",
+        "github-output": "also append `matrix=<json>` to the file named by $GITHUB_OUTPUT (a GitHub Actions step)",
+    }
+)
+@_reports_errors
+def matrix(c, version, github_output=False):
+    """Print the workflows' job matrix as JSON: one {version, flavour} per image flavour to build and test."""
+    from ac_release.images.ci_matrix import as_json, ci_matrix, write_github_output
+
+    jobs = ci_matrix(load_settings().root, version)
+    if github_output:
+        write_github_output(jobs)
+    print(as_json(jobs))
 
 
 @task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
@@ -159,6 +227,17 @@ def backport(c, line, patch):
     from ac_release.backport import backport as add_backport
 
     add_backport(load_settings(), line, Path(patch).absolute())
+
+
+@task(name="lock-tools", help={"upgrade": "re-resolve every pin instead of keeping the ones already in the lock"})
+@_reports_errors
+def lock_tools(c, upgrade=False):
+    """Regenerate requirements/pipeline.txt: the pipeline's own dependencies (pyproject.toml) locked with hashes."""
+    from ac_release.lock import regenerate_tools
+
+    settings = load_settings()
+    path = regenerate_tools(settings.root, upgrade=upgrade)
+    print(f"wrote {path.relative_to(settings.root)}")
 
 
 @task
@@ -197,5 +276,19 @@ images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
 namespace = Collection(
-    release, status, verify, github_release, build, wheel, sign, publish, lock, backport, services, images, bench
+    release,
+    status,
+    verify,
+    github_release,
+    build,
+    wheel,
+    sign,
+    publish,
+    lock,
+    lock_tools,
+    backport,
+    matrix,
+    services,
+    images,
+    bench,
 )

@@ -2,14 +2,20 @@
 
 An image built by debootstrap gets a new id on every run, which would invalidate every layer above it, so each
 base is tagged by a hash of its inputs and built once: later runs find the tag and reuse it.
+
+The archive is reached over plain HTTP, so its signature is what makes it trustworthy: debootstrap checks the
+Release file against Debian's archive keyring (`--force-check-gpg`), and a missing keyring or a bad signature is a
+refusal. Official bases (`python:<py>-slim-<distro>`) are pinned by digest in images/official-images.toml.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 from ac_release.docker import Docker
@@ -19,17 +25,52 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # What `python:<py>-slim-<distro>` gives a Dockerfile: a Python with venv, and a CA store.
 PACKAGES = ("ca-certificates", "python3", "python3-venv")
-RECIPE = "2"  # bump when the recipe below changes in a way the other inputs do not show
+RECIPE = "3"  # bump when the recipe below changes in a way the other inputs do not show
 REPOSITORY = "ac-release/debian"
+# Debian's package debian-archive-keyring (installed by .ci/bootstrap): the keys that sign the archive's Release files.
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+OFFICIAL_IMAGES = Path(__file__).parents[1] / "images" / "official-images.toml"
+_PINNED = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$")
+
+
+def official_images(path: Path = OFFICIAL_IMAGES) -> dict[str, str]:
+    """{`name:tag`: `name:tag@sha256:<digest>`}: every official image the pipeline pulls, pinned by digest."""
+    try:
+        pins = tomllib.loads(path.read_text())["images"]
+        refs = {name: f"{name}@{digest}" for name, digest in pins.items()}
+    except (OSError, KeyError, AttributeError, tomllib.TOMLDecodeError) as exc:
+        raise ReleaseError(f"{path}: cannot read the official image pins ({exc!r})") from exc
+    if bad := [ref for ref in refs.values() if not _PINNED.match(ref)]:
+        raise ReleaseError(f"{path}: {bad[0]!r} is not pinned as name:tag@sha256:<64 hex digits>")
+    return refs
+
+
+def official_image(name: str, path: Path = OFFICIAL_IMAGES) -> str:
+    """An official image by its digest; one that is not pinned is refused, never pulled by a floating tag."""
+    refs = official_images(path)
+    if name not in refs:
+        raise ReleaseError(f'{name} has no pinned digest: add it to {path} (name = "sha256:<digest>")')
+    return refs[name]
 
 
 def official_base(distro: str, python: str) -> str:
-    return f"python:{python}-slim-{distro}"
+    return official_image(f"python:{python}-slim-{distro}")
 
 
-def _tag(suite: str) -> str:
-    inputs = "\n".join([RECIPE, suite, DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR, *PACKAGES])
+def _tag(suite: str, keyring: Path) -> str:
+    keyring_sha256 = hashlib.sha256(keyring.read_bytes()).hexdigest()
+    inputs = "\n".join([RECIPE, suite, DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR, *PACKAGES, str(keyring), keyring_sha256])
     return f"{REPOSITORY}:{suite}-{hashlib.sha256(inputs.encode()).hexdigest()[:12]}"
+
+
+def _check_keyring(keyring: Path) -> None:
+    if not keyring.is_file():
+        raise ReleaseError(
+            f"Debian archive keyring {keyring} is missing: run .ci/bootstrap "
+            "(or apt-get install debian-archive-keyring); the base is never built from an unchecked archive"
+        )
+    if shutil.which("gpgv") is None:
+        raise ReleaseError("gpgv is not installed (debootstrap needs it to check the archive): apt-get install gpgv")
 
 
 def _sources(suite: str) -> str:
@@ -43,13 +84,17 @@ def _sources(suite: str) -> str:
 def _run(argv: list[str], what: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ReleaseError(f"{what} failed (exit {result.returncode}): {tail[0]}")
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        # debootstrap's reason is its `E:` line; the lines after it are advice
+        errors = [line for line in lines if line.startswith("E: ")]
+        reason = (errors or lines[-1:] or ["no output"])[0]
+        raise ReleaseError(f"{what} failed (exit {result.returncode}): {reason}")
 
 
-def ensure_debian_base(docker: Docker, suite: str, log=print) -> str:
+def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KEYRING) -> str:
     """Return the tag of the Debian `suite` base image, building it with debootstrap if it is not there yet."""
-    tag = _tag(suite)
+    _check_keyring(keyring)
+    tag = _tag(suite, keyring)
     if docker.image_id(tag):
         return tag
     if shutil.which("debootstrap") is None:
@@ -58,8 +103,17 @@ def ensure_debian_base(docker: Docker, suite: str, log=print) -> str:
     with tempfile.TemporaryDirectory(prefix=f"ac-base-{suite}-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         _run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, str(rootfs), DEBIAN_MIRROR],
-            f"debootstrap {suite}",
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--keyring={keyring}",
+                "--force-check-gpg",
+                f"--include={','.join(PACKAGES)}",
+                suite,
+                str(rootfs),
+                DEBIAN_MIRROR,
+            ],
+            f"debootstrap {suite} (archive checked against {keyring})",
         )
         (rootfs / "etc/apt/sources.list").write_text(_sources(suite))
         _run(
@@ -97,7 +151,8 @@ def base_reference(mode: str, distro: str, python: str) -> str:
     if mode == "official":
         return official_base(distro, python)
     if mode == "debootstrap":
-        return _tag(distro)
+        _check_keyring(KEYRING)
+        return _tag(distro, KEYRING)
     raise ReleaseError(f"unknown base_images mode {mode!r}: use 'official' or 'debootstrap' in release.toml")
 
 

@@ -11,13 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from ac_release.baseimage import ensure_base
 from ac_release.context import ReleaseContext, ensure_local_services
+from ac_release.fsutil import sha256_file
 from ac_release.images import build
 from ac_release.images.matrix import ONBUILD, VARIANTS
-from ac_release.images.state import flavour_state, flavours
+from ac_release.images.state import flavours
+from ac_release.lock import without_hashes
 from ac_release.names import artifact_names
 from ac_release.published import fetch_verified
 
@@ -34,7 +37,8 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     (context / "wheels").mkdir(parents=True)
     for path in wheels.values():
         shutil.copy(path, context / "wheels" / path.name)
-    shutil.copy(ctx.line.lock_file, context / "constraints.txt")
+    # AC's 2022 build had no hashes (and its pip would demand them for the local wheels too): the same pins, plain
+    (context / "constraints.txt").write_text(without_hashes(ctx.line.lock_file.read_text()))
     bundle = ctx.settings.extra_ca_bundle
     (context / "build-ca.crt").write_bytes(bundle.read_bytes() if bundle and bundle.is_file() else b"")
     meta = next(name for name in wheels if name.startswith("astronomer_certified-"))
@@ -58,12 +62,14 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
 
 
 def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) -> dict:
-    """Build every flavour as the images stage does, under names of the benchmark's own (never the release's)."""
+    """Build every flavour as the images stage does (the shared build, the same arguments), under names of the
+    benchmark's own: it never reads or writes the release's image names, manifest or registry."""
+    pins = {name: sha256_file(path) for name, path in wheels.items()}
     figures = {}
     for flavour in flavours:
-        state = flavour_state(ctx, flavour)
+        base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
         refs = {variant: f"{BENCH_REPOSITORY}:{label}-{flavour.name}-{variant}" for variant in VARIANTS}
-        built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
+        built = build.build_flavour(ctx, flavour, list(wheels.values()), build.build_args(ctx, base, pins), refs)
         figures[flavour.name] = {
             variant: {"seconds": seconds, "size": ctx.docker.image_size(image)}
             for variant, (image, seconds) in built.items()
@@ -87,19 +93,51 @@ def run_bench(ctx: ReleaseContext) -> dict:
             cold = _ours(ctx, selected, wheels, "cold")
             warm = _ours(ctx, selected, wheels, "warm")
     finally:
-        for reference in (
-            ctx.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", BENCH_REPOSITORY, capture=True)
-            .stdout.decode()
-            .split()
-        ):
-            ctx.docker("image", "rm", reference, capture=True, check=False)
+        remove_bench_images(ctx)
     figures = {"baseline": baseline, "cold": cold, "warm": warm}
-    _print(ctx, selected, figures)
+    _print(
+        ctx.console,
+        f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)",
+        selected,
+        figures,
+    )
     return figures
 
 
-def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
-    table = Table(title=f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)")
+def bench_images(ctx: ReleaseContext) -> list[str]:
+    out = ctx.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", BENCH_REPOSITORY, capture=True).stdout
+    return out.decode().split()
+
+
+def remove_bench_images(ctx: ReleaseContext) -> None:
+    for reference in bench_images(ctx):
+        ctx.docker("image", "rm", reference, capture=True, check=False)
+
+
+def figure_lines(flavours, figures: dict) -> list[str]:
+    """Every figure as a plain line: whole values, whatever the width of the terminal or log."""
+    lines = []
+    for flavour in flavours:
+        base_s, base_size = figures["baseline"][flavour.name]
+        cold, warm = figures["cold"][flavour.name], figures["warm"][flavour.name]
+        cold_s, warm_s, size = cold["base"]["seconds"], warm["base"]["seconds"], cold["base"]["size"]
+        onbuild_s = cold[ONBUILD]["seconds"]
+        lines.append(
+            f"figure {flavour.name}: baseline cold {base_s:.0f} s {base_size / 1e6:.0f} MB; ours cold "
+            f"{cold_s:.0f} s ({cold_s / base_s:.2f}x), warm {warm_s:.1f} s ({warm_s / base_s:.3f}x), "
+            f"{size / 1e6:.0f} MB ({size / base_size:.2f}x); onbuild {onbuild_s:.1f} s ({onbuild_s / cold_s:.3f} of "
+            "the first)"
+        )
+    if len(flavours) > 1:
+        first = figures["cold"][flavours[0].name]["base"]["seconds"]
+        for flavour in flavours[1:]:
+            extra = figures["cold"][flavour.name]["base"]["seconds"]
+            lines.append(f"extra flavour {flavour.name}: {extra:.0f} s = {extra / first:.2f} of the first")
+    return lines
+
+
+def _table(title: str, flavours, figures: dict) -> Table:
+    table = Table(title=title)
     for column in (
         "flavour",
         "baseline s",
@@ -133,19 +171,15 @@ def _print(ctx: ReleaseContext, flavours, figures: dict) -> None:
             f"{onbuild_s:.1f}",
             f"{onbuild_s / cold_s:.3f}",
         )
-    ctx.console.print(table, width=200)
-    for flavour in flavours:  # the same figures as plain lines, whatever the terminal's width
-        base_s, base_size = figures["baseline"][flavour.name]
-        cold, warm = figures["cold"][flavour.name], figures["warm"][flavour.name]
-        ctx.log(
-            f"figure {flavour.name}: baseline cold {base_s:.0f} s {base_size / 1e6:.0f} MB; ours cold "
-            f"{cold['base']['seconds']:.0f} s ({cold['base']['seconds'] / base_s:.2f}x), warm "
-            f"{warm['base']['seconds']:.1f} s ({warm['base']['seconds'] / base_s:.3f}x), "
-            f"{cold['base']['size'] / 1e6:.0f} MB ({cold['base']['size'] / base_size:.2f}x); onbuild "
-            f"{cold[ONBUILD]['seconds']:.1f} s ({cold[ONBUILD]['seconds'] / cold['base']['seconds']:.3f} of the first)"
-        )
-    if len(flavours) > 1:
-        first = figures["cold"][flavours[0].name]["base"]["seconds"]
-        for flavour in flavours[1:]:
-            extra = figures["cold"][flavour.name]["base"]["seconds"]
-            ctx.log(f"extra flavour {flavour.name}: {extra:.0f} s = {extra / first:.2f} of the first")
+    return table
+
+
+def _print(console: Console, title: str, flavours, figures: dict) -> None:
+    """The table on a terminal; in a log (CI, a pipe), whose width rich cannot know, plain lines that are never
+    wrapped or cut. The plain lines follow the table on a terminal too: they are what a pasted run shows."""
+    if console.is_terminal:
+        console.print(_table(title, flavours, figures))
+    else:
+        console.print(title, soft_wrap=True, highlight=False)
+    for line in figure_lines(flavours, figures):
+        console.print(line, soft_wrap=True, highlight=False)

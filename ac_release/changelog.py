@@ -19,6 +19,10 @@ from ac_release.version import ACVersion
 SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
 _BUILD = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$")
 _SECTION = re.compile(r"^### (?P<name>.+)$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+UNDATED = "TBD"
+# Tabs are text; every other control character (NUL, ESC, ...) and the Unicode line separators are refused.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
 
 
 @dataclass
@@ -34,10 +38,8 @@ class Entry:
 
 def parse(path: Path, airflow: str) -> list[Entry]:
     """The entries of a changelog, newest first; any malformed line is refused naming file and line."""
-    if not path.exists():
-        raise ReleaseError(f"no changelog for Airflow {airflow}: add {path.name} to changelog/")
-    lines = path.read_text().splitlines()
     where = f"changelog/{path.name}"
+    lines = _read_lines(path, airflow, where)
     if not lines or lines[0] != f"# Astronomer Certified {airflow}":
         raise ReleaseError(f"{where}:1: the first line must be `# Astronomer Certified {airflow}`")
     entries: list[Entry] = []
@@ -51,6 +53,11 @@ def parse(path: Path, airflow: str) -> list[Entry]:
                 raise ReleaseError(f"{where}:{number}: {exc}") from None
             if parsed.airflow_version != airflow:
                 raise ReleaseError(f"{where}:{number}: {version} does not belong in the changelog of {airflow}")
+            if not is_date(match["date"]) and match["date"] != UNDATED:
+                raise ReleaseError(
+                    f"{where}:{number}: {version} is dated {match['date']!r}: write the date as YYYY-MM-DD "
+                    f"(a real calendar date), or {UNDATED} until the release"
+                )
             if any(e.version == version for e in entries):
                 raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
             if entries and ACVersion.parse(entries[-1].version) < parsed:
@@ -71,6 +78,8 @@ def parse(path: Path, airflow: str) -> list[Entry]:
             if section is None:
                 raise ReleaseError(f"{where}:{number}: text outside a section")
             if text.startswith("- "):
+                if not text[2:].strip():
+                    raise ReleaseError(f"{where}:{number}: empty bullet: write the entry after `- `")
                 section.append(text)
             elif text.startswith("  ") and section:
                 section[-1] += "\n" + text
@@ -85,6 +94,32 @@ def parse(path: Path, airflow: str) -> list[Entry]:
     return entries
 
 
+def is_date(text: str) -> bool:
+    """YYYY-MM-DD and a real calendar date; `date.fromisoformat` alone also takes 20261122 and 2026-W47-7."""
+    try:
+        return _DATE.fullmatch(text) is not None and dt.date.fromisoformat(text) is not None
+    except ValueError:
+        return False
+
+
+def _read_lines(path: Path, airflow: str, where: str) -> list[str]:
+    if not path.exists():
+        raise ReleaseError(f"no changelog for Airflow {airflow}: add {path.name} to changelog/")
+    if not path.is_file():
+        raise ReleaseError(f"{where} is not a file: make it the changelog of Airflow {airflow}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ReleaseError(f"{where}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}): save it as UTF-8") from None
+    text = text.replace("\r\n", "\n")
+    if control := _CONTROL.search(text):
+        line = text.count("\n", 0, control.start()) + 1
+        raise ReleaseError(f"{where}:{line}: control character U+{ord(control[0]):04X}: remove it")
+    return text.split("\n")
+
+
 def release_entry(changelog_dir: Path, version: ACVersion) -> Entry:
     """The entry of the build being released: present, dated (not TBD), well-formed."""
     entries = parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version)
@@ -94,13 +129,11 @@ def release_entry(changelog_dir: Path, version: ACVersion) -> Entry:
             f"changelog/{version.airflow_version}.md has no entry for {version}: add `## {version}, YYYY-MM-DD` "
             f"with its sections before releasing"
         )
-    try:
-        dt.date.fromisoformat(entry.date)
-    except ValueError:
+    if not is_date(entry.date):
         raise ReleaseError(
             f"changelog/{version.airflow_version}.md:{entry.line}: {version} is dated {entry.date!r}: "
             f"set the release date (YYYY-MM-DD) before releasing"
-        ) from None
+        )
     return entry
 
 

@@ -10,9 +10,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ac_release.config_schema import SchemaError, check, is_loopback_host, is_loopback_registry
 from ac_release.errors import ReleaseError
 
 CONFIG_ENV = "AC_RELEASE_CONFIG"
+CACHE_ENV = "AC_RELEASE_CACHE"
+
+__all__ = ["is_loopback_host", "is_loopback_registry", "load_settings", "Settings", "Target"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,13 @@ class Settings:
     default_target: str
 
     def target(self, name: str | None) -> Target:
-        name = name or self.default_target
+        """The target named `name`; None (no --target) is the default target, an empty name is refused."""
+        if name == "":
+            raise ReleaseError(
+                f"empty target name: choose one of {', '.join(sorted(self.targets))} "
+                f"(or leave --target out for {self.default_target})"
+            )
+        name = self.default_target if name is None else name
         if name not in self.targets:
             raise ReleaseError(f"unknown target {name!r}: choose one of {', '.join(sorted(self.targets))}")
         return self.targets[name]
@@ -105,8 +115,16 @@ class Settings:
 
 
 def find_config(start: Path | None = None) -> Path:
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV]).resolve()
+    if CONFIG_ENV in os.environ:
+        named = os.environ[CONFIG_ENV]
+        if not named:
+            raise ReleaseError(f"{CONFIG_ENV} is set but empty: point it at a release.toml or unset it")
+        path = Path(named).resolve()
+        if path.is_dir():
+            raise ReleaseError(f"{CONFIG_ENV}={named} is a directory: point it at a release.toml file")
+        if not path.exists():
+            raise ReleaseError(f"{CONFIG_ENV}={named} does not exist: point it at a release.toml or unset it")
+        return path
     here = (start or Path.cwd()).resolve()
     for directory in (here, *here.parents):
         if (directory / "release.toml").is_file():
@@ -137,45 +155,77 @@ def _target(base: Path, name: str, data: dict) -> Target:
             trust_config=_path(base, signing["trust_config"]) if signing.get("trust_config") else None,
         ),
         base_images=data.get("base_images", "official"),
-        registries=tuple(data.get("registries", ())),
+        registries=tuple(data["registries"]),
         git_remote=str(_path(base, data["git_remote"])) if data["git_remote"].startswith(".") else data["git_remote"],
-        local_services=bool(data.get("local_services", False)),
+        local_services=data.get("local_services", False),
     )
+
+
+def _read(path: Path) -> dict:
+    """The parsed file; anything unreadable or malformed is one line naming the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReleaseError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReleaseError(
+            f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReleaseError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        check(data)
+    except SchemaError as exc:
+        raise ReleaseError(f"{path}: {exc}") from None
+    return data
+
+
+def _directory(path: Path, what: str) -> Path:
+    """A directory the pipeline writes below: it may not exist yet, but it must not be a file."""
+    if path.exists() and not path.is_dir():
+        raise ReleaseError(f"{what} is not a directory: name a directory")
+    return path
+
+
+def _cache_dir(base: Path, path: Path, data: dict) -> Path:
+    if CACHE_ENV in os.environ:
+        named = os.environ[CACHE_ENV]
+        if not named:
+            raise ReleaseError(f"{CACHE_ENV} is set but empty: name a directory or unset it")
+        cache = _path(base, named)
+        if cache.exists() and not cache.is_dir():
+            raise ReleaseError(f"{CACHE_ENV}={named} is not a directory: name a directory or unset it")
+        return cache
+    return _directory(_path(base, data.get("cache_dir", "~/.cache/ac-release")), f"{path}: cache_dir")
 
 
 def load_settings(path: Path | None = None) -> Settings:
     path = path or find_config()
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ReleaseError(f"cannot read {path}: {exc}") from exc
+    data = _read(path)
     base = path.parent
     # The repository root holds wheel/ and changelog/; a test config elsewhere names it explicitly.
     root = _path(base, data.get("root", "."))
-    try:
-        services = data["services"]
-        settings = Settings(
-            root=root,
-            dist_dir=_path(base, data.get("dist_dir", "dist")),
-            cache_dir=_path(base, os.environ.get("AC_RELEASE_CACHE") or data.get("cache_dir", "~/.cache/ac-release")),
-            extra_ca_bundle=_path(base, data["extra_ca_bundle"]) if data.get("extra_ca_bundle") else None,
-            docker=data.get("docker", "auto"),
-            services=ServicesSettings(
-                dir=_path(base, services["dir"]),
-                host=services.get("host", "127.0.0.1"),
-                pypi_port=int(services["pypi_port"]),
-                sigstore_port=int(services["sigstore_port"]),
-                registry_port=int(services["registry_port"]),
-            ),
-            targets={name: _target(base, name, t) for name, t in data["targets"].items()},
-            default_target=data["default_target"],
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReleaseError(
-            f"{path}: missing or malformed setting {exc}; compare with the repository's release.toml"
-        ) from exc
-    settings.target(settings.default_target)
-    return settings
+    services = data["services"]
+    return Settings(
+        root=root,
+        dist_dir=_directory(_path(base, data.get("dist_dir", "dist")), f"{path}: dist_dir"),
+        cache_dir=_cache_dir(base, path, data),
+        extra_ca_bundle=_path(base, data["extra_ca_bundle"]) if "extra_ca_bundle" in data else None,
+        docker=data.get("docker", "auto"),
+        services=ServicesSettings(
+            dir=_directory(_path(base, services["dir"]), f"{path}: services.dir"),
+            host=services.get("host", "127.0.0.1"),
+            pypi_port=services["pypi_port"],
+            sigstore_port=services["sigstore_port"],
+            registry_port=services["registry_port"],
+        ),
+        targets={name: _target(base, name, t) for name, t in data["targets"].items()},
+        default_target=data["default_target"],
+    )
 
 
 def docker_command(setting: str) -> list[str]:

@@ -7,20 +7,36 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from ac_release import proc
 from ac_release.errors import ReleaseError
+
+# What the docker client needs from the environment; nothing else (tokens, passwords) is passed on.
+_ENV_NAMES = {"PATH", "HOME", "TMPDIR", "XDG_RUNTIME_DIR"}  # XDG_RUNTIME_DIR: a rootless engine's socket
+_ENV_PREFIXES = ("DOCKER_", "BUILDKIT_")
+_PROXY_NAMES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy", "ftp_proxy"}
+
+
+def docker_env() -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in _ENV_NAMES or name.startswith(_ENV_PREFIXES) or name.lower() in _PROXY_NAMES
+    }
+    # Debian's 20.10 client only uses BuildKit when asked to; newer clients ignore the variable.
+    return {**env, "DOCKER_BUILDKIT": "1"}
 
 
 class Docker:
     def __init__(self, argv: Sequence[str]):
         self.argv = list(argv)
-        # Debian's 20.10 client only uses BuildKit when asked to; newer clients ignore the variable.
-        self.env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        self.env = docker_env()
 
     def __call__(
         self, *args: str, capture: bool = False, check: bool = True, stdin=None, input: bytes | None = None
     ) -> subprocess.CompletedProcess:
-        result = subprocess.run(
+        result = proc.run(
             [*self.argv, *args],
+            kind="docker",
             env=self.env,
             stdin=stdin,
             input=input,
@@ -65,8 +81,12 @@ class Docker:
             args += ["--file", str(dockerfile)]
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as output:
-            result = subprocess.run(
-                [*self.argv, *args, str(context)], env=self.env, stdout=output, stderr=subprocess.STDOUT
+            result = proc.run(
+                [*self.argv, *args, str(context)],
+                kind="docker build",
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
             )
         if result.returncode != 0:
             raise ReleaseError(f"docker build of {tag} failed (exit {result.returncode}): full output in {log}")

@@ -12,8 +12,19 @@ ENV = "AC_RELEASE_FAULT"
 _counts: Counter[str] = Counter()
 
 
+def armed(point: str) -> bool:
+    return os.environ.get(ENV) == point
+
+
 def reached(point: str) -> None:
-    if os.environ.get(ENV) == point:
+    if armed(point):
+        from ac_release import proc
+
+        for group in proc.live_groups():  # children run in process groups of their own
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 

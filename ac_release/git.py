@@ -5,22 +5,18 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ac_release import proc
 from ac_release.errors import ReleaseError
-
-TIMEOUT = 300  # seconds: a remote that hangs is reported, never waited on forever
 
 
 def git(root: Path, *args: str, check: bool = True) -> str:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        raise ReleaseError(f"git {args[0]} did not finish in {TIMEOUT} s") from None
+    """git in the repository at `root`, bounded (a remote that hangs is reported, never waited on forever)."""
+    result = proc.run(["git", "-C", str(root), *args], kind="git", stdin=subprocess.DEVNULL)
+    stdout, stderr = result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
     if check and result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+        lines = (stderr or stdout).strip().splitlines() or ["no output"]
         raise ReleaseError(f"git {args[0]} failed: {lines[-1]}")
-    return result.stdout.strip() if result.returncode == 0 else ""
+    return stdout.strip() if result.returncode == 0 else ""
 
 
 def head(root: Path) -> str:

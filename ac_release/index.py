@@ -19,15 +19,42 @@ from ac_release.retry import retry
 _ANCHOR = re.compile(r'<a\s[^>]*href="([^"]+)"', re.IGNORECASE)
 
 
-def _request(url: str, index: IndexSettings, password: str) -> urllib.request.Request:
-    token = base64.b64encode(f"{index.username}:{password}".encode()).decode()
-    return urllib.request.Request(
-        url,
-        headers={
-            "Authorization": f"Basic {token}",
-            "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1",
-        },
-    )
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(index_url: str, url: str) -> bool:
+    """Whether `url` is on the index's own scheme, host and port: the only place its credentials may go."""
+    return _origin(index_url) == _origin(url)
+
+
+class _CredentialsStayHome(urllib.request.HTTPRedirectHandler):
+    """urllib copies every header across a redirect; this one drops Authorization once the redirect leaves the
+    index's origin (another host or port, or https -> http)."""
+
+    def __init__(self, index_url: str):
+        self.index_url = index_url
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and not same_origin(self.index_url, new.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+def open_url(index: IndexSettings, password: str, url: str, *, timeout: float, data: bytes | None = None, **headers):
+    """Open `url` with the index's credentials attached only while the request stays on the index's origin."""
+    headers.setdefault("Accept", "application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+    if same_origin(index.url, url):  # file URLs may point at other hosts (a CDN): they get no credentials
+        token = base64.b64encode(f"{index.username}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    opener = urllib.request.build_opener(_CredentialsStayHome(index.url))
+    return opener.open(urllib.request.Request(url, data=data, headers=headers), timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -42,7 +69,7 @@ def project_files(index: IndexSettings, password: str, project: str) -> dict[str
 
     def fetch() -> tuple[str, str]:
         try:
-            with urllib.request.urlopen(_request(url, index, password), timeout=30) as response:
+            with open_url(index, password, url, timeout=30) as response:
                 return response.headers.get_content_type(), response.read().decode()
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
@@ -72,7 +99,7 @@ def project_files(index: IndexSettings, password: str, project: str) -> dict[str
 
 def download(index: IndexSettings, password: str, file: IndexFile) -> bytes:
     def fetch() -> bytes:
-        with urllib.request.urlopen(_request(file.url, index, password), timeout=120) as response:
+        with open_url(index, password, file.url, timeout=120) as response:
             return response.read()
 
     return retry(fetch, what=f"download of {file.url}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,12 @@ from ac_release.version import ACVersion
 LINE_FILE = "line.toml"
 LOCK_FILE = "constraints.txt"
 BUILD_REQUIREMENTS_FILE = "build-requirements.txt"
+PATCHES_DIR = "patches"
+_SERIES_FILE = re.compile(
+    r"(?P<number>[0-9]{4})-(?P<slug>[a-z0-9][a-z0-9._-]*?)(?P<kind>\.patch|\.check\.py)", re.ASCII
+)
+# Names that look like they belong to the series (a number first, or a series suffix) must be well-formed.
+_SERIES_LIKE = re.compile(r"[0-9].*|.*\.patch|.*\.check\.py")
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class ReleaseLine:
 
     @property
     def patches(self) -> tuple[Path, ...]:
-        return tuple(sorted((self.directory / "patches").glob("[0-9][0-9][0-9][0-9]-*.patch")))
+        return tuple(sorted((self.directory / PATCHES_DIR).glob("[0-9][0-9][0-9][0-9]-*.patch")))
 
     @property
     def lock_file(self) -> Path:
@@ -88,8 +95,15 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
             f"no release line for Airflow {version.airflow_version} (AC {version}): "
             f"known lines are {known}; add {path.relative_to(wheel_dir.parent)} to start a new line"
         )
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReleaseError(
+            f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
         line = ReleaseLine(
             directory=directory,
             airflow=data["airflow"],
@@ -111,4 +125,84 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
         raise ReleaseError(
             f"{path} declares airflow = {line.airflow!r} but lives in {directory.name}/; fix one of them"
         )
+    check_series(directory / PATCHES_DIR, wheel_dir.parent)
     return line
+
+
+def check_series(patches: Path, root: Path) -> None:
+    """The patch series of a line: NNNN-<slug>.patch files numbered from 0001 without gaps or duplicates, each a
+    UTF-8 diff inside the source tree with its NNNN-<slug>.check.py beside it. Refused at load, before any build."""
+    if not patches.is_dir():
+        return
+
+    def shown(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    numbers: dict[str, Path] = {}
+    for path in sorted(patches.iterdir()):
+        if not _SERIES_LIKE.fullmatch(path.name):
+            continue
+        match = _SERIES_FILE.fullmatch(path.name)
+        if match is None or not path.is_file():
+            raise ReleaseError(
+                f"{shown(path)}: a series file is named NNNN-<slug>.patch or NNNN-<slug>.check.py "
+                f"(4 digits, lowercase slug)"
+            )
+        stem = path.name.removesuffix(match["kind"])
+        if match["kind"] == ".check.py":
+            if not (patches / f"{stem}.patch").is_file():
+                raise ReleaseError(f"{shown(path)} has no patch: add {shown(patches / (stem + '.patch'))} or remove it")
+            continue
+        check = patches / f"{stem}.check.py"
+        if not check.is_file():
+            raise ReleaseError(
+                f"{shown(path)} has no check: add {shown(check)}, which passes only when the fix is in the "
+                f"built Airflow"
+            )
+        if match["number"] in numbers:
+            raise ReleaseError(
+                f"{shown(path)}: number {match['number']} is also {numbers[match['number']].name}: "
+                f"give each patch its own number"
+            )
+        expected = f"{len(numbers) + 1:04d}"
+        if match["number"] != expected:
+            raise ReleaseError(
+                f"{shown(path)}: the series has no {expected}: number the patches 0001, 0002, ... without gaps"
+            )
+        numbers[match["number"]] = path
+        _check_diff(path, shown(path))
+
+
+def _check_patched_path(header: str, shown: str, number: int) -> None:
+    """`a/airflow/x.py` under `patch -p1` is `airflow/x.py`: never absolute, never climbing out with `..`."""
+    target = header.split("\t")[0].strip()
+    if target == "/dev/null":
+        return
+    parts = target.split("/")[1:]
+    if target.startswith("/") or ".." in parts:
+        raise ReleaseError(
+            f"{shown}:{number}: patches {'/'.join(parts)}, outside the source tree: "
+            f"paths are relative to the sdist root"
+        )
+
+
+def _check_diff(path: Path, shown: str) -> None:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ReleaseError(f"{shown}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}): save it as UTF-8") from None
+    lines = text.splitlines()
+    has_file, has_hunk = False, False
+    for number, (line, following) in enumerate(zip(lines, [*lines[1:], ""], strict=True), start=1):
+        if line.startswith("--- ") and following.startswith("+++ "):
+            has_file = True
+            for offset, header in enumerate((line, following)):
+                _check_patched_path(header[4:], shown, number + offset)
+        elif line.startswith("@@ ") and has_file:
+            has_hunk = True
+    if not has_hunk:
+        raise ReleaseError(
+            f"{shown} holds no diff (no ---/+++ file header with an @@ hunk): make it with git format-patch"
+        )

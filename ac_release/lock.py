@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 from uv import find_uv_bin
@@ -53,7 +55,9 @@ def _compile(line: ReleaseLine, requirements: list[str], output: Path, extra: li
 
 def regenerate(line: ReleaseLine) -> list[Path]:
     requirements = [line.airflow_requirement, *line.provider_requirements, *line.lock_requirements]
-    _compile(line, requirements, line.lock_file, [])
+    # Hashes of every file of every pin: the image and the wheel check install with `--require-hashes`, so a file
+    # the index serves with other bytes, or a dependency missing from the lock, fails the install.
+    _compile(line, requirements, line.lock_file, ["--generate-hashes"])
     tools_cutoff = line.tools_cutoff.isoformat()
     _compile(
         line,
@@ -66,3 +70,70 @@ def regenerate(line: ReleaseLine) -> list[Path]:
 
 def _name(requirement: str) -> str:
     return re.split(r"[=<>!~\[; ]", requirement, maxsplit=1)[0]
+
+
+TOOLS_LOCK = Path("requirements") / "pipeline.txt"
+TOOLS_PYTHON = "3.11"
+
+
+def regenerate_tools(root: Path, upgrade: bool = False) -> Path:
+    """`invoke lock-tools`: lock the pipeline's own dependencies (pyproject.toml with its `test` extra, and the
+    build backend of the editable install) with hashes, for `.ci/bootstrap` to install with `--require-hashes`.
+
+    Pins already in the lock are kept unless pyproject.toml needs others (or `upgrade`), so a regeneration after a
+    new dependency changes only what it must."""
+    pyproject = root / "pyproject.toml"
+    output = root / TOOLS_LOCK
+    with tempfile.TemporaryDirectory(prefix="ac-lock-tools-") as tmp:
+        # Fixed relative names keep uv's annotations ("via ac-release (pyproject.toml)") the same on every machine.
+        shutil.copy(pyproject, Path(tmp) / "pyproject.toml")
+        build_system = tomllib.loads(pyproject.read_text())["build-system"]["requires"]
+        (Path(tmp) / "build-system.in").write_text("\n".join(build_system) + "\n")
+        produced = Path(tmp) / TOOLS_LOCK
+        produced.parent.mkdir()
+        if output.is_file() and not upgrade:
+            shutil.copy(output, produced)  # uv keeps the pins it finds in its output file
+        argv = [
+            find_uv_bin(),
+            "pip",
+            "compile",
+            "pyproject.toml",
+            "build-system.in",
+            "--extra",
+            "test",
+            "--generate-hashes",
+            "--output-file",
+            str(TOOLS_LOCK),
+            "--quiet",
+            "--python-version",
+            TOOLS_PYTHON,
+            "--python-platform",
+            "x86_64-unknown-linux-gnu",
+            "--custom-compile-command",
+            "invoke lock-tools",
+        ]
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
+        result = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
+            raise ReleaseError(f"uv could not resolve {TOOLS_LOCK} from pyproject.toml: {reason}")
+        atomic_write_text(output, produced.read_text())
+    return output
+
+
+_ENTRY = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:[ \t]*\\\n[ \t]+--hash=sha256:[0-9a-f]{64})*)", re.MULTILINE
+)
+
+
+def hashed_pins(text: str) -> dict[str, tuple[str, int]]:
+    """{canonical name: (version, number of sha256 hashes)} of a lock written by `uv pip compile --generate-hashes`."""
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(m[1]): (m[2], m[3].count("--hash=")) for m in _ENTRY.finditer(text)}
+
+
+def without_hashes(text: str) -> str:
+    """The same pins without their `--hash` options: what a pip of 2022 takes as plain constraints (pip turns on
+    --require-hashes as soon as one line has a hash, and then refuses the local wheels)."""
+    return re.sub(r"[ \t]*\\\n[ \t]+--hash=sha256:[0-9a-f]{64}", "", text)

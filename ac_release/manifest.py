@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_text
-from ac_release.records import Record, WheelRecord
+from ac_release.records import RECORDS, Record, WheelRecord
 
 SCHEMA = 2
 FILENAME = "release.json"
@@ -29,16 +29,15 @@ class Manifest:
         path = dist / FILENAME
         if not path.exists():
             return cls(path, {"schema": SCHEMA, "version": version, "wheel": None, "targets": {}})
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+        data, problem = _read(path)
+        if problem is None:
+            problem = _schema_problem(data)
+        if problem is not None:
             raise ReleaseError(
-                f"{path} is not valid JSON ({exc.msg}); restore it or remove {dist} to start over"
-            ) from exc
-        if data.get("version") != version or data.get("schema") != SCHEMA:
-            raise ReleaseError(
-                f"{path} belongs to {data.get('version')!r} (schema {data.get('schema')}), not {version}"
+                f"{path} is not a valid release manifest ({problem}): restore it or remove {dist} to start over"
             )
+        if data["version"] != version:
+            raise ReleaseError(f"{path} belongs to {data['version']!r} (schema {data['schema']}), not {version}")
         return cls(path, data)
 
     def get(self, kind: type[R], target: str | None = None) -> R | None:
@@ -60,3 +59,50 @@ class Manifest:
 
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+
+
+def _read(path: Path) -> tuple[Any, str | None]:
+    """The parsed JSON, or what makes the file unreadable."""
+    if path.is_dir():
+        return None, "a directory"
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+def _schema_problem(data: Any) -> str | None:
+    """What keeps `data` from being a manifest of this schema: an object with schema, version, the wheel record
+    (or null) and per-target records of known stages, each of which reads back as its typed record."""
+    if not isinstance(data, dict):
+        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(data), "null")
+        return f"a JSON {kind}, not an object"
+    missing = [key for key in ("schema", "version", "wheel", "targets") if key not in data]
+    if missing:
+        return f"no {', '.join(missing)}"
+    if data["schema"] != SCHEMA or type(data["schema"]) is not int:
+        return f"schema {data['schema']!r}, this pipeline reads schema {SCHEMA}"
+    if not isinstance(data["version"], str):
+        return "version is not a string"
+    records = [("wheel", WheelRecord, data["wheel"])] if data["wheel"] is not None else []
+    targets = data["targets"]
+    if not isinstance(targets, dict) or not all(isinstance(stages, dict) for stages in targets.values()):
+        return "targets is not an object of per-target stage records"
+    for target, stages in targets.items():
+        for stage, raw in stages.items():
+            if stage not in RECORDS or stage == WheelRecord.STAGE:
+                return f"unknown stage {stage!r} under targets.{target}"
+            records.append((f"targets.{target}.{stage}", RECORDS[stage], raw))
+    for where, kind, raw in records:
+        if not isinstance(raw, dict):
+            return f"{where} is not an object"
+        try:
+            kind.from_json(raw)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            return f"{where} is not a {kind.STAGE} record: {exc}"
+    return None

@@ -12,11 +12,13 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from ac_release import faults
+from ac_release import faults, proc
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
 from ac_release.retry import Transient, retry
 
+_LISTS = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
+_PLATFORM = {"os": "linux", "architecture": "amd64"}  # the platform the pipeline builds and tests
 _TRANSIENT = ("connection refused", "connection reset", "timeout", "503 ", "502 ", "504 ", "i/o timeout", "EOF")
 
 
@@ -27,12 +29,15 @@ class RemoteImage:
 
 
 def _tls(repository: str) -> list[str]:
-    return ["--tls-verify=false"] if repository.startswith(("127.", "localhost")) else []
+    """Plain HTTP only for a registry on this machine, by its parsed host (`127.evil.com` is not loopback)."""
+    from ac_release.config import is_loopback_registry
+
+    return ["--tls-verify=false"] if is_loopback_registry(repository) else []
 
 
 def _skopeo(*args: str, what: str) -> subprocess.CompletedProcess:
     def attempt() -> subprocess.CompletedProcess:
-        result = subprocess.run(["skopeo", *args], capture_output=True)
+        result = proc.run(["skopeo", *args], kind="skopeo")
         error = result.stderr.decode(errors="replace")
         if result.returncode != 0 and any(marker in error for marker in _TRANSIENT):
             raise Transient(error.strip().splitlines()[-1])
@@ -41,20 +46,56 @@ def _skopeo(*args: str, what: str) -> subprocess.CompletedProcess:
     return retry(attempt, what=what)
 
 
-def remote_image(repository: str, tag: str) -> RemoteImage | None:
-    """The image `repository:tag` points to, or None when the tag does not exist."""
-    result = _skopeo(
-        "inspect", "--raw", *_tls(repository), f"docker://{repository}:{tag}", what=f"reading {repository}:{tag}"
-    )
+def _inspect_raw(repository: str, reference: str) -> bytes | None:
+    """The raw manifest `repository:tag` or `repository@digest` names, or None when it does not exist."""
+    separator = "@" if reference.startswith("sha256:") else ":"
+    name = f"{repository}{separator}{reference}"
+    result = _skopeo("inspect", "--raw", *_tls(repository), f"docker://{name}", what=f"reading {name}")
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace")
         if "manifest unknown" in error or "not found" in error.lower() or "name unknown" in error.lower():
             return None
-        raise ReleaseError(
-            f"cannot read {repository}:{tag}: {error.strip().splitlines()[-1] if error.strip() else 'no output'}"
+        raise ReleaseError(f"cannot read {name}: {error.strip().splitlines()[-1] if error.strip() else 'no output'}")
+    return result.stdout
+
+
+def remote_image(repository: str, tag: str) -> RemoteImage | None:
+    """The image `repository:tag` points to, or None when the tag does not exist. For a multi-arch list (Docker
+    manifest list, OCI index) the digest is the list's and the config is its linux/amd64 image's."""
+    raw = _inspect_raw(repository, tag)
+    if raw is None:
+        return None
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    manifest = json.loads(raw)
+    if manifest.get("mediaType") in _LISTS or "manifests" in manifest:
+        entry = next(
+            (
+                m
+                for m in manifest.get("manifests", ())
+                if {k: m.get("platform", {}).get(k) for k in _PLATFORM} == _PLATFORM
+            ),
+            None,
         )
-    raw = result.stdout
-    return RemoteImage(digest="sha256:" + hashlib.sha256(raw).hexdigest(), config=json.loads(raw)["config"]["digest"])
+        if entry is None:
+            platforms = sorted(
+                f"{m.get('platform', {}).get('os')}/{m.get('platform', {}).get('architecture')}"
+                for m in manifest.get("manifests", ())
+            )
+            raise ReleaseError(
+                f"{repository}:{tag} is a multi-arch list without a linux/amd64 image "
+                f"(it holds {', '.join(platforms) or 'nothing'}): the release compares linux/amd64 images only"
+            )
+        raw = _inspect_raw(repository, entry["digest"])
+        if raw is None:
+            raise ReleaseError(f"{repository}:{tag} lists {entry['digest']} for linux/amd64, which the registry lacks")
+        manifest = json.loads(raw)
+    config = manifest.get("config", {}).get("digest") if isinstance(manifest.get("config"), dict) else None
+    if not config:
+        raise ReleaseError(
+            f"{repository}:{tag} is not an image manifest the release can read "
+            f"(media type {manifest.get('mediaType', 'unknown')!r}, schema {manifest.get('schemaVersion')})"
+        )
+    return RemoteImage(digest=digest, config=config)
 
 
 def tags(repository: str) -> list[str]:
@@ -75,14 +116,24 @@ def push(docker: Docker, image: str, repository: str, tag: str) -> str:
     docker("tag", image, reference)
 
     number = faults.count("push")
+    failpoint = f"during:push-{number}"
+
+    def layer_pushed(line: str) -> None:
+        # Fire the failpoint once bytes reached the registry: the client prints `<layer>: Pushed` when a layer's
+        # upload completed (Debian's 20.10 client, without a terminal, prints one line per layer status).
+        if line.rstrip().endswith(": Pushed"):
+            faults.reached(failpoint)
 
     def attempt() -> str:
-        process = subprocess.Popen(
-            [*docker.argv, "push", reference], env=docker.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        result = proc.run(
+            [*docker.argv, "push", reference],
+            kind="docker push",
+            env=docker.env,
+            stderr=subprocess.STDOUT,
+            on_line=layer_pushed,
         )
-        faults.reached(f"during:push-{number}")
-        output = process.communicate()[0].decode(errors="replace")
-        result = subprocess.CompletedProcess(process.args, process.returncode)
+        faults.reached(failpoint)  # every layer was already there: the push ends before the failpoint fired
+        output = result.stdout.decode(errors="replace")
         if result.returncode != 0:
             if any(marker in output for marker in _TRANSIENT):
                 raise Transient(output.strip().splitlines()[-1])
@@ -93,5 +144,17 @@ def push(docker: Docker, image: str, repository: str, tag: str) -> str:
         return match[1]
 
     digest = retry(attempt, what=f"push of {reference}")
+    check_pushed(repository, tag, digest, image)
     faults.reached(f"after:push-{number}")
     return digest
+
+
+def check_pushed(repository: str, tag: str, digest: str, image: str) -> None:
+    """Read the tag back: it must resolve to the digest the push reported, holding the pushed image."""
+    remote = remote_image(repository, tag)
+    if remote is None or remote.digest != digest or remote.config != image:
+        found = f"digest {remote.digest} (image {remote.config})" if remote else "nothing"
+        raise ReleaseError(
+            f"after the push {repository}:{tag} resolves to {found}, expected digest {digest} (image {image}): "
+            f"something else writes to this repository; check who, then run the release again"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
@@ -18,7 +19,9 @@ class Transient(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, Transient | ConnectionError | TimeoutError | socket.timeout):
+    # http.client.HTTPException: a cut body (IncompleteRead), a garbled status line, ... (RemoteDisconnected is
+    # also a ConnectionError)
+    if isinstance(exc, Transient | ConnectionError | TimeoutError | socket.timeout | http.client.HTTPException):
         return True
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code == 429

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ac_release import proc
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
@@ -53,7 +54,10 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
         "XDG_DATA_HOME": str(cache / "data"),
         "COLUMNS": "1000",  # the client logs through rich: keep each message on one line
     }
-    return subprocess.run([*argv, *args], capture_output=True, text=True, env={**base_env, **(env or {})})
+    result = proc.run([*argv, *args], kind="sigstore", env={**base_env, **(env or {})})
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
+    )
 
 
 def _identity_token(ctx: ReleaseContext) -> dict[str, str]:

@@ -10,6 +10,7 @@ from packaging.version import Version
 from ac_release.errors import ReleaseError
 
 ACCEPTED_FORMS = "X.Y.Z-N (release, N >= 1 without leading zeros) or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
+MAX_DIGITS = 4  # every number of a version: Python refuses int() of 4300+ digits, and nothing needs more than 4
 
 # Anchored, ASCII digits only: anything else ("v2.2.4-1", "2.2.4-1;id", "2.2.4-01") is refused, never normalised.
 _AC_VERSION = re.compile(
@@ -17,6 +18,11 @@ _AC_VERSION = re.compile(
     r"-(?P<build>[1-9][0-9]*)(?P<dev>-dev)?",
     re.ASCII,
 )
+
+
+def _shown(text: str) -> str:
+    """The input as the message quotes it: whole when short, its start and length when huge."""
+    return repr(text) if len(text or "") <= 40 else f"{text[:32]!r}… ({len(text)} characters)"
 
 
 @dataclass(frozen=True, order=True)
@@ -29,7 +35,12 @@ class ACVersion:
     def parse(cls, text: str) -> ACVersion:
         match = _AC_VERSION.fullmatch(text or "")
         if match is None:
-            raise ReleaseError(f"invalid AC version {text!r}: expected {ACCEPTED_FORMS}")
+            raise ReleaseError(f"invalid AC version {_shown(text)}: expected {ACCEPTED_FORMS}")
+        if any(len(number) > MAX_DIGITS for number in (*match["airflow"].split("."), match["build"])):
+            raise ReleaseError(
+                f"invalid AC version {_shown(text)}: X, Y, Z and N have at most {MAX_DIGITS} digits each "
+                f"(N from 1 to {10**MAX_DIGITS - 1}), e.g. 2.2.4-1"
+            )
         return cls(Version(match["airflow"]), int(match["build"]), bool(match["dev"]))
 
     def __str__(self) -> str:

@@ -6,17 +6,27 @@
 # DIST_DIR and the venvs live in this run's own work directory on the same mount as uv's cache: uv hardlinks
 # instead of copying, and since the wheels' path is new on every run, uv can never serve an earlier build of the
 # same name and version from its cache.
+#
+# Every file is installed by hash (`--require-hashes`): the dependencies' hashes come from the lock, the two wheels
+# of this build are pinned by their own sha256. A file the index serves with other bytes, or a dependency the lock
+# does not hold, fails the check.
 set -eu
 python="python$1"; dist="$2"; airflow_wheel="$3"; meta="$4"
 root="$(dirname "$dist")/venvs"
 export UV_LINK_MODE=hardlink
 
+# A requirements line for a built wheel: its name, its file, its sha256.
+pinned() {
+    printf '%s @ file://%s --hash=sha256:%s\n' "$1" "$2" "$(sha256sum "$2" | cut -d ' ' -f 1)"
+}
+
 install() {
-    venv="$1"; shift
+    venv="$1"; requirements="$2"; shift 2
     uv venv --quiet --python "$python" "$venv"
+    set -- --python "$venv/bin/python" --require-hashes --constraint /line/constraints.txt \
+        --requirement "$requirements" "$@"
     # From the cache alone when it holds every pinned dependency (a warm run), else from the index.
-    uv pip install --quiet --offline --python "$venv/bin/python" --constraint /line/constraints.txt "$@" 2>/dev/null \
-        || uv pip install --quiet --python "$venv/bin/python" --constraint /line/constraints.txt "$@"
+    uv pip install --quiet --offline "$@" 2>/dev/null || uv pip install --quiet "$@"
 }
 
 check_venv() {
@@ -33,10 +43,16 @@ check_venv() {
 }
 
 mkdir -p "$root"
+pinned apache-airflow "$dist/$airflow_wheel" > "$root/wheel.txt"
+# The meta wheel as an index would serve it (found by its requirement), pinned to the sha256 of the one built here.
+meta_wheel=$(find "$dist" -maxdepth 1 -name 'astronomer_certified-*.whl' | head -n 1)
+[ -n "$meta_wheel" ] || { echo "no astronomer_certified wheel in $dist" >&2; exit 1; }
+{ cat "$root/wheel.txt"; printf '%s --hash=sha256:%s\n' "$meta" "$(sha256sum "$meta_wheel" | cut -d ' ' -f 1)"; } \
+    > "$root/meta.txt"
 # The two venvs are independent: check them side by side.
-check_venv wheel "$dist/$airflow_wheel" > "$root/wheel.out" 2> "$root/wheel.err" &
+check_venv wheel "$root/wheel.txt" > "$root/wheel.out" 2> "$root/wheel.err" &
 wheel_pid=$!
-check_venv meta --find-links "$dist" "$meta" > "$root/meta.out" 2> "$root/meta.err" &
+check_venv meta "$root/meta.txt" --find-links "$dist" > "$root/meta.out" 2> "$root/meta.err" &
 meta_pid=$!
 status=0
 wait "$wheel_pid" || status=$?

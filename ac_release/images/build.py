@@ -7,6 +7,7 @@ input of the build without needing the wheel files: they are pinned by their sha
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import shutil
 import tempfile
@@ -14,9 +15,13 @@ import time
 from pathlib import Path
 
 from ac_release.context import ReleaseContext
+from ac_release.git import git
 from ac_release.images.matrix import ONBUILD, Flavour
 
 INCLUDE = ("entrypoint", "clean-airflow-logs", "install-packages", "install-requirements")
+# org.opencontainers.image.source: where the images' recipe lives (AC's image repository). A constant, not read from
+# the checkout's remote, so that the same commit gives the same image on every machine.
+SOURCE = "https://github.com/astronomer/ap-airflow"
 
 
 def inputs(ctx: ReleaseContext, flavour: Flavour) -> dict[str, Path]:
@@ -44,14 +49,34 @@ def build_args(ctx: ReleaseContext, base: str, pins: dict[str, str]) -> dict[str
         "META_WHEEL": meta,
         "META_WHEEL_SHA256": pins[meta],
         "EXTRAS": ",".join(ctx.line.all_extras),
+        # OCI labels: the commit built from, and the line's SOURCE_DATE_EPOCH rather than the time of the build
+        "OCI_SOURCE": SOURCE,
+        "OCI_REVISION": revision(ctx.settings.root),
+        "OCI_CREATED": created(ctx.line.source_date_epoch),
     }
+
+
+def revision(root: Path) -> str:
+    """The commit the images are built from; empty for a tree outside git (a release always runs in a checkout:
+    its preflight demands a clean one)."""
+    return git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+
+
+def created(source_date_epoch: int) -> str:
+    """RFC 3339 in UTC, as org.opencontainers.image.created wants it."""
+    return dt.datetime.fromtimestamp(source_date_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Not an input of what the image holds: a later commit that changes none of the inputs keeps the images built
+# before it (their revision label names the commit that built them).
+NOT_INPUTS = ("OCI_REVISION",)
 
 
 def fingerprint(ctx: ReleaseContext, flavour: Flavour, base_id: str, args: dict[str, str]) -> str:
     digest = hashlib.sha256(base_id.encode())
     for name, path in sorted(inputs(ctx, flavour).items()):
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    digest.update(repr(sorted(args.items())).encode())
+    digest.update(repr(sorted((k, v) for k, v in args.items() if k not in NOT_INPUTS)).encode())
     return digest.hexdigest()
 
 

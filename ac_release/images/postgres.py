@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ac_release.baseimage import ensure_base
+from ac_release.baseimage import ensure_base, official_image
 from ac_release.docker import Docker
 
-OFFICIAL = "postgres:13"
+OFFICIAL = "postgres:13"  # pulled by its digest in images/official-images.toml
 REPOSITORY = "ac-release/postgres"
 
 
 def ensure_postgres(docker: Docker, base_mode: str, images_dir: Path, cache: Path, log=print) -> str:
     if base_mode == "official":
-        return OFFICIAL
+        return official_image(OFFICIAL)
     context = images_dir / "postgres"
     base = ensure_base(docker, base_mode, "bullseye", "3.9", log)
     digest = hashlib.sha256((docker.image_id(base) or base).encode())

@@ -155,13 +155,22 @@ class LocalServices:
     def _pid_file(self, service: Service) -> Path:
         return self.dir / "run" / f"{service.name}.pid"
 
-    def _pid(self, service: Service) -> int | None:
+    def _recorded_pid(self, service: Service) -> int | None:
         try:
-            pid = int(self._pid_file(service).read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return int(self._pid_file(service).read_text())
+        except (FileNotFoundError, ValueError):
             return None
+
+    def _pid(self, service: Service) -> int | None:
+        """The pid of the running service, only when its pid file names a process running this service's command
+        (a pid file left by a crash may name a pid since reused by another program, maybe another user's)."""
+        pid = self._recorded_pid(service)
+        if pid is None:
+            return None
+        command = _command_line(pid)
+        # The arguments name this service's own config and data, so they identify it; the interpreter's path
+        # may differ between virtual environments.
+        return pid if command is not None and command[1:] == service.argv[1:] else None
 
     def _answers(self, service: Service) -> bool:
         try:
@@ -183,7 +192,7 @@ class LocalServices:
             urls[service.name] = service.url(self.settings.host)
             if self._pid(service) and self._answers(service):
                 continue
-            self._stop(service)
+            self._stop(service, log)
             if _port_taken(self.settings.host, service.port):
                 raise ReleaseError(
                     f"port {service.port} on {self.settings.host} is taken by another program: free it "
@@ -202,33 +211,36 @@ class LocalServices:
             deadline = time.monotonic() + timeout
             while not self._answers(service):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    self._stop(service)
+                    self._stop(service, log)
                     tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
                     raise ReleaseError(f"local service {service.name} did not start: {tail[0]} (log: {log_path})")
                 time.sleep(0.1)
             log(f"services: {service.name} up at {urls[service.name]}")
         return urls
 
-    def _stop(self, service: Service) -> bool:
+    def _stop(self, service: Service, log=print) -> bool:
         pid = self._pid(service)
         if pid:
-            os.killpg(pid, signal.SIGTERM)
+            _signal_group(pid, signal.SIGTERM)
             for _ in range(50):
                 try:
                     os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
                 except ChildProcessError:
                     pass
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if not _running(pid):
                     break
                 time.sleep(0.1)
+        elif (stale := self._recorded_pid(service)) is not None:
+            log(
+                f"services: {service.name}: removed the stale pid file {self._pid_file(service)} "
+                f"(pid {stale} is another program)"
+            )
         self._pid_file(service).unlink(missing_ok=True)
         return pid is not None
 
     def down(self, log=print) -> None:
         for service in self.services():
-            if self._stop(service):
+            if self._stop(service, log):
                 log(f"services: {service.name} stopped")
 
     def status(self) -> dict[str, str]:
@@ -236,6 +248,35 @@ class LocalServices:
             s.name: ("up " + s.url(self.settings.host)) if self._pid(s) and self._answers(s) else "down"
             for s in self.services()
         }
+
+
+def _command_line(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return None
+    return raw.rstrip(b"\0").decode(errors="replace").split("\0") if raw else None  # empty: a zombie
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _command_line(pid) is not None
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """The service leads its own process group (started in a new session): signal the group, else the process."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _port_taken(host: str, port: int) -> bool:

@@ -1,4 +1,4 @@
-"""A local Sigstore instance (OIDC issuer, Fulcio with a CT log, Rekor v1) that the real `sigstore` CLI uses.
+"""A local Sigstore instance (OIDC issuer, Fulcio with a CT log, Rekor v1) that the real `sigstore` CLI and cosign use.
 
 Point the client at it with `sigstore --trust-config FILE ...`, where FILE comes from `write_trust_config`.
 All key material and the log live in `state_dir`, so a restart keeps the same trusted root and a
@@ -20,6 +20,7 @@ import re
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,11 +37,13 @@ from ac_release.services.sigstore_local_state import InstanceState, key_id, load
 
 DEFAULT_ISSUER = "https://oidc.ac-release.local"
 OPERATOR = "ac-release.local"
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# A DSSE entry carries the whole envelope: an image SPDX SBOM attested by cosign is several MiB.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+PEM_CHAIN = "application/pem-certificate-chain"
 
 _logger = logging.getLogger(__name__)
 
@@ -161,7 +164,7 @@ class LocalSigstore:
     # --- request handling (called from the HTTP handler threads) --------------------------------
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
-        """Route one request; return (HTTP status, JSON-able body or bytes)."""
+        """Route one request; return (HTTP status, JSON-able body or Raw)."""
         url = urlsplit(target)
         path = url.path.rstrip("/")
         query = parse_qs(url.query)
@@ -172,6 +175,8 @@ class LocalSigstore:
             return HTTPStatus.OK, {"service": "ac-release local sigstore", "issuer": self.issuer}
         if method == "POST" and path == "/api/v2/signingCert":
             return self._signing_cert(headers, body)
+        if method == "POST" and path == "/api/v1/signingCert":
+            return self._legacy_signing_cert(headers, body)
         if method == "GET" and path == "/api/v2/trustBundle":
             return HTTPStatus.OK, fulcio.trust_bundle_response(self._state.ca_cert)
         if method == "POST" and path == "/api/v1/log/entries":
@@ -183,7 +188,7 @@ class LocalSigstore:
         if method == "GET" and path == "/api/v1/log":
             return HTTPStatus.OK, log.log_info()
         if method == "GET" and path == "/api/v1/log/publicKey":
-            return HTTPStatus.OK, log.public_key_pem()
+            return HTTPStatus.OK, Raw(log.public_key_pem(), "application/x-pem-file")
         return _error(HTTPStatus.NOT_FOUND, f"no route for {method} {path or '/'}")
 
     def _signing_cert(self, headers: dict[str, str], body: bytes) -> tuple[int, object]:
@@ -201,10 +206,36 @@ class LocalSigstore:
             return _error(HTTPStatus.BAD_REQUEST, str(exc))
         return HTTPStatus.CREATED, fulcio.signing_cert_response(certificate, self._state.ca_cert)
 
+    def _legacy_signing_cert(self, headers: dict[str, str], body: bytes) -> tuple[int, object]:
+        """Fulcio v1, as cosign 2.x calls it: the token only as a Bearer header, a PEM chain back."""
+        bearer = headers.get("authorization", "")
+        if not bearer.lower().startswith("bearer ") or not bearer[len("Bearer ") :].strip():
+            return _error(HTTPStatus.UNAUTHORIZED, "no identity token: send it as a Bearer Authorization header")
+        try:
+            request = fulcio.parse_legacy_signing_cert_request(body)
+            claims = verify_token(self._state.oidc_key.public_key(), bearer[len("Bearer ") :].strip(), self.issuer)
+            identity = fulcio.identity_from_claims(claims)
+            public_key = fulcio.check_legacy_proof_of_possession(request, identity)
+            certificate = fulcio.issue_signing_certificate(self._state, public_key, identity, self.issuer)
+        except InvalidToken as exc:
+            return _error(HTTPStatus.UNAUTHORIZED, str(exc))
+        except fulcio.CertificateRequestRejected as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        # The SCT is embedded in the certificate: no detached `SCT` header.
+        return HTTPStatus.CREATED, Raw(fulcio.legacy_signing_cert_response(certificate, self._state.ca_cert), PEM_CHAIN)
+
     def _release_state_dir(self) -> None:
         if self._state_lock is not None:
             self._state_lock.close()
             self._state_lock = None
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A non-JSON response body."""
+
+    data: bytes
+    content_type: str
 
 
 def _create_entry(log: rekor.TransparencyLog, body: bytes) -> tuple[int, object]:
@@ -295,8 +326,8 @@ def _handler_for(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
             self._reply(status, payload)
 
         def _reply(self, status: int, payload: object) -> None:
-            if isinstance(payload, bytes):
-                data, content_type = payload, "application/x-pem-file"
+            if isinstance(payload, Raw):
+                data, content_type = payload.data, payload.content_type
             else:
                 data, content_type = json.dumps(payload).encode(), "application/json"
             self.send_response(status)

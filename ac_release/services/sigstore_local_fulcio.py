@@ -1,4 +1,9 @@
-"""Fulcio and its CT log for the local Sigstore instance: short-lived code-signing certs with one SCT."""
+"""Fulcio and its CT log for the local Sigstore instance: short-lived code-signing certs with one SCT.
+
+Two request shapes are served: v2 (`POST /api/v2/signingCert`, JSON with a CSR; sigstore-python) and the legacy v1
+(`POST /api/v1/signingCert`, a PEM public key plus a signed challenge, or a CSR; cosign 2.x) whose answer is a PEM
+certificate chain.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import datetime as dt
 import json
 import struct
 import time
+from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat import asn1
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -61,11 +68,57 @@ def parse_signing_cert_request(body: bytes, bearer_token: str | None) -> tuple[s
 
 def check_proof_of_possession(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
     """The CSR's self-signature proves that the requester holds the key to be certified."""
-    public_key = csr.public_key()
-    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ACCEPTED_CURVES):
-        raise CertificateRequestRejected("only ECDSA P-256, P-384 and P-521 keys are certified")
+    public_key = _accepted_key(csr.public_key())
     if not csr.is_signature_valid:
         raise CertificateRequestRejected("certificate signing request signature is invalid")
+    return public_key
+
+
+@dataclass(frozen=True)
+class LegacyRequest:
+    """A v1 request: either a CSR, or a public key with a signature over the identity (Fulcio's challenge)."""
+
+    csr: x509.CertificateSigningRequest | None = None
+    public_key: ec.EllipticCurvePublicKey | None = None
+    signed_identity: bytes = b""
+
+
+def parse_legacy_signing_cert_request(body: bytes) -> LegacyRequest:
+    """Parse Fulcio's v1 `signingCert` body: `{"publicKey": {"content": b64(PEM)}, "signedEmailAddress": b64(sig)}`
+    (Go []byte fields, so base64), or `{"certificateSigningRequest": b64(PEM CSR)}`."""
+    try:
+        request = json.loads(body)
+        if request.get("certificateSigningRequest"):
+            csr_pem = base64.b64decode(request["certificateSigningRequest"], validate=True)
+            return LegacyRequest(csr=x509.load_pem_x509_csr(csr_pem))
+        key_pem = base64.b64decode(request["publicKey"]["content"], validate=True)
+        public_key = serialization.load_pem_public_key(key_pem)
+        signed_identity = base64.b64decode(request["signedEmailAddress"], validate=True)
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise CertificateRequestRejected(
+            "expected a JSON body with publicKey.content (base64 PEM) and signedEmailAddress (base64), "
+            "or certificateSigningRequest (base64 PEM)"
+        ) from exc
+    return LegacyRequest(public_key=_accepted_key(public_key), signed_identity=signed_identity)
+
+
+def check_legacy_proof_of_possession(request: LegacyRequest, identity: str) -> ec.EllipticCurvePublicKey:
+    """The key holder signed the identity being certified (v1 challenge), or sent a self-signed CSR."""
+    if request.csr is not None:
+        return check_proof_of_possession(request.csr)
+    public_key = request.public_key
+    if public_key is None:
+        raise CertificateRequestRejected("no public key in the request")
+    try:
+        public_key.verify(request.signed_identity, identity.encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise CertificateRequestRejected(f"signedEmailAddress is not a signature of {identity!r} by the key") from exc
+    return public_key
+
+
+def _accepted_key(public_key: object) -> ec.EllipticCurvePublicKey:
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ACCEPTED_CURVES):
+        raise CertificateRequestRejected("only ECDSA P-256, P-384 and P-521 keys are certified")
     return public_key
 
 
@@ -93,6 +146,11 @@ def signing_cert_response(certificate: x509.Certificate, ca_cert: x509.Certifica
     """Fulcio v2 response body; the client reads signedCertificateEmbeddedSct.chain.certificates."""
     chain = [c.public_bytes(serialization.Encoding.PEM).decode() for c in (certificate, ca_cert)]
     return {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}}
+
+
+def legacy_signing_cert_response(certificate: x509.Certificate, ca_cert: x509.Certificate) -> bytes:
+    """Fulcio v1 response body (application/pem-certificate-chain): the leaf first, then its chain."""
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (certificate, ca_cert))
 
 
 def trust_bundle_response(ca_cert: x509.Certificate) -> dict:

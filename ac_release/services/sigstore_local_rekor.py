@@ -218,6 +218,24 @@ class TransparencyLog:
         self._tree = MerkleTree()
         for entry in self._read_entries():
             self._remember(entry)
+        if not self._entries:
+            self.append(self._genesis_body())
+
+    def _genesis_body(self) -> bytes:
+        """Entry 0 of a new log: the log signs its own start. cosign (sigstore-go) takes a client entry at logIndex 0
+        for a missing value ("nil value in transaction log entry"), so no client entry may get index 0. A log that
+        already holds entries (an older state directory) keeps them as they are, and its old bundles verify."""
+        digest = hashlib.sha256(f"{LOG_NAME} - {self._tree_id}: log start".encode()).digest()
+        signature = self._signing_key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        return _canonical_hashedrekord(
+            {
+                "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
+                "signature": {
+                    "content": base64.b64encode(signature).decode(),
+                    "publicKey": {"content": base64.b64encode(self.public_key_pem()).decode()},
+                },
+            }
+        )
 
     @property
     def size(self) -> int:

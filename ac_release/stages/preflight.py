@@ -6,15 +6,14 @@ stage's own decision function, which the pipeline asks for every stage right aft
 
 from __future__ import annotations
 
-import base64
 import shutil
 import urllib.error
-import urllib.request
 
 from ac_release import registry
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.git import uncommitted
+from ac_release.index import open_url
 from ac_release.retry import retry
 from ac_release.steps import Step
 
@@ -24,17 +23,12 @@ NAME = "preflight"
 def check_index_credentials(ctx: ReleaseContext) -> None:
     """An upload request without a file: bad credentials get 401/403, good ones get past authentication (400)."""
     index = ctx.target.index
-    token = base64.b64encode(f"{index.username}:{index.password.read()}".encode()).decode()
-    request = urllib.request.Request(
-        index.upload_url,
-        data=b":action=file_upload",
-        method="POST",
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/x-www-form-urlencoded"},
-    )
+    password = index.password.read()
 
     def probe() -> None:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
         try:
-            with urllib.request.urlopen(request, timeout=30):
+            with open_url(index, password, index.upload_url, timeout=30, data=b":action=file_upload", **form):
                 return
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):

@@ -7,35 +7,17 @@ private index cannot hold them).
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
-from ac_release import faults
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.names import artifact_names
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
-from ac_release.retry import Transient, retry
 from ac_release.signing import verify_all
 from ac_release.steps import Step, open_steps
+from ac_release.upload import upload
 
 NAME = "publish"
-# twine prints these for failures that may pass; anything else (bad credentials, a refused file) is final.
-_TRANSIENT = (
-    "ConnectionError",
-    "Connection refused",
-    "timed out",
-    "502 Bad Gateway",
-    "503 Service Unavailable",
-    "504 Gateway",
-    "RemoteDisconnected",
-    "Max retries exceeded",
-)
 
 
 def check(ctx: ReleaseContext) -> list[Step]:
@@ -69,52 +51,6 @@ def check(ctx: ReleaseContext) -> list[Step]:
     return steps
 
 
-def _upload(ctx: ReleaseContext, artifact: Path, password: str) -> None:
-    index = ctx.target.index
-    argv = [
-        sys.executable,
-        "-m",
-        "twine",
-        "upload",
-        "--non-interactive",
-        "--disable-progress-bar",
-        "--repository-url",
-        index.upload_url,
-        "--username",
-        index.username,
-        str(artifact),
-    ]
-    env = {**os.environ, "TWINE_PASSWORD": password}  # never on the command line
-
-    number = faults.count("upload")
-
-    def attempt() -> None:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        faults.reached(f"during:upload-{number}")
-        stdout, stderr = process.communicate()
-        result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
-        if result.returncode == 0:
-            return
-        output = (result.stdout + result.stderr).replace(password, "***")
-        if any(marker in output for marker in _TRANSIENT):
-            raise Transient(_twine_error(output))
-        if re.search(r"\b40[13] (Unauthorized|Forbidden)", output):
-            raise ReleaseError(
-                f"index {index.url} refused the upload credentials of {index.username!r}: "
-                f"check {index.password.describe()}"
-            )
-        raise ReleaseError(f"twine upload of {artifact.name} failed: {_twine_error(output)}")
-
-    retry(attempt, what=f"upload of {artifact.name} to {index.url}")
-    faults.reached(f"after:upload-{number}")
-
-
-def _twine_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1]
-
-
 def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     ensure_local_services(ctx)
     artifacts = [ctx.dist / name for name in artifact_names(ctx.version)]
@@ -123,7 +59,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     to_upload = [ctx.dist / step.target.rsplit("/", 1)[-1] for step in open_steps(steps)]
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
-        _upload(ctx, artifact, password)
+        upload(ctx.target.index, artifact, password)
     if not to_upload:
         ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
     on_index = index_state(ctx)

@@ -15,6 +15,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from ac_release import proc
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.images.state import flavour_state, flavours
@@ -24,7 +25,6 @@ from ac_release.steps import Step, open_steps
 
 NAME = "test"
 KINDS = ("smoke", "upgrade")
-TIMEOUT = 3600  # seconds for one session: a hung container fails the stage instead of the CI job
 # What the test sessions get of the environment: what Docker, pytest and the pipeline's configuration need.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
 PASSED_ENV_PREFIXES = ("AC_RELEASE_",)
@@ -93,27 +93,33 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
     """pytest on tests/smoke with one marker, against this release's images of one flavour and this target."""
     logs = ctx.cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log, report = logs / f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}.log", logs / f"{kind}-{flavour}.xml"
+    stem = f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}"  # two releases at once never share a report
+    log, report = logs / f"{stem}.log", logs / f"{stem}.xml"
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", kind]
     argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]
-    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
-    env |= {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
+    env = session_env(ctx, flavour)
     ctx.log(f"test: {kind} tests of {flavour} (log: {log})")
     started = time.monotonic()
     with ctx.view.row(f"{kind} {flavour}", level=1) as row, open(log, "wb") as output:
         try:
-            result = subprocess.run(
-                argv, cwd=ctx.settings.root, stdout=output, stderr=subprocess.STDOUT, env=env, timeout=TIMEOUT
-            )
-            returncode = result.returncode
-        except subprocess.TimeoutExpired:
+            returncode = proc.run(
+                argv, kind="pytest", cwd=ctx.settings.root, stdout=output, stderr=subprocess.STDOUT, env=env
+            ).returncode
+        except proc.Timeout as exc:
+            output.write(f"\n{exc}\n".encode())
             returncode = -1
         counts = _counts(report)
         passed = returncode == 0 and counts.get("tests", 0) > 0 and counts["passed"] == counts["tests"]
         if not passed:
             row.failed()
     return Session("passed" if passed else "failed", round(time.monotonic() - started, 1), counts, str(log))
+
+
+def session_env(ctx: ReleaseContext, flavour: str) -> dict[str, str]:
+    """Only what the tests need of the environment: no index password, token or other secret reaches them."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
+    return env | {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
 
 
 def _counts(report: Path) -> dict[str, int]:

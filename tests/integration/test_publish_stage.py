@@ -14,6 +14,7 @@ from ac_release.published import index_state
 from ac_release.records import WheelRecord
 from ac_release.services.manager import LocalServices
 from ac_release.stages import preflight, publish
+from ac_release.upload import upload
 from tests.helpers import free_port, write_config
 from tests.integration.conftest import make_context, own_bundle_mismatch
 
@@ -110,7 +111,7 @@ def test_wrong_credentials_one_line_no_secret(other_index, tmp_path):
         preflight.check_index_credentials(bad)
     assert str(error.value) == expected
     with pytest.raises(ReleaseError) as error:
-        publish._upload(bad, bad.dist / META, "definitely-not-the-password")
+        upload(bad.target.index, bad.dist / META, "definitely-not-the-password")
     assert (
         str(error.value)
         == f"index {bad.target.index.url} refused the upload credentials of 'ac-release': check {wrong}"
@@ -140,4 +141,4 @@ def test_unreachable_index_retries_then_one_clear_line(signed, tmp_path, no_back
         f"index http://127.0.0.1:{port}/ unreachable ([Errno 111] Connection refused)"
     )
     with pytest.raises(ReleaseError, match=rf"^upload of {META} to http://127.0.0.1:{port}/ failed after 4 attempts: "):
-        publish._upload(down, ctx.dist / META, ctx.target.index.password.read())
+        upload(down.target.index, ctx.dist / META, ctx.target.index.password.read())

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ac_release.services.sigstore_local import DEFAULT_ISSUER, LocalSigstore
 
@@ -25,6 +31,8 @@ PRODUCTION_IDENTITY = (
     "https://github.com/trailofbits/pypi-attestation-models/.github/workflows/release.yml@refs/tags/v0.0.4a2"
 )
 PRODUCTION_ISSUER = "https://token.actions.githubusercontent.com"
+# A state directory made before the log started at index 1: its entry 0 is a client's (see its README.md).
+STATE_WITH_ENTRY_0 = REPO_ROOT / "tests" / "data" / "sigstore-state-log-from-index-0"
 
 IDENTITY = "release-bot@ac-release.local"
 CLI_TIMEOUT_S = 120
@@ -327,3 +335,95 @@ def verify_production_bundle(env: dict[str, str], artifact: Path) -> subprocess.
         PRODUCTION_BUNDLE,
         artifact,
     )
+
+
+def test_no_client_entry_of_a_new_log_gets_index_0(sigstore_env: dict[str, str], tmp_path: Path):
+    # cosign (sigstore-go) reads a log entry at index 0 as a missing value and refuses it.
+    artifact = write_artifact(tmp_path / "first.txt", b"the first artifact this instance ever signs")
+    with LocalSigstore(tmp_path / "state") as fresh:
+        trust = fresh.write_trust_config(tmp_path / "trust.json")
+        bundle = sign(sigstore_env, trust, fresh.identity_token(IDENTITY), artifact)
+        assert log_index(bundle) == 1
+        result = verify_identity(sigstore_env, trust, artifact, bundle)
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_state_whose_log_has_a_client_entry_0_keeps_verifying(sigstore_env: dict[str, str], tmp_path: Path):
+    shutil.copytree(STATE_WITH_ENTRY_0, tmp_path / "old")
+    old_artifact = tmp_path / "old" / "signed-before-the-upgrade.txt"
+    old_bundle = old_artifact.with_name(old_artifact.name + ".sigstore.json")
+    entries = tmp_path / "old" / "state" / "log" / "entries.jsonl"
+    old_entries = entries.read_text()
+    assert log_index(old_bundle) == 0
+    new_artifact = write_artifact(tmp_path / "new.txt", b"signed after the upgrade")
+    with LocalSigstore(tmp_path / "old" / "state") as upgraded:
+        trust = upgraded.write_trust_config(tmp_path / "trust.json")
+        old = verify_identity(sigstore_env, trust, old_artifact, old_bundle)
+        assert old.returncode == 0, old.stderr
+        new_bundle = sign(sigstore_env, trust, upgraded.identity_token(IDENTITY), new_artifact)
+        new = verify_identity(sigstore_env, trust, new_artifact, new_bundle)
+        assert new.returncode == 0, new.stderr
+    assert log_index(new_bundle) == 1
+    assert entries.read_text().startswith(old_entries)
+
+
+def legacy_request(key: ec.EllipticCurvePrivateKey, signed_identity: str) -> bytes:
+    """Fulcio v1's body as cosign 2.x sends it: Go []byte fields, so base64."""
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    proof = key.sign(signed_identity.encode(), ec.ECDSA(hashes.SHA256()))
+    public_key = {"content": base64.b64encode(pem).decode()}
+    return json.dumps({"publicKey": public_key, "signedEmailAddress": base64.b64encode(proof).decode()}).encode()
+
+
+def post_legacy(instance: LocalSigstore, body: bytes, token: str | None) -> tuple[int, str, bytes]:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(f"{instance.url}/api/v1/signingCert", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_legacy_signing_cert_answers_a_pem_chain_for_the_key(instance: LocalSigstore):
+    key = ec.generate_private_key(ec.SECP256R1())
+    status, content_type, body = post_legacy(instance, legacy_request(key, IDENTITY), instance.identity_token(IDENTITY))
+    assert (status, content_type) == (201, "application/pem-certificate-chain"), body
+    leaf, ca = x509.load_pem_x509_certificates(body)
+    assert leaf.public_key() == key.public_key()
+    assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.RFC822Name
+    ) == [IDENTITY]
+    leaf.verify_directly_issued_by(ca)
+
+
+def test_legacy_signing_cert_refuses_a_challenge_for_another_identity(instance: LocalSigstore):
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = legacy_request(key, "intruder@ac-release.local")
+    status, _, answer = post_legacy(instance, body, instance.identity_token(IDENTITY))
+    assert status == 400
+    assert "not a signature of" in json.loads(answer)["message"]
+
+
+def test_legacy_signing_cert_refuses_a_request_without_token(instance: LocalSigstore):
+    key = ec.generate_private_key(ec.SECP256R1())
+    status, _, _ = post_legacy(instance, legacy_request(key, IDENTITY), token=None)
+    assert status == 401
+
+
+def test_legacy_signing_cert_takes_a_csr_instead_of_a_signed_identity(instance: LocalSigstore):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    body = json.dumps(
+        {"certificateSigningRequest": base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()}
+    ).encode()
+    status, _, answer = post_legacy(instance, body, instance.identity_token(IDENTITY))
+    assert status == 201, answer
+    assert x509.load_pem_x509_certificates(answer)[0].public_key() == key.public_key()
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"publicKey": {"content": "%%%"}, "signedEmailAddress": ""}'])
+def test_legacy_signing_cert_refuses_a_malformed_request(instance: LocalSigstore, body: bytes):
+    status, _, answer = post_legacy(instance, body, instance.identity_token(IDENTITY))
+    assert status == 400
+    assert "expected a JSON body with publicKey.content" in json.loads(answer)["message"]

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from ac_release.git import git
+from ac_release.images.build import SOURCE, created
+from ac_release.images.state import flavours
 from ac_release.line import provider_distribution
 from ac_release.records import WheelRecord
+from tests.secret_scan import SecretScan, release_secrets
 from tests.smoke.conftest import SMOKE_DAG, detached, env_args, last_json, run_dag, scheduler, smoke_dags, wait_for
 
 pytestmark = pytest.mark.smoke
@@ -21,18 +32,34 @@ def test_airflow_version_equals_the_labels(docker, built):
     out = docker("run", "--rm", built.image, "airflow", "version").stdout
     assert out.strip().splitlines()[-1] == version.wheel_version
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", built.image).stdout)
+    # AC's pair: the upstream Airflow version and the AC build
     assert {k: v for k, v in labels.items() if k.startswith("io.astronomer.")} == {
         "io.astronomer.docker": "true",
         "io.astronomer.docker.distro": "debian",
         "io.astronomer.docker.module": "airflow",
         "io.astronomer.docker.component": "airflow",
         "io.astronomer.docker.uid": "50000",
-        "io.astronomer.docker.airflow.version": version.wheel_version,
+        "io.astronomer.docker.airflow.version": version.airflow_version,
         "io.astronomer.docker.ac.version": str(version),
         "io.astronomer.docker.airflow.wheel.sha256": built.ctx.manifest.get(WheelRecord).sha256(
             f"apache_airflow-{version.wheel_version}-py3-none-any.whl"
         ),
     }
+    assert labels["maintainer"] == "Astronomer <humans@astronomer.io>"
+    revision = labels["org.opencontainers.image.revision"]
+    (flavour,) = [f for f in flavours(built.ctx) if f.name == built.flavour_name]
+    assert {k: v for k, v in labels.items() if k.startswith("org.opencontainers.")} == {
+        "org.opencontainers.image.version": str(version),
+        "org.opencontainers.image.title": f"Astronomer Certified {version.airflow_version} "
+        f"({flavour.distro}, Python {flavour.python})",
+        "org.opencontainers.image.source": SOURCE,
+        "org.opencontainers.image.revision": revision,
+        # the line's SOURCE_DATE_EPOCH, not the time of the build
+        "org.opencontainers.image.created": created(built.ctx.line.source_date_epoch),
+    }
+    # built from a commit of this repository's history
+    assert re.fullmatch(r"[0-9a-f]{40}", revision)
+    git(built.ctx.settings.root, "merge-base", "--is-ancestor", revision, "HEAD")
 
 
 def test_environment_of_the_image(docker, built):
@@ -130,7 +157,13 @@ def test_tini_is_pid_1_and_airflow_runs_as_astro(docker, built, user):
     name = f"smoke-tini-{user or 'default'}-{int(time.time())}"
     docker("run", "--detach", "--name", name, *extra, built.image, "sleep", "300")
     try:
-        assert docker("exec", name, "cat", "/proc/1/comm").stdout.strip() == "tini"
+        # PID 1 execs its way to tini (entrypoint -> gosu, when started as root -> tini): wait for the end state
+        pid1 = wait_for(
+            lambda: (comm := docker("exec", name, "cat", "/proc/1/comm").stdout.strip()) == "tini" and comm,
+            "PID 1 exec'd to tini",
+            timeout=30,
+        )
+        assert pid1 == "tini"
         status = docker("exec", name, "sh", "-c", "grep -E '^(Uid|Gid):' /proc/1/status").stdout
         assert re.findall(r"^Uid:\s+(\d+)", status, re.MULTILINE) == ["50000"]
         sleepers = docker(
@@ -150,7 +183,7 @@ def test_uid_gid_and_gosu_restricted(docker, built):
     assert out.stdout.split("\n")[:4] == ["50000", "50000", "astro astrogroup", "root:gosuers 4750"]
 
 
-def test_no_compiler_no_build_ca_no_caches(docker, built):
+def test_no_compiler_no_build_ca_no_caches_no_credentials(docker, built):
     script = (
         "for c in gcc cc g++ make; do command -v $c; done; ls -d /root/.cache /home/astro/.cache"
         " /etc/ac-release /opt/build-tools /build 2>/dev/null; ls /usr/include/python3.9 2>/dev/null; true"
@@ -161,10 +194,16 @@ def test_no_compiler_no_build_ca_no_caches(docker, built):
     for ca in local_cas:  # CAs this machine added on top of Debian's store (the TLS-intercepting one among them)
         body = "".join(ca.read_text().split("-----")[2].split())
         assert body not in "".join(image_bundle.split()), f"{ca.name} leaked into the final image"
-    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", built.image).stdout
-    password_file = built.ctx.target.index.password.file
-    if password_file and password_file.exists():
-        assert password_file.read_text().strip() not in history
+    # Every secret of the release this session can read (a missing one fails here), also encoded, and any file that
+    # holds credentials, in no history and no file of any layer. The test stage passes no secret of the environment
+    # on: an index password from the environment is scanned for by tests/integration/test_release.py.
+    password = built.ctx.target.index.password
+    readable = password.file is not None or bool(password.env and os.environ.get(password.env))
+    scan = SecretScan(release_secrets(built.ctx, index_password=readable), docker=docker.argv)
+    scan.history([built.image, built.onbuild])
+    scan.saved([built.image, built.onbuild])
+    assert scan.layers >= 2 and scan.files > 1000  # it read the images
+    assert not scan.findings, scan.report()
 
 
 def test_db_init_connections_and_variables(airflow, initialised_db):
@@ -267,24 +306,59 @@ def _onbuild_project(tmp_path: Path, built, requirements: str) -> Path:
     project = tmp_path / "project"
     (project / "dags").mkdir(parents=True)
     (project / "Dockerfile").write_text(f"FROM {built.onbuild_ref}\n")
-    (project / "packages.txt").write_bytes(b"# system packages\r\njq\r\n")
+    # A new comment each time: the steps that mount the CA bundle run, never come from the cache.
+    (project / "packages.txt").write_bytes(f"# system packages, build {uuid.uuid4().hex}\r\njq\r\n".encode())
     (project / "requirements.txt").write_text(requirements)
     (project / "dags" / "smoke_dag.py").write_text(SMOKE_DAG)
     return project
 
 
-def _build_project(docker, built, project: Path, tag: str):
-    bundle = built.ctx.settings.extra_ca_bundle
-    secret = ["--secret", f"id=build-ca,src={bundle}"] if bundle and bundle.is_file() else []
+def _planted_ca_bundle(tmp_path: Path, built) -> tuple[Path, str]:
+    """The build's CA bundle plus a CA made for this test: returns the scratch bundle and a line of the planted
+    certificate that nothing else contains."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ac-release smoke planted CA {uuid.uuid4().hex}")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    given = built.ctx.settings.extra_ca_bundle
+    bundle = tmp_path / "build-ca.crt"
+    bundle.write_text((given.read_text() if given and given.is_file() else "") + pem)
+    return bundle, pem.splitlines()[-3]  # a whole line of its signature: this certificate's own
+
+
+def _build_project(docker, built, project: Path, tag: str, bundle: Path):
+    secret = ["--secret", f"id=build-ca,src={bundle}"]
     return docker("build", "--progress=plain", "--tag", tag, *secret, str(project), check=False, timeout=900)
+
+
+def _files_holding(docker, image: str, bundle: Path, line: str) -> list[str]:
+    """Every file of a container of `image` holding `line`, with `bundle` mounted at /mnt/given-ca.crt (so the
+    search shows that it finds the line where it is)."""
+    search = ["grep", "-rlF", "--devices=skip", "--exclude-dir=proc", "--exclude-dir=sys", "--", line, "/"]
+    mount = f"--volume={bundle}:/mnt/given-ca.crt:ro"
+    return docker("run", "--rm", "--user", "root", mount, image, *search, check=False, timeout=900).stdout.split()
 
 
 def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path):
     project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\n")
     tag = f"ac-release/smoke-onbuild:{int(time.time())}"
-    result = _build_project(docker, built, project, tag)
+    bundle, planted = _planted_ca_bundle(tmp_path, built)
+    result = _build_project(docker, built, project, tag, bundle)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     try:
+        # The CA bundle given to the build (a CA planted in it) is in no file of the project's image.
+        assert _files_holding(docker, tag, bundle, planted) == ["/mnt/given-ca.crt"]
         out = (
             docker(
                 "run",
@@ -306,7 +380,8 @@ def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built,
 
 def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path):
     project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n")
-    result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{int(time.time())}")
+    bundle, _ = _planted_ca_bundle(tmp_path, built)
+    result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{int(time.time())}", bundle)
     assert result.returncode != 0
     version = built.ctx.version
     assert (

@@ -114,3 +114,55 @@ def test_older_build_above_a_newer_one_is_refused(tmp_path):
     )
     with pytest.raises(ReleaseError, match=r"^changelog/2.2.4.md:8: 2.2.4-2 is listed below 2.2.4-1: newest first$"):
         parse(_write(tmp_path, swapped) / "2.2.4.md", "2.2.4")
+
+
+@pytest.mark.parametrize(
+    "date", ["20261122", "2026-W47-7", "2026-02-30", "2026-11-22T00:00", "26-11-22", "２０２６-11-22"]
+)
+def test_dates_are_real_calendar_dates_written_yyyy_mm_dd(tmp_path, date):
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, GOOD.replace("2026-11-22", date)) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == (
+        f"changelog/2.2.4.md:8: 2.2.4-1 is dated {date!r}: write the date as YYYY-MM-DD (a real calendar date), "
+        f"or TBD until the release"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("- A pin.", "- "), "changelog/2.2.4.md:15: empty bullet: write the entry after `- `"),
+        (("- A pin.", "-   \t"), "changelog/2.2.4.md:15: empty bullet: write the entry after `- `"),
+        (("- A pin.", "- A\x00pin."), "changelog/2.2.4.md:15: control character U+0000: remove it"),
+        (("- A pin.", "- A\x1bpin."), "changelog/2.2.4.md:15: control character U+001B: remove it"),
+        (("- A fix", "- A\u2028fix"), "changelog/2.2.4.md:11: control character U+2028: remove it"),
+        (
+            ("## 2.2.4-2, TBD", "## 2.2.4-" + "9" * 5000 + ", TBD"),
+            "changelog/2.2.4.md:3: invalid AC version '2.2.4-99999999999999999999999999'… (5006 characters): "
+            "X, Y, Z and N have at most 4 digits each (N from 1 to 9999), e.g. 2.2.4-1",
+        ),
+    ],
+)
+def test_empty_bullets_control_characters_and_huge_numbers_are_refused(tmp_path, change, message):
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, GOOD.replace(*change)) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == message
+
+
+def test_crlf_line_ends_are_read(tmp_path):
+    entries = parse(_write(tmp_path, GOOD.replace("\n", "\r\n")) / "2.2.4.md", "2.2.4")
+    assert [e.version for e in entries] == ["2.2.4-2", "2.2.4-1"]
+
+
+def test_non_utf8_changelog_is_one_line(tmp_path):
+    (tmp_path / "2.2.4.md").write_bytes(GOOD.replace("A pin.", "A pin \xe9.").encode("latin-1"))
+    with pytest.raises(ReleaseError) as error:
+        parse(tmp_path / "2.2.4.md", "2.2.4")
+    assert str(error.value) == "changelog/2.2.4.md:15: not UTF-8 (byte 0xe9): save it as UTF-8"
+
+
+def test_changelog_that_is_a_directory_is_one_line(tmp_path):
+    (tmp_path / "2.2.4.md").mkdir()
+    with pytest.raises(ReleaseError) as error:
+        parse(tmp_path / "2.2.4.md", "2.2.4")
+    assert str(error.value) == "changelog/2.2.4.md is not a file: make it the changelog of Airflow 2.2.4"

@@ -100,3 +100,31 @@ def test_release_without_a_changelog_entry_is_refused_before_anything_starts(tmp
         "releasing"
     ]
     assert not (tmp_path / "services").exists() and not (tmp_path / "dist").exists()
+
+
+def test_git_remote_option_in_config_runs_nothing_in_a_dry_run(tmp_path):
+    """Reproduced: `git_remote = "--upload-pack=touch FILE"` made the dry run's `git ls-remote` run a command."""
+    config = write_config(tmp_path)
+    planted = tmp_path / "planted"
+    text = config.read_text()
+    remote = f'"--upload-pack=touch {planted}"'
+    config.write_text(text.replace(f'"{tmp_path / "services" / "git" / "ac-release.git"}"', remote))
+    env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [*INVOKE, "release", "2.2.4-1", "--dry-run"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert not planted.exists()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {config}: targets.local.git_remote: must not start with '-' (it would be read as an option), "
+        f"got '--upload-pack=touch {planted}'"
+    ]
+
+
+def test_empty_target_is_refused_not_the_default(tmp_path):
+    result = _invoke(tmp_path, "release", "2.2.4-1", "--dry-run", "--target", "")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: empty target name: choose one of local (or leave --target out for local)"
+    ]
+    assert result.stdout == ""

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from ac_release.config import Secret, load_settings
@@ -51,3 +53,352 @@ def test_test_config_points_everything_into_its_directory(tmp_path):
 def test_cache_dir_can_be_overridden_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("AC_RELEASE_CACHE", str(tmp_path / "elsewhere"))
     assert load_settings(write_config(tmp_path)).cache_dir == tmp_path / "elsewhere"
+
+
+# -- the schema of release.toml (issue 10, item 12): every refusal is one line naming the file and the dotted key --
+
+PRODUCTION = """
+[targets.production]
+base_images = "official"
+registries = ["quay.io/astronomer/ap-airflow"]
+git_remote = "origin"
+
+[targets.production.index]
+url = "https://pip.example.com/"
+username = "__token__"
+password_env = "AC_INDEX_PASSWORD"
+
+[targets.production.signing]
+instance = "public"
+identity = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
+issuer = "https://token.actions.githubusercontent.com"
+"""
+
+
+def _config(tmp_path, *changes: tuple[str, str], append: str = "") -> Path:
+    """The test config with each (old, new) replaced exactly once, plus `append`."""
+    path = write_config(tmp_path, pypi_port=8765, sigstore_port=8766, registry_port=5000)
+    text = path.read_text() + PRODUCTION
+    for old, new in changes:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path.write_text(text + append)
+    return path
+
+
+def _refusal(path: Path) -> str:
+    with pytest.raises(ReleaseError) as error:
+        load_settings(path)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_valid_config_with_two_targets_loads(tmp_path):
+    settings = load_settings(_config(tmp_path))
+    assert sorted(settings.targets) == ["local", "production"]
+    assert settings.target("production").registries == ("quay.io/astronomer/ap-airflow",)
+
+
+BAD_VALUES = [
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registries = "host/repo"'),
+        'targets.local.registries: expected a list of "host[:port]/repository" strings, got a string',
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', "registries = []"),
+        'targets.local.registries: expected a list of "host[:port]/repository" strings, got an empty list',
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registries = ["--insecure-policy"]'),
+        "targets.local.registries[0]: must not start with '-' (it would be read as an option), got '--insecure-policy'",
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registries = ["ap-airflow"]'),
+        'targets.local.registries[0]: expected "host[:port]/repository" (e.g. quay.io/astronomer/ap-airflow), '
+        "got 'ap-airflow'",
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registries = ["quay.io/astronomer/AP:latest"]'),
+        'targets.local.registries[0]: expected "host[:port]/repository" (e.g. quay.io/astronomer/ap-airflow), '
+        "got 'quay.io/astronomer/AP:latest'",
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registries = ["127.0.0.1:99999/a"]'),
+        'targets.local.registries[0]: expected "host[:port]/repository" (e.g. quay.io/astronomer/ap-airflow), '
+        "got '127.0.0.1:99999/a'",
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registries = ["user:pw@quay.io/a"]'),
+        "targets.local.registries[0]: credentials do not belong in release.toml: use `docker login`",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "--upload-pack=touch FILE"'),
+        "targets.production.git_remote: must not start with '-' (it would be read as an option), "
+        "got '--upload-pack=touch FILE'",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "ext::sh -c touch% /tmp/x"'),
+        "targets.production.git_remote: remote helpers (<transport>::<address>) are not allowed: name a remote, "
+        "a path or an https/ssh URL",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "https://user:token@github.com/a/b.git"'),
+        "targets.production.git_remote: credentials do not belong in a URL: use a credential helper or an ssh key",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "http://github.com/a/b.git"'),
+        "targets.production.git_remote: a remote URL must use https or ssh, got 'http://github.com/a/b.git'",
+    ),
+    (
+        ('host = "127.0.0.1"', 'host = "0.0.0.0"'),
+        "services.host: the local services listen on loopback only (127.0.0.0/8, ::1 or localhost), got '0.0.0.0'",
+    ),
+    (
+        ('host = "127.0.0.1"', 'host = "localhost.evil.com"'),
+        "services.host: the local services listen on loopback only (127.0.0.0/8, ::1 or localhost), "
+        "got 'localhost.evil.com'",
+    ),
+    (("pypi_port = 8765", "pypi_port = 99999999"), "services.pypi_port: expected a port from 1 to 65535, got 99999999"),
+    (("pypi_port = 8765", "pypi_port = 0"), "services.pypi_port: expected a port from 1 to 65535, got 0"),
+    (("pypi_port = 8765", 'pypi_port = "8765"'), "services.pypi_port: expected an integer, got a string"),
+    (("pypi_port = 8765", "pypi_port = true"), "services.pypi_port: expected an integer, got a boolean"),
+    (
+        ("sigstore_port = 8766", "sigstore_port = 8765"),
+        "services.sigstore_port: 8765 is already services.pypi_port: give each service its own port",
+    ),
+    (
+        ('instance = "public"', 'instance = "staging"'),
+        "targets.production.signing.instance: expected one of 'local', 'public', 'custom', got 'staging'",
+    ),
+    (
+        ('instance = "public"', 'instance = "custom"'),
+        "targets.production.signing.trust_config: missing: instance = 'custom' names its Sigstore with "
+        'trust_config = "<ClientTrustConfig JSON>"',
+    ),
+    (
+        ('instance = "public"', 'instance = "public"\ntrust_config = "trust.json"'),
+        "targets.production.signing.trust_config: only instance = 'custom' reads a trust config; remove it",
+    ),
+    (
+        ('base_images = "official"', 'base_images = "alpine"'),
+        "targets.production.base_images: expected one of 'debootstrap', 'official', got 'alpine'",
+    ),
+    (
+        ('url = "https://pip.example.com/"', 'url = "http://pip.example.com/"'),
+        "targets.production.index.url: a remote index must use https, got 'http://pip.example.com/'",
+    ),
+    (
+        ('url = "http://127.0.0.1:8765/"', 'url = "http://pip.example.com/"'),
+        "targets.local.index.url: a remote index must use https, got 'http://pip.example.com/'",
+    ),
+    (
+        ('url = "https://pip.example.com/"', 'url = "https://tok:s3cret@pip.example.com/"'),
+        "targets.production.index.url: credentials do not belong in a URL: use password_env or password_file",
+    ),
+    (
+        ('url = "https://pip.example.com/"', 'url = "ftp://pip.example.com/"'),
+        "targets.production.index.url: expected an https:// URL, got 'ftp://pip.example.com/'",
+    ),
+    (
+        ('issuer = "https://token.actions.githubusercontent.com"', 'issuer = "https://u:p@issuer.example.com"'),
+        "targets.production.signing.issuer: credentials do not belong in a URL",
+    ),
+    (
+        ('identity = "release@ac-release.local"', 'identity = "-release@ac-release.local"'),
+        "targets.local.signing.identity: must not start with '-' (it would be read as an option), "
+        "got '-release@ac-release.local'",
+    ),
+    (
+        ('identity = "release@ac-release.local"', 'identity = "release"'),
+        "targets.local.signing.identity: expected an email address or an https:// URI, got 'release'",
+    ),
+    (
+        ('username = "__token__"', 'username = "a:b"'),
+        "targets.production.index.username: expected a user name without ':', spaces or control characters, got 'a:b'",
+    ),
+    (
+        ('password_env = "AC_INDEX_PASSWORD"', 'password_env = "AC INDEX"'),
+        "targets.production.index.password_env: expected an environment variable name, got 'AC INDEX'",
+    ),
+    (
+        ('password_env = "AC_INDEX_PASSWORD"', 'password_env = "AC_INDEX_PASSWORD"\npassword_file = "pw"'),
+        "targets.production.index: set one of password_env and password_file, not both",
+    ),
+    (
+        ('password_env = "AC_INDEX_PASSWORD"', ""),
+        "targets.production.index: missing password_env or password_file",
+    ),
+    (
+        ('docker = "auto"', 'docker = "--host=tcp://evil:2375"'),
+        "docker: must not start with '-' (it would be read as an option), got '--host=tcp://evil:2375'",
+    ),
+    (
+        ('docker = "auto"', 'docker = "docker --tls"'),
+        "docker: expected \"auto\" or the path of a docker CLI, got 'docker --tls'",
+    ),
+    (
+        ("local_services = true", 'local_services = "yes"'),
+        "targets.local.local_services: expected a boolean, got a string",
+    ),
+    (
+        ("local_services = true", "local_services = false"),
+        "targets.local.signing.instance: 'local' is the pipeline's own Sigstore: it needs local_services = true",
+    ),
+    (
+        ('default_target = "local"', 'default_target = "staging"'),
+        "default_target: 'staging' is not a target: choose one of local, production",
+    ),
+    (
+        ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registry = "127.0.0.1:5000/a"'),
+        "targets.local.registry: unknown key (known keys: base_images, git_remote, index, local_services, "
+        "registries, signing)",
+    ),
+    (
+        ('host = "127.0.0.1"', 'hots = "127.0.0.1"'),
+        "services.hots: unknown key (known keys: dir, host, pypi_port, registry_port, sigstore_port)",
+    ),
+    (
+        ('docker = "auto"', 'dockr = "auto"'),
+        "dockr: unknown key (known keys: cache_dir, default_target, "
+        "dist_dir, docker, extra_ca_bundle, root, services, targets)",
+    ),
+    (('docker = "auto"', "docker = 3"), "docker: expected a string, got an integer"),
+    (
+        ('cache_dir = "~/.cache/ac-release"', 'cache_dir = ""'),
+        "cache_dir: expected a non-empty string",
+    ),
+    (
+        ("[targets.production]", '[targets."-prod"]'),
+        "targets.-prod: a target name is letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_VALUES, ids=[m.split(":")[0] for _, m in BAD_VALUES])
+def test_bad_values_are_refused_naming_file_and_key(tmp_path, change, message):
+    assert _refusal(_config(tmp_path, change)) == f"{tmp_path / 'release.toml'}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("default_target = [", "not valid TOML: "),
+        ('default_target = "local"\nservices = 1\ntargets = "x"\n', "services: expected a table, got an integer"),
+        ('default_target = "local"\n', "services: missing (compare with the repository's release.toml)"),
+        (
+            'default_target = "local"\n[services]\ndir = "s"\npypi_port = 1\nsigstore_port = 2\nregistry_port = 3\n',
+            "targets: missing (compare with the repository's release.toml)",
+        ),
+        (
+            'default_target = "local"\n[services]\ndir = "s"\npypi_port = 1\nsigstore_port = 2\nregistry_port = 3\n'
+            "[targets.local]\n",
+            "targets.local.index: missing (compare with the repository's release.toml)",
+        ),
+    ],
+)
+def test_malformed_files_are_one_line(tmp_path, text, message):
+    path = tmp_path / "release.toml"
+    path.write_text(text)
+    assert _refusal(path).startswith(f"{path}: {message}")
+
+
+def test_non_utf8_config_is_one_line(tmp_path):
+    path = tmp_path / "release.toml"
+    path.write_bytes(b'default_target = "\xff"\n')
+    assert _refusal(path) == f"{path}: not UTF-8 (byte 0xff at offset 18): save it as UTF-8"
+
+
+def test_ipv6_and_localhost_service_hosts_are_loopback(tmp_path):
+    for host in ("::1", "localhost", "127.0.0.2"):
+        (tmp_path / host).mkdir()
+        path = _config(tmp_path / host, ('host = "127.0.0.1"', f'host = "{host}"'))
+        assert load_settings(path).services.host == host
+
+
+@pytest.mark.parametrize(
+    ("repository", "loopback"),
+    [
+        ("127.0.0.1:5000/a", True),
+        ("127.9.9.9/a", True),
+        ("localhost:5000/a/b", True),
+        ("LOCALHOST/a", True),
+        ("[::1]:5000/a", True),
+        ("127.evil.com/x", False),
+        ("localhost.evil.com/x", False),
+        ("127.0.0.1.nip.io/x", False),
+        ("quay.io/astronomer/ap-airflow", False),
+        ("[::2]:5000/a", False),
+        ("128.0.0.1/a", False),
+    ],
+)
+def test_loopback_registry_compares_the_parsed_host(repository, loopback):
+    from ac_release.config import is_loopback_registry
+
+    assert is_loopback_registry(repository) is loopback
+
+
+@pytest.mark.parametrize(
+    ("repository", "flags"),
+    [
+        ("127.0.0.1:5000/a", ["--tls-verify=false"]),
+        ("localhost/a", ["--tls-verify=false"]),
+        ("127.evil.com/x", []),
+        ("localhost.evil.com/x", []),
+    ],
+)
+def test_tls_is_skipped_only_for_loopback_registries(repository, flags):
+    from ac_release.registry import _tls
+
+    assert _tls(repository) == flags
+
+
+def test_config_env_pointing_nowhere_or_at_a_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("AC_RELEASE_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ReleaseError) as error:
+        load_settings()
+    assert str(error.value) == (
+        f"AC_RELEASE_CONFIG={tmp_path / 'missing.toml'} does not exist: point it at a release.toml or unset it"
+    )
+    monkeypatch.setenv("AC_RELEASE_CONFIG", str(tmp_path))
+    with pytest.raises(ReleaseError) as error:
+        load_settings()
+    assert str(error.value) == f"AC_RELEASE_CONFIG={tmp_path} is a directory: point it at a release.toml file"
+    monkeypatch.setenv("AC_RELEASE_CONFIG", "")
+    with pytest.raises(ReleaseError) as error:
+        load_settings()
+    assert str(error.value) == "AC_RELEASE_CONFIG is set but empty: point it at a release.toml or unset it"
+
+
+def test_cache_env_empty_or_a_file_is_refused(tmp_path, monkeypatch):
+    path = write_config(tmp_path)
+    monkeypatch.setenv("AC_RELEASE_CACHE", "")
+    with pytest.raises(ReleaseError) as error:
+        load_settings(path)
+    assert str(error.value) == "AC_RELEASE_CACHE is set but empty: name a directory or unset it"
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("AC_RELEASE_CACHE", str(tmp_path / "file"))
+    with pytest.raises(ReleaseError) as error:
+        load_settings(path)
+    assert str(error.value) == f"AC_RELEASE_CACHE={tmp_path / 'file'} is not a directory: name a directory or unset it"
+
+
+def test_empty_target_name_is_refused_none_is_the_default(tmp_path):
+    settings = load_settings(write_config(tmp_path))
+    assert settings.target(None).name == "local"
+    with pytest.raises(ReleaseError) as error:
+        settings.target("")
+    assert str(error.value) == "empty target name: choose one of local (or leave --target out for local)"
+
+
+def test_a_refusal_never_quotes_a_secret_of_a_url(tmp_path):
+    edits = [
+        ('url = "https://pip.example.com/"', 'url = "https://pip.example.com/?token=s3cr3t"'),
+        ('git_remote = "origin"', 'git_remote = "-https://user:s3cr3t@github.com/a/b.git"'),
+        ('issuer = "https://token.actions.githubusercontent.com"', 'issuer = "ftp://u:s3cr3t@issuer.example.com"'),
+    ]
+    for number, edit in enumerate(edits):
+        (tmp_path / str(number)).mkdir()
+        message = _refusal(_config(tmp_path / str(number), edit))
+        assert "s3cr3t" not in message, message
+        assert "***" in message or "credentials do not belong in a URL" in message, message

@@ -189,6 +189,12 @@ def test_images_keep_current_images_and_rebuild_when_an_input_changed(world):
     assert set(world.actions(images).values()) == {"build"}
 
 
+def test_images_are_kept_across_a_commit_that_changes_none_of_their_inputs(world, monkeypatch):
+    world.built().published().imaged()
+    monkeypatch.setattr("ac_release.images.build.revision", lambda root: "9" * 40)  # HEAD moved on
+    assert set(world.actions(images).values()) == {"keep"}
+
+
 def test_images_refuse_while_the_dockerfiles_drift_from_the_template(world):
     world.built()
     (world.ctx.images_dir / "Dockerfile.j2").write_text(
@@ -246,3 +252,74 @@ def test_git_tag_is_made_kept_or_refused(world):
     assert (step.action, step.data) == ("refuse", {"state": "present"})  # `status`: released from another commit
     world.remote_tag, world.local_tag = None, "3" * 40
     assert world.actions(tag) == {where: "refuse"}
+
+
+def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
+    monkeypatch.setenv("AC_INDEX_PASSWORD", "planted-index-password")
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "planted-token")
+    monkeypatch.setenv("AC_RELEASE_CONFIG", "/some/release.toml")
+    env = test.session_env(world.ctx, "bullseye")
+    assert "planted-index-password" not in env.values() and "planted-token" not in env.values()
+    assert env["AC_RELEASE_CONFIG"] == "/some/release.toml"  # the same configuration as the release
+    assert (env["AC_SMOKE_VERSION"], env["AC_SMOKE_FLAVOUR"], env["AC_SMOKE_TARGET"]) == (
+        "2.2.4-1",
+        "bullseye",
+        "local",
+    )
+
+
+def test_the_plan_prints_every_value_whole_on_a_log(capsys):
+    from ac_release.pipeline import print_steps
+    from ac_release.steps import Step, parse_line
+
+    digest = "sha256:" + "e" * 64
+    target = "registry.example:5000/astronomer/ap-airflow:2.2.4-1-bullseye-onbuild"
+    print_steps([Step("push", "refuse", target, f"already holds {digest}")], title="dry run")
+    out = capsys.readouterr().out  # captured: not a terminal
+    (line,) = [line for line in out.splitlines() if line.startswith("push")]
+    assert digest in line and parse_line(line, ["push"]) == ("push", "refuse", target)
+
+
+def test_no_stage_module_imports_another_stage_or_re_enters_the_pipeline():
+    import ast
+
+    for path in sorted((REPO / "ac_release" / "stages").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                imported = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            else:
+                if isinstance(node, ast.Constant) and node.value in ("nox", "invoke"):
+                    raise AssertionError(f"{path.name} runs {node.value}: a stage never calls back into the pipeline")
+                continue
+            assert not [m for m in imported if m.startswith("ac_release.stages") or m == "ac_release.pipeline"], (
+                path.name,
+                imported,
+            )
+
+
+def test_a_release_enters_each_stage_once(world, monkeypatch):
+    from ac_release import pipeline
+
+    calls: list[str] = []
+
+    class FakeStage:
+        def __init__(self, name):
+            self.NAME = name
+
+        def check(self, ctx):
+            calls.append(f"check {self.NAME}")
+            return []
+
+        def run(self, ctx, steps):
+            calls.append(f"run {self.NAME}")
+
+    monkeypatch.setattr(pipeline, "STAGES", {name: FakeStage(name) for name in pipeline.RELEASE})
+    monkeypatch.setattr(pipeline, "ensure_local_services", lambda ctx: None)
+    monkeypatch.setattr(pipeline, "_summary", lambda ctx, timings: None)
+    pipeline.run_stages(world.ctx, pipeline.RELEASE)
+    assert [c for c in calls if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
+    later = pipeline.RELEASE[1:]  # the preflight asks every later stage before the first write, then each again
+    assert calls[: 2 + len(later)] == ["check preflight", "run preflight", *[f"check {n}" for n in later]]

@@ -1,7 +1,11 @@
 """The 2.2.4 line's data, and that the lock agrees with it (the data lives in one place)."""
 
 import re
+import shutil
 
+import pytest
+
+from ac_release.errors import ReleaseError
 from ac_release.line import load_line, provider_distribution
 from ac_release.version import ACVersion
 from tests.helpers import REPO
@@ -68,3 +72,98 @@ def test_every_patch_has_a_check():
     assert LINE.patches, "the line ships at least one backport"
     for patch in LINE.patches:
         assert patch.with_name(patch.name.replace(".patch", ".check.py")).is_file()
+
+
+# -- the patch series is checked when the line loads (issue 10): one line per problem, naming the file ----------
+
+PATCH = "wheel/2.2.4/patches/0001-localfs-secrets-multiple-equals"
+
+
+def _line_copy(tmp_path):
+    shutil.copytree(REPO / "wheel" / "2.2.4", tmp_path / "wheel" / "2.2.4")
+    return tmp_path / "wheel" / "2.2.4" / "patches"
+
+
+def _series_refusal(tmp_path) -> str:
+    with pytest.raises(ReleaseError) as error:
+        load_line(tmp_path / "wheel", ACVersion.parse("2.2.4-1"))
+    return str(error.value)
+
+
+def test_a_patch_without_its_check_is_refused(tmp_path):
+    (_line_copy(tmp_path) / "0001-localfs-secrets-multiple-equals.check.py").unlink()
+    assert _series_refusal(tmp_path) == (
+        f"{PATCH}.patch has no check: add {PATCH}.check.py, which passes only when the fix is in the built Airflow"
+    )
+
+
+def test_a_check_without_its_patch_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    (patches / "0002-other.check.py").write_text("print('ok: other')\n")
+    assert _series_refusal(tmp_path) == (
+        "wheel/2.2.4/patches/0002-other.check.py has no patch: add wheel/2.2.4/patches/0002-other.patch or remove it"
+    )
+
+
+def test_a_file_named_like_a_patch_without_a_diff_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    (patches / "0002-notes.patch").write_text("just some notes\n")
+    (patches / "0002-notes.check.py").write_text("print('ok: notes')\n")
+    assert _series_refusal(tmp_path) == (
+        "wheel/2.2.4/patches/0002-notes.patch holds no diff (no ---/+++ file header with an @@ hunk): "
+        "make it with git format-patch"
+    )
+
+
+def test_a_gap_in_the_numbers_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    source = patches / "0001-localfs-secrets-multiple-equals"
+    for suffix in (".patch", ".check.py"):
+        (patches / f"0003-again{suffix}").write_bytes(source.with_name(source.name + suffix).read_bytes())
+    assert _series_refusal(tmp_path) == (
+        "wheel/2.2.4/patches/0003-again.patch: the series has no 0002: number the patches 0001, 0002, ... without gaps"
+    )
+
+
+def test_a_duplicate_number_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    source = patches / "0001-localfs-secrets-multiple-equals"
+    for suffix in (".patch", ".check.py"):
+        (patches / f"0001-again{suffix}").write_bytes(source.with_name(source.name + suffix).read_bytes())
+    assert _series_refusal(tmp_path) == (
+        f"{PATCH}.patch: number 0001 is also 0001-again.patch: give each patch its own number"
+    )
+
+
+def test_a_non_utf8_patch_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    patch = patches / "0001-localfs-secrets-multiple-equals.patch"
+    patch.write_bytes(patch.read_bytes().replace(b"Original author", b"Original \xe9author"))
+    assert _series_refusal(tmp_path) == f"{PATCH}.patch:23: not UTF-8 (byte 0xe9): save it as UTF-8"
+
+
+def test_a_patch_reaching_outside_the_tree_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    patch = patches / "0001-localfs-secrets-multiple-equals.patch"
+    patch.write_text(patch.read_text().replace("+++ b/airflow/secrets", "+++ b/../../etc/secrets"))
+    assert _series_refusal(tmp_path) == (
+        f"{PATCH}.patch:31: patches ../../etc/secrets/local_filesystem.py, outside the source tree: "
+        f"paths are relative to the sdist root"
+    )
+
+
+def test_a_misnamed_series_file_is_refused(tmp_path):
+    patches = _line_copy(tmp_path)
+    (patches / "2-fix.patch").write_text("x")
+    assert _series_refusal(tmp_path) == (
+        "wheel/2.2.4/patches/2-fix.patch: a series file is named NNNN-<slug>.patch or NNNN-<slug>.check.py "
+        "(4 digits, lowercase slug)"
+    )
+
+
+def test_a_non_utf8_line_file_is_one_line(tmp_path):
+    line_file = _line_copy(tmp_path).parent / "line.toml"
+    line_file.write_bytes(line_file.read_bytes() + b"# \xff\n")
+    assert _series_refusal(tmp_path) == (
+        f"{line_file}: not UTF-8 (byte 0xff at offset {line_file.stat().st_size - 2}): save it as UTF-8"
+    )

@@ -85,3 +85,65 @@ def test_retry_does_not_retry_a_final_error():
     with pytest.raises(ReleaseError, match="bad credentials"):
         retry(refused, what="x", sleep=lambda _: None)
     assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"[]", "a JSON list, not an object"),
+        (b"{}", "no schema, version, wheel, targets"),
+        (b'{"schema": 2, "version": "2.2.4-1", "wheel": null}', "no targets"),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": []}',
+            "targets is not an object of per-target stage records",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {"local": 3}}',
+            "targets is not an object of per-target stage records",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {"local": {"sign": 3}}}',
+            "targets.local.sign is not an object",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": null, "targets": {"local": {"deploy": {}}}}',
+            "unknown stage 'deploy' under targets.local",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": {"inputs": "x"}, "targets": {}}',
+            "wheel is not a wheel record: WheelRecord.__init__() missing 4 required positional arguments: "
+            "'artifacts', 'checks', 'buildenv', and 'source_date_epoch'",
+        ),
+        (
+            b'{"schema": 2, "version": "2.2.4-1", "wheel": [], "targets": {}}',
+            "wheel is not an object",
+        ),
+        (b'{"schema": 1, "version": "2.2.4-1", "stages": {}}', "no wheel, targets"),
+        (
+            b'{"schema": 1, "version": "2.2.4-1", "wheel": null, "targets": {}}',
+            "schema 1, this pipeline reads schema 2",
+        ),
+        (b'{"schema": 2, "version": 7, "wheel": null, "targets": {}}', "version is not a string"),
+        (b'"text"', "a JSON string, not an object"),
+        (b"\xff\xfe{}", "not UTF-8: byte 0xff at offset 0"),
+        (b"{", "not JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+    ],
+)
+def test_corrupt_manifest_is_one_line_naming_the_file_and_what_to_do(tmp_path, content, problem):
+    (tmp_path / "release.json").write_bytes(content)
+    with pytest.raises(ReleaseError) as error:
+        Manifest.load(tmp_path, "2.2.4-1")
+    assert str(error.value) == (
+        f"{tmp_path / 'release.json'} is not a valid release manifest ({problem}): restore it or remove "
+        f"{tmp_path} to start over"
+    )
+
+
+def test_manifest_that_is_a_directory_is_one_line(tmp_path):
+    (tmp_path / "release.json").mkdir()
+    with pytest.raises(ReleaseError) as error:
+        Manifest.load(tmp_path, "2.2.4-1")
+    assert str(error.value) == (
+        f"{tmp_path / 'release.json'} is not a valid release manifest (a directory): restore it or remove "
+        f"{tmp_path} to start over"
+    )

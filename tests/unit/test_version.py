@@ -75,3 +75,26 @@ def test_everything_else_is_refused_naming_the_accepted_forms(text):
 def test_only_default_flavour_release_tags_are_upgrade_starting_points(tag, release):
     found = release_tag_version(tag)
     assert (str(found) if found else None) == release
+
+
+def test_numbers_up_to_four_digits_are_accepted():
+    version = ACVersion.parse("9999.9999.9999-9999")
+    assert (version.airflow_version, version.build) == ("9999.9999.9999", 9999)
+
+
+@pytest.mark.parametrize("text", ["2.2.4-10000", "2.2.4-99999999999999999999999", "10000.2.4-1", "2.22222.4-1"])
+def test_numbers_of_more_than_four_digits_are_refused(text):
+    with pytest.raises(ReleaseError) as error:
+        ACVersion.parse(text)
+    assert str(error.value) == (
+        f"invalid AC version {text!r}: X, Y, Z and N have at most 4 digits each (N from 1 to 9999), e.g. 2.2.4-1"
+    )
+
+
+@pytest.mark.parametrize("text", ["2.2.4-" + "1" * 4400, "2" * 4400 + ".2.4-1", "2.2.4-1" + " " * 5000])
+def test_huge_input_is_one_short_line(text):
+    with pytest.raises(ReleaseError) as error:
+        ACVersion.parse(text)
+    message = str(error.value)
+    assert len(message) < 200 and "\n" not in message
+    assert message.startswith(f"invalid AC version {text[:32]!r}… ({len(text)} characters): ")

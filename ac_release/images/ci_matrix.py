@@ -1,0 +1,54 @@
+"""The job matrix of the workflows: which (version, flavour) pairs a CI or release run builds and tests.
+
+Computed from images/matrix.toml and changelog/, so a workflow never lists flavours itself (`invoke matrix`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ac_release.errors import ReleaseError
+from ac_release.images.matrix import flavours_of
+from ac_release.sessions import session_params
+from ac_release.version import ACVersion
+
+OUTPUT_NAME = "matrix"
+# `invoke matrix newest`: invoke has no optional positional argument, so "no version" is spelled as a word.
+NEWEST = "newest"
+
+
+def ci_matrix(root: Path, version: str = NEWEST) -> dict:
+    """`{"include": [{"version": …, "flavour": …}, …]}`: every flavour of `version`'s line; for `newest`, every
+    flavour of the newest changelog build of each line (the builds a plain `nox` run smoke-tests)."""
+    images = root / "images"
+    if version != NEWEST:
+        try:
+            parsed = ACVersion.parse(version)
+        except ReleaseError as exc:
+            raise ReleaseError(f"{exc}; or `{NEWEST}` for the newest build of every line") from None
+        pairs = [(str(parsed), flavour.name) for flavour in flavours_of(images, parsed.airflow_version)]
+    else:
+        pairs = [(version, flavour) for version, flavour, newest in session_params(root) if newest]
+        if not pairs:  # GitHub refuses an empty matrix with a message far from the cause
+            raise ReleaseError("no release line has both flavours in images/matrix.toml and a changelog/<airflow>.md")
+    return {"include": [{"version": v, "flavour": f} for v, f in pairs]}
+
+
+def as_json(matrix: dict) -> str:
+    """One line: a step output (`name=value` in $GITHUB_OUTPUT) cannot span lines."""
+    return json.dumps(matrix)
+
+
+def write_github_output(matrix: dict) -> Path:
+    """Append `matrix=<json>` to the file GitHub Actions names in $GITHUB_OUTPUT (the step's outputs)."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        raise ReleaseError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions in every step); unset here")
+    try:
+        with open(path, "a", encoding="utf-8") as output:
+            output.write(f"{OUTPUT_NAME}={as_json(matrix)}\n")
+    except OSError as exc:
+        raise ReleaseError(f"cannot write the step output to $GITHUB_OUTPUT ({path}): {exc.strerror}") from None
+    return Path(path)

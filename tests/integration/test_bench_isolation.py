@@ -1,0 +1,84 @@
+"""A benchmark never touches a release (issue 10, item 21): its builds go through the shared image build under
+names of its own, which it removes, while the release's image references and manifest stay as they were.
+
+A scratch repository with a one-line flavour Dockerfile stands in for the real one, so the test builds in seconds
+through the very functions `nox -s bench` runs (bench._ours, bench.remove_bench_images)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from rich.console import Console
+
+from ac_release import bench
+from ac_release.baseimage import ensure_debian_base
+from ac_release.config import load_settings
+from ac_release.context import ReleaseContext
+from ac_release.images.matrix import ONBUILD, VARIANTS
+from ac_release.images.state import flavours, local_ref
+from tests.helpers import REPO, write_config
+
+pytestmark = pytest.mark.integration
+
+TARGET = "benchiso"  # a target of this test's own: its release references are used by no one else
+
+
+@pytest.fixture
+def scratch(docker_ready, tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "wheel", root / "wheel")
+    shutil.copytree(REPO / "images" / "include", root / "images" / "include")
+    shutil.copy(REPO / "images" / "matrix.toml", root / "images" / "matrix.toml")
+    config = write_config(tmp_path, root=root)
+    config.write_text(
+        config.read_text()
+        .replace('default_target = "local"', f'default_target = "{TARGET}"')
+        .replace("[targets.local", f"[targets.{TARGET}")
+    )
+    ctx = ReleaseContext.create("2.2.4-1", load_settings(config), console=Console(stderr=True, quiet=True))
+    base = ensure_debian_base(ctx.docker, "bullseye", log=lambda _: None)
+    for flavour in flavours(ctx):
+        flavour.dockerfile(ctx.images_dir).parent.mkdir(parents=True, exist_ok=True)
+        flavour.dockerfile(ctx.images_dir).write_text(f"FROM {base}\nARG AC_VERSION\nLABEL bench.scratch=$AC_VERSION\n")
+        flavour.dockerfile(ctx.images_dir, ONBUILD).parent.mkdir(parents=True, exist_ok=True)
+        flavour.dockerfile(ctx.images_dir, ONBUILD).write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "scratch"], check=True)
+    wheels = {}
+    for name in ("apache_airflow-2.2.4+astro.1-py3-none-any.whl", "astronomer_certified-2.2.4.post1-py3-none-any.whl"):
+        wheels[name] = tmp_path / name
+        wheels[name].write_bytes(name.encode())
+    # The release as it stands: its images under its references (here: the base image), its manifest.
+    planted = [local_ref(ctx, flavour, variant) for flavour in flavours(ctx) for variant in VARIANTS]
+    for ref in planted:
+        ctx.docker("tag", base, ref, capture=True)
+    ctx.dist.mkdir(parents=True)
+    (ctx.dist / "release.json").write_text('{"version": "2.2.4-1", "stages": {}}\n')
+    yield ctx, wheels, planted
+    for ref in planted:
+        ctx.docker("image", "rm", ref, capture=True, check=False)
+    bench.remove_bench_images(ctx)
+
+
+def _state(ctx: ReleaseContext, refs: list[str]) -> dict[str, str | None]:
+    return {ref: ctx.docker.image_id(ref) for ref in refs} | {"manifest": (ctx.dist / "release.json").read_text()}
+
+
+def test_the_benchmark_builds_under_its_own_names_and_leaves_the_release_alone(scratch):
+    ctx, wheels, planted = scratch
+    before = _state(ctx, planted)
+    assert all(before.values())
+    figures = bench._ours(ctx, flavours(ctx), wheels, "cold")
+    made = bench.bench_images(ctx)
+    assert sorted(made) == sorted(
+        f"{bench.BENCH_REPOSITORY}:cold-{flavour.name}-{variant}" for flavour in flavours(ctx) for variant in VARIANTS
+    )
+    assert all(figures[f.name][v]["size"] > 0 for f in flavours(ctx) for v in VARIANTS)
+    bench.remove_bench_images(ctx)
+    assert bench.bench_images(ctx) == []
+    assert _state(ctx, planted) == before
+    assert sorted(p.name for p in ctx.dist.iterdir()) == ["release.json"]

