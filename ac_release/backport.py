@@ -22,17 +22,17 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from ac_release import changelog
+from ac_release.changelog import UNDATED
 from ac_release.config import Settings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, atomic_write_text
 from ac_release.git import git
-from ac_release.line import ReleaseLine, known_lines, load_line
+from ac_release.line import PATCHES_DIR, ReleaseLine, check_series, known_lines, load_line
 from ac_release.patches import apply_series
 from ac_release.sdist import fetch_sdist
 from ac_release.version import ACVersion
 
 UPSTREAM = "apache/airflow"
-UNDATED = "TBD"
 _LINE = re.compile(r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)", re.ASCII)
 _SUBJECT_TAG = re.compile(r"^(?:\[[^\]]*\]\s*)+")  # `[PATCH v2 1/3] [astro] ` in front of the title
 _PR = re.compile(r"\s*\(#(?P<number>[0-9]+)\)\s*$")
@@ -154,18 +154,19 @@ class Backport:
 
     @property
     def patch_path(self) -> Path:
-        return self.line.directory / "patches" / f"{self.name}.patch"
+        return self.line.directory / PATCHES_DIR / f"{self.name}.patch"
 
     @property
     def check_path(self) -> Path:
-        return self.line.directory / "patches" / f"{self.name}.check.py"
+        return self.line.directory / PATCHES_DIR / f"{self.name}.check.py"
 
 
 def backport(settings: Settings, line_name: str, patch_file: Path, log=print) -> Backport:
     """Check everything, then write the patch, its check scaffold and the changelog bullet; print what comes next."""
-    line = _existing_line(settings, line_name)
+    _require_line(settings, line_name)
+    _require_committed(settings.root, line_name)
+    line = load_line(settings.wheel_dir, ACVersion.parse(f"{line_name}-1"))  # refuses a malformed series too
     patch = read_patch(patch_file)
-    _require_committed(settings.root, line)
     _refuse_duplicate(line, patch)
     number = 1 + max((int(p.name[:4]) for p in line.patches), default=0)
     name, section = f"{number:04d}-{patch.slug}", section_for(patch.title)
@@ -175,34 +176,34 @@ def backport(settings: Settings, line_name: str, patch_file: Path, log=print) ->
     for path in (planned.patch_path, planned.check_path):
         if path.exists():
             raise ReleaseError(f"{path.relative_to(settings.root)} exists already: remove it or commit it first")
+    check = check_scaffold(planned)
+    _require_valid_series(settings, planned, check)
     applied = _prove_series_applies(settings, line, patch_file, planned.patch_path.name)
 
     atomic_write_bytes(planned.patch_path, patch_file.read_bytes())
-    atomic_write_text(planned.check_path, check_scaffold(planned))
+    atomic_write_text(planned.check_path, check)
     atomic_write_text(settings.root / "changelog" / f"{line.airflow}.md", text)
     _report(settings.root, planned, applied, log)
     return planned
 
 
-def _existing_line(settings: Settings, name: str) -> ReleaseLine:
+def _require_line(settings: Settings, name: str) -> None:
     if not _LINE.fullmatch(name) or not (settings.wheel_dir / name / "line.toml").is_file():
         known = ", ".join(known_lines(settings.wheel_dir)) or "none"
         raise ReleaseError(
             f"no release line {name!r}: known lines are {known}; a new line starts with wheel/<airflow>/line.toml"
         )
-    return load_line(settings.wheel_dir, ACVersion.parse(f"{name}-1"))
 
 
-def _require_committed(root: Path, line: ReleaseLine) -> None:
+def _require_committed(root: Path, line: str) -> None:
     """The series and the changelog are written by this command: start from their committed state, so that the
     diff it leaves is exactly the backport."""
-    paths = [str(line.directory.relative_to(root)), f"changelog/{line.airflow}.md"]
-    changes = git(root, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    changes = git(root, "status", "--porcelain", "--untracked-files=all", "--", f"wheel/{line}", f"changelog/{line}.md")
     if changes:
         first = changes.splitlines()[0].strip()
         raise ReleaseError(
-            f"the series of {line.airflow} has uncommitted changes ({first}): commit or stash wheel/{line.airflow}/ "
-            f"and changelog/{line.airflow}.md before a backport"
+            f"the series of {line} has uncommitted changes ({first}): commit or stash wheel/{line}/ "
+            f"and changelog/{line}.md before a backport"
         )
 
 
@@ -214,6 +215,17 @@ def _refuse_duplicate(line: ReleaseLine, patch: FormatPatch) -> None:
                 f"{patch.path.name} makes the same change as wheel/{line.airflow}/patches/{existing.name} "
                 f"(diffs compared without mail headers, diff and index lines): it is in the series already"
             )
+
+
+def _require_valid_series(settings: Settings, planned: Backport, check: str) -> None:
+    """The series with the new patch and its check, as load_line will read it: copied to a scratch tree, so that a
+    patch the line would refuse (a path outside the source tree, ...) is refused now, with nothing written."""
+    with tempfile.TemporaryDirectory() as scratch:
+        patches = Path(scratch) / planned.patch_path.parent.relative_to(settings.root)
+        shutil.copytree(planned.line.directory / PATCHES_DIR, patches)
+        shutil.copyfile(planned.patch.path, patches / planned.patch_path.name)
+        (patches / planned.check_path.name).write_text(check)
+        check_series(patches, Path(scratch))
 
 
 def _prove_series_applies(settings: Settings, line: ReleaseLine, patch_file: Path, name: str) -> int:

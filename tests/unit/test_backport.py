@@ -272,6 +272,17 @@ def test_a_file_holding_several_patches_is_refused(tmp_path, repo):
     )
 
 
+def test_a_patch_the_series_would_refuse_is_refused_before_anything_is_written(tmp_path, repo):
+    outside = format_patch(tmp_path / "patches", SECOND, "Greet the world (#1)")
+    text = outside.read_text()
+    outside.write_text(text.replace("--- a/airflow/greeting.py", "--- a/../greeting.py"))
+    number = outside.read_text().splitlines().index("--- a/../greeting.py") + 1
+    assert _refused(tmp_path, repo, "2.2.4", str(outside)) == (
+        f"error: wheel/2.2.4/patches/0002-greet-the-world.patch:{number}: patches ../greeting.py, outside the source "
+        "tree: paths are relative to the sdist root"
+    )
+
+
 def test_a_patch_that_does_not_apply_is_refused_naming_the_rejected_hunk(tmp_path, repo):
     stale = format_patch(tmp_path / "patches", SECOND, "Greet the world (#1)")
     stale.write_text(stale.read_text().replace("-    return 'hello ' + name", "-    return 'hi ' + name"))
