@@ -1,7 +1,8 @@
 """Which images of a release are current: the shared query of the images, test and push stages.
 
 A flavour's recorded images are current when the inputs of their build (fingerprint) are unchanged and the images
-are still in the Docker engine under their references; anything else is built again.
+are still in the Docker engine, by id (a reference is only a name: another checkout on the same engine may have
+moved it); anything else is built again.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
         recorded
         if recorded
         and recorded.fingerprint == fingerprint
-        and all(ctx.docker.image_id(refs[v]) == recorded.variants[v].image for v in VARIANTS)
+        and all(ctx.docker.image_id(recorded.variants[v].image) == recorded.variants[v].image for v in VARIANTS)
         else None
     )
     return FlavourState(flavour, refs, base, args, fingerprint, current)

@@ -50,7 +50,9 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> ImagesRecord:
         wheel_names = [name for name in artifact_names(ctx.version) if name.endswith(".whl")]
         wheels = fetch_verified(ctx, wheel_names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
     for flavour in flavours(ctx):
-        if flavour.name not in to_build:
+        if flavour.name not in to_build:  # kept: its references name this release's images again
+            for image in record.flavours[flavour.name].variants.values():
+                ctx.docker("tag", image.image, image.ref, capture=True)
             continue
         ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
         state = flavour_state(ctx, flavour)  # the base image exists now: its id is part of the fingerprint

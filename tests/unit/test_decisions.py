@@ -40,7 +40,7 @@ class FakeDocker:
         self.images: dict[str, str] = {}
 
     def image_id(self, ref: str) -> str | None:
-        return self.images.get(ref)
+        return self.images.get(ref) or (ref if ref in self.images.values() else None)
 
 
 class World:
@@ -187,6 +187,16 @@ def test_images_keep_current_images_and_rebuild_when_an_input_changed(world):
     script = world.ctx.images_dir / "include" / "entrypoint"
     script.write_text(script.read_text() + "# changed\n")
     assert set(world.actions(images).values()) == {"build"}
+
+
+def test_images_are_kept_when_another_checkout_moved_their_local_references(world):
+    """The engine is shared: the references are names; the release's images are its recorded ids."""
+    world.built().published().imaged()
+    for ref in [ref for ref in world.docker.images if ref.startswith("ac-release/local/")]:
+        world.docker.images[ref] = "sha256:" + "c" * 64  # another checkout's build, same name
+    world.docker.images["elsewhere"] = A  # ours, still in the engine under no name of ours
+    world.docker.images["elsewhere-onbuild"] = B
+    assert set(world.actions(images).values()) == {"keep"}
 
 
 def test_images_are_kept_across_a_commit_that_changes_none_of_their_inputs(world, monkeypatch):
