@@ -54,6 +54,7 @@ class SignRecord(Record):
     issuer: str
     instance: str
     bundles: dict[str, str]  # artifact -> sha256 of its bundle
+    attestations: dict[str, str] = field(default_factory=dict)  # `<artifact>.<kind>.attestation` -> its sha256
 
 
 @dataclass
