@@ -35,6 +35,7 @@ FAULTS = [
     "after:test",
     "during:push-3",
     "after:push",
+    "after:attest",
 ]
 
 
@@ -77,7 +78,9 @@ def state(config: Path) -> dict:
     services = LocalServices(settings.services)
     manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
     (repository,) = settings.target(None).registries
-    images = {tag: registry.remote_image(repository, tag) for tag in sorted(registry.tags(repository))}
+    tags = sorted(registry.tags(repository))
+    # cosign's signature and attestation tags: named by the image digest; their manifests hold fresh certificates
+    images = {tag: registry.remote_image(repository, tag) for tag in tags if not tag.startswith("sha256-")}
     return {
         "wheels": {n: m["sha256"] for n, m in manifest["wheel"]["artifacts"].items()},
         "index": {
@@ -85,6 +88,7 @@ def state(config: Path) -> dict:
             for p in sorted((services.pypi_dir / "packages").iterdir())
         },
         "registry": {tag: (image.digest, image.config) for tag, image in images.items()},
+        "signed": [tag for tag in tags if tag.startswith("sha256-")],
         "git": subprocess.run(
             ["git", "ls-remote", "--tags", str(services.git_remote)], capture_output=True, text=True
         ).stdout,
@@ -143,6 +147,8 @@ def test_release_does_every_stage_and_records_it(reference):
         "2.2.4-bullseye-onbuild",
     } == set(final["registry"])
     assert "refs/tags/v2.2.4-1^{}" in final["git"]
+    digests = {final["registry"][tag][0].split(":")[1] for tag in ("2.2.4-1", "2.2.4-1-onbuild")}
+    assert final["signed"] == sorted(f"sha256-{d}.{suffix}" for d in digests for suffix in ("att", "sig"))
     notes = (load_settings(config).dist_dir / VERSION / "RELEASE_NOTES.md").read_text()
     assert notes.startswith("# Astronomer Certified 2.2.4-1 (2026-11-22)\n")
     assert final["registry"]["2.2.4-1"][0] in notes
@@ -296,6 +302,7 @@ def test_verify_status_and_dry_run(reference):
         "ok  apache-airflow-2.2.4+astro.1.tar.gz",
         "ok  apache_airflow-2.2.4+astro.1-py3-none-any.whl",
         "ok  astronomer_certified-2.2.4.post1-py3-none-any.whl",
+        *sorted(f"ok  {repository}@{final['registry'][tag][0]} attestations" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
         *sorted(f"ok  {repository}@{final['registry'][tag][0]}" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
     ]
     dist = load_settings(config).dist_dir
@@ -342,6 +349,7 @@ def test_killed_anywhere_the_next_run_resumes_to_the_same_state(release_repo, re
         assert after["wheels"] == final["wheels"]
         assert after["index"] == final["index"]  # nothing duplicated, nothing else
         assert after["registry"] == final["registry"]  # same digests, same tags
+        assert after["signed"] == final["signed"]  # every digest signed and attested
         assert after["stages"] == final["stages"]
         assert "refs/tags/v2.2.4-1^{}" in after["git"]
         figure(f"after {len(FAULTS)} kills, one more run ended in the uninterrupted run's state")
