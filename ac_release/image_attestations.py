@@ -24,6 +24,9 @@ from ac_release.records import WheelRecord
 SBOM_KINDS = ("cyclonedx", "spdxjson")
 KINDS = ("signature", *SBOM_KINDS, "slsaprovenance1")
 REVISION_LABEL = "org.opencontainers.image.revision"
+# Complete checks that passed in this process, by everything they depend on (the `.sig` and `.att` manifest digests
+# among it): the preflight and the stage ask the same question of the same registry state.
+_verified: dict[tuple, ImageCheck] = {}
 
 
 @dataclass
@@ -99,6 +102,13 @@ def check_image(
     """Ask the registry what `REPOSITORY@DIGEST` carries; `package` is (name, version) its SBOM must list."""
     image = cosign.ImageReference.parse(reference)
     tags = registry.tags(image.name) if tags is None else tags
+    key = None
+    if {cosign_tag(image.digest, "sig"), cosign_tag(image.digest, "att")} <= set(tags):
+        held = [registry.remote_image(image.name, cosign_tag(image.digest, suffix)) for suffix in ("sig", "att")]
+        inputs_key = tuple(json.dumps(i.descriptor(), sort_keys=True) for i in inputs)
+        key = (reference, identity, issuer, *(h.digest if h else None for h in held), inputs_key, package)
+        if key in _verified:
+            return _verified[key]
     result = ImageCheck()
     if cosign_tag(image.digest, "sig") not in tags:
         result.missing.append("signature")
@@ -125,6 +135,8 @@ def check_image(
         else:
             result.verified.append(kind)
             result.statements[kind] = verified
+    if key is not None and not result.missing and not result.refused:
+        _verified[key] = result
     return result
 
 
