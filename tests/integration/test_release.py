@@ -116,6 +116,18 @@ def files(directory: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def signing_share(summary: str) -> str:
+    """The signing and attestation work as a share of the release, from the summary's `time:` line: the attest
+    stage and the sign stage (bundles and PEP 740 attestations of the wheels and the sdist)."""
+    (line,) = [line for line in summary.splitlines() if line.startswith("time: ")]
+    times = {name: float(value.rstrip("s")) for name, value in zip(*[iter(line.split()[1:])] * 2, strict=True)}
+    signing = times["sign"] + times["attest"]
+    return (
+        f"signing and attestation: sign {times['sign']:.1f} s + attest {times['attest']:.1f} s = {signing:.1f} s, "
+        f"{100 * signing / sum(times.values()):.1f}% of the release's {sum(times.values()):.0f} s of stages"
+    )
+
+
 @pytest.fixture(scope="module")
 def reference(release_repo, tmp_path_factory, figure):
     directory = tmp_path_factory.mktemp("reference")
@@ -128,6 +140,7 @@ def reference(release_repo, tmp_path_factory, figure):
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figure(f"release {VERSION} from an empty dist/, index, registry and remote: {seconds:.0f} s")
+    figure(signing_share(result.stderr + result.stdout))
     yield config, result, state(config), plan
     LocalServices(load_settings(config).services).down(log=lambda _: None)
 
