@@ -102,7 +102,7 @@ def _verify_attestations(ctx: ReleaseContext, wheel: WheelRecord, attested: Atte
     airflow_wheel = next(n for n in wheel.artifacts if n.startswith("apache_airflow-") and n.endswith(".whl"))
     package = ("apache-airflow", ctx.version.wheel_version)
     checks = []
-    for image in attested.images:
+    for image in sorted(attested.images, key=lambda i: (i.repository, i.digest)):
         reference = f"{image.repository}@{image.digest}"
         labels = registry.labels(image.repository, image.digest)
         commit = labels.get(image_attestations.REVISION_LABEL, "")
