@@ -1,5 +1,6 @@
 """The GitHub release of a finished release (connected world only): the tag's notes, with the wheels, the sdist,
-their Sigstore bundles and the manifest attached, through the `gh` CLI of GitHub Actions.
+their Sigstore bundles and PEP 740 attestations (`publish`, `slsa`) and the manifest attached, through the `gh`
+CLI of GitHub Actions: where users of targets without services of their own fetch the bundles and attestations.
 
 Idempotent like the stages: an existing release keeps the assets it has (same name and size) and gets the
 missing ones; an asset with the same name and another size is refused.
@@ -13,7 +14,7 @@ import subprocess
 
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.names import NOTES, artifact_names, bundle_name
+from ac_release.names import NOTES, artifact_names, release_files
 from ac_release.records import TagRecord
 
 
@@ -31,7 +32,7 @@ def publish_github_release(ctx: ReleaseContext) -> str:
     if not tagged:
         raise ReleaseError(f"{ctx.version} has no git tag yet: run `invoke release {ctx.version}` first")
     names = artifact_names(ctx.version)
-    assets = [ctx.dist / name for name in names] + [ctx.bundles / bundle_name(name) for name in names]
+    assets = [ctx.dist / name for name in names] + [ctx.bundles / name for name in release_files(ctx.version)]
     assets.append(ctx.manifest.path)
     tag = tagged.tag
     view = _gh("release", "view", tag, "--json", "assets", check=False)

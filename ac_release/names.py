@@ -28,3 +28,19 @@ def bundle_name(artifact: str) -> str:
 
 def local_repository(target: str) -> str:
     return LOCAL_REPOSITORY.format(target=target)
+
+
+# PEP 740 attestations of an artifact, as twine's `--attestations` finds them (`<dist>.<kind>.attestation`).
+ATTESTATION_KINDS = ("publish", "slsa")
+
+
+def attestation_name(artifact: str, kind: str) -> str:
+    return f"{artifact}.{kind}.attestation"
+
+
+def release_files(version: ACVersion) -> list[str]:
+    """What a user fetches beside the index to verify the artifacts: every bundle and attestation."""
+    names = artifact_names(version)
+    return sorted(
+        [bundle_name(n) for n in names] + [attestation_name(n, kind) for n in names for kind in ATTESTATION_KINDS]
+    )

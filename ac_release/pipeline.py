@@ -26,10 +26,10 @@ from ac_release.records import (
     TagRecord,
     WheelRecord,
 )
-from ac_release.stages import images, preflight, publish, push, sign, tag, test, wheel
+from ac_release.stages import attest, images, preflight, publish, push, sign, tag, test, wheel
 from ac_release.steps import Step, refuse_any
 
-STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, tag)}
+STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, tag)}
 RELEASE = list(STAGES)
 
 

@@ -54,6 +54,7 @@ class SignRecord(Record):
     issuer: str
     instance: str
     bundles: dict[str, str]  # artifact -> sha256 of its bundle
+    attestations: dict[str, str] = field(default_factory=dict)  # `<artifact>.<kind>.attestation` -> its sha256
 
 
 @dataclass
@@ -167,6 +168,31 @@ class PushRecord(Record):
 
 
 @dataclass
+class AttestedImage:
+    repository: str
+    tag: str  # the flavour's immutable tag the image was pushed as
+    digest: str  # manifest digest: the subject of the signature and every attestation
+    base_image: str  # digest (or local image id) of the base image the provenance names
+    revision: str  # the git commit the image was built from (its OCI revision label)
+    files: dict[str, str] = field(default_factory=dict)  # SBOM / provenance file in dist -> sha256, when made here
+
+
+@dataclass
+class AttestRecord(Record):
+    STAGE: ClassVar[str] = "attest"
+    identity: str
+    issuer: str
+    images: list[AttestedImage]
+    release_files: str = ""  # where the bundles and attestations are published ("" : the GitHub release)
+
+    @classmethod
+    def from_json(cls, data):
+        record = super().from_json(data)
+        record.images = [AttestedImage(**entry) for entry in record.images]
+        return record
+
+
+@dataclass
 class TagRecord(Record):
     STAGE: ClassVar[str] = "tag"
     tag: str
@@ -177,5 +203,15 @@ class TagRecord(Record):
 
 
 RECORDS: dict[str, type[Record]] = {
-    r.STAGE: r for r in (WheelRecord, SignRecord, PublishRecord, ImagesRecord, SessionsRecord, PushRecord, TagRecord)
+    r.STAGE: r
+    for r in (
+        WheelRecord,
+        SignRecord,
+        PublishRecord,
+        ImagesRecord,
+        SessionsRecord,
+        PushRecord,
+        AttestRecord,
+        TagRecord,
+    )
 }

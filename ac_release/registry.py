@@ -158,3 +158,13 @@ def check_pushed(repository: str, tag: str, digest: str, image: str) -> None:
             f"after the push {repository}:{tag} resolves to {found}, expected digest {digest} (image {image}): "
             f"something else writes to this repository; check who, then run the release again"
         )
+
+
+def labels(repository: str, digest: str) -> dict[str, str]:
+    """The image labels of `repository@digest`, read from the registry (what a user's client sees)."""
+    name = f"{repository}@{digest}"
+    result = _skopeo("inspect", *_tls(repository), f"docker://{name}", what=f"reading {name}")
+    if result.returncode != 0:
+        error = result.stderr.decode(errors="replace").strip()
+        raise ReleaseError(f"cannot read {name}: {error.splitlines()[-1] if error else 'no output'}")
+    return json.loads(result.stdout).get("Labels") or {}

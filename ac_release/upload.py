@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
@@ -32,8 +33,9 @@ _TRANSIENT = (
 )
 
 
-def upload(index: IndexSettings, artifact: Path, password: str) -> str:
-    """Upload `artifact` to `index` with twine (the password through the environment, never argv).
+def upload(index: IndexSettings, artifact: Path, password: str, attestations: Sequence[Path] = ()) -> str:
+    """Upload `artifact` to `index` with twine (the password through the environment, never argv), with its PEP 740
+    `attestations` (`twine upload --attestations`; an index that cannot store them, like pypiserver, drops them).
 
     Returns "uploaded", or "landed" when an attempt timed out but the index then served the file with our sha256.
     Raises ReleaseError on refused credentials, on other bytes under our name, or once the retries are spent.
@@ -51,7 +53,9 @@ def upload(index: IndexSettings, artifact: Path, password: str) -> str:
         index.upload_url,
         "--username",
         index.username,
+        *(["--attestations"] if attestations else []),
         str(artifact),
+        *map(str, attestations),
     ]
     env = {**os.environ, "TWINE_PASSWORD": password}
     number = faults.count("upload")

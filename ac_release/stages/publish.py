@@ -10,7 +10,7 @@ from __future__ import annotations
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
-from ac_release.names import artifact_names
+from ac_release.names import ATTESTATION_KINDS, artifact_names, attestation_name
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
 from ac_release.signing import verify_all
@@ -59,7 +59,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     to_upload = [ctx.dist / step.target.rsplit("/", 1)[-1] for step in open_steps(steps)]
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
-        upload(ctx.target.index, artifact, password)
+        attestations = [ctx.bundles / attestation_name(artifact.name, kind) for kind in ATTESTATION_KINDS]
+        upload(ctx.target.index, artifact, password, [a for a in attestations if a.is_file()])
     if not to_upload:
         ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
     on_index = index_state(ctx)

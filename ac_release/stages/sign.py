@@ -1,5 +1,6 @@
-"""Stage `sign`: a Sigstore bundle for every artifact of the wheel stage, by the target's signer, verified before
-it is kept. Bundles live in dist/<version>/sigstore/<target>/, one directory per target."""
+"""Stage `sign`: for every artifact of the wheel stage, by the target's signer, each verified before it is kept:
+a Sigstore bundle, and the PEP 740 attestations `publish` and `slsa` (provenance). They live in
+dist/<version>/sigstore/<target>/, one directory per target."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ac_release import wheel_attestations
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_copy, sha256_file
-from ac_release.names import artifact_names, bundle_name
+from ac_release.fsutil import atomic_copy, atomic_write_bytes, sha256_file
+from ac_release.images.build import revision
+from ac_release.names import ATTESTATION_KINDS, artifact_names, attestation_name, bundle_name
 from ac_release.records import SignRecord, WheelRecord
 from ac_release.signing import sign, verify, verify_all
 from ac_release.steps import Step, open_steps
@@ -19,42 +22,55 @@ NAME = "sign"
 
 
 def check(ctx: ReleaseContext) -> list[Step]:
-    """sign what has no bundle; keep a bundle that verifies for these bytes and this identity; refuse an artifact
-    whose bytes are not the wheel stage's, and a bundle that does not verify."""
+    """sign what has no bundle or attestation; keep one that verifies for these bytes and this identity; refuse an
+    artifact whose bytes are not the wheel stage's, and a bundle or attestation that does not verify."""
     wheel = ctx.manifest.get(WheelRecord)
     steps = []
     for name in artifact_names(ctx.version):
-        artifact, bundle = ctx.dist / name, ctx.bundles / bundle_name(name)
-        where = str(bundle.relative_to(ctx.settings.dist_dir))
+        artifact = ctx.dist / name
         ours = wheel.sha256(name) if wheel else None
-        if ours and artifact.exists() and (actual := sha256_file(artifact)) != ours:
-            steps.append(
-                Step(
-                    NAME,
-                    "refuse",
-                    where,
-                    f"dist/{ctx.version}/{name} has sha256 {actual}, the wheel stage built {ours}",
-                )
-            )
-        elif not bundle.exists() or not ours or not artifact.exists():
-            steps.append(Step(NAME, "sign", where, f"as {ctx.target.signing.identity}"))
-        else:
-            try:
-                verify(ctx, artifact, bundle)
-            except ReleaseError as exc:
-                steps.append(Step(NAME, "refuse", where, f"{exc}; delete the bundle to sign again"))
+        files = [(ctx.bundles / bundle_name(name), None)]
+        files += [(ctx.bundles / attestation_name(name, kind), kind) for kind in ATTESTATION_KINDS]
+        changed = ours and artifact.exists() and (actual := sha256_file(artifact)) != ours
+        for path, kind in files:
+            where = str(path.relative_to(ctx.settings.dist_dir))
+            data = {"artifact": name, "kind": kind}
+            if changed:
+                reason = f"dist/{ctx.version}/{name} has sha256 {actual}, the wheel stage built {ours}"
+                steps.append(Step(NAME, "refuse", where, reason, data))
+            elif not path.exists() or not ours or not artifact.exists():
+                steps.append(Step(NAME, "sign", where, f"as {ctx.target.signing.identity}", data))
             else:
-                steps.append(Step(NAME, "keep", where, f"verifies for sha256 {ours} as {ctx.target.signing.identity}"))
+                try:
+                    if kind is None:
+                        verify(ctx, artifact, path)
+                    else:
+                        wheel_attestations.check(ctx, artifact, path, kind)
+                except ReleaseError as exc:
+                    steps.append(Step(NAME, "refuse", where, f"{exc}; delete it to sign again", data))
+                else:
+                    reason = f"verifies for sha256 {ours} as {ctx.target.signing.identity}"
+                    steps.append(Step(NAME, "keep", where, reason, data))
     return steps
+
+
+def _predicate(ctx: ReleaseContext, artifact: Path, kind: str, sha256: str) -> dict | None:
+    """The SLSA provenance of an artifact: its build inputs and the commit signing it (a later commit that keeps
+    the same bytes keeps the provenance: only the inputs that decide the bytes are compared)."""
+    if kind != "slsa":
+        return None
+    return wheel_attestations.slsa_predicate(ctx, artifact.name, sha256, revision(ctx.settings.root))
 
 
 def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
     ensure_local_services(ctx)
     names = artifact_names(ctx.version)
-    unsigned = [ctx.dist / name for name in names if (ctx.bundles / bundle_name(name)) in _bundles(ctx, steps)]
+    wanted = open_steps(steps)
+    unsigned = [ctx.dist / s.data["artifact"] for s in wanted if s.data["kind"] is None]
+    unattested = [(ctx.dist / s.data["artifact"], s.data["kind"]) for s in wanted if s.data["kind"] is not None]
+    ctx.bundles.mkdir(parents=True, exist_ok=True)
     if unsigned:
         ctx.log(f"sign: signing {', '.join(a.name for a in unsigned)} as {ctx.target.signing.identity}")
-        ctx.bundles.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".sign-", dir=ctx.bundles))
         try:
             sign(ctx, unsigned, staging)
@@ -63,18 +79,35 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
                 atomic_copy(staging / bundle_name(artifact.name), ctx.bundles / bundle_name(artifact.name))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    else:
-        ctx.log("sign: every artifact already carries a bundle that verifies, skipping")
+    if unattested:
+        ctx.log(f"sign: attesting {', '.join(f'{a.name} ({k})' for a, k in unattested)}")
+        wheel = ctx.manifest.get(WheelRecord)
+        predicates = {(a.name, k): _predicate(ctx, a, k, wheel.sha256(a.name)) for a, k in unattested}
+        made = wheel_attestations.sign(ctx, [(a, k, predicates[(a.name, k)]) for a, k in unattested])
+        staging = Path(tempfile.mkdtemp(prefix=".attest-", dir=ctx.bundles))
+        try:
+            for artifact, kind in unattested:
+                staged = staging / attestation_name(artifact.name, kind)
+                staged.write_bytes(made[(artifact.name, kind)])
+                wheel_attestations.check(ctx, artifact, staged, kind)
+            for artifact, kind in unattested:  # every one verified before the first lands
+                name = attestation_name(artifact.name, kind)
+                atomic_write_bytes(ctx.bundles / name, (staging / name).read_bytes())
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if not unsigned and not unattested:
+        ctx.log("sign: every artifact already carries a bundle and attestations that verify, skipping")
     signing = ctx.target.signing
     record = SignRecord(
         identity=signing.identity,
         issuer=signing.issuer,
         instance=signing.instance,
         bundles={name: sha256_file(ctx.bundles / bundle_name(name)) for name in names},
+        attestations={
+            attestation_name(name, kind): sha256_file(ctx.bundles / attestation_name(name, kind))
+            for name in names
+            for kind in ATTESTATION_KINDS
+        },
     )
     ctx.save(record)
     return record
-
-
-def _bundles(ctx: ReleaseContext, steps: list[Step]) -> set[Path]:
-    return {ctx.settings.dist_dir / step.target for step in open_steps(steps)}

@@ -37,6 +37,7 @@ FAULTS = [
     "after:test",
     "during:push-3",
     "after:push",
+    "after:attest",
 ]
 
 
@@ -79,7 +80,9 @@ def state(config: Path) -> dict:
     services = LocalServices(settings.services)
     manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
     (repository,) = settings.target(None).registries
-    images = {tag: registry.remote_image(repository, tag) for tag in sorted(registry.tags(repository))}
+    tags = sorted(registry.tags(repository))
+    # cosign's signature and attestation tags: named by the image digest; their manifests hold fresh certificates
+    images = {tag: registry.remote_image(repository, tag) for tag in tags if not tag.startswith("sha256-")}
     return {
         "wheels": {n: m["sha256"] for n, m in manifest["wheel"]["artifacts"].items()},
         "index": {
@@ -87,6 +90,7 @@ def state(config: Path) -> dict:
             for p in sorted((services.pypi_dir / "packages").iterdir())
         },
         "registry": {tag: (image.digest, image.config) for tag, image in images.items()},
+        "signed": [tag for tag in tags if tag.startswith("sha256-")],
         "git": subprocess.run(
             ["git", "ls-remote", "--tags", str(services.git_remote)], capture_output=True, text=True
         ).stdout,
@@ -114,6 +118,18 @@ def files(directory: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def signing_share(summary: str) -> str:
+    """The signing and attestation work as a share of the release, from the summary's `time:` line: the attest
+    stage and the sign stage (bundles and PEP 740 attestations of the wheels and the sdist)."""
+    (line,) = [line for line in summary.splitlines() if line.startswith("time: ")]
+    times = {name: float(value.rstrip("s")) for name, value in zip(*[iter(line.split()[1:])] * 2, strict=True)}
+    signing = times["sign"] + times["attest"]
+    return (
+        f"signing and attestation: sign {times['sign']:.1f} s + attest {times['attest']:.1f} s = {signing:.1f} s, "
+        f"{100 * signing / sum(times.values()):.1f}% of the release's {sum(times.values()):.0f} s of stages"
+    )
+
+
 @pytest.fixture(scope="module")
 def reference(release_repo, tmp_path_factory, figure):
     directory = tmp_path_factory.mktemp("reference")
@@ -126,6 +142,7 @@ def reference(release_repo, tmp_path_factory, figure):
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figure(f"release {VERSION} from an empty dist/, index, registry and remote: {seconds:.0f} s")
+    figure(signing_share(result.stderr + result.stdout))
     yield config, result, state(config), plan
     LocalServices(load_settings(config).services).down(log=lambda _: None)
 
@@ -145,6 +162,8 @@ def test_release_does_every_stage_and_records_it(reference):
         "2.2.4-bullseye-onbuild",
     } == set(final["registry"])
     assert "refs/tags/v2.2.4-1^{}" in final["git"]
+    digests = {final["registry"][tag][0].split(":")[1] for tag in ("2.2.4-1", "2.2.4-1-onbuild")}
+    assert final["signed"] == sorted(f"sha256-{d}.{suffix}" for d in digests for suffix in ("att", "sig"))
     notes = (load_settings(config).dist_dir / VERSION / "RELEASE_NOTES.md").read_text()
     assert notes.startswith("# Astronomer Certified 2.2.4-1 (2026-11-22)\n")
     assert final["registry"]["2.2.4-1"][0] in notes
@@ -298,6 +317,7 @@ def test_verify_status_and_dry_run(reference):
         "ok  apache-airflow-2.2.4+astro.1.tar.gz",
         "ok  apache_airflow-2.2.4+astro.1-py3-none-any.whl",
         "ok  astronomer_certified-2.2.4.post1-py3-none-any.whl",
+        *sorted(f"ok  {repository}@{final['registry'][tag][0]} attestations" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
         *sorted(f"ok  {repository}@{final['registry'][tag][0]}" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
     ]
     dist = load_settings(config).dist_dir
@@ -363,6 +383,7 @@ def test_killed_anywhere_the_next_run_resumes_to_the_same_state(release_repo, re
         assert after["wheels"] == final["wheels"]
         assert after["index"] == final["index"]  # nothing duplicated, nothing else
         assert after["registry"] == final["registry"]  # same digests, same tags
+        assert after["signed"] == final["signed"]  # every digest signed and attested
         assert after["stages"] == final["stages"]
         assert "refs/tags/v2.2.4-1^{}" in after["git"]
         figure(f"after {len(FAULTS)} kills, one more run ended in the uninterrupted run's state")

@@ -15,7 +15,7 @@ from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.state import flavour_state, flavours
 from ac_release.index import IndexFile
-from ac_release.names import artifact_names, bundle_name
+from ac_release.names import ATTESTATION_KINDS, artifact_names, attestation_name, bundle_name
 from ac_release.records import (
     Artifact,
     FlavourImages,
@@ -72,6 +72,12 @@ class World:
                 raise ReleaseError(f"signature check failed for {artifact.name} with {bundle.name}: mismatch")
 
         monkeypatch.setattr(sign, "verify", verify)
+
+        def check_attestation(ctx, artifact, attestation, kind):
+            if artifact.name in self.bad_bundles:
+                raise ReleaseError(f"{attestation.name} does not verify as {ctx.target.signing.identity}: mismatch")
+
+        monkeypatch.setattr(sign.wheel_attestations, "check", check_attestation)
         self.repository = self.ctx.target.registries[0]
         self.docker.images[flavour_state(self.ctx, flavours(self.ctx)[0]).base] = "sha256:" + "0" * 64
 
@@ -90,6 +96,8 @@ class World:
         self.ctx.bundles.mkdir(parents=True, exist_ok=True)
         for name in artifact_names(self.ctx.version):
             (self.ctx.bundles / bundle_name(name)).write_text("{}")
+            for kind in ATTESTATION_KINDS:
+                (self.ctx.bundles / attestation_name(name, kind)).write_text("{}")
         return self
 
     def published(self):
@@ -158,10 +166,16 @@ def test_sign_signs_missing_keeps_verified_refuses_bad_bundles_and_swapped_artif
     world.signed()
     assert set(world.actions(sign).values()) == {"keep"}
     world.bad_bundles.add(AIRFLOW)
-    assert world.actions(sign)[f"2.2.4-1/sigstore/local/{bundle_name(AIRFLOW)}"] == "refuse"
+    actions = world.actions(sign)
+    assert actions[f"2.2.4-1/sigstore/local/{bundle_name(AIRFLOW)}"] == "refuse"
+    for kind in ATTESTATION_KINDS:
+        assert actions[f"2.2.4-1/sigstore/local/{attestation_name(AIRFLOW, kind)}"] == "refuse"
     world.bad_bundles.clear()
+    (world.ctx.bundles / attestation_name(META, "slsa")).unlink()
+    assert world.actions(sign)[f"2.2.4-1/sigstore/local/{attestation_name(META, 'slsa')}"] == "sign"
     (world.ctx.dist / META).write_bytes(b"swapped")
     assert world.actions(sign)[f"2.2.4-1/sigstore/local/{bundle_name(META)}"] == "refuse"
+    assert world.actions(sign)[f"2.2.4-1/sigstore/local/{attestation_name(META, 'publish')}"] == "refuse"
 
 
 def test_publish_uploads_skips_and_refuses_by_sha256(world):

@@ -1,0 +1,183 @@
+"""Stage `attest`: every pushed image digest, on every registry of the target, signed and attested by the target's
+Sigstore identity with cosign: a keyless signature, CycloneDX and SPDX SBOMs (syft, one scan per digest) and SLSA v1
+provenance naming every input of the build. For targets with services of their own, the artifacts' bundles and
+attestations are also published as one OCI artifact in the first registry (`<registry>/release-files:<version>`).
+
+check: `sign` what is missing, `keep` what verifies, `refuse` what exists but does not verify for this identity (or
+names another digest, SBOM or inputs), `unknown` while the registry is down. Steps are per image, named after its
+flavour's immutable tag, so that the dry run before the push lists the same steps the run then takes.
+"""
+
+from __future__ import annotations
+
+from ac_release import cosign, image_attestations, registry, release_files, sbom
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import sha256_file
+from ac_release.images.matrix import VARIANTS
+from ac_release.images.state import flavours
+from ac_release.names import release_files as release_file_names
+from ac_release.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
+from ac_release.signing import TOKEN_ENV, _identity_token
+from ac_release.steps import Step, open_steps
+
+NAME = "attest"
+WHAT = "signature, CycloneDX and SPDX SBOMs, SLSA provenance"
+
+
+def check(ctx: ReleaseContext) -> list[Step]:
+    if not services_running(ctx):
+        return [Step(NAME, "unknown", where, "registry not running") for where, _ in _targets(ctx)]
+    identity, issuer = ctx.target.signing.identity, ctx.target.signing.issuer
+    pushed = ctx.record(PushRecord)
+    digests = {(t.repository, t.tag): t.digest for t in pushed.tags if t.digest and not t.floating} if pushed else {}
+    images, wheel = ctx.record(ImagesRecord), ctx.manifest.get(WheelRecord)
+    trust, tags = None, {}
+    steps = []
+    for where, data in _targets(ctx):
+        if data.get("release_files"):
+            steps.append(_release_files_step(ctx, where, data))
+            continue
+        repository, tag = data["repository"], data["tag"]
+        digest = digests.get((repository, tag))
+        if digest is None or images is None or wheel is None:
+            steps.append(Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data))
+            continue
+        reference = f"{repository}@{digest}"
+        trust = trust or cosign.trust_of(ctx)
+        if repository not in tags:
+            tags[repository] = registry.tags(repository)
+        try:
+            inputs = _inputs(ctx, images, wheel, data["flavour"], reference)
+            found = image_attestations.check_image(
+                trust,
+                reference,
+                identity,
+                issuer,
+                image_attestations.flat(inputs),
+                ("apache-airflow", ctx.version.wheel_version),
+                tags[repository],
+            )
+        except ReleaseError as exc:
+            steps.append(Step(NAME, "refuse", where, str(exc), data))
+            continue
+        data = data | {"digest": digest, "missing": found.missing, "inputs": inputs}
+        if found.refused:
+            reason = f"{reference}: {'; '.join(found.refused)}; remove them from the registry to attest again"
+            steps.append(Step(NAME, "refuse", where, reason, data))
+        elif found.missing:
+            steps.append(Step(NAME, "sign", where, f"{reference}: {', '.join(found.missing)} as {identity}", data))
+        else:
+            steps.append(Step(NAME, "keep", where, f"{reference}: {WHAT} verify as {identity}", data))
+    return steps
+
+
+def _targets(ctx: ReleaseContext) -> list[tuple[str, dict]]:
+    targets = []
+    for repository in ctx.target.registries:
+        for flavour in flavours(ctx):
+            for variant in VARIANTS:
+                tag = flavour.tags(ctx.version, variant)[-1]
+                data = {"repository": repository, "tag": tag, "flavour": flavour.name, "variant": variant}
+                targets.append((f"{repository}:{tag}.sig+att", data))
+    if ctx.target.local_services and ctx.target.registries:
+        where = f"{release_files.location(ctx.target.registries[0])}:{ctx.version}"
+        targets.append((where, {"release_files": True}))
+    return targets
+
+
+def _inputs(ctx: ReleaseContext, images: ImagesRecord, wheel: WheelRecord, flavour: str, reference: str) -> dict:
+    entry = images.flavours[flavour]
+    base = image_attestations.base_digest(entry.base_image, ctx.docker.image_id(entry.base_image))
+    repository, digest = reference.split("@")
+    commit = registry.labels(repository, digest).get(image_attestations.REVISION_LABEL, "")
+    return image_attestations.expected_inputs(ctx, wheel, entry.base_image, base, commit)
+
+
+def _release_files_step(ctx: ReleaseContext, where: str, data: dict) -> Step:
+    repository, tag = where.rsplit(":", 1)
+    ours = {
+        name: sha256_file(ctx.bundles / name)
+        for name in release_file_names(ctx.version)
+        if (ctx.bundles / name).is_file()
+    }
+    try:
+        published = release_files.listing(repository, tag)
+    except ReleaseError as exc:
+        return Step(NAME, "refuse", where, str(exc), data)
+    if published is None:
+        return Step(NAME, "push", where, "the artifacts' bundles and attestations", data)
+    if published == ours:
+        return Step(NAME, "skip", where, f"already holds the {len(ours)} bundles and attestations", data)
+    if len(ours) < len(release_file_names(ctx.version)):
+        return Step(NAME, "push", where, "once signed: the artifacts' bundles and attestations", data)
+    differ = sorted(name for name in published.keys() | ours.keys() if published.get(name) != ours.get(name))
+    reason = f"holds other files ({', '.join(differ)}): published files never change, release the next build"
+    return Step(NAME, "refuse", where, reason, data)
+
+
+def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
+    ensure_local_services(ctx)
+    signing = ctx.target.signing
+    trust = cosign.trust_of(ctx)
+    out = ctx.dist / "attestations" / ctx.target.name
+    scanned: dict[str, tuple] = {}  # digest -> (cdx, spdx): one scan per digest, whatever the registry
+    token = None
+    for step in open_steps(steps):
+        if step.data.get("release_files"):
+            continue
+        if "digest" not in step.data:
+            raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
+        data, reference = step.data, f"{step.data['repository']}@{step.data['digest']}"
+        stem = f"{data['flavour']}-{data['variant']}"
+        if data["digest"] not in scanned:
+            ctx.log(f"attest: SBOMs of {reference} (syft)")
+            scanned[data["digest"]] = (out / f"{stem}.cdx.json", out / f"{stem}.spdx.json")
+            with ctx.view.row(f"sbom {reference}", level=1):
+                sbom.scan_image(reference, *scanned[data["digest"]])
+        statement = image_attestations.statement(
+            ctx, data["repository"], data["digest"], data["inputs"], data["flavour"], data["variant"]
+        )
+        predicate = image_attestations.write_predicate(out / f"{stem}.provenance.json", statement)
+        token = token or _identity_token(ctx).get(TOKEN_ENV)
+        if not token:
+            raise ReleaseError(f"no OIDC identity token for cosign: set {TOKEN_ENV} (public Sigstore in CI)")
+        ctx.log(f"attest: {', '.join(data['missing'])} of {reference} as {signing.identity}")
+        with ctx.view.row(f"attest {reference}", level=1):
+            image_attestations.make(trust, reference, token, data["missing"], scanned[data["digest"]], predicate)
+    after = check(ctx)  # what was made must now verify, or the stage fails
+    if not_done := [step for step in after if step.action not in ("keep", "skip", "push")]:
+        raise ReleaseError(f"after attesting, {not_done[0].target}: {not_done[0].action}: {not_done[0].reason}")
+    published = ""
+    for step in after:
+        if step.data.get("release_files"):
+            repository, tag = step.target.rsplit(":", 1)
+            if step.action == "push":
+                ctx.log(f"attest: publishing the bundles and attestations as {step.target}")
+                files = {name: (ctx.bundles / name).read_bytes() for name in release_file_names(ctx.version)}
+                release_files.push(repository, tag, files)
+                if release_files.listing(repository, tag) != {n: sha256_file(ctx.bundles / n) for n in files}:
+                    raise ReleaseError(f"after the push {step.target} does not hold the release's files")
+            published = step.target
+    record = AttestRecord(
+        identity=signing.identity,
+        issuer=signing.issuer,
+        images=[
+            AttestedImage(
+                repository=step.data["repository"],
+                tag=step.data["tag"],
+                digest=step.data["digest"],
+                base_image=step.data["inputs"]["base_image"].uri.rsplit("@", 1)[1],
+                revision=step.data["inputs"]["source"].digest["gitCommit"],
+                files={
+                    str(path.relative_to(ctx.dist)): sha256_file(path)
+                    for path in out.glob(f"{step.data['flavour']}-{step.data['variant']}.*.json")
+                },
+            )
+            for step in after
+            if not step.data.get("release_files")
+        ],
+        release_files=published,
+    )
+    ctx.save(record)
+    return record
