@@ -27,7 +27,7 @@ def ensure_server_certificate(ca_file: Path, cert_file: Path, key_file: Path, ho
         return False
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ac-release services CA ({cert_file.parent})")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ac-release services CA")])
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
