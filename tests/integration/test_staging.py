@@ -118,9 +118,11 @@ def released(release_repo, staging, figure):
     return result, verified
 
 
-def test_release_and_verify_to_staging(staging, released):
+def test_release_and_verify_to_staging(staging, released, monkeypatch):
     config, env = staging
     result, verified = released
+    for name in STAGING_ENV.values():  # this test reads the registries itself, with the target's credentials
+        monkeypatch.setenv(name, env[name])
     settings = load_settings(config)
     target = settings.target("staging")
     manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
