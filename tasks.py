@@ -214,6 +214,21 @@ def lock(c, line):
         print(f"wrote {Path(path).relative_to(settings.root)}")
 
 
+@task(
+    help={
+        "line": "Airflow version of the release line, e.g. 2.2.4",
+        "patch": "a `git format-patch` file: an upstream commit or a fix of this fork",
+    }
+)
+@_reports_errors
+def backport(c, line, patch):
+    """Add a patch to a line's series (proven to apply to the pinned sdist), with a check to fill in and the
+    undated changelog entry of the next build."""
+    from ac_release.backport import backport as add_backport
+
+    add_backport(load_settings(), line, Path(patch).absolute())
+
+
 @task(name="lock-tools", help={"upgrade": "re-resolve every pin instead of keeping the ones already in the lock"})
 @_reports_errors
 def lock_tools(c, upgrade=False):
@@ -295,6 +310,7 @@ namespace = Collection(
     publish,
     lock,
     lock_tools,
+    backport,
     matrix,
     services,
     images,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ac_release.errors import ReleaseError
+from ac_release.fsutil import read_utf8
 from ac_release.version import ACVersion
 
 SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
@@ -107,13 +108,7 @@ def _read_lines(path: Path, airflow: str, where: str) -> list[str]:
         raise ReleaseError(f"no changelog for Airflow {airflow}: add {path.name} to changelog/")
     if not path.is_file():
         raise ReleaseError(f"{where} is not a file: make it the changelog of Airflow {airflow}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ReleaseError(f"{where}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}): save it as UTF-8") from None
-    text = text.replace("\r\n", "\n")
+    text = read_utf8(path, where).replace("\r\n", "\n")
     if control := _CONTROL.search(text):
         line = text.count("\n", 0, control.start()) + 1
         raise ReleaseError(f"{where}:{line}: control character U+{ord(control[0]):04X}: remove it")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ac_release.config_schema import SchemaError, check, is_loopback_host, is_loopback_registry
 from ac_release.errors import ReleaseError
+from ac_release.fsutil import read_utf8
 
 CONFIG_ENV = "AC_RELEASE_CONFIG"
 CACHE_ENV = "AC_RELEASE_CACHE"
@@ -353,15 +354,9 @@ def _same_as_derived(path: Path, name: str, data: dict, target: Target, base: Pa
 def _read(path: Path) -> dict:
     """The parsed file; anything unreadable or malformed is one line naming the file."""
     try:
-        raw = path.read_bytes()
+        text = read_utf8(path)
     except OSError as exc:
         raise ReleaseError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReleaseError(
-            f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
-        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

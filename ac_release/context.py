@@ -12,7 +12,7 @@ from ac_release.config import Settings, Target, docker_command
 from ac_release.docker import Docker
 from ac_release.line import ReleaseLine, load_line
 from ac_release.manifest import Manifest, R
-from ac_release.progress import LiveView
+from ac_release.progress import LiveView, console
 from ac_release.records import Record
 from ac_release.version import ACVersion
 
@@ -23,7 +23,7 @@ class ReleaseContext:
     line: ReleaseLine
     settings: Settings
     target: Target
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=console)
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
     view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
 

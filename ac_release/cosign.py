@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ac_release.config import is_loopback_registry
 from ac_release.errors import ReleaseError
+from ac_release.tools import env_tool
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 TIMEOUT_S = 300
@@ -73,16 +72,7 @@ class ImageReference:
     @property
     def is_loopback(self) -> bool:
         """True only for `localhost`, a loopback IP literal or `[::1]`, each with an optional port."""
-        match = re.fullmatch(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?", self.host)
-        if not match:
-            return False
-        host = match["v6"] or match["host"]
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_registry(f"{self.host}/x")
 
 
 @dataclass(frozen=True)
@@ -164,14 +154,8 @@ def trust_of(ctx) -> Trust:
 
 
 def cosign_binary() -> str:
-    """The cosign that .ci/install-cosign put beside the venv's Python, else one on PATH."""
-    beside = Path(sys.executable).parent / "cosign"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("cosign")
-    if found is None:
-        raise ReleaseError("cosign is not installed: run .ci/bootstrap (it calls .ci/install-cosign)")
-    return found
+    """The cosign that .ci/install-cosign put beside the venv's Python."""
+    return str(env_tool("cosign", "run .ci/bootstrap (it calls .ci/install-cosign)"))
 
 
 # --- signing ------------------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ac_release.errors import ReleaseError
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -42,3 +44,16 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
 def atomic_copy(source: Path, destination: Path) -> None:
     """Copy `source` to `destination` so that `destination` is either absent, old, or complete."""
     atomic_write_bytes(destination, source.read_bytes())
+
+
+def read_utf8(path: Path, shown: str | None = None) -> str:
+    """A text file the pipeline reads as data (config, line, changelog, patch): one line naming the file and the
+    line of the first byte that is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ReleaseError(
+            f"{shown or path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}): save it as UTF-8"
+        ) from None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ac_release.errors import ReleaseError
+from ac_release.fsutil import read_utf8
 from ac_release.version import ACVersion
 
 LINE_FILE = "line.toml"
@@ -95,13 +96,7 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
             f"no release line for Airflow {version.airflow_version} (AC {version}): "
             f"known lines are {known}; add {path.relative_to(wheel_dir.parent)} to start a new line"
         )
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReleaseError(
-            f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
-        ) from None
+    text = read_utf8(path)
     try:
         data = tomllib.loads(text)
         line = ReleaseLine(
@@ -187,12 +182,7 @@ def _check_patched_path(header: str, shown: str, number: int) -> None:
 
 
 def _check_diff(path: Path, shown: str) -> None:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ReleaseError(f"{shown}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}): save it as UTF-8") from None
+    text = read_utf8(path, shown)
     lines = text.splitlines()
     has_file, has_hunk = False, False
     for number, (line, following) in enumerate(zip(lines, [*lines[1:], ""], strict=True), start=1):

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.table import Table
 
-from ac_release import faults
+from ac_release import faults, progress
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.images.state import flavours
@@ -81,7 +80,7 @@ def status_of(step: Step) -> str:
 def print_steps(steps: list[Step], title: str, as_status: bool = False) -> None:
     """The plan or the status is what the command answers: standard output (progress and errors use stderr).
     On a terminal a table; on a log or a pipe one plain line per step, every value whole."""
-    console = Console(highlight=False)
+    console = progress.console(stderr=False)
     shown = [step for step in steps if not (as_status and step.stage == "preflight")]
     if not console.is_terminal:
         print(title)

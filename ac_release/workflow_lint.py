@@ -6,21 +6,16 @@ whatever PATH happens to hold.
 
 from __future__ import annotations
 
-import sysconfig
 from pathlib import Path
 
-from ac_release.errors import ReleaseError
+from ac_release.tools import env_tool
 
 WORKFLOWS = Path(".github/workflows")
 
 
 def tool(name: str) -> Path:
     """`name` from this environment's scripts directory (`.venv/bin` under .ci/bootstrap)."""
-    scripts = Path(sysconfig.get_path("scripts"))
-    path = scripts / name
-    if not path.is_file():
-        raise ReleaseError(f"{name} is not installed in {scripts}: install the test extra (`pip install -e '.[test]'`)")
-    return path
+    return env_tool(name, "install the test extra (`pip install -e '.[test]'`)")
 
 
 def workflow_files(directory: Path) -> list[Path]:

@@ -24,20 +24,28 @@ def check(ctx: ReleaseContext) -> list[Step]:
     where = f"{tag}@{remote_name}"
     commit = head(root)
     local = local_tag_commit(root, tag)
-    if local and local != commit:
-        return [Step(NAME, "refuse", where, f"tag {tag} here points to {local}, HEAD is {commit}: a tag never moves")]
+    remote, why_unknown = None, ""
     if not services_running(ctx):
-        return [Step(NAME, "unknown", where, "remote not running")]
-    try:
-        remote = remote_tag_commit(root, remote_name, tag)
-    except ReleaseError as exc:
-        return [Step(NAME, "unknown", where, f"remote not reachable ({exc})")]
+        why_unknown = "remote not running"
+    else:
+        try:
+            remote = remote_tag_commit(root, remote_name, tag)
+        except ReleaseError as exc:
+            why_unknown = f"remote not reachable ({exc})"
+    released = remote or local  # the commit this version was released from, as far as can be told
+    if released and released != commit:
+        # `status` shows a release made from an earlier commit as present; a release from this tree is refused
+        state = {"state": "present"} if remote and (local is None or local == remote) else {}
+        reason = (
+            f"{ctx.version} is already released from {released}, this tree is at {commit}: "
+            f"a tag never moves; release the next build number"
+        )
+        return [Step(NAME, "refuse", where, reason, state)]
+    if why_unknown:
+        return [Step(NAME, "unknown", where, why_unknown)]
     if remote is None:
         return [Step(NAME, "tag", where, f"annotated, at {commit}, with the release notes")]
-    if remote == commit:
-        return [Step(NAME, "skip", where, f"already at {commit}")]
-    reason = f"{ctx.version} is already released from {remote}, this tree is at {commit}: release the next build number"
-    return [Step(NAME, "refuse", where, reason, {"state": "present"})]  # `status`: released from an earlier commit
+    return [Step(NAME, "skip", where, f"already at {commit}")]
 
 
 def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord:

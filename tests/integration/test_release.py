@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.helpers import write_config
 pytestmark = pytest.mark.integration
 
 VERSION = "2.2.4-1"
+BACKPORT = REPO / "tests" / "data" / "backport"  # a real upstream fix 2.2.4 lacks, and its check
 FAULTS = [
     "after:preflight",
     "after:wheel",
@@ -354,13 +356,22 @@ def test_killed_anywhere_the_next_run_resumes_to_the_same_state(release_repo, re
 def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_the_floating_tags(
     release_repo, reference, figure
 ):
-    """The README's backport workflow on the released 2.2.4-1: a `2.2.4-2` changelog entry, committed, then
-    `invoke release 2.2.4-2`. Its test stage upgrades a database of 2.2.4-1 (pulled from the registry by digest)."""
+    """The README's backport workflow on the released 2.2.4-1: `invoke backport 2.2.4 <upstream fix>`, the check
+    filled in, the entry dated, committed, then `invoke release 2.2.4-2`. The fix is in the built wheel (its check
+    passed in the wheel stage), and the test stage upgrades a database of 2.2.4-1 (pulled from the registry by
+    digest)."""
     config, _, final, _ = reference
+    backport = invoke(
+        release_repo, config, "backport", "2.2.4", str(BACKPORT / "0001-Fix-Resources-__eq__-check-21442.patch")
+    )
+    assert backport.returncode == 0, backport.stderr
+    assert backport.stdout.splitlines()[-1] == "  invoke release 2.2.4-2"
+    check = "0002-fix-resources-eq-check.check.py"
+    shutil.copyfile(BACKPORT / "fix-resources-eq-check.check.py", release_repo / "wheel" / "2.2.4" / "patches" / check)
     changelog = release_repo / "changelog" / "2.2.4.md"
-    entry = "## 2.2.4-2, 2026-11-22\n\n### Bug Fixes\n- Rebuilt to prove the backport workflow.\n\n"
-    changelog.write_text(changelog.read_text().replace("## 2.2.4-1,", entry + "## 2.2.4-1,", 1))
-    _git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "2.2.4-2")
+    changelog.write_text(changelog.read_text().replace("## 2.2.4-2, TBD", "## 2.2.4-2, 2026-11-23", 1))
+    _git(release_repo, "add", "-A")
+    _git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "2.2.4-2")
 
     started = time.monotonic()
     result = invoke(release_repo, config, "release", "2.2.4-2")
@@ -369,6 +380,9 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
 
     settings = load_settings(config)
     manifest = json.loads((settings.dist_dir / "2.2.4-2" / "release.json").read_text())
+    assert manifest["wheel"]["checks"]["patches"][check].startswith("ok: Resources.__eq__ answers False")
+    with zipfile.ZipFile(settings.dist_dir / "2.2.4-2" / "apache_airflow-2.2.4+astro.2-py3-none-any.whl") as wheel:
+        assert wheel.read("airflow/utils/operator_resources.py").decode().count("return NotImplemented") == 2
     tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
     assert tested["upgrade_from"] == "2.2.4-1"
     assert tested["smoke"]["result"] == "passed"

@@ -306,7 +306,7 @@ def test_malformed_files_are_one_line(tmp_path, text, message):
 def test_non_utf8_config_is_one_line(tmp_path):
     path = tmp_path / "release.toml"
     path.write_bytes(b'default_target = "\xff"\n')
-    assert _refusal(path) == f"{path}: not UTF-8 (byte 0xff at offset 18): save it as UTF-8"
+    assert _refusal(path) == f"{path}:1: not UTF-8 (byte 0xff): save it as UTF-8"
 
 
 def test_ipv6_and_localhost_service_hosts_are_loopback(tmp_path):

@@ -250,8 +250,13 @@ def test_git_tag_is_made_kept_or_refused(world):
     world.remote_tag = "2" * 40
     (step,) = tag.check(world.ctx)
     assert (step.action, step.data) == ("refuse", {"state": "present"})  # `status`: released from another commit
-    world.remote_tag, world.local_tag = None, "3" * 40
-    assert world.actions(tag) == {where: "refuse"}
+    world.local_tag = world.remote_tag  # a fresh clone of the release commit, HEAD moved on since: still present
+    assert tag.check(world.ctx)[0].data == {"state": "present"}
+    world.remote_tag, world.local_tag = None, "3" * 40  # a local tag that never reached the remote
+    (step,) = tag.check(world.ctx)
+    assert (step.action, step.data) == ("refuse", {})
+    world.remote_tag = "4" * 40  # here and on the remote, at two other commits
+    assert tag.check(world.ctx)[0].data == {}
 
 
 def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
@@ -323,3 +328,16 @@ def test_a_release_enters_each_stage_once(world, monkeypatch):
     assert [c for c in calls if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
     later = pipeline.RELEASE[1:]  # the preflight asks every later stage before the first write, then each again
     assert calls[: 2 + len(later)] == ["check preflight", "run preflight", *[f"check {n}" for n in later]]
+
+
+def test_under_ci_the_console_is_a_log_even_on_a_pseudo_terminal(monkeypatch):
+    """act runs steps on a pseudo-terminal: the plan and the log must still be plain whole lines there."""
+    from ac_release.progress import console
+
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert not console().is_terminal
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert not console(stderr=False).is_terminal

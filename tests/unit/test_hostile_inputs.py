@@ -395,7 +395,7 @@ PATCH_CASES = [
     Case(
         "line-toml-not-utf8",
         DRY_RUN,
-        "line.toml: not UTF-8",
+        "line.toml:1: not UTF-8",
         repo=lambda root: (root / "wheel/2.2.4/line.toml").write_bytes(b"\xff\xfe"),
     ),
     Case(

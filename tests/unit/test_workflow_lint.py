@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import workflow_lint
 from ac_release.errors import ReleaseError
 from ac_release.workflow_lint import actionlint_command, tool, zizmor_command
 from tests.helpers import REPO
@@ -90,7 +89,7 @@ def test_the_linters_come_from_this_environment_not_from_path():
 
 
 def test_a_missing_linter_names_the_extra_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(workflow_lint.sysconfig, "get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr("ac_release.tools.sysconfig.get_path", lambda name: str(tmp_path))
     with pytest.raises(ReleaseError) as error:
         tool("shellcheck")
     assert (
