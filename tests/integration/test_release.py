@@ -21,8 +21,8 @@ from ac_release.config import load_settings
 from ac_release.pipeline import RELEASE
 from ac_release.services.manager import LocalServices
 from ac_release.steps import parse_line
+from tests.helpers import REPO, write_config
 from tests.helpers import git as _git
-from tests.helpers import write_config
 
 pytestmark = pytest.mark.integration
 
