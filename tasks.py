@@ -240,38 +240,62 @@ def lock_tools(c, upgrade=False):
     print(f"wrote {path.relative_to(settings.root)}")
 
 
-@task
-@_reports_errors
-def services_up(c):
-    """Start the local services (pip index, Sigstore instance) on 127.0.0.1."""
+def _services_of(target: str | None):
+    """The services the target runs here (`local`'s, `staging`'s); a target without any is refused."""
     from ac_release.services.manager import LocalServices
 
-    LocalServices(load_settings().services).up()
+    chosen = load_settings().target(target)
+    if chosen.services is None:
+        raise ReleaseError(f"target {chosen.name} runs no services here: its index and registries are remote")
+    return chosen, LocalServices(chosen.services)
 
 
-@task
+_SERVICES_HELP = {"target": "a target of release.toml that runs services here (default: the default target)"}
+
+
+@task(help=_SERVICES_HELP)
 @_reports_errors
-def services_down(c):
-    """Stop the local services; their data stays under [services] dir."""
-    from ac_release.services.manager import LocalServices
-
-    LocalServices(load_settings().services).down()
+def services_up(c, target=None):
+    """Start the target's services (pip index, Sigstore instance, registries, git remote) on loopback."""
+    _services_of(target)[1].up()
 
 
-@task
+@task(help=_SERVICES_HELP)
 @_reports_errors
-def services_status(c):
-    """Show which local services run, and where."""
-    from ac_release.services.manager import LocalServices
+def services_down(c, target=None):
+    """Stop the target's services; their data stays in their directory."""
+    _services_of(target)[1].down()
 
-    for name, state in LocalServices(load_settings().services).status().items():
+
+@task(help=_SERVICES_HELP)
+@_reports_errors
+def services_status(c, target=None):
+    """Show which of the target's services run, and where."""
+    for name, state in _services_of(target)[1].status().items():
         print(f"{name:10} {state}")
+
+
+@task(help=_SERVICES_HELP)
+@_reports_errors
+def services_token(c, target=None):
+    """Print an identity token of the target's own Sigstore service for its identity (a secret: stdout only).
+
+    For a target with `instance = "custom"` the release reads it from SIGSTORE_IDENTITY_TOKEN, as in production."""
+    from ac_release.signing import mint_identity_token
+
+    chosen, services = _services_of(target)
+    if not all(state.startswith("up") for state in services.status().values()):
+        raise ReleaseError(
+            f"the services of {chosen.name} are not running: run `invoke services.up --target {chosen.name}`"
+        )
+    print(mint_identity_token(chosen))
 
 
 services = Collection("services")
 services.add_task(services_up, "up")
 services.add_task(services_down, "down")
 services.add_task(services_status, "status")
+services.add_task(services_token, "token")
 images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -49,6 +50,7 @@ class IndexSettings:
     url: str  # base URL: uploads go here, `simple/` below it is read back
     username: str
     password: Secret
+    ca_file: Path | None = None  # a CA the clients trust besides the system's (the pipeline's own TLS services)
 
     @property
     def upload_url(self) -> str:
@@ -68,23 +70,132 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class RegistryAccess:
+    """How a registry is reached: TLS or plain HTTP, which CA, which credentials."""
+
+    tls_verify: bool = True  # False: plain HTTP (the local target's loopback registry, which has no TLS)
+    ca_dir: Path | None = None  # a directory holding the CA certificate (ca.crt) to trust besides the system's
+    username: str | None = None  # with `password`; None: the Docker/skopeo auth file of the user (`docker login`)
+    password: Secret | None = None
+
+
+class Registry(str):
+    """A `host[:port]/repository` string that also carries how to reach it (`access`). It compares, hashes and
+    formats as the string, so stages and records use it as the repository name it is."""
+
+    access: RegistryAccess
+
+    def __new__(cls, repository: str, access: RegistryAccess | None = None) -> Registry:
+        self = super().__new__(cls, repository)
+        self.access = access or RegistryAccess()
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class ServiceRegistry:
+    port: int
+    repository: str  # the path on the registry, e.g. astronomer/ap-airflow
+    username: str | None = None
+    password: Secret | None = None
+
+
+LOCAL_REPOSITORY = "astronomer/ap-airflow"
+LOCAL_INDEX_USER = "ac-release"
+DEFAULT_ISSUER = "https://oidc.ac-release.local"
+
+
+@dataclass(frozen=True)
+class ServicesSettings:
+    """Services the pipeline starts on loopback for a target, all data below `dir`. The target's index URL,
+    registries, git remote, password file and trust config derive from here: they are declared nowhere else."""
+
+    dir: Path
+    host: str
+    pypi_port: int
+    sigstore_port: int
+    registries: tuple[ServiceRegistry, ...]
+    tls: bool = False  # a CA the pipeline makes; the index is https and the registries TLS
+    issuer: str = DEFAULT_ISSUER  # the OIDC issuer the Sigstore service is started with (the target's)
+    index_username: str = LOCAL_INDEX_USER
+    index_password: Secret | None = None  # None: generated once into `password_file`
+
+    @property
+    def registry_port(self) -> int:
+        return self.registries[0].port
+
+    @property
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def index_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self._url_host}:{self.pypi_port}/"
+
+    @property
+    def password_file(self) -> Path:
+        return self.dir / "pypi" / "password"
+
+    @property
+    def index_secret(self) -> Secret:
+        return self.index_password or Secret(file=self.password_file)
+
+    @property
+    def git_remote(self) -> Path:
+        """The bare repository the target pushes release tags to."""
+        return self.dir / "git" / "ac-release.git"
+
+    @property
+    def trust_config(self) -> Path:
+        return self.dir / "sigstore" / "trust_config.json"
+
+    @property
+    def ca_dir(self) -> Path:
+        """Holds only the CA certificate, `ca.crt`: what skopeo's --cert-dir and Docker's certs.d expect."""
+        return self.dir / "tls" / "ca"
+
+    @property
+    def ca_file(self) -> Path | None:
+        return self.ca_dir / "ca.crt" if self.tls else None
+
+    def registry_address(self, registry: ServiceRegistry) -> str:
+        return f"{self._url_host}:{registry.port}"
+
+    def repositories(self) -> tuple[Registry, ...]:
+        return tuple(
+            Registry(
+                f"{self.registry_address(r)}/{r.repository}",
+                RegistryAccess(
+                    tls_verify=self.tls,
+                    ca_dir=self.ca_dir if self.tls else None,
+                    username=r.username,
+                    password=r.password,
+                ),
+            )
+            for r in self.registries
+        )
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     index: IndexSettings
     signing: SigningSettings
     base_images: str  # "debootstrap" (built here from Debian's archive) or "official" (python:<py>-slim-<distro>)
-    registries: tuple[str, ...]
+    registries: tuple[Registry, ...]
     git_remote: str  # where the release tag is pushed: a remote name or URL, or a path
-    local_services: bool  # the pipeline starts and owns the services this target talks to
+    services: ServicesSettings | None = None  # the services the pipeline starts and owns for this target
 
+    @property
+    def local_services(self) -> bool:
+        return self.services is not None
 
-@dataclass(frozen=True)
-class ServicesSettings:
-    dir: Path
-    host: str
-    pypi_port: int
-    sigstore_port: int
-    registry_port: int
+    def registry(self, repository: str) -> Registry:
+        """The target's registry named `repository` (e.g. read back from a record), with how to reach it."""
+        return next((r for r in self.registries if r == repository), Registry(repository))
 
 
 @dataclass(frozen=True)
@@ -143,23 +254,101 @@ def _secret(base: Path, data: dict) -> Secret:
     return Secret(file=_path(base, data["password_file"]))
 
 
-def _target(base: Path, name: str, data: dict) -> Target:
-    index = data["index"]
+def _shared_services(base: Path, path: Path, data: dict) -> ServicesSettings:
+    """The top-level [services]: the local target's (one plain-HTTP registry without auth, a generated password)."""
+    services = data["services"]
+    return ServicesSettings(
+        dir=_directory(_path(base, services["dir"]), f"{path}: services.dir"),
+        host=services.get("host", "127.0.0.1"),
+        pypi_port=services["pypi_port"],
+        sigstore_port=services["sigstore_port"],
+        registries=(ServiceRegistry(services["registry_port"], LOCAL_REPOSITORY),),
+    )
+
+
+def _own_services(base: Path, path: Path, name: str, data: dict) -> ServicesSettings:
+    """[targets.<name>.services]: TLS, the index token and the registries' credentials from the environment."""
+    services, index = data["services"], data["index"]
+    return ServicesSettings(
+        dir=_directory(_path(base, services["dir"]), f"{path}: targets.{name}.services.dir"),
+        host=services.get("host", "127.0.0.1"),
+        pypi_port=services["pypi_port"],
+        sigstore_port=services["sigstore_port"],
+        registries=tuple(
+            ServiceRegistry(
+                r["port"],
+                r["repository"],
+                r.get("username"),
+                Secret(env=r["password_env"]) if "password_env" in r else None,
+            )
+            for r in services["registries"]
+        ),
+        tls=services.get("tls", False),
+        issuer=data["signing"]["issuer"],
+        index_username=index.get("username", LOCAL_INDEX_USER),
+        index_password=_secret(base, index) if {"password_env", "password_file"} & set(index) else None,
+    )
+
+
+def _git_remote(base: Path, remote: str) -> str:
+    return str(_path(base, remote)) if remote.startswith(".") else remote
+
+
+def _target(base: Path, path: Path, name: str, data: dict, shared: ServicesSettings) -> Target:
     signing = data["signing"]
-    return Target(
+    services = None
+    if "services" in data:
+        services = _own_services(base, path, name, data)
+    elif data.get("local_services", False):
+        services = dataclasses.replace(shared, issuer=signing["issuer"])
+    index = data.get("index", {})
+    trust_config = signing.get("trust_config")
+    target = Target(
         name=name,
-        index=IndexSettings(url=index["url"], username=index["username"], password=_secret(base, index)),
+        index=IndexSettings(
+            url=index["url"] if "url" in index else services.index_url,
+            username=index.get("username", services.index_username if services else ""),
+            password=_secret(base, index) if {"password_env", "password_file"} & set(index) else services.index_secret,
+            ca_file=services.ca_file if services else None,
+        ),
         signing=SigningSettings(
             instance=signing["instance"],
             identity=signing["identity"],
             issuer=signing["issuer"],
-            trust_config=_path(base, signing["trust_config"]) if signing.get("trust_config") else None,
+            trust_config=_path(base, trust_config) if trust_config else services.trust_config if services else None,
         ),
         base_images=data.get("base_images", "official"),
-        registries=tuple(data["registries"]),
-        git_remote=str(_path(base, data["git_remote"])) if data["git_remote"].startswith(".") else data["git_remote"],
-        local_services=data.get("local_services", False),
+        registries=services.repositories() if services else tuple(Registry(r) for r in data["registries"]),
+        git_remote=str(services.git_remote) if services else _git_remote(base, data["git_remote"]),
+        services=services,
     )
+    if services is not None:
+        _same_as_derived(path, name, data, target, base)
+    return target
+
+
+def _same_as_derived(path: Path, name: str, data: dict, target: Target, base: Path) -> None:
+    """A key of the local target that its [services] already determine may only repeat the derived value."""
+    assert target.services is not None
+    index = data.get("index", {})
+    given = {
+        "index.url": (index.get("url"), target.services.index_url),
+        "index.password_file": (
+            str(_path(base, index["password_file"])) if "password_file" in index else None,
+            str(target.services.password_file),
+        ),
+        "registries": (tuple(data["registries"]) if "registries" in data else None, target.registries),
+        "git_remote": (
+            _git_remote(base, data["git_remote"]) if "git_remote" in data else None,
+            str(target.services.git_remote),
+        ),
+    }
+    for key, (value, derived) in given.items():
+        if value is not None and value != derived:
+            shown = ", ".join(derived) if isinstance(derived, tuple) else derived
+            raise ReleaseError(
+                f"{path}: targets.{name}.{key}: derived from [services] ({shown}); remove it from release.toml"
+            )
 
 
 def _read(path: Path) -> dict:
@@ -204,21 +393,18 @@ def load_settings(path: Path | None = None) -> Settings:
     base = path.parent
     # The repository root holds wheel/ and changelog/; a test config elsewhere names it explicitly.
     root = _path(base, data.get("root", "."))
-    services = data["services"]
+    shared = _shared_services(base, path, data)
+    targets = {name: _target(base, path, name, t, shared) for name, t in data["targets"].items()}
+    default = targets[data["default_target"]]
     return Settings(
         root=root,
         dist_dir=_directory(_path(base, data.get("dist_dir", "dist")), f"{path}: dist_dir"),
         cache_dir=_cache_dir(base, path, data),
         extra_ca_bundle=_path(base, data["extra_ca_bundle"]) if "extra_ca_bundle" in data else None,
         docker=data.get("docker", "auto"),
-        services=ServicesSettings(
-            dir=_directory(_path(base, services["dir"]), f"{path}: services.dir"),
-            host=services.get("host", "127.0.0.1"),
-            pypi_port=services["pypi_port"],
-            sigstore_port=services["sigstore_port"],
-            registry_port=services["registry_port"],
-        ),
-        targets={name: _target(base, name, t) for name, t in data["targets"].items()},
+        # [services] as the default target starts them (its issuer), or as they are when it has none
+        services=default.services if default.services is not None else shared,
+        targets=targets,
         default_target=data["default_target"],
     )
 

@@ -160,7 +160,8 @@ def check(data: Any) -> None:
     docker = _string(top, "", "docker")
     if docker is not None and docker != "auto" and not _DOCKER_CLI.fullmatch(docker):
         raise SchemaError("docker", f'expected "auto" or the path of a docker CLI, got {_q(docker)}')
-    _services(top["services"])
+    ports: dict[int, str] = {}
+    _services(top["services"], "services", ports)
     targets = top["targets"]
     if not isinstance(targets, dict):
         raise SchemaError("targets", f"expected a table of [targets.<name>] tables, got {_kind(targets)}")
@@ -172,7 +173,8 @@ def check(data: Any) -> None:
                 f"targets.{name}",
                 "a target name is letters, digits, '.', '_' and '-', starting with a letter or digit",
             )
-        _target(target, f"targets.{name}")
+        _target(target, f"targets.{name}", ports)
+    _same_issuer_on_shared_services(targets)
     default = _string(top, "", "default_target", required=True)
     if default not in targets:
         raise SchemaError(
@@ -180,42 +182,119 @@ def check(data: Any) -> None:
         )
 
 
-def _services(value: Any) -> None:
-    key = "services"
+def _services(value: Any, key: str, ports: dict[int, str]) -> None:
+    """The top-level [services] (the local target's: one plain-HTTP registry without auth)."""
     services = _table(
         value,
         key,
         ("dir", "host", "pypi_port", "sigstore_port", "registry_port"),
         ("dir", "pypi_port", "sigstore_port", "registry_port"),
     )
+    _service_basics(services, key, ports)
+    _own_port(services, key, "registry_port", ports)
+
+
+def _target_services(value: Any, key: str, ports: dict[int, str]) -> None:
+    """A target's own [targets.<name>.services]: TLS with a CA the pipeline makes, registries with credentials."""
+    services = _table(
+        value,
+        key,
+        ("dir", "host", "tls", "pypi_port", "sigstore_port", "registries"),
+        ("dir", "pypi_port", "sigstore_port", "registries"),
+    )
+    _service_basics(services, key, ports)
+    tls = _boolean(services, key, "tls")
+    registries = services["registries"]
+    expected = "expected a list of {port, repository, username, password_env} tables"
+    if not isinstance(registries, list) or not registries:
+        got = "an empty list" if registries == [] else _kind(registries)
+        raise SchemaError(f"{key}.registries", f"{expected}, got {got}")
+    for number, item in enumerate(registries):
+        item_key = f"{key}.registries[{number}]"
+        entry = _table(item, item_key, ("port", "repository", "username", "password_env"), ("port", "repository"))
+        _own_port(entry, item_key, "port", ports)
+        repository = _string(entry, item_key, "repository", required=True)
+        if not re.fullmatch(rf"{_COMPONENT}(?:/{_COMPONENT})*", repository, re.ASCII):
+            raise SchemaError(
+                f"{item_key}.repository", f"expected a path like astronomer/ap-airflow, got {_q(repository)}"
+            )
+        if ("username" in entry) != ("password_env" in entry):
+            raise SchemaError(item_key, "set both username and password_env (credentials), or neither")
+        if "username" in entry:
+            _username(_string(entry, item_key, "username"), f"{item_key}.username")
+            _env_name(_string(entry, item_key, "password_env"), f"{item_key}.password_env")
+            if not tls:
+                raise SchemaError(
+                    f"{item_key}.username", "a registry takes credentials only over TLS: set tls = true in " + key
+                )
+
+
+def _service_basics(services: dict, key: str, ports: dict[int, str]) -> None:
     _string(services, key, "dir", required=True)
     host = _string(services, key, "host")
     if host is not None and not is_loopback_host(host):
         raise SchemaError(
-            "services.host",
+            f"{key}.host",
             f"the local services listen on loopback only (127.0.0.0/8, ::1 or localhost), got {_q(host)}",
         )
-    seen: dict[int, str] = {}
-    for name in ("pypi_port", "sigstore_port", "registry_port"):
-        port = _port(services, key, name)
-        if port in seen:
-            raise SchemaError(f"{key}.{name}", f"{port} is already {key}.{seen[port]}: give each service its own port")
-        seen[port] = name
+    for name in ("pypi_port", "sigstore_port"):
+        _own_port(services, key, name, ports)
 
 
-def _target(value: Any, key: str) -> None:
+def _own_port(table: dict, key: str, name: str, ports: dict[int, str]) -> None:
+    """A port no other service of any target listens on."""
+    if name not in table:
+        raise SchemaError(_key(key, name), MISSING)
+    port = _port(table, key, name)
+    if port in ports:
+        raise SchemaError(f"{key}.{name}", f"{port} is already {ports[port]}: give each service its own port")
+    ports[port] = f"{key}.{name}"
+
+
+def _same_issuer_on_shared_services(targets: dict) -> None:
+    """The local Sigstore of [services] starts with one issuer: every target signing with it must name that one."""
+    issuers: dict[str, str] = {}
+    for name, target in targets.items():
+        if target.get("local_services") and target["signing"].get("instance") == "local":
+            issuers.setdefault(target["signing"]["issuer"], name)
+    if len(issuers) > 1:
+        (first, owner), (second, other) = list(issuers.items())[:2]
+        raise SchemaError(
+            f"targets.{other}.signing.issuer",
+            f"{_q(second)} differs from targets.{owner}'s {_q(first)}, and both sign with the one local Sigstore "
+            "of [services]: give one of them services of its own",
+        )
+
+
+def _target(value: Any, key: str, ports: dict[int, str]) -> None:
+    runs_services = isinstance(value, dict) and ("services" in value or value.get("local_services") is True)
     target = _table(
         value,
         key,
-        ("local_services", "base_images", "registries", "git_remote", "index", "signing"),
-        ("index", "signing", "registries", "git_remote"),
+        ("local_services", "services", "base_images", "registries", "git_remote", "index", "signing"),
+        ("signing",) if runs_services else ("index", "signing", "registries", "git_remote"),
     )
+    own_services = "services" in target
     local_services = _boolean(target, key, "local_services")
+    if own_services:
+        if "local_services" in target:
+            raise SchemaError(f"{key}.local_services", f"{key}.services are the target's own services: remove it")
+        _target_services(target["services"], f"{key}.services", ports)
+        for name in ("registries", "git_remote"):
+            if name in target:
+                raise SchemaError(f"{key}.{name}", f"derived from {key}.services: remove it")
+        if "url" in target.get("index", {}):
+            raise SchemaError(f"{key}.index.url", f"derived from {key}.services: remove it")
     _choice(target, key, "base_images", BASE_IMAGES, default="official")
-    _registries(target["registries"], f"{key}.registries")
-    _git_remote(_string(target, key, "git_remote", required=True), f"{key}.git_remote")
-    _signing(target["signing"], f"{key}.signing", local_services)
-    _index(target["index"], f"{key}.index", local_services)
+    if "registries" in target:
+        _registries(target["registries"], f"{key}.registries")
+    if "git_remote" in target:
+        _git_remote(_string(target, key, "git_remote", required=True), f"{key}.git_remote")
+    _signing(target["signing"], f"{key}.signing", local_services, own_services)
+    if "index" in target:
+        _index(target["index"], f"{key}.index", runs_services)
+    elif own_services:
+        raise SchemaError(f"{key}.index", 'missing: a token for the target\'s index, e.g. password_env = "..."')
 
 
 def _registries(value: Any, key: str) -> None:
@@ -272,8 +351,34 @@ def _git_remote(remote: str, key: str) -> None:
 
 
 def _index(value: Any, key: str, local_services: bool) -> None:
-    index = _table(value, key, ("url", "username", "password_env", "password_file"), ("url", "username"))
-    url = _string(index, key, "url", required=True)
+    """A target's index; a target whose services the pipeline runs has its URL, user and password file derived."""
+    required = () if local_services else ("url", "username")
+    index = _table(value, key, ("url", "username", "password_env", "password_file"), required)
+    if "url" in index:
+        _index_url(_string(index, key, "url", required=True), key, local_services)
+    if "username" in index:
+        _username(_string(index, key, "username", required=True), f"{key}.username")
+    if "password_env" in index and "password_file" in index:
+        raise SchemaError(key, "set one of password_env and password_file, not both")
+    if "password_env" in index:
+        _env_name(_string(index, key, "password_env"), f"{key}.password_env")
+    elif "password_file" in index:
+        _string(index, key, "password_file")
+    elif not local_services:
+        raise SchemaError(key, "missing password_env or password_file")
+
+
+def _username(username: str, key: str) -> None:
+    if not _USERNAME.fullmatch(username):
+        raise SchemaError(key, f"expected a user name without ':', spaces or control characters, got {_q(username)}")
+
+
+def _env_name(name: str, key: str) -> None:
+    if not _ENV_NAME.fullmatch(name):
+        raise SchemaError(key, f"expected an environment variable name, got {_q(name)}")
+
+
+def _index_url(url: str, key: str, local_services: bool) -> None:
     parts = _url(url, f"{key}.url", ": use password_env or password_file")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SchemaError(f"{key}.url", f"expected an https:// URL, got {_q(url)}")
@@ -286,30 +391,21 @@ def _index(value: Any, key: str, local_services: bool) -> None:
             raise SchemaError(
                 f"{key}.url", "plain http is only for the index of the pipeline's own services (local_services = true)"
             )
-    username = _string(index, key, "username", required=True)
-    if not _USERNAME.fullmatch(username):
-        raise SchemaError(
-            f"{key}.username", f"expected a user name without ':', spaces or control characters, got {_q(username)}"
-        )
-    if "password_env" in index and "password_file" in index:
-        raise SchemaError(key, "set one of password_env and password_file, not both")
-    if "password_env" in index:
-        name = _string(index, key, "password_env")
-        if not _ENV_NAME.fullmatch(name):
-            raise SchemaError(f"{key}.password_env", f"expected an environment variable name, got {_q(name)}")
-    elif "password_file" in index:
-        _string(index, key, "password_file")
-    else:
-        raise SchemaError(key, "missing password_env or password_file")
 
 
-def _signing(value: Any, key: str, local_services: bool) -> None:
+def _signing(value: Any, key: str, local_services: bool, own_services: bool = False) -> None:
     signing = _table(value, key, ("instance", "identity", "issuer", "trust_config"), ("instance", "identity", "issuer"))
     instance = _choice(signing, key, "instance", SIGNING_INSTANCES)
     if instance == "local" and not local_services:
         raise SchemaError(f"{key}.instance", "'local' is the pipeline's own Sigstore: it needs local_services = true")
     trust_config = _string(signing, key, "trust_config")
-    if instance == "custom" and trust_config is None:
+    if own_services and instance != "custom":
+        raise SchemaError(
+            f"{key}.instance", "a target with services of its own signs with their Sigstore: instance = 'custom'"
+        )
+    if own_services and trust_config is not None:
+        raise SchemaError(f"{key}.trust_config", "derived from the target's services: remove it")
+    if instance == "custom" and trust_config is None and not own_services:
         raise SchemaError(
             f"{key}.trust_config",
             "missing: instance = 'custom' names its Sigstore with trust_config = \"<ClientTrustConfig JSON>\"",

@@ -73,17 +73,17 @@ class ReleaseContext:
 
 def ensure_local_services(ctx: ReleaseContext) -> None:
     """Targets that own their services get them started (idempotent) before a stage talks to them."""
-    if ctx.target.local_services:
+    if ctx.target.services is not None:
         from ac_release.services.manager import LocalServices
 
-        LocalServices(ctx.settings.services).up(log=ctx.log)
+        LocalServices(ctx.target.services).up(log=ctx.log)
 
 
 def services_running(ctx: ReleaseContext) -> bool:
     """Can the target's remote state be read without starting anything? Always for targets with services of their
     own elsewhere; for `local`, only while the pipeline's services run (the dry run never starts them)."""
-    if not ctx.target.local_services:
+    if ctx.target.services is None:
         return True
     from ac_release.services.manager import LocalServices
 
-    return all(state.startswith("up") for state in LocalServices(ctx.settings.services).status().values())
+    return all(state.startswith("up") for state in LocalServices(ctx.target.services).status().values())

@@ -31,6 +31,12 @@ class Docker:
         self.argv = list(argv)
         self.env = docker_env()
 
+    def with_env(self, **extra: str) -> Docker:
+        """The same client with more environment (e.g. a private DOCKER_CONFIG holding one registry's login)."""
+        other = Docker(self.argv)
+        other.env = {**self.env, **extra}
+        return other
+
     def __call__(
         self, *args: str, capture: bool = False, check: bool = True, stdin=None, input: bytes | None = None
     ) -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 from ac_release.config import IndexSettings
 from ac_release.errors import ReleaseError
 from ac_release.retry import retry
+from ac_release.tlsclients import ssl_context
 
 _ANCHOR = re.compile(r'<a\s[^>]*href="([^"]+)"', re.IGNORECASE)
 
@@ -53,7 +54,10 @@ def open_url(index: IndexSettings, password: str, url: str, *, timeout: float, d
     if same_origin(index.url, url):  # file URLs may point at other hosts (a CDN): they get no credentials
         token = base64.b64encode(f"{index.username}:{password}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
-    opener = urllib.request.build_opener(_CredentialsStayHome(index.url))
+    handlers: list[urllib.request.BaseHandler] = [_CredentialsStayHome(index.url)]
+    if index.ca_file is not None:  # the target's own CA, besides the machine's
+        handlers.append(urllib.request.HTTPSHandler(context=ssl_context(index.ca_file)))
+    opener = urllib.request.build_opener(*handlers)
     return opener.open(urllib.request.Request(url, data=data, headers=headers), timeout=timeout)
 
 

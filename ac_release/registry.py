@@ -1,7 +1,9 @@
 """What an OCI registry holds, read with skopeo; images pushed with the Docker CLI.
 
-Loopback registries (the local target's) are plain HTTP; every other registry is TLS with the credentials of the
-Docker/skopeo auth file (`docker login`).
+How a registry is reached is a setting of the target (`config.RegistryAccess`, carried by the `Registry` string):
+plain HTTP for the local target's loopback registry, TLS otherwise, with the target's CA for its own services, and
+its credentials in a private auth file for the one call (tlsclients.py), else those of `docker login`. A bare
+repository string (no target behind it) keeps the old default: plain HTTP on loopback only.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ import hashlib
 import json
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ac_release import faults, proc
+from ac_release.config import Registry, RegistryAccess, is_loopback_registry
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
 from ac_release.retry import Transient, retry
+from ac_release.tlsclients import auth_dir
 
 _LISTS = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
 _PLATFORM = {"os": "linux", "architecture": "amd64"}  # the platform the pipeline builds and tests
 _TRANSIENT = ("connection refused", "connection reset", "timeout", "503 ", "502 ", "504 ", "i/o timeout", "EOF")
+_UNAUTHORIZED = ("unauthorized", "authentication required", "401 ")
 
 
 @dataclass(frozen=True)
@@ -28,11 +35,35 @@ class RemoteImage:
     config: str  # config digest: the image id the Docker engine shows
 
 
-def _tls(repository: str) -> list[str]:
-    """Plain HTTP only for a registry on this machine, by its parsed host (`127.evil.com` is not loopback)."""
-    from ac_release.config import is_loopback_registry
+def registry_of(repository: str) -> Registry:
+    if isinstance(repository, Registry):
+        return repository
+    return Registry(repository, RegistryAccess(tls_verify=not is_loopback_registry(repository)))
 
-    return ["--tls-verify=false"] if is_loopback_registry(repository) else []
+
+def _tls(repository: str) -> list[str]:
+    """skopeo's TLS options for the registry: plain HTTP, or TLS trusting the system CAs plus the target's CA."""
+    access = registry_of(repository).access
+    if not access.tls_verify:
+        return ["--tls-verify=false"]
+    return ["--cert-dir", str(access.ca_dir)] if access.ca_dir is not None else []
+
+
+@contextmanager
+def _skopeo_auth(repository: str) -> Iterator[list[str]]:
+    with auth_dir(registry_of(repository)) as directory:
+        yield ["--authfile", str(directory / "config.json")] if directory else []
+
+
+def _refused(repository: str, error: str) -> ReleaseError | None:
+    if not any(marker in error.lower() for marker in _UNAUTHORIZED):
+        return None
+    access = registry_of(repository).access
+    if access.username is not None and access.password is not None:
+        hint = f"check {access.password.describe()} (the password of {access.username!r})"
+    else:
+        hint = "it has no credentials here: set its username and password_env (or `docker login`)"
+    return ReleaseError(f"registry {repository} refused access (401 unauthorized): {hint}")
 
 
 def _skopeo(*args: str, what: str) -> subprocess.CompletedProcess:
@@ -50,9 +81,12 @@ def _inspect_raw(repository: str, reference: str) -> bytes | None:
     """The raw manifest `repository:tag` or `repository@digest` names, or None when it does not exist."""
     separator = "@" if reference.startswith("sha256:") else ":"
     name = f"{repository}{separator}{reference}"
-    result = _skopeo("inspect", "--raw", *_tls(repository), f"docker://{name}", what=f"reading {name}")
+    with _skopeo_auth(repository) as auth:
+        result = _skopeo("inspect", "--raw", *_tls(repository), *auth, f"docker://{name}", what=f"reading {name}")
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace")
+        if refused := _refused(repository, error):
+            raise refused
         if "manifest unknown" in error or "not found" in error.lower() or "name unknown" in error.lower():
             return None
         raise ReleaseError(f"cannot read {name}: {error.strip().splitlines()[-1] if error.strip() else 'no output'}")
@@ -99,9 +133,12 @@ def remote_image(repository: str, tag: str) -> RemoteImage | None:
 
 
 def tags(repository: str) -> list[str]:
-    result = _skopeo("list-tags", *_tls(repository), f"docker://{repository}", what=f"listing {repository}")
+    with _skopeo_auth(repository) as auth:
+        result = _skopeo("list-tags", *_tls(repository), *auth, f"docker://{repository}", what=f"listing {repository}")
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace")
+        if refused := _refused(repository, error):
+            raise refused
         if "name unknown" in error.lower() or "not found" in error.lower():
             return []
         raise ReleaseError(
@@ -125,18 +162,21 @@ def push(docker: Docker, image: str, repository: str, tag: str) -> str:
             faults.reached(failpoint)
 
     def attempt() -> str:
-        result = proc.run(
-            [*docker.argv, "push", reference],
-            kind="docker push",
-            env=docker.env,
-            stderr=subprocess.STDOUT,
-            on_line=layer_pushed,
-        )
+        with authenticated(docker, repository) as client:
+            result = proc.run(
+                [*client.argv, "push", reference],
+                kind="docker push",
+                env=client.env,
+                stderr=subprocess.STDOUT,
+                on_line=layer_pushed,
+            )
         faults.reached(failpoint)  # every layer was already there: the push ends before the failpoint fired
         output = result.stdout.decode(errors="replace")
         if result.returncode != 0:
             if any(marker in output for marker in _TRANSIENT):
                 raise Transient(output.strip().splitlines()[-1])
+            if refused := _refused(repository, output):
+                raise refused
             raise ReleaseError(f"docker push {reference} failed: {output.strip().splitlines()[-1]}")
         match = re.search(r"digest: (sha256:[0-9a-f]{64})", output)
         if not match:
@@ -163,8 +203,16 @@ def check_pushed(repository: str, tag: str, digest: str, image: str) -> None:
 def labels(repository: str, digest: str) -> dict[str, str]:
     """The image labels of `repository@digest`, read from the registry (what a user's client sees)."""
     name = f"{repository}@{digest}"
-    result = _skopeo("inspect", *_tls(repository), f"docker://{name}", what=f"reading {name}")
+    with _skopeo_auth(repository) as auth:
+        result = _skopeo("inspect", *_tls(repository), *auth, f"docker://{name}", what=f"reading {name}")
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace").strip()
         raise ReleaseError(f"cannot read {name}: {error.splitlines()[-1] if error else 'no output'}")
     return json.loads(result.stdout).get("Labels") or {}
+
+
+@contextmanager
+def authenticated(docker: Docker, repository: str) -> Iterator[Docker]:
+    """`docker` with the registry's own login in a private DOCKER_CONFIG for the call (itself when it has none)."""
+    with auth_dir(registry_of(repository)) as directory:
+        yield docker.with_env(DOCKER_CONFIG=str(directory)) if directory else docker

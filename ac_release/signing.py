@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ac_release import proc
+from ac_release.config import Target
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
@@ -26,11 +27,7 @@ _verified: set[tuple] = set()
 
 def _trust_config(ctx: ReleaseContext) -> Path | None:
     signing = ctx.target.signing
-    if signing.instance == "local":
-        from ac_release.services.manager import LocalServices
-
-        return LocalServices(ctx.settings.services).trust_config
-    if signing.instance == "custom":
+    if signing.instance in ("local", "custom"):  # local: derived from the target's services
         return signing.trust_config
     if signing.instance == "public":
         return None
@@ -63,13 +60,21 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
 def _identity_token(ctx: ReleaseContext) -> dict[str, str]:
     """The OIDC token as an environment variable (never on a command line): minted locally or ambient."""
     if ctx.target.signing.instance == "local":
-        from ac_release.services.manager import LocalServices
-        from ac_release.services.sigstore_local import LocalSigstore
-
-        state = LocalServices(ctx.settings.services).sigstore_dir / "state"
-        instance = LocalSigstore(state, issuer=ctx.target.signing.issuer)
-        return {TOKEN_ENV: instance.identity_token(ctx.target.signing.identity)}
+        return {TOKEN_ENV: mint_identity_token(ctx.target)}
     return {TOKEN_ENV: os.environ[TOKEN_ENV]} if os.environ.get(TOKEN_ENV) else {}
+
+
+def mint_identity_token(target: Target) -> str:
+    """An identity token of the target's own Sigstore service for the target's identity and issuer: what the local
+    target signs with, and what `invoke services.token` hands a target with `instance = "custom"` (a secret)."""
+    from ac_release.services.sigstore_local import LocalSigstore
+
+    if target.services is None:
+        raise ReleaseError(
+            f"target {target.name} runs no Sigstore service here: its identity token comes from its issuer"
+        )
+    state = target.services.dir / "sigstore" / "state"
+    return LocalSigstore(state, issuer=target.signing.issuer).identity_token(target.signing.identity)
 
 
 def _reason(result: subprocess.CompletedProcess) -> str:

@@ -19,6 +19,7 @@ from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.index import project_files
 from ac_release.retry import Transient, retry
+from ac_release.tlsclients import ca_env
 
 # twine prints these for failures that may pass; anything else (bad credentials, a refused file) is final.
 _TRANSIENT = (
@@ -57,7 +58,7 @@ def upload(index: IndexSettings, artifact: Path, password: str, attestations: Se
         str(artifact),
         *map(str, attestations),
     ]
-    env = {**os.environ, "TWINE_PASSWORD": password}
+    env = {**os.environ, **ca_env(index.ca_file), "TWINE_PASSWORD": password}
     number = faults.count("upload")
     failpoint = f"during:upload-{number}"
     size = artifact.stat().st_size

@@ -77,7 +77,7 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
             checks.append((name, f"sha256 {wheel.sha256(name)}, bundle and attestations of {signing.identity}"))
     released = [t for t in pushed.tags if t.action != "kept"]
     for pushed_tag in released:
-        remote = registry.remote_image(pushed_tag.repository, pushed_tag.tag)
+        remote = registry.remote_image(ctx.target.registry(pushed_tag.repository), pushed_tag.tag)
         if remote is None or remote.config != pushed_tag.image:
             raise ReleaseError(
                 f"{pushed_tag.repository}:{pushed_tag.tag} does not point to the released image {pushed_tag.image}"
@@ -85,7 +85,8 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
     checks += _verify_attestations(ctx, wheel, attested)
     for repository, image, digest in sorted({(t.repository, t.image, t.digest) for t in released if not t.floating}):
         reference = f"{repository}@{digest}"
-        ctx.docker("pull", "--quiet", reference, capture=True)
+        with registry.authenticated(ctx.docker, ctx.target.registry(repository)) as docker:
+            docker("pull", "--quiet", reference, capture=True)
         if ctx.docker.image_id(reference) != image:
             raise ReleaseError(f"{reference} pulled as {ctx.docker.image_id(reference)}, released {image}")
         out = ctx.docker("run", "--rm", reference, "airflow", "version", capture=True).stdout.decode().strip()

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
+
+
+def committed_copy(root: Path) -> Path:
+    """The working tree as it is (tracked and new files), committed in a repository of its own at `root`."""
+    for name in git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0"):
+        if name and (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")
+    return root
 
 
 def free_port() -> int:
@@ -28,8 +46,12 @@ def write_config(
     password_file: Path | None = None,
     registry_port: int | None = None,
     root: Path = REPO,
+    staging: bool = False,
+    staging_registry_credentials: tuple[bool, bool] = (True, True),
 ) -> Path:
-    """A release.toml like the repository's, with its dist, services and ports in `directory`."""
+    """A release.toml like the repository's, with its dist, services and ports in `directory`. With `staging`, also
+    a staging target like the repository's (its services in `directory / "services-staging"`, its own ports, its
+    secrets in the environment variables of STAGING_ENV); `staging_registry_credentials` leaves a registry's out."""
     services_dir = services_dir or directory / "services"
     password_file = password_file or services_dir / "pypi" / "password"
     pypi_port = pypi_port or free_port()
@@ -67,4 +89,51 @@ instance = "{instance}"
 identity = "{identity}"
 issuer = "{issuer}"
 """)
+    if staging:
+        with path.open("a") as config:
+            config.write(_staging_target(directory, staging_registry_credentials))
     return path
+
+
+# The environment variables the staging target reads its secrets from (write_config's and release.toml's).
+STAGING_ENV = {
+    "index": "AC_STAGING_INDEX_TOKEN",
+    "quay": "AC_STAGING_QUAY_PASSWORD",
+    "hub": "AC_STAGING_HUB_PASSWORD",
+}
+
+
+def _staging_target(directory: Path, credentials: tuple[bool, bool]) -> str:
+    registries = ""
+    for (name, path, user), with_credentials in zip(
+        (("quay", "astronomer/ap-airflow", "ac-release+staging"), ("hub", "astronomerinc/ap-airflow", "acrelease")),
+        credentials,
+        strict=True,
+    ):
+        registries += f"""
+[[targets.staging.services.registries]]
+port = {free_port()}
+repository = "{path}"
+"""
+        if with_credentials:
+            registries += f'username = "{user}"\npassword_env = "{STAGING_ENV[name]}"\n'
+    return f"""
+[targets.staging]
+base_images = "debootstrap"
+
+[targets.staging.services]
+dir = "{directory / "services-staging"}"
+host = "127.0.0.1"
+tls = true
+pypi_port = {free_port()}
+sigstore_port = {free_port()}
+{registries}
+[targets.staging.index]
+username = "__token__"
+password_env = "{STAGING_ENV["index"]}"
+
+[targets.staging.signing]
+instance = "custom"
+identity = "release@staging.ac-release.local"
+issuer = "https://oidc.staging.ac-release.local"
+"""

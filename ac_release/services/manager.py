@@ -1,6 +1,9 @@
-"""Local services of the `local` target: started by the pipeline, bound to 127.0.0.1, data under one directory.
+"""Services a target runs on loopback (`local`, `staging`): started by the pipeline, data under one directory.
 
-Each service runs as a detached process with a pid file and a log; `up` is idempotent, `down` stops them.
+Each service runs as a detached process with a pid file and a log; `up` is idempotent, `down` stops them. A target
+with `tls = true` gets a CA made here, an https index (pypiserver under gunicorn) taking the target's token, and
+registries over TLS that require their htpasswd credentials; the secrets come from the environment, as the
+release's clients read them, and the services keep only their bcrypt hashes.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -16,11 +20,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ac_release.config import ServicesSettings
+from ac_release.config import ServiceRegistry, ServicesSettings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_text
+from ac_release.services.tls import ensure_server_certificate
 
-INDEX_USER = "ac-release"
+DOCKER_CERTS = Path("/etc/docker/certs.d")  # where dockerd looks for a registry's CA: certs.d/HOST:PORT/ca.crt
 
 
 @dataclass(frozen=True)
@@ -29,15 +34,18 @@ class Service:
     argv: list[str]
     port: int
     ready_path: str  # an HTTP path that answers once the service is ready
+    tls: bool = False
 
     def url(self, host: str) -> str:
-        return f"http://{host}:{self.port}"
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 class LocalServices:
-    def __init__(self, settings: ServicesSettings):
+    def __init__(self, settings: ServicesSettings, docker_certs: Path = DOCKER_CERTS):
         self.settings = settings
         self.dir = settings.dir
+        self.docker_certs = docker_certs
 
     # -- the services -------------------------------------------------------------------------------------------
 
@@ -51,45 +59,33 @@ class LocalServices:
 
     @property
     def trust_config(self) -> Path:
-        return self.sigstore_dir / "trust_config.json"
+        return self.settings.trust_config
 
     @property
     def registry_dir(self) -> Path:
-        return self.dir / "registry"
+        """The first registry's directory (config and data)."""
+        return self._registry_dir(0)
+
+    def _registry_dir(self, number: int) -> Path:
+        return self.dir / ("registry" if number == 0 else f"registry-{number + 1}")
+
+    @property
+    def registry_dirs(self) -> list[Path]:
+        return [self._registry_dir(n) for n in range(len(self.settings.registries))]
 
     @property
     def git_remote(self) -> Path:
-        """The bare repository the local target pushes release tags to."""
-        return self.dir / "git" / "ac-release.git"
+        """The bare repository the target pushes release tags to."""
+        return self.settings.git_remote
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.dir / "tls"
 
     def services(self) -> list[Service]:
-        host = self.settings.host
+        host, tls = self.settings.host, self.settings.tls
         return [
-            Service(
-                "pypi",
-                [
-                    sys.executable,
-                    "-m",
-                    "pypiserver",
-                    "run",
-                    "--host",
-                    host,
-                    "--port",
-                    str(self.settings.pypi_port),
-                    "--passwords",
-                    str(self.pypi_dir / "htpasswd"),
-                    "--authenticate",
-                    "update",
-                    "--disable-fallback",
-                    "--hash-algo",
-                    "sha256",
-                    "--backend",
-                    "simple-dir",
-                    str(self.pypi_dir / "packages"),
-                ],
-                self.settings.pypi_port,
-                "/simple/",
-            ),
+            Service("pypi", self._pypi_argv(), self.settings.pypi_port, "/simple/", tls),
             Service(
                 "sigstore",
                 [
@@ -105,45 +101,131 @@ class LocalServices:
                     str(self.settings.sigstore_port),
                     "--trust-config",
                     str(self.trust_config),
+                    "--issuer",
+                    self.settings.issuer,
                 ],
                 self.settings.sigstore_port,
                 "/",
             ),
-            Service(
-                "registry",
-                ["docker-registry", "serve", str(self.registry_dir / "config.yml")],
-                self.settings.registry_port,
-                "/v2/",
+            *(
+                Service(
+                    directory.name,
+                    ["docker-registry", "serve", str(directory / "config.yml")],
+                    registry.port,
+                    "/v2/",
+                    tls,
+                )
+                for directory, registry in zip(self.registry_dirs, self.settings.registries, strict=True)
             ),
         ]
 
-    def _prepare_pypi(self) -> None:
-        """An upload login generated once: the password lives in a 0600 file, the index keeps only its hash."""
-        from passlib.apache import HtpasswdFile
-
-        (self.pypi_dir / "packages").mkdir(parents=True, exist_ok=True)
-        password_file = self.pypi_dir / "password"
-        if not password_file.exists():
-            atomic_write_text(password_file, secrets.token_urlsafe(24) + "\n", mode=0o600)
-        password, path = password_file.read_text().strip(), self.pypi_dir / "htpasswd"
-        if path.exists() and HtpasswdFile(str(path)).check_password(INDEX_USER, password):
-            return  # kept as it is: a fresh bcrypt salt would rewrite the file on every start
-        htpasswd = HtpasswdFile(default_scheme="bcrypt")
-        htpasswd.set_password(INDEX_USER, password)
-        atomic_write_text(path, htpasswd.to_string().decode(), mode=0o600)
-
-    def _prepare_registry(self) -> None:
-        """Debian's CNCF distribution registry, no auth (it refuses basic auth without TLS): loopback only."""
-        (self.registry_dir / "data").mkdir(parents=True, exist_ok=True)
-        config = (
-            "version: 0.1\n"
-            "log:\n  level: warn\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.registry_dir / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.settings.host}:{self.settings.registry_port}\n"
+    def _pypi_argv(self) -> list[str]:
+        packages, htpasswd = self.pypi_dir / "packages", self.pypi_dir / "htpasswd"
+        if not self.settings.tls:
+            return [
+                sys.executable,
+                "-m",
+                "pypiserver",
+                "run",
+                "--host",
+                self.settings.host,
+                "--port",
+                str(self.settings.pypi_port),
+                "--passwords",
+                str(htpasswd),
+                "--authenticate",
+                "update",
+                "--disable-fallback",
+                "--hash-algo",
+                "sha256",
+                "--backend",
+                "simple-dir",
+                str(packages),
+            ]
+        # pypiserver's own server has no TLS: its WSGI app under gunicorn, which has
+        app = (
+            f"pypiserver:app(roots=[{str(packages)!r}], password_file={str(htpasswd)!r}, authenticate=['update'], "
+            "disable_fallback=True, hash_algo='sha256', backend_arg='simple-dir')"
         )
-        path = self.registry_dir / "config.yml"
-        if not path.exists() or path.read_text() != config:
-            atomic_write_text(path, config)
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{self.settings.host}:{self.settings.pypi_port}",
+            "--certfile",
+            str(self.tls_dir / "server.crt"),
+            "--keyfile",
+            str(self.tls_dir / "server.key"),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--timeout",
+            "600",
+            app,
+        ]
+
+    def _prepare_tls(self) -> bool:
+        """The CA and server certificate; dockerd trusts the CA for each registry through certs.d/HOST:PORT."""
+        made = ensure_server_certificate(
+            self.settings.ca_dir / "ca.crt",
+            self.tls_dir / "server.crt",
+            self.tls_dir / "server.key",
+            self.settings.host,
+        )
+        ca = (self.settings.ca_dir / "ca.crt").read_bytes()
+        for registry in self.settings.registries:
+            path = self._docker_ca(registry)
+            if path.exists() and path.read_bytes() == ca:
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(ca)
+            except OSError as exc:
+                raise ReleaseError(
+                    f"cannot write {path} ({exc.strerror}): dockerd reads a registry's CA from there; "
+                    "run the services as a user who may write it (root)"
+                ) from None
+        return made
+
+    def _docker_ca(self, registry: ServiceRegistry) -> Path:
+        return self.docker_certs / self.settings.registry_address(registry) / "ca.crt"
+
+    def _prepare_pypi(self) -> bool:
+        """The upload login: the target's token from the environment, or a password generated once into a 0600 file;
+        the index keeps only its bcrypt hash. True when the htpasswd file changed."""
+        (self.pypi_dir / "packages").mkdir(parents=True, exist_ok=True)
+        if self.settings.index_password is None and not self.settings.password_file.exists():
+            atomic_write_text(self.settings.password_file, secrets.token_urlsafe(24) + "\n", mode=0o600)
+        password = self.settings.index_secret.read()
+        return _write_htpasswd(self.pypi_dir / "htpasswd", self.settings.index_username, password)
+
+    def _prepare_registries(self) -> list[str]:
+        """Debian's CNCF distribution registry: without TLS no auth (it refuses basic auth without TLS), loopback
+        only; with TLS the target's certificate and its htpasswd. Returns the registries whose htpasswd changed."""
+        changed = []
+        for directory, registry in zip(self.registry_dirs, self.settings.registries, strict=True):
+            (directory / "data").mkdir(parents=True, exist_ok=True)
+            address = f"{self.settings.host}:{registry.port}"
+            config = (
+                "version: 0.1\n"
+                "log:\n  level: warn\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
+                f"http:\n  addr: {address}\n"
+            )
+            if self.settings.tls:
+                config += (
+                    f"  tls:\n    certificate: {self.tls_dir / 'server.crt'}\n    key: {self.tls_dir / 'server.key'}\n"
+                )
+            if registry.username is not None and registry.password is not None:
+                config += f"auth:\n  htpasswd:\n    realm: ac-release\n    path: {directory / 'htpasswd'}\n"
+                if _write_htpasswd(directory / "htpasswd", registry.username, registry.password.read()):
+                    changed.append(directory.name)
+            path = directory / "config.yml"
+            if not path.exists() or path.read_text() != config:
+                atomic_write_text(path, config)
+        return changed
 
     def _prepare_git(self) -> None:
         if not (self.git_remote / "HEAD").exists():
@@ -173,8 +255,11 @@ class LocalServices:
         return pid if command is not None and command[1:] == service.argv[1:] else None
 
     def _answers(self, service: Service) -> bool:
+        context = ssl.create_default_context(cafile=self.settings.ca_file) if service.tls else None
         try:
-            with urllib.request.urlopen(service.url(self.settings.host) + service.ready_path, timeout=2):
+            with urllib.request.urlopen(
+                service.url(self.settings.host) + service.ready_path, timeout=2, context=context
+            ):
                 return True
         except urllib.error.HTTPError:
             return True  # it answered
@@ -184,13 +269,16 @@ class LocalServices:
     def up(self, log=print, timeout: float = 30) -> dict[str, str]:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "run").mkdir(exist_ok=True)
-        self._prepare_pypi()
-        self._prepare_registry()
+        # A new certificate or credential needs a restart: the servers read them when they start.
+        restart = {s.name for s in self.services() if s.tls} if self.settings.tls and self._prepare_tls() else set()
+        if self._prepare_pypi():
+            restart.add("pypi")
+        restart.update(self._prepare_registries())
         self._prepare_git()
         urls = {}
         for service in self.services():
             urls[service.name] = service.url(self.settings.host)
-            if self._pid(service) and self._answers(service):
+            if service.name not in restart and self._pid(service) and self._answers(service):
                 continue
             self._stop(service, log)
             if _port_taken(self.settings.host, service.port):
@@ -221,15 +309,19 @@ class LocalServices:
     def _stop(self, service: Service, log=print) -> bool:
         pid = self._pid(service)
         if pid:
-            _signal_group(pid, signal.SIGTERM)
-            for _ in range(50):
-                try:
-                    os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
-                except ChildProcessError:
-                    pass
-                if not _running(pid):
-                    break
-                time.sleep(0.1)
+            for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL when it did not end within 5 s
+                _signal_group(pid, sig)
+                for _ in range(50):
+                    try:
+                        os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
+                    except ChildProcessError:
+                        pass
+                    if not _running(pid):
+                        break
+                    time.sleep(0.1)
+                else:
+                    continue
+                break
         elif (stale := self._recorded_pid(service)) is not None:
             log(
                 f"services: {service.name}: removed the stale pid file {self._pid_file(service)} "
@@ -242,6 +334,12 @@ class LocalServices:
         for service in self.services():
             if self._stop(service, log):
                 log(f"services: {service.name} stopped")
+        ca = self.settings.ca_file
+        for registry in self.settings.registries if ca is not None and ca.is_file() else ():
+            path = self._docker_ca(registry)
+            if path.is_file() and path.read_bytes() == ca.read_bytes():  # ours: another CA there is left alone
+                path.unlink()
+                _remove_empty(path.parent)
 
     def status(self) -> dict[str, str]:
         return {
@@ -282,3 +380,25 @@ def _signal_group(pid: int, sig: int) -> None:
 def _port_taken(host: str, port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((host, port)) == 0
+
+
+def _write_htpasswd(path: Path, username: str, password: str) -> bool:
+    """A bcrypt htpasswd entry (what docker-registry and pypiserver accept), rewritten only when the password changed
+    (a fresh salt would change the file on every start). True when written."""
+    import bcrypt
+
+    if path.exists():
+        for line in path.read_text().splitlines():
+            user, _, hashed = line.partition(":")
+            if user == username and bcrypt.checkpw(password.encode(), hashed.encode()):
+                return False
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    atomic_write_text(path, f"{username}:{hashed}\n", mode=0o600)
+    return True
+
+
+def _remove_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass

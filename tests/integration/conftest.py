@@ -17,7 +17,7 @@ from ac_release.config import docker_command, load_settings
 from ac_release.context import ReleaseContext
 from ac_release.pipeline import run_stage
 from ac_release.services.manager import LocalServices
-from tests.helpers import write_config
+from tests.helpers import committed_copy, write_config
 
 VERSION = "2.2.4-1"
 FIGURES: list[str] = []
@@ -53,6 +53,12 @@ def docker_ready():
     )
     require(shutil.which("debootstrap") is not None, "debootstrap")
     require(shutil.which("patch") is not None, "patch")
+
+
+@pytest.fixture(scope="module")
+def release_repo(tmp_path_factory, docker_ready):
+    """The working tree as it is (tracked and new files), committed in a repository of its own."""
+    return committed_copy(tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="session")

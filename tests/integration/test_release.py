@@ -22,6 +22,7 @@ from ac_release.pipeline import RELEASE
 from ac_release.services.manager import LocalServices
 from ac_release.steps import parse_line
 from tests.helpers import REPO, write_config
+from tests.helpers import git as _git
 
 pytestmark = pytest.mark.integration
 
@@ -39,24 +40,6 @@ FAULTS = [
     "after:push",
     "after:attest",
 ]
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
-
-
-@pytest.fixture(scope="module")
-def release_repo(tmp_path_factory, docker_ready) -> Path:
-    """The working tree as it is (tracked and new files), committed in a repository of its own."""
-    root = tmp_path_factory.mktemp("repo")
-    for name in _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0"):
-        if name and (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
-    _git(root, "add", "-A")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")
-    return root
 
 
 def invoke(repo: Path, config: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:

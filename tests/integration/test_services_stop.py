@@ -47,7 +47,7 @@ def test_a_stale_pid_file_naming_another_process_is_removed_and_the_process_left
 
 
 def test_the_service_a_pid_file_names_is_stopped(services):
-    services._prepare_registry()
+    services._prepare_registries()
     registry = _service(services, "registry")
     process = subprocess.Popen(
         registry.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

@@ -252,7 +252,7 @@ BAD_VALUES = [
     (
         ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registry = "127.0.0.1:5000/a"'),
         "targets.local.registry: unknown key (known keys: base_images, git_remote, index, local_services, "
-        "registries, signing)",
+        "registries, services, signing)",
     ),
     (
         ('host = "127.0.0.1"', 'hots = "127.0.0.1"'),
@@ -312,7 +312,13 @@ def test_non_utf8_config_is_one_line(tmp_path):
 def test_ipv6_and_localhost_service_hosts_are_loopback(tmp_path):
     for host in ("::1", "localhost", "127.0.0.2"):
         (tmp_path / host).mkdir()
-        path = _config(tmp_path / host, ('host = "127.0.0.1"', f'host = "{host}"'))
+        address = f"[{host}]" if ":" in host else host
+        path = _config(
+            tmp_path / host,
+            ('host = "127.0.0.1"', f'host = "{host}"'),
+            ('url = "http://127.0.0.1:8765/"', f'url = "http://{address}:8765/"'),  # derived: only the same value
+            ('["127.0.0.1:5000/astronomer/ap-airflow"]', f'["{address}:5000/astronomer/ap-airflow"]'),
+        )
         assert load_settings(path).services.host == host
 
 
