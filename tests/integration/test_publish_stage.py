@@ -88,33 +88,19 @@ def test_swapped_artifact_is_refused_before_any_upload(other_index):
     assert list((local.pypi_dir / "packages").iterdir()) == []
 
 
-def test_wrong_credentials_one_line_no_secret(other_index, tmp_path):
+def test_wrong_credentials_one_line_no_secret(other_index):
     ctx, local = other_index
-    wrong = tmp_path / "wrong-password"
-    wrong.write_text("definitely-not-the-password\n")
-    wrong.chmod(0o600)
-    services = ctx.settings.services
-    (tmp_path / "wrong").mkdir()
-    settings = load_settings(
-        write_config(
-            tmp_path / "wrong",
-            pypi_port=services.pypi_port,
-            sigstore_port=services.sigstore_port,
-            services_dir=services.dir,
-            password_file=wrong,
-        )
-    )
-    bad = make_context(settings)
-    shutil.copytree(ctx.dist, bad.dist)
-    expected = f"index {bad.target.index.url} refused the credentials of 'ac-release': check {wrong}"
+    password_file = ctx.target.index.password.file  # derived from [services]: the index knows another password
+    password_file.write_text("definitely-not-the-password\n")
+    expected = f"index {ctx.target.index.url} refused the credentials of 'ac-release': check {password_file}"
     with pytest.raises(ReleaseError) as error:
-        preflight.check_index_credentials(bad)
+        preflight.check_index_credentials(ctx)
     assert str(error.value) == expected
     with pytest.raises(ReleaseError) as error:
-        upload(bad.target.index, bad.dist / META, "definitely-not-the-password")
+        upload(ctx.target.index, ctx.dist / META, "definitely-not-the-password")
     assert (
         str(error.value)
-        == f"index {bad.target.index.url} refused the upload credentials of 'ac-release': check {wrong}"
+        == f"index {ctx.target.index.url} refused the upload credentials of 'ac-release': check {password_file}"
     )
     assert "definitely-not-the-password" not in str(error.value)
     assert list((local.pypi_dir / "packages").iterdir()) == []
@@ -124,16 +110,8 @@ def test_unreachable_index_retries_then_one_clear_line(signed, tmp_path, no_back
     ctx, _ = signed
     port = free_port()  # nothing listens there
     services = ctx.settings.services
-    settings = load_settings(
-        write_config(
-            tmp_path,
-            pypi_port=services.pypi_port,
-            sigstore_port=services.sigstore_port,
-            services_dir=services.dir,
-            index_url=f"http://127.0.0.1:{port}/",
-        )
-    )
-    down = make_context(settings)
+    config = write_config(tmp_path, pypi_port=port, sigstore_port=services.sigstore_port, services_dir=services.dir)
+    down = make_context(load_settings(config))  # the index address is derived from its port
     with pytest.raises(ReleaseError) as error:
         preflight.check_index_credentials(down)
     assert str(error.value) == (
