@@ -188,5 +188,5 @@ def test_the_push_failpoint_fires_only_after_a_layer_reached_the_registry(local_
         start_new_session=True,  # the failpoint kills its whole process group
     )
     assert killed.returncode == -9, killed.stderr.decode()
-    assert len(_layers(data, "failpoint")) == 1  # the layer's bytes reached the registry ...
+    assert len(_layers(data, "failpoint")) >= 1  # a layer reached the registry (dockerd may finish another) ...
     assert registry.remote_image(f"{host}/failpoint", "2.2.4-1") is None  # ... the tag did not
