@@ -10,6 +10,7 @@ import json
 import os
 import ssl
 import stat
+import sys
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -249,3 +250,51 @@ def test_the_login_is_not_sent_on_through_a_redirect_to_another_origin(tls_dir, 
             release_files.fetch(release_files.location(staging_registry(tls_dir, f"127.0.0.1:{server.port}")), "1",
                                 "a.sigstore.json")  # fmt: skip
     assert [(p, h.get("Authorization")) for p, h in storage.requests] == [("/blob", None)]
+
+
+# --- the upgrade session's starting image -------------------------------------------------------------------------
+
+RECORD_DOCKER = """
+import json, os, sys
+login = os.path.join(os.environ.get("DOCKER_CONFIG", "/nonexistent"), "config.json")
+call = {"argv": sys.argv[1:], "login": json.load(open(login)) if os.path.exists(login) else None}
+open(os.environ["DOCKER_AC_TEST_CALLS"], "a").write(json.dumps(call) + "\\n")
+"""
+
+
+def test_the_test_stage_pulls_the_earlier_release_with_the_registrys_login_and_names_it_to_the_session(
+    tmp_path, monkeypatch
+):
+    """The sessions get no secret, so a registry requiring credentials is read and pulled from by the stage."""
+    from rich.console import Console
+
+    from ac_release.config import load_settings
+    from ac_release.context import ReleaseContext
+    from ac_release.docker import Docker
+    from ac_release.released import PreviousRelease
+    from ac_release.stages import test as test_stage
+    from ac_release.version import ACVersion
+    from tests.helpers import STAGING_ENV, write_config
+
+    for name in STAGING_ENV.values():
+        monkeypatch.setenv(name, f"planted-{name}")
+    settings = load_settings(write_config(tmp_path, staging=True))
+    ctx = ReleaseContext.create("2.2.4-2", settings, "staging", console=Console(quiet=True))
+    calls = tmp_path / "docker-calls.jsonl"
+    monkeypatch.setenv("DOCKER_AC_TEST_CALLS", str(calls))
+    # a docker CLI that records its calls (the docker CLI gets DOCKER_* of the environment)
+    ctx.__dict__["docker"] = Docker([sys.executable, "-c", RECORD_DOCKER])
+    first = ctx.target.registries[0]
+    previous = PreviousRelease(ACVersion.parse("2.2.4-1"), str(first), DIGEST)  # as read back from a record
+
+    test_stage.pull_previous(ctx, previous)
+    (call,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert call["argv"] == ["pull", "--quiet", f"{first}@{DIGEST}"]
+    (auth,) = call["login"]["auths"].values()
+    assert base64.b64decode(auth["auth"]).decode() == f"{first.access.username}:planted-{STAGING_ENV['quay']}"
+
+    env = test_stage.session_env(ctx, "bullseye", previous)
+    assert env[test_stage.UPGRADE_FROM_ENV] == f"2.2.4-1 {first}@{DIGEST}"
+    assert not [value for value in env.values() if "planted-" in value]
+    monkeypatch.setenv(test_stage.UPGRADE_FROM_ENV, "2.2.3-1 elsewhere@sha256:00")  # never passed on from outside
+    assert test_stage.UPGRADE_FROM_ENV not in test_stage.session_env(ctx, "bullseye")
