@@ -6,8 +6,11 @@ cosign never reaches a TUF repository here: `TUF_ROOT` is an empty temporary dir
 attestations use cosign's classic layout (`sha256-<digest>.sig` / `.att` tags next to the image, which `cosign copy`
 carries to another registry); `--trusted-root` works only with `--new-bundle-format`, which `cosign sign` 2.5 lacks.
 
-The OIDC token reaches cosign through the environment (`SIGSTORE_ID_TOKEN`), never its command line. Plain HTTP
-(`--allow-http-registry`) is used only for a registry on a loopback address.
+The OIDC token reaches cosign through the environment (`SIGSTORE_ID_TOKEN`), never its command line. A registry is
+reached as its access settings say (config.RegistryAccess): plain HTTP (`--allow-http-registry`) only for a registry
+that has no TLS (the local target's loopback registry); over TLS with the target's own CA in SSL_CERT_FILE (a bundle
+with the machine's CAs) and the registry's login in a private DOCKER_CONFIG for the call (tlsclients.registry_env),
+never an insecure flag and never a password on the command line.
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ac_release.config import is_loopback_registry
+from ac_release.config import Registry, RegistryAccess, is_loopback_registry
 from ac_release.errors import ReleaseError
+from ac_release.registry import registry_of
+from ac_release.tlsclients import registry_env
 from ac_release.tools import env_tool
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
@@ -46,25 +53,45 @@ _REFERENCE = re.compile(
 
 @dataclass(frozen=True)
 class ImageReference:
-    """`HOST[:PORT]/REPOSITORY@sha256:<hex>`: what is signed and verified is always a manifest digest."""
+    """`HOST[:PORT]/REPOSITORY@sha256:<hex>`: what is signed and verified is always a manifest digest. `access` says
+    how its registry is reached; a parsed string without one gets a bare repository's (plain HTTP on loopback only)."""
 
     host: str
     repository: str
     digest: str
+    access: RegistryAccess | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.access is None:
+            object.__setattr__(self, "access", registry_of(self.name).access)
 
     @classmethod
-    def parse(cls, reference: str) -> ImageReference:
+    def parse(cls, reference: str, access: RegistryAccess | None = None) -> ImageReference:
         match = _REFERENCE.fullmatch(reference)
         if not match or not ("." in match["host"] or ":" in match["host"] or match["host"] == "localhost"):
             raise ReleaseError(
                 f"image reference {reference!r} is not REGISTRY/REPOSITORY@sha256:<64 hex>: name the registry, "
                 f"and sign and verify by digest"
             )
-        return cls(match["host"], match["repository"], match["digest"])
+        return cls(match["host"], match["repository"], match["digest"], access)
+
+    @classmethod
+    def of(cls, repository: str, digest: str) -> ImageReference:
+        """`repository@digest`, reached as the target's registry `repository` (a config.Registry) says."""
+        return cls.parse(f"{repository}@{digest}", registry_of(repository).access)
+
+    @classmethod
+    def coerce(cls, reference: str | ImageReference) -> ImageReference:
+        return reference if isinstance(reference, ImageReference) else cls.parse(reference)
 
     @property
     def name(self) -> str:
         return f"{self.host}/{self.repository}"
+
+    @property
+    def registry(self) -> Registry:
+        """The repository with how to reach it (tlsclients and registry.py take this)."""
+        return Registry(self.name, self.access)
 
     def __str__(self) -> str:
         return f"{self.name}@{self.digest}"
@@ -161,19 +188,21 @@ def cosign_binary() -> str:
 # --- signing ------------------------------------------------------------------------------------------------------
 
 
-def sign_image(trust: Trust, reference: str, identity_token: str) -> None:
+def sign_image(trust: Trust, reference: str | ImageReference, identity_token: str) -> None:
     """Keyless signature of the manifest digest, pushed as `sha256-<hex>.sig` beside the image."""
-    image = ImageReference.parse(reference)
-    _cosign(trust, ["sign", "--yes", *_signing_args(trust, image), str(image)], token=identity_token)
+    image = ImageReference.coerce(reference)
+    _cosign(trust, ["sign", "--yes", *_signing_args(trust, image), str(image)], image, token=identity_token)
 
 
-def attest_image(trust: Trust, reference: str, predicate_file: Path, predicate_type: str, identity_token: str) -> None:
+def attest_image(
+    trust: Trust, reference: str | ImageReference, predicate_file: Path, predicate_type: str, identity_token: str
+) -> None:
     """Keyless in-toto attestation (subject: the manifest digest) pushed beside the image; one per predicate type."""
-    image = ImageReference.parse(reference)
+    image = ImageReference.coerce(reference)
     if not Path(predicate_file).is_file():
         raise ReleaseError(f"predicate file {predicate_file} is missing")
     args = ["attest", "--yes", "--replace", "--type", predicate_type, "--predicate", str(predicate_file)]
-    _cosign(trust, [*args, *_signing_args(trust, image), str(image)], token=identity_token)
+    _cosign(trust, [*args, *_signing_args(trust, image), str(image)], image, token=identity_token)
 
 
 def _signing_args(trust: Trust, image: ImageReference) -> list[str]:
@@ -183,10 +212,10 @@ def _signing_args(trust: Trust, image: ImageReference) -> list[str]:
 # --- verification -------------------------------------------------------------------------------------------------
 
 
-def verify_image(trust: Trust, reference: str, identity: str, issuer: str) -> list[dict]:
+def verify_image(trust: Trust, reference: str | ImageReference, identity: str, issuer: str) -> list[dict]:
     """The image's signatures by `identity` from `issuer`, verified offline; returns their simple-signing payloads."""
-    image = ImageReference.parse(reference)
-    result = _cosign(trust, ["verify", *_verify_args(image, identity, issuer), str(image)])
+    image = ImageReference.coerce(reference)
+    result = _cosign(trust, ["verify", *_verify_args(image, identity, issuer), str(image)], image)
     payloads = json.loads(result.stdout)
     signed = [
         p for p in payloads if p.get("critical", {}).get("image", {}).get("docker-manifest-digest") == image.digest
@@ -196,11 +225,13 @@ def verify_image(trust: Trust, reference: str, identity: str, issuer: str) -> li
     return signed
 
 
-def verify_attestation(trust: Trust, reference: str, predicate_type: str, identity: str, issuer: str) -> list[dict]:
+def verify_attestation(
+    trust: Trust, reference: str | ImageReference, predicate_type: str, identity: str, issuer: str
+) -> list[dict]:
     """The in-toto statements of `predicate_type` attested for this digest by `identity`, verified offline."""
-    image = ImageReference.parse(reference)
+    image = ImageReference.coerce(reference)
     args = ["verify-attestation", "--type", predicate_type, *_verify_args(image, identity, issuer), str(image)]
-    result = _cosign(trust, args)
+    result = _cosign(trust, args, image)
     expected_type = PREDICATE_TYPES.get(predicate_type, predicate_type)
     statements = []
     for line in result.stdout.splitlines():
@@ -218,7 +249,7 @@ def verify_attestation(trust: Trust, reference: str, predicate_type: str, identi
 
 
 def verify_attested_predicate(
-    trust: Trust, reference: str, predicate_type: str, predicate_file: Path, identity: str, issuer: str
+    trust: Trust, reference: str | ImageReference, predicate_type: str, predicate_file: Path, identity: str, issuer: str
 ) -> dict:
     """The verified statement whose predicate is exactly the JSON of `predicate_file` (e.g. the published SBOM)."""
     expected = json.loads(Path(predicate_file).read_text(encoding="utf-8"))
@@ -238,7 +269,9 @@ def verify_blob(trust: Trust, artifact: Path, bundle: Path, identity: str, issue
         trusted_root = Path(tmp) / "trusted_root.json"
         trusted_root.write_text(json.dumps(trust.trusted_root), encoding="utf-8")
         args = ["verify-blob", "--new-bundle-format", "--trusted-root", str(trusted_root), "--bundle", str(bundle)]
-        _cosign(trust, [*args, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer, str(artifact)])
+        _cosign(
+            trust, [*args, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer, str(artifact)], None
+        )
 
 
 def _signed_digest(payload: dict) -> str | None:
@@ -258,15 +291,29 @@ def _verify_args(image: ImageReference, identity: str, issuer: str) -> list[str]
 
 
 def _registry_args(image: ImageReference) -> list[str]:
-    return ["--allow-http-registry"] if image.is_loopback else []
+    """Plain HTTP only for a registry without TLS; a TLS registry's CA and login go through the environment."""
+    return [] if image.access.tls_verify else ["--allow-http-registry"]
 
 
-def _cosign(trust: Trust, args: list[str], token: str | None = None) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="ac-cosign-") as tmp:
+@contextmanager
+def environment(trust: Trust, image: ImageReference | None, token: str | None = None) -> Iterator[dict[str, str]]:
+    """cosign's environment for one call: the trust material, the registry's CA bundle and private login (for the
+    call only), the identity token. Secrets are here, never in the arguments."""
+    with (
+        tempfile.TemporaryDirectory(prefix="ac-cosign-") as tmp,
+        registry_env(image.registry) if image else nullcontext({}) as registry_entries,
+    ):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGSTORE_", "TUF_", "COSIGN_"))}
-        env |= trust.write_material(Path(tmp))
+        env |= trust.write_material(Path(tmp)) | registry_entries
         if token is not None:
             env[TOKEN_ENV] = token
+        yield env
+
+
+def _cosign(
+    trust: Trust, args: list[str], image: ImageReference | None, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    with environment(trust, image, token) as env:
         try:
             result = subprocess.run(
                 [cosign_binary(), *args], env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False

@@ -92,21 +92,22 @@ def statement(ctx: ReleaseContext, repository: str, digest: str, inputs: dict, f
 
 def check_image(
     trust: cosign.Trust,
-    reference: str,
+    reference: str | cosign.ImageReference,
     identity: str,
     issuer: str,
     inputs: list[provenance.Input],
     package: tuple[str, str],
     tags: list[str] | None = None,
 ) -> ImageCheck:
-    """Ask the registry what `REPOSITORY@DIGEST` carries; `package` is (name, version) its SBOM must list."""
-    image = cosign.ImageReference.parse(reference)
-    tags = registry.tags(image.name) if tags is None else tags
+    """Ask the registry what `REPOSITORY@DIGEST` carries (reached as `cosign.ImageReference.of` says); `package` is
+    (name, version) its SBOM must list."""
+    image = cosign.ImageReference.coerce(reference)
+    tags = registry.tags(image.registry) if tags is None else tags
     key = None
     if {cosign_tag(image.digest, "sig"), cosign_tag(image.digest, "att")} <= set(tags):
-        held = [registry.remote_image(image.name, cosign_tag(image.digest, suffix)) for suffix in ("sig", "att")]
+        held = [registry.remote_image(image.registry, cosign_tag(image.digest, suffix)) for suffix in ("sig", "att")]
         inputs_key = tuple(json.dumps(i.descriptor(), sort_keys=True) for i in inputs)
-        key = (reference, identity, issuer, *(h.digest if h else None for h in held), inputs_key, package)
+        key = (str(image), identity, issuer, *(h.digest if h else None for h in held), inputs_key, package)
         if key in _verified:
             return _verified[key]
     result = ImageCheck()
@@ -114,7 +115,7 @@ def check_image(
         result.missing.append("signature")
     else:
         try:
-            cosign.verify_image(trust, reference, identity, issuer)
+            cosign.verify_image(trust, image, identity, issuer)
             result.verified.append("signature")
         except ReleaseError as exc:
             result.refused.append(f"signature: {exc}")
@@ -123,7 +124,7 @@ def check_image(
             result.missing.append(kind)
             continue
         try:
-            (verified, *_) = cosign.verify_attestation(trust, reference, kind, identity, issuer)
+            (verified, *_) = cosign.verify_attestation(trust, image, kind, identity, issuer)
         except ReleaseError as exc:
             if "none of the attestations matched the predicate type" in str(exc):
                 result.missing.append(kind)  # others are attested, this one is not
@@ -153,7 +154,12 @@ def _problem(kind: str, statement: dict, image, inputs: list[provenance.Input], 
 
 
 def make(
-    trust: cosign.Trust, reference: str, token: str, missing: list[str], sboms: tuple[Path, Path], predicate: Path
+    trust: cosign.Trust,
+    reference: str | cosign.ImageReference,
+    token: str,
+    missing: list[str],
+    sboms: tuple[Path, Path],
+    predicate: Path,
 ) -> None:
     """Sign and attest what is missing (cosign writes the subject from the digest itself)."""
     files = {"cyclonedx": sboms[0], "spdxjson": sboms[1], "slsaprovenance1": predicate}

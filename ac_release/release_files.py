@@ -2,20 +2,27 @@
 them without this repository: `<registry>/release-files:<version>`, one layer per file, named by its
 `org.opencontainers.image.title` annotation (the layout `oras pull` writes back to files).
 
-Only for registries on a loopback address (the local targets, plain HTTP, no credentials): other targets publish
-the same files as assets of their GitHub release (ac_release/github.py).
+Only for registries on a loopback address (targets whose services run here): other targets publish the same files
+as assets of their GitHub release (ac_release/github.py). The registry is reached as its access settings say: plain
+HTTP without TLS (the local target), else TLS trusting the machine's CAs plus the target's CA (tlsclients), with the
+registry API's own authentication when it answers 401: Basic with the registry's login, or a Bearer token from the
+challenge's realm. The credentials go to the registry's own origin (and a Bearer realm), never through a redirect.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from urllib.request import parse_http_list, parse_keqv_list
 
-from ac_release.cosign import ImageReference
+from ac_release.config import Registry, is_loopback_registry
 from ac_release.errors import ReleaseError
+from ac_release.registry import registry_of
+from ac_release.tlsclients import ssl_context
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 ARTIFACT_TYPE = "application/vnd.ac-release.release-files.v1"
@@ -24,37 +31,100 @@ TITLE = "org.opencontainers.image.title"
 TIMEOUT_S = 60
 
 
-def location(first_registry: str) -> str:
-    """`HOST/astronomer/ap-airflow` -> `HOST/astronomer/ap-airflow/release-files`."""
-    return f"{first_registry}/release-files"
+def location(first_registry: str) -> Registry:
+    """`HOST/astronomer/ap-airflow` -> `HOST/astronomer/ap-airflow/release-files`, reached as the registry is."""
+    return Registry(f"{first_registry}/release-files", registry_of(first_registry).access)
 
 
-def _base(repository: str) -> tuple[str, str]:
-    host, _, name = repository.partition("/")
-    if not ImageReference(host, name, "sha256:" + "0" * 64).is_loopback:
-        raise ReleaseError(
-            f"release files go to a loopback registry only, not {host}: other targets attach them to the GitHub "
-            f"release (`invoke github-release`)"
-        )
-    return f"http://{host}", name
+class _Client:
+    """HTTP to one repository of a registry's API: its TLS settings, and its authentication once it asks for it."""
 
+    def __init__(self, repository: str) -> None:
+        self.registry = registry_of(repository)
+        host, _, self.name = self.registry.partition("/")
+        if not is_loopback_registry(self.registry):
+            raise ReleaseError(
+                f"release files go to a loopback registry only, not {host}: other targets attach them to the GitHub "
+                f"release (`invoke github-release`)"
+            )
+        access = self.registry.access
+        self.base = f"{'https' if access.tls_verify else 'http'}://{host}"
+        ca_file = access.ca_dir / "ca.crt" if access.tls_verify and access.ca_dir is not None else None
+        self.context = ssl_context(ca_file) if access.tls_verify else None
+        self.authorization: str | None = None
 
-def _request(url: str, method: str = "GET", data: bytes | None = None, headers: dict | None = None):
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+    def url(self, path: str) -> str:
+        return f"{self.base}/v2/{self.name}/{path}"
+
+    def request(self, url: str, method: str = "GET", data: bytes | None = None, headers: dict | None = None):
+        """The response, or None for 404. A 401 is answered once with the challenge's credentials."""
+        while True:
+            request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+            if self.authorization and _same_origin(url, self.base):
+                request.add_unredirected_header("Authorization", self.authorization)  # not sent on to a redirect
+            try:
+                return urllib.request.urlopen(request, timeout=TIMEOUT_S, context=self.context)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    return None
+                if exc.code == 401:
+                    answer = self._answer(exc.headers.get("WWW-Authenticate", ""))
+                    if answer is not None and answer != self.authorization:
+                        self.authorization = answer
+                        continue
+                    raise ReleaseError(self._refused()) from None
+                raise ReleaseError(f"{method} {url} answered {exc.code} {exc.reason}") from None
+            except OSError as exc:
+                raise ReleaseError(f"{method} {url} failed: {exc}") from None
+
+    def _answer(self, challenge: str) -> str | None:
+        """The Authorization header for a `Basic realm=...` or `Bearer realm=...,service=...,scope=...` challenge."""
+        scheme, _, params = challenge.strip().partition(" ")
+        basic = self._basic()
+        if scheme.lower() == "basic":
+            return basic
+        if scheme.lower() != "bearer":
             return None
-        raise ReleaseError(f"{method} {url} answered {exc.code} {exc.reason}") from None
-    except OSError as exc:
-        raise ReleaseError(f"{method} {url} failed: {exc}") from None
+        fields = parse_keqv_list(parse_http_list(params))
+        if "realm" not in fields:
+            return None
+        query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
+        request = urllib.request.Request(f"{fields['realm']}?{query}" if query else fields["realm"])
+        if basic:
+            request.add_unredirected_header("Authorization", basic)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=self.context) as response:
+                answer = json.loads(response.read())
+        except (OSError, ValueError):
+            return None
+        token = answer.get("token") or answer.get("access_token")
+        return f"Bearer {token}" if token else None
+
+    def _basic(self) -> str | None:
+        access = self.registry.access
+        if access.username is None or access.password is None:
+            return None
+        login = f"{access.username}:{access.password.read()}".encode()
+        return "Basic " + base64.b64encode(login).decode()
+
+    def _refused(self) -> str:
+        access = self.registry.access
+        if access.username is not None and access.password is not None:
+            hint = f"check {access.password.describe()} (the password of {access.username!r})"
+        else:
+            hint = "it has no credentials here: set its username and password_env"
+        return f"registry {self.registry} refused access (401 unauthorized): {hint}"
+
+
+def _same_origin(url: str, base: str) -> bool:
+    ours, theirs = urllib.parse.urlsplit(base), urllib.parse.urlsplit(url)
+    return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
 
 
 def listing(repository: str, tag: str) -> dict[str, str] | None:
     """{file name: sha256} of the artifact `repository:tag`, or None when there is none."""
-    base, name = _base(repository)
-    response = _request(f"{base}/v2/{name}/manifests/{tag}", headers={"Accept": MANIFEST_TYPE})
+    client = _Client(repository)
+    response = client.request(client.url(f"manifests/{tag}"), headers={"Accept": MANIFEST_TYPE})
     if response is None:
         return None
     with response:
@@ -73,8 +143,8 @@ def fetch(repository: str, tag: str, name: str) -> bytes:
         raise ReleaseError(
             f"{name} is missing from {repository}:{tag}: it holds {', '.join(sorted(files)) or 'nothing'}"
         )
-    base, repo = _base(repository)
-    response = _request(f"{base}/v2/{repo}/blobs/sha256:{files[name]}")
+    client = _Client(repository)
+    response = client.request(client.url(f"blobs/sha256:{files[name]}"))
     if response is None:
         raise ReleaseError(f"{repository}:{tag} names {name} as sha256:{files[name]}, which the registry lacks")
     with response:
@@ -86,40 +156,40 @@ def fetch(repository: str, tag: str, name: str) -> bytes:
 
 def push(repository: str, tag: str, files: dict[str, bytes]) -> str:
     """Upload every file as a blob, then the manifest naming them; returns the manifest digest."""
-    base, name = _base(repository)
+    client = _Client(repository)
     layers = []
     for title, data in sorted(files.items()):
-        layers.append(_blob(base, name, data, "application/json") | {"annotations": {TITLE: title}})
+        layers.append(_blob(client, data, "application/json") | {"annotations": {TITLE: title}})
     manifest = {
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "artifactType": ARTIFACT_TYPE,
-        "config": _blob(base, name, EMPTY, EMPTY_TYPE),
+        "config": _blob(client, EMPTY, EMPTY_TYPE),
         "layers": layers,
     }
     body = json.dumps(manifest, sort_keys=True).encode()
-    response = _request(f"{base}/v2/{name}/manifests/{tag}", "PUT", body, {"Content-Type": MANIFEST_TYPE})
+    response = client.request(client.url(f"manifests/{tag}"), "PUT", body, {"Content-Type": MANIFEST_TYPE})
     if response is None:
         raise ReleaseError(f"{repository} refused the manifest of {tag}")
     response.close()
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def _blob(base: str, name: str, data: bytes, media_type: str) -> dict:
+def _blob(client: _Client, data: bytes, media_type: str) -> dict:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    exists = _request(f"{base}/v2/{name}/blobs/{digest}", "HEAD")
+    exists = client.request(client.url(f"blobs/{digest}"), "HEAD")
     if exists is None:
-        started = _request(f"{base}/v2/{name}/blobs/uploads/", "POST", b"")
+        started = client.request(client.url("blobs/uploads/"), "POST", b"")
         if started is None:
-            raise ReleaseError(f"{base} refused a blob upload to {name}")
-        upload = urllib.parse.urljoin(base, started.headers["Location"])
+            raise ReleaseError(f"{client.base} refused a blob upload to {client.name}")
+        upload = urllib.parse.urljoin(client.base, started.headers["Location"])
         started.close()
         separator = "&" if "?" in upload else "?"
-        done = _request(
+        done = client.request(
             f"{upload}{separator}digest={digest}", "PUT", data, {"Content-Type": "application/octet-stream"}
         )
         if done is None:
-            raise ReleaseError(f"{base} lost the blob upload to {name}")
+            raise ReleaseError(f"{client.base} lost the blob upload to {client.name}")
         done.close()
     else:
         exists.close()

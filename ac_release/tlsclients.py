@@ -73,3 +73,14 @@ def auth_dir(registry: Registry) -> Iterator[Path | None]:
     with tempfile.TemporaryDirectory(prefix="ac-registry-auth-") as directory:  # mode 0700
         atomic_write_bytes(Path(directory) / "config.json", _auth_json(registry), mode=0o600)
         yield Path(directory)
+
+
+@contextmanager
+def registry_env(registry: Registry) -> Iterator[dict[str, str]]:
+    """Environment entries for a Go registry client (cosign, syft: go-containerregistry) reaching `registry`, for
+    the one call: SSL_CERT_FILE naming the bundle of the machine's CAs plus the target's CA (Go reads it on Linux),
+    and DOCKER_CONFIG naming a private directory with the registry's login ({} for each it does not need)."""
+    access = registry.access
+    env = ca_env(access.ca_dir / "ca.crt") if access.tls_verify and access.ca_dir is not None else {}
+    with auth_dir(registry) as directory:
+        yield env | ({"DOCKER_CONFIG": str(directory)} if directory else {})

@@ -104,8 +104,9 @@ def _verify_attestations(ctx: ReleaseContext, wheel: WheelRecord, attested: Atte
     package = ("apache-airflow", ctx.version.wheel_version)
     checks = []
     for image in sorted(attested.images, key=lambda i: (i.repository, i.digest)):
-        reference = f"{image.repository}@{image.digest}"
-        labels = registry.labels(image.repository, image.digest)
+        repository = ctx.target.registry(image.repository)  # with its TLS settings and login
+        reference = cosign.ImageReference.of(repository, image.digest)
+        labels = registry.labels(repository, image.digest)
         commit = labels.get(image_attestations.REVISION_LABEL, "")
         inputs = image_attestations.expected_inputs(ctx, wheel, _base_image(ctx, image), image.base_image, commit)
         found = image_attestations.check_image(

@@ -43,15 +43,16 @@ def check(ctx: ReleaseContext) -> list[Step]:
         if digest is None or images is None or wheel is None:
             steps.append(Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data))
             continue
-        reference = f"{repository}@{digest}"
+        image = cosign.ImageReference.of(repository, digest)  # reached with the registry's TLS and login
+        reference = str(image)
         trust = trust or cosign.trust_of(ctx)
         if repository not in tags:
             tags[repository] = registry.tags(repository)
         try:
-            inputs = _inputs(ctx, images, wheel, data["flavour"], reference)
+            inputs = _inputs(ctx, images, wheel, data["flavour"], image)
             found = image_attestations.check_image(
                 trust,
-                reference,
+                image,
                 identity,
                 issuer,
                 image_attestations.flat(inputs),
@@ -82,20 +83,21 @@ def _targets(ctx: ReleaseContext) -> list[tuple[str, dict]]:
                 targets.append((f"{repository}:{tag}.sig+att", data))
     if ctx.target.local_services and ctx.target.registries:
         where = f"{release_files.location(ctx.target.registries[0])}:{ctx.version}"
-        targets.append((where, {"release_files": True}))
+        targets.append((where, {"release_files": True, "tag": str(ctx.version)}))
     return targets
 
 
-def _inputs(ctx: ReleaseContext, images: ImagesRecord, wheel: WheelRecord, flavour: str, reference: str) -> dict:
+def _inputs(
+    ctx: ReleaseContext, images: ImagesRecord, wheel: WheelRecord, flavour: str, image: cosign.ImageReference
+) -> dict:
     entry = images.flavours[flavour]
     base = image_attestations.base_digest(entry.base_image, ctx.docker.image_id(entry.base_image))
-    repository, digest = reference.split("@")
-    commit = registry.labels(repository, digest).get(image_attestations.REVISION_LABEL, "")
+    commit = registry.labels(image.registry, image.digest).get(image_attestations.REVISION_LABEL, "")
     return image_attestations.expected_inputs(ctx, wheel, entry.base_image, base, commit)
 
 
 def _release_files_step(ctx: ReleaseContext, where: str, data: dict) -> Step:
-    repository, tag = where.rsplit(":", 1)
+    repository, tag = release_files.location(ctx.target.registries[0]), data["tag"]
     ours = {
         name: sha256_file(ctx.bundles / name)
         for name in release_file_names(ctx.version)
@@ -128,7 +130,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
             continue
         if "digest" not in step.data:
             raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
-        data, reference = step.data, f"{step.data['repository']}@{step.data['digest']}"
+        data = step.data
+        reference = cosign.ImageReference.of(ctx.target.registry(data["repository"]), data["digest"])
         stem = f"{data['flavour']}-{data['variant']}"
         if data["digest"] not in scanned:
             ctx.log(f"attest: SBOMs of {reference} (syft)")
@@ -151,7 +154,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
     published = ""
     for step in after:
         if step.data.get("release_files"):
-            repository, tag = step.target.rsplit(":", 1)
+            repository, tag = release_files.location(ctx.target.registries[0]), step.data["tag"]
             if step.action == "push":
                 ctx.log(f"attest: publishing the bundles and attestations as {step.target}")
                 files = {name: (ctx.bundles / name).read_bytes() for name in release_file_names(ctx.version)}

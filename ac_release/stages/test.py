@@ -2,6 +2,10 @@
 stage pushes (by id), with the release's target. The upgrade test starts from the newest earlier release on the
 target's registry (ac_release/released.py); a first release has none, and its record says so.
 
+The stage pulls the earlier release by digest itself, with the registry's own login (registry.authenticated), and
+names it to the upgrade session in AC_SMOKE_UPGRADE_FROM (`<version> <repository>@<digest>`): the sessions get no
+secret, so they neither read a registry that requires credentials nor pull from it.
+
 Results are recorded against the image ids: images that already passed are not tested again, and the push stage
 refuses an image id without a passing result. A session in which any test was skipped, or none ran, failed.
 """
@@ -15,12 +19,12 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from ac_release import proc
+from ac_release import proc, registry
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.images.state import flavour_state, flavours
 from ac_release.records import FlavourTest, ImagesRecord, Session, SessionsRecord
-from ac_release.released import previous_release
+from ac_release.released import PreviousRelease, previous_release
 from ac_release.steps import Step, open_steps
 
 NAME = "test"
@@ -28,6 +32,7 @@ KINDS = ("smoke", "upgrade")
 # What the test sessions get of the environment: what Docker, pytest and the pipeline's configuration need.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
 PASSED_ENV_PREFIXES = ("AC_RELEASE_",)
+UPGRADE_FROM_ENV = "AC_SMOKE_UPGRADE_FROM"
 
 
 def check(ctx: ReleaseContext) -> list[Step]:
@@ -78,7 +83,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
             ctx.log(f"test: no release before {ctx.version} on {ctx.target.registries[0]}, no upgrade to test")
             upgrade = Session("no earlier release")
         else:
-            upgrade = _session(ctx, name, "upgrade")
+            pull_previous(ctx, previous)
+            upgrade = _session(ctx, name, "upgrade", previous)
         record.flavours[name] = FlavourTest(ids, upgrade_from, smoke, upgrade)
         ctx.save(record)
         for kind, session in (("smoke", smoke), ("upgrade", upgrade)):
@@ -89,7 +95,14 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
     return record
 
 
-def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
+def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
+    """The earlier release by digest, pulled here with the registry's login: the upgrade session gets no secret."""
+    ctx.log(f"test: pulling {previous.reference} ({previous.version}) to upgrade from")
+    with registry.authenticated(ctx.docker, ctx.target.registry(previous.repository)) as docker:
+        docker("pull", "--quiet", previous.reference, capture=True)
+
+
+def _session(ctx: ReleaseContext, flavour: str, kind: str, previous: PreviousRelease | None = None) -> Session:
     """pytest on tests/smoke with one marker, against this release's images of one flavour and this target."""
     logs = ctx.cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -98,7 +111,7 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", kind]
     argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]
-    env = session_env(ctx, flavour)
+    env = session_env(ctx, flavour, previous)
     ctx.log(f"test: {kind} tests of {flavour} (log: {log})")
     started = time.monotonic()
     with ctx.view.row(f"{kind} {flavour}", level=1) as row, open(log, "wb") as output:
@@ -116,9 +129,13 @@ def _session(ctx: ReleaseContext, flavour: str, kind: str) -> Session:
     return Session("passed" if passed else "failed", round(time.monotonic() - started, 1), counts, str(log))
 
 
-def session_env(ctx: ReleaseContext, flavour: str) -> dict[str, str]:
-    """Only what the tests need of the environment: no index password, token or other secret reaches them."""
+def session_env(ctx: ReleaseContext, flavour: str, previous: PreviousRelease | None = None) -> dict[str, str]:
+    """Only what the tests need of the environment: no index password, token or other secret reaches them. An
+    upgrade session is told which earlier release the stage pulled for it."""
     env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
+    env.pop(UPGRADE_FROM_ENV, None)
+    if previous is not None:
+        env[UPGRADE_FROM_ENV] = f"{previous.version} {previous.reference}"
     return env | {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
 
 

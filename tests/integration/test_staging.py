@@ -137,7 +137,10 @@ def test_release_and_verify_to_staging(staging, released, monkeypatch):
     assert len(list(bundles.glob("*.sigstore.json"))) == 3
     assert not (settings.dist_dir / VERSION / "sigstore" / "local").exists()
     checked = [line.split(": ")[0] for line in verified.stdout.splitlines()]
-    assert sum(line.startswith("ok  127.0.0.1:") for line in checked) == 2 * 2  # base and onbuild per registry
+    images = [line for line in checked if line.startswith("ok  127.0.0.1:")]
+    # base and onbuild per registry: pulled and run, and their signature, SBOMs and provenance verified with cosign
+    assert sum(not line.endswith(" attestations") for line in images) == 2 * 2
+    assert sum(line.endswith(" attestations") for line in images) == 2 * 2
     remote = subprocess.run(["git", "ls-remote", "--tags", target.git_remote], capture_output=True, text=True)
     assert "refs/tags/v2.2.4-1^{}" in remote.stdout
     packages = target.services.dir / "pypi" / "packages"
@@ -169,7 +172,9 @@ def test_the_same_version_released_to_local_from_the_same_checkout(release_repo,
     manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
     assert set(manifest["targets"]) == {"staging", "local"}
     assert manifest["targets"]["staging"] == before
-    assert "sign: " in result.stderr and len(list((settings.dist_dir / VERSION / "sigstore" / "local").iterdir())) == 3
+    local_bundles = settings.dist_dir / VERSION / "sigstore" / "local"
+    assert "sign: " in result.stderr and len(list(local_bundles.glob("*.sigstore.json"))) == 3
+    assert len(list(local_bundles.glob("*.attestation"))) == 3 * 2  # PEP 740 publish and SLSA per artifact
     local_images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
     assert all("/local/" in variant["ref"] for variant in local_images.values())
     (local_registry,) = settings.target("local").registries

@@ -3,15 +3,23 @@
 The newest earlier release on the target's registry (ac_release/upgrade.py) initialises a database and runs a DAG;
 this release's image upgrades that database and works on it. The nox session `upgrade(version=..., flavour=...)`
 runs this module (the smoke session leaves it out) and keeps the local services, and so the registry, up.
+
+In a release, the test stage has already pulled the earlier release with the registry's login and names it in
+AC_SMOKE_UPGRADE_FROM: the session has no credentials (a registry requiring them answers it 401), so it takes that
+image from the engine. Without the variable (the nox session, the local target's registry without credentials) it
+asks the registry and pulls by digest itself.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from ac_release.released import PreviousRelease, previous_release
+from ac_release.stages.test import UPGRADE_FROM_ENV
+from ac_release.version import ACVersion
 from tests.integration.conftest import require
 from tests.smoke.conftest import airflow_runner, last_json, run_dag, scheduler, smoke_dags
 
@@ -21,6 +29,12 @@ pytestmark = pytest.mark.upgrade
 @pytest.fixture(scope="module")
 def previous(docker, built) -> PreviousRelease:
     """The earlier release, pulled by digest from the registry, as a user of it has it."""
+    if given := os.environ.get(UPGRADE_FROM_ENV):
+        version, reference = given.split(" ")
+        repository, digest = reference.rsplit("@", 1)
+        image = docker("image", "inspect", "--format", "{{.Id}}", reference, check=False)
+        assert image.returncode == 0, f"{reference} is not in the engine: the test stage pulls it before this session"
+        return PreviousRelease(ACVersion.parse(version), repository, digest)
     found = previous_release(built.ctx)
     require(
         found is not None,
