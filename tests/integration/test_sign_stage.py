@@ -105,7 +105,7 @@ def test_sign_stage_refuses_a_bundle_that_does_not_verify(signed, tmp_path):
         run_stage(other, "sign")
     assert str(error.value) == (
         f"refused: 2.2.4-1/sigstore/local/{WHEEL}.sigstore.json: signature check failed for {WHEEL} with "
-        f"{WHEEL}.sigstore.json: Bundle message digest mismatch; delete the bundle to sign again"
+        f"{WHEEL}.sigstore.json: Bundle message digest mismatch; delete it to sign again"
     )
 
 
@@ -120,7 +120,8 @@ def test_sign_stage_refuses_an_artifact_that_is_not_the_wheel_stages(signed, tmp
         run_stage(other, "sign")
     assert str(error.value) == (
         f"refused: 2.2.4-1/sigstore/local/{WHEEL}.sigstore.json: dist/2.2.4-1/{WHEEL} has sha256 "
-        f"{sha256_file(other.dist / WHEEL)}, the wheel stage built {ctx.manifest.get(WheelRecord).sha256(WHEEL)}"
+        f"{sha256_file(other.dist / WHEEL)}, the wheel stage built {ctx.manifest.get(WheelRecord).sha256(WHEEL)} "
+        f"(and 2 more: see `invoke release 2.2.4-1 --dry-run`)"  # its two attestations are refused too
     )
     assert not other.bundles.exists() or not list(other.bundles.iterdir())
 
