@@ -13,7 +13,7 @@ from invoke import Collection, Exit, ParseError, Program, task
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import DEBUG_ENV, ReleaseError, describe_decode_error, describe_os_error, one_line
-from ac_release.pipeline import RELEASE, plan, print_steps, run_stages
+from ac_release.pipeline import RELEASE, plan, print_steps, released_state, run_stages
 from ac_release.runlock import held
 
 
@@ -102,7 +102,7 @@ def release(c, version, target=None, dry_run=False):
 def status(c, version, target=None):
     """Show what of a release exists where: dist/, index, images, registries, git tag."""
     ctx = ReleaseContext.create(version, load_settings(), target)
-    print_steps(plan(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
+    print_steps(released_state(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
 
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ac_release import proc
@@ -38,3 +41,15 @@ def uncommitted(root: Path) -> str:
     """The first uncommitted change of the tree, or '' when it is clean."""
     changes = git(root, "status", "--porcelain", "--untracked-files=normal")
     return changes.splitlines()[0].strip() if changes else ""
+
+
+@contextlib.contextmanager
+def checkout_of(root: Path, commit: str) -> Iterator[Path]:
+    """A read-only look at the tree of `commit` (a detached worktree in a temporary directory, removed after)."""
+    with tempfile.TemporaryDirectory(prefix="ac-release-tree-") as tmp:
+        tree = Path(tmp) / "tree"
+        git(root, "worktree", "add", "--quiet", "--detach", str(tree), commit)
+        try:
+            yield tree
+        finally:
+            git(root, "worktree", "remove", "--force", str(tree), check=False)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from rich.table import Table
 
 from ac_release import faults, progress
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
+from ac_release.git import checkout_of
 from ac_release.images.state import flavours
 from ac_release.progress import LiveView
 from ac_release.records import (
@@ -36,6 +38,18 @@ RELEASE = list(STAGES)
 def plan(ctx: ReleaseContext, names: Sequence[str] = RELEASE) -> list[Step]:
     """Every step the stages would take from the current state: what the dry run and `status` print."""
     return [step for name in names for step in STAGES[name].check(ctx)]
+
+
+def released_state(ctx: ReleaseContext) -> list[Step]:
+    """What exists where, judged against the inputs the version was released from: a version tagged at an earlier
+    commit is looked at in a checkout of that commit (a later backport changes the line's inputs, not the release)."""
+    (tag_step,) = STAGES["tag"].check(ctx)
+    released = tag_step.data.get("released")
+    if tag_step.data.get("state") != "present" or not released:
+        return plan(ctx)
+    with checkout_of(ctx.settings.root, released) as tree:
+        then = ReleaseContext.create(str(ctx.version), replace(ctx.settings, root=tree), ctx.target.name)
+        return plan(then)
 
 
 def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):

@@ -35,7 +35,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     released = remote or local  # the commit this version was released from, as far as can be told
     if released and released != commit:
         # `status` shows a release made from an earlier commit as present; a release from this tree is refused
-        state = {"state": "present"} if remote and (local is None or local == remote) else {}
+        state = {"state": "present", "released": remote} if remote and (local is None or local == remote) else {}
         reason = (
             f"{ctx.version} is already released from {released}, this tree is at {commit}: "
             f"a tag never moves; release the next build number"

@@ -273,9 +273,9 @@ def test_git_tag_is_made_kept_or_refused(world):
     assert world.actions(tag) == {where: "skip"}
     world.remote_tag = "2" * 40
     (step,) = tag.check(world.ctx)
-    assert (step.action, step.data) == ("refuse", {"state": "present"})  # `status`: released from another commit
+    assert (step.action, step.data) == ("refuse", {"state": "present", "released": "2" * 40})  # `status`
     world.local_tag = world.remote_tag  # a fresh clone of the release commit, HEAD moved on since: still present
-    assert tag.check(world.ctx)[0].data == {"state": "present"}
+    assert tag.check(world.ctx)[0].data["state"] == "present"
     world.remote_tag, world.local_tag = None, "3" * 40  # a local tag that never reached the remote
     (step,) = tag.check(world.ctx)
     assert (step.action, step.data) == ("refuse", {})
@@ -365,3 +365,22 @@ def test_under_ci_the_console_is_a_log_even_on_a_pseudo_terminal(monkeypatch):
     monkeypatch.delenv("CI")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     assert not console(stderr=False).is_terminal
+
+
+def test_status_of_a_version_released_from_an_earlier_commit_is_judged_at_that_commit(tmp_path):
+    """A backport adds a patch to the line after 2.2.4-1: 2.2.4-1's inputs are those of its own commit."""
+    from ac_release.git import checkout_of, git
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    (root / "patch").write_text("one\n")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@x.invalid", "commit", "--quiet", "-m", "2.2.4-1")
+    released = git(root, "rev-parse", "HEAD")
+    (root / "patch").write_text("two\n")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@x.invalid", "commit", "--quiet", "-am", "backport")
+    with checkout_of(root, released) as tree:
+        assert (tree / "patch").read_text() == "one\n"
+    assert (root / "patch").read_text() == "two\n" and not tree.exists()
+    assert git(root, "worktree", "list").count("\n") == 0  # the look left no worktree behind
