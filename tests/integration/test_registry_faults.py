@@ -188,5 +188,6 @@ def test_the_push_failpoint_fires_only_after_a_layer_reached_the_registry(local_
         start_new_session=True,  # the failpoint kills its whole process group
     )
     assert killed.returncode == -9, killed.stderr.decode()
-    assert len(_layers(data, "failpoint")) >= 1  # a layer reached the registry (dockerd may finish another) ...
-    assert registry.remote_image(f"{host}/failpoint", "2.2.4-1") is None  # ... the tag did not
+    # Bytes reached the registry before the kill. (The push itself belongs to dockerd, which may finish it, tag
+    # included, after the CLI died: a resumed run then finds the tag with the same image and skips it.)
+    assert len(_layers(data, "failpoint")) >= 1
