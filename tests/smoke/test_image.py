@@ -302,10 +302,14 @@ def test_clean_airflow_logs_deletes_only_old_log_files(docker, built):
     ]
 
 
-def _onbuild_project(tmp_path: Path, built, requirements: str) -> Path:
+def _onbuild_project(docker, tmp_path: Path, built, requirements: str) -> Path:
     project = tmp_path / "project"
     (project / "dags").mkdir(parents=True)
-    (project / "Dockerfile").write_text(f"FROM {built.onbuild_ref}\n")
+    # FROM the tested image by id, under a name of this test's own: the release's reference is only a name, which
+    # another checkout on the same engine may move.
+    base = f"ac-release/smoke-onbuild-base:{uuid.uuid4().hex[:12]}"
+    docker("tag", built.onbuild, base)
+    (project / "Dockerfile").write_text(f"FROM {base}\n")
     # A new comment each time: the steps that mount the CA bundle run, never come from the cache.
     (project / "packages.txt").write_bytes(f"# system packages, build {uuid.uuid4().hex}\r\njq\r\n".encode())
     (project / "requirements.txt").write_text(requirements)
@@ -351,7 +355,7 @@ def _files_holding(docker, image: str, bundle: Path, line: str) -> list[str]:
 
 
 def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path):
-    project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\n")
+    project = _onbuild_project(docker, tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\n")
     tag = f"ac-release/smoke-onbuild:{int(time.time())}"
     bundle, planted = _planted_ca_bundle(tmp_path, built)
     result = _build_project(docker, built, project, tag, bundle)
@@ -379,7 +383,9 @@ def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built,
 
 
 def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path):
-    project = _onbuild_project(tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n")
+    project = _onbuild_project(
+        docker, tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n"
+    )
     bundle, _ = _planted_ca_bundle(tmp_path, built)
     result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{int(time.time())}", bundle)
     assert result.returncode != 0
