@@ -53,10 +53,6 @@ class Manifest:
             self.data["targets"].setdefault(target, {})[record.STAGE] = record.to_json()
         self.save()
 
-    def stages(self, target: str) -> list[str]:
-        """The stages with a record for `target` (the wheel stage's counts for every target)."""
-        return (["wheel"] if self.data.get("wheel") else []) + sorted(self.data["targets"].get(target, {}))
-
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 

@@ -62,7 +62,8 @@ def check(ctx: ReleaseContext) -> list[Step]:
         elif previous is None:
             steps.append(Step(NAME, "skip", upgrade, f"no earlier release on {repository}", data))
         else:
-            steps.append(Step(NAME, "run", upgrade, f"from {previous.version} ({previous.reference})", data))
+            reason = f"from {previous.version} ({previous.reference})"
+            steps.append(Step(NAME, "run", upgrade, reason, data | {"previous": previous}))
     return steps
 
 
@@ -70,7 +71,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
     ensure_local_services(ctx)
     record = ctx.record(SessionsRecord) or SessionsRecord({})
     images = ctx.record(ImagesRecord)
-    previous = previous_release(ctx)
+    # the earlier release the decision found (the registry is read once, by check)
+    previous = next((step.data["previous"] for step in steps if step.data.get("previous")), None)
     upgrade_from = str(previous.version) if previous else None
     for name in sorted({step.data["flavour"] for step in open_steps(steps)}):
         if images is None or name not in images.flavours:
