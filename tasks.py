@@ -13,7 +13,7 @@ from invoke import Collection, Exit, ParseError, Program, task
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import DEBUG_ENV, ReleaseError, describe_decode_error, describe_os_error, one_line
-from ac_release.pipeline import RELEASE, plan, print_steps, released_state, run_stages
+from ac_release.pipeline import RELEASE, plan, print_steps, released_state, run_stages, stage_names
 from ac_release.runlock import held
 
 
@@ -85,16 +85,21 @@ def _stages(version: str, target: str | None, names: list[str], **context) -> No
         "version": "AC version, e.g. 2.2.4-1",
         "target": "a target of release.toml (default: local)",
         "dry-run": "print every file, tag, digest comparison and remote the release would write; write nothing",
+        "stages": f"only these stages, after the preflight (a workflow job's part), e.g. wheel,sign,publish; of "
+        f"{','.join(RELEASE)}",
+        "flavour": "only this image flavour (a workflow's images job; `invoke matrix <version>` lists them)",
     }
 )
 @_reports_errors
-def release(c, version, target=None, dry_run=False):
-    """Release an AC version: preflight, wheel, sign, publish, images, test, push, tag (each skips what is done)."""
+def release(c, version, target=None, dry_run=False, stages=None, flavour=None):
+    """Release an AC version: preflight, wheel, sign, publish, images, test, push, attest, promote, tag (each skips
+    what is done)."""
+    names = stage_names(stages)
     if dry_run:
-        ctx = ReleaseContext.create(version, load_settings(), target, releasing=True)
-        print_steps(plan(ctx), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
+        ctx = ReleaseContext.create(version, load_settings(), target, releasing=True, flavour=flavour)
+        print_steps(plan(ctx, names), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
         return
-    _stages(version, target, RELEASE, releasing=True)
+    _stages(version, target, names, releasing=True, flavour=flavour)
 
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
@@ -275,9 +280,9 @@ def services_status(c, target=None):
         print(f"{name:10} {state}")
 
 
-@task(help=_SERVICES_HELP)
+@task(help=_SERVICES_HELP | {"lifetime": "seconds the token is valid (default 600; a workflow run needs longer)"})
 @_reports_errors
-def services_token(c, target=None):
+def services_token(c, target=None, lifetime=600):
     """Print an identity token of the target's own Sigstore service for its identity (a secret: stdout only).
 
     For a target with `instance = "custom"` the release reads it from SIGSTORE_IDENTITY_TOKEN, as in production."""
@@ -288,7 +293,9 @@ def services_token(c, target=None):
         raise ReleaseError(
             f"the services of {chosen.name} are not running: run `invoke services.up --target {chosen.name}`"
         )
-    print(mint_identity_token(chosen))
+    if int(lifetime) <= 0:
+        raise ReleaseError(f"--lifetime {lifetime}: give a positive number of seconds")
+    print(mint_identity_token(chosen, int(lifetime)))
 
 
 services = Collection("services")

@@ -26,12 +26,18 @@ class ReleaseContext:
     console: Console = field(default_factory=console)
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
     view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
+    flavour: str | None = None  # one image flavour only (a workflow's images job); None: every flavour of the line
 
     @classmethod
     def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:
         parsed = ACVersion.parse(version)
         line = load_line(settings.wheel_dir, parsed)
-        return cls(version=parsed, line=line, settings=settings, target=settings.target(target), **kwargs)
+        ctx = cls(version=parsed, line=line, settings=settings, target=settings.target(target), **kwargs)
+        if ctx.flavour is not None:
+            from ac_release.images.state import flavours
+
+            flavours(ctx)  # an unknown flavour is refused here, before anything runs
+        return ctx
 
     @property
     def dist(self) -> Path:

@@ -38,9 +38,14 @@ def attestation_name(artifact: str, kind: str) -> str:
     return f"{artifact}.{kind}.attestation"
 
 
+# The wheel stage's record, published beside the bundles: a machine that did not build the wheels (a workflow's
+# later job) reads back what was built, and checks it against the index and the bundles.
+WHEEL_RECORD = "wheel-record.json"
+
+
 def release_files(version: ACVersion) -> list[str]:
-    """What a user fetches beside the index to verify the artifacts: every bundle and attestation."""
+    """What a user fetches beside the index to verify the artifacts: every bundle and attestation, and the record
+    of the build."""
     names = artifact_names(version)
-    return sorted(
-        [bundle_name(n) for n in names] + [attestation_name(n, kind) for n in names for kind in ATTESTATION_KINDS]
-    )
+    signed = [bundle_name(n) for n in names] + [attestation_name(n, kind) for n in names for kind in ATTESTATION_KINDS]
+    return sorted([*signed, WHEEL_RECORD])

@@ -1,14 +1,16 @@
-"""Release notes: the changelog entry plus what the manifest says was released (hashes, bundles, digests, tags)."""
+"""Release notes: the changelog entry plus what was released (hashes, bundles, and the digests and tags the
+registries hold)."""
 
 from __future__ import annotations
 
 from ac_release.changelog import Entry
 from ac_release.context import ReleaseContext
 from ac_release.names import bundle_name
-from ac_release.records import PushRecord, SignRecord, WheelRecord
+from ac_release.records import WheelRecord
+from ac_release.released import ReleasedImage
 
 
-def render(ctx: ReleaseContext, entry: Entry) -> str:
+def render(ctx: ReleaseContext, entry: Entry, images: list[ReleasedImage]) -> str:
     lines = [f"# Astronomer Certified {ctx.version} ({entry.date})", "", entry.markdown(), "", "## Python packages", ""]
     lines += [
         f"Apache Airflow {ctx.line.airflow} with the AC patches as `apache-airflow=={ctx.version.wheel_version}`; "
@@ -17,17 +19,13 @@ def render(ctx: ReleaseContext, entry: Entry) -> str:
         "| file | sha256 | Sigstore bundle |",
         "| --- | --- | --- |",
     ]
-    wheel, signing = ctx.manifest.get(WheelRecord), ctx.record(SignRecord)
+    wheel, signing = ctx.manifest.get(WheelRecord), ctx.target.signing
     for name, artifact in sorted(wheel.artifacts.items() if wheel else []):
-        bundle = f"`{bundle_name(name)}`" if signing and name in signing.bundles else "-"
-        lines.append(f"| `{name}` | `{artifact.sha256}` | {bundle} |")
-    if signing:
-        lines += ["", f"Signed with Sigstore as `{signing.identity}` (issuer `{signing.issuer}`)."]
-    pushed = ctx.record(PushRecord)
-    if pushed:
+        lines.append(f"| `{name}` | `{artifact.sha256}` | `{bundle_name(name)}` |")
+    lines += ["", f"Signed with Sigstore as `{signing.identity}` (issuer `{signing.issuer}`)."]
+    if images:
         lines += ["", "## Images", "", "| image | digest | tags |", "| --- | --- | --- |"]
-        released = [t for t in pushed.tags if t.action != "kept"]
-        for repository, digest in sorted({(t.repository, t.digest) for t in released if not t.floating}):
-            tags = ", ".join(f"`{t.tag}`" for t in released if (t.repository, t.digest) == (repository, digest))
-            lines.append(f"| `{repository}` | `{digest}` | {tags} |")
+        for image in sorted(images, key=lambda i: (i.repository, i.digest)):
+            tags = ", ".join(f"`{tag}`" for tag in image.tags)
+            lines.append(f"| `{image.repository}` | `{image.digest}` | {tags} |")
     return "\n".join(lines).rstrip() + "\n"

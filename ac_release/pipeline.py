@@ -21,6 +21,7 @@ from ac_release.images.state import flavours
 from ac_release.progress import LiveView
 from ac_release.records import (
     ImagesRecord,
+    PromoteRecord,
     PublishRecord,
     PushRecord,
     SessionsRecord,
@@ -28,11 +29,27 @@ from ac_release.records import (
     TagRecord,
     WheelRecord,
 )
-from ac_release.stages import attest, images, preflight, publish, push, sign, tag, test, wheel
+from ac_release.restore import restore_release_files
+from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
 from ac_release.steps import Step, refuse_any
 
-STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, tag)}
+STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, promote, tag)}
 RELEASE = list(STAGES)
+
+
+def stage_names(spec: str | None) -> list[str]:
+    """`--stages wheel,sign,publish` -> the preflight and those stages, in pipeline order (a workflow job runs a
+    part of the release on its own machine); None -> the whole release."""
+    if spec is None:
+        return RELEASE
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in STAGES]:
+        raise ReleaseError(
+            f"unknown stage {unknown[0]!r}: --stages takes a comma-separated list of {', '.join(RELEASE)}"
+        )
+    if not names:
+        raise ReleaseError(f"--stages is empty: name one or more of {', '.join(RELEASE)}")
+    return [name for name in RELEASE if name == "preflight" or name in names]
 
 
 def plan(ctx: ReleaseContext, names: Sequence[str] = RELEASE) -> list[Step]:
@@ -74,7 +91,10 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
             started = time.monotonic()
             with ctx.view.row(f"[bold]{name}[/bold] {ctx.version}"):
                 results[name] = run_stage(ctx, name, log_steps=name != "preflight")
-                if name == "preflight":  # every refusal of the stages to come, before the first write
+                if name == "preflight":
+                    # on a fresh machine (a workflow job), what the earlier jobs published, then every refusal of
+                    # the stages to come, before the first write
+                    restore_release_files(ctx)
                     refuse_any(plan(ctx, [n for n in names if n != "preflight"]), ctx.version)
             timings[name] = time.monotonic() - started
             ctx.log(f"[green]✓[/green] {name} ({timings[name]:.1f} s)")
@@ -123,6 +143,7 @@ def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
         index = "uploaded" if published and name in published.uploaded else "on the index" if published else "-"
         lines.append(f"artifact {name} sha256 {artifact.sha256} {bundle}, {index}")
     built, tested, pushed = ctx.record(ImagesRecord), ctx.record(SessionsRecord), ctx.record(PushRecord)
+    promoted = ctx.record(PromoteRecord)
     for flavour in flavours(ctx) if built else []:
         entry = built.flavours.get(flavour.name)
         if entry is None:
@@ -138,7 +159,7 @@ def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
             tests = f"smoke {result.smoke.summary}; {upgrade}"
         for image in entry.variants.values():
             lines.append(f"image {image.ref} id {image.image} ({tests})")
-            for pushed_tag in pushed.tags if pushed else []:
+            for pushed_tag in [*(pushed.tags if pushed else []), *(promoted.tags if promoted else [])]:
                 if pushed_tag.image == image.image:
                     lines.append(f"  {pushed_tag.repository}:{pushed_tag.tag}@{pushed_tag.digest} {pushed_tag.action}")
     tagged = ctx.record(TagRecord)

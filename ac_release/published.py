@@ -23,10 +23,13 @@ def index_state(ctx: ReleaseContext) -> dict[str, IndexFile]:
     return files
 
 
-def fetch_verified(ctx: ReleaseContext, names: list[str], directory: Path, bundles: Path) -> dict[str, Path]:
-    """Download `names` from the index into `directory`; each must carry the sha256 the wheel stage recorded and
-    verify against its bundle in `bundles` with the target's identity, or nothing is returned."""
-    wheel = ctx.manifest.get(WheelRecord)
+def fetch_verified(
+    ctx: ReleaseContext, names: list[str], directory: Path, bundles: Path, wheel: WheelRecord | None = None
+) -> dict[str, Path]:
+    """Download `names` from the index into `directory`; each must carry the sha256 the wheel stage recorded (in the
+    manifest, or the `wheel` record given) and verify against its bundle in `bundles` with the target's identity,
+    or nothing is returned."""
+    wheel = wheel or ctx.manifest.get(WheelRecord)
     if wheel is None:
         raise ReleaseError(f"{ctx.version} has no wheel record: run `invoke wheel {ctx.version}`")
     on_index = index_state(ctx)

@@ -168,6 +168,16 @@ class PushRecord(Record):
 
 
 @dataclass
+class PromoteRecord(Record):
+    STAGE: ClassVar[str] = "promote"
+    tags: list[PushedTag]  # the floating tags: moved, present or kept (behind a newer build)
+
+    @classmethod
+    def from_json(cls, data):
+        return cls([PushedTag(**entry) for entry in data["tags"]])
+
+
+@dataclass
 class AttestedImage:
     repository: str
     tag: str  # the flavour's immutable tag the image was pushed as
@@ -183,7 +193,6 @@ class AttestRecord(Record):
     identity: str
     issuer: str
     images: list[AttestedImage]
-    release_files: str = ""  # where the bundles and attestations are published ("" : the GitHub release)
 
     @classmethod
     def from_json(cls, data):
@@ -212,6 +221,7 @@ RECORDS: dict[str, type[Record]] = {
         SessionsRecord,
         PushRecord,
         AttestRecord,
+        PromoteRecord,
         TagRecord,
     )
 }

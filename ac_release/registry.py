@@ -189,6 +189,27 @@ def push(docker: Docker, image: str, repository: str, tag: str) -> str:
     return digest
 
 
+def tag_digest(repository: str, digest: str, tag: str) -> None:
+    """Point `repository:tag` at the manifest `repository@digest`, registry-side (skopeo copies no layer the
+    registry already holds, and --preserve-digests refuses to write any other manifest than that digest)."""
+    source, destination = f"docker://{repository}@{digest}", f"docker://{repository}:{tag}"
+    access = registry_of(repository).access
+    if not access.tls_verify:
+        tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+    else:
+        tls = ["--src-cert-dir", str(access.ca_dir), "--dest-cert-dir", str(access.ca_dir)] if access.ca_dir else []
+    with _skopeo_auth(repository) as auth:
+        result = _skopeo(
+            "copy", "--quiet", "--preserve-digests", *tls, *auth, source, destination, what=f"tagging {destination}"
+        )
+    if result.returncode != 0:
+        error = result.stderr.decode(errors="replace")
+        if refused := _refused(repository, error):
+            raise refused
+        last = error.strip().splitlines()[-1] if error.strip() else "no output"
+        raise ReleaseError(f"cannot point {repository}:{tag} at {digest}: {last}")
+
+
 def check_pushed(repository: str, tag: str, digest: str, image: str) -> None:
     """Read the tag back: it must resolve to the digest the push reported, holding the pushed image."""
     remote = remote_image(repository, tag)

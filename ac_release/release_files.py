@@ -2,11 +2,13 @@
 them without this repository: `<registry>/release-files:<version>`, one layer per file, named by its
 `org.opencontainers.image.title` annotation (the layout `oras pull` writes back to files).
 
-Only for registries on a loopback address (targets whose services run here): other targets publish the same files
-as assets of their GitHub release (ac_release/github.py). The registry is reached as its access settings say: plain
-HTTP without TLS (the local target), else TLS trusting the machine's CAs plus the target's CA (tlsclients), with the
-registry API's own authentication when it answers 401: Basic with the registry's login, or a Bearer token from the
-challenge's realm. The credentials go to the registry's own origin (and a Bearer realm), never through a redirect.
+The publish stage pushes them, with the wheel stage's record, to every target's first registry: a machine that did
+not build the wheels (a later job of the release workflow, `invoke verify` anywhere) reads them back from there.
+Production also attaches them to its GitHub release (ac_release/github.py). The registry is reached as its access
+settings say: plain HTTP without TLS (the local target), else TLS trusting the machine's CAs plus the target's CA
+(tlsclients), with the registry API's own authentication when it answers 401: Basic with the registry's login, or
+a Bearer token from the challenge's realm. The credentials go to the registry's own origin (and a Bearer realm),
+never through a redirect.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from urllib.request import parse_http_list, parse_keqv_list
 
-from ac_release.config import Registry, is_loopback_registry
+from ac_release.config import Registry
 from ac_release.errors import ReleaseError
+from ac_release.records import WheelRecord
 from ac_release.registry import registry_of
 from ac_release.tlsclients import ssl_context
 
@@ -42,11 +47,6 @@ class _Client:
     def __init__(self, repository: str) -> None:
         self.registry = registry_of(repository)
         host, _, self.name = self.registry.partition("/")
-        if not is_loopback_registry(self.registry):
-            raise ReleaseError(
-                f"release files go to a loopback registry only, not {host}: other targets attach them to the GitHub "
-                f"release (`invoke github-release`)"
-            )
         access = self.registry.access
         self.base = f"{'https' if access.tls_verify else 'http'}://{host}"
         ca_file = access.ca_dir / "ca.crt" if access.tls_verify and access.ca_dir is not None else None
@@ -101,9 +101,10 @@ class _Client:
         return f"Bearer {token}" if token else None
 
     def _basic(self) -> str | None:
+        """The registry's login from the target, else the one `docker login` stored for its host (production)."""
         access = self.registry.access
         if access.username is None or access.password is None:
-            return None
+            return _docker_login(self.registry.partition("/")[0])
         login = f"{access.username}:{access.password.read()}".encode()
         return "Basic " + base64.b64encode(login).decode()
 
@@ -116,9 +117,26 @@ class _Client:
         return f"registry {self.registry} refused access (401 unauthorized): {hint}"
 
 
+def _docker_login(host: str) -> str | None:
+    """`Basic <auth>` of the Docker CLI's config for `host` (Docker Hub's is stored under its index URL)."""
+    path = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        auths = json.loads(path.read_text()).get("auths", {})
+    except (OSError, ValueError):
+        return None
+    names = [host, f"https://{host}"] + (["https://index.docker.io/v1/"] if host == "docker.io" else [])
+    auth = next((auths[name].get("auth") for name in names if name in auths and auths[name].get("auth")), None)
+    return f"Basic {auth}" if auth else None
+
+
 def _same_origin(url: str, base: str) -> bool:
     ours, theirs = urllib.parse.urlsplit(base), urllib.parse.urlsplit(url)
     return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
+
+
+def wheel_record_bytes(record: WheelRecord) -> bytes:
+    """The wheel stage's record as published (`names.WHEEL_RECORD`): the same bytes for the same record."""
+    return (json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n").encode()
 
 
 def listing(repository: str, tag: str) -> dict[str, str] | None:

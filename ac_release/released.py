@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from ac_release import registry
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
+from ac_release.images.matrix import VARIANTS, Flavour
+from ac_release.images.state import flavours
 from ac_release.version import ACVersion
 
 
@@ -58,3 +60,39 @@ def highest_released_build(repository: str, version: ACVersion, canonical_tag: s
     suffix = canonical_tag.removeprefix(str(version))
     pattern = re.compile(rf"{re.escape(version.airflow_version)}-([1-9][0-9]*){re.escape(suffix)}")
     return max((int(m[1]) for tag in registry.tags(repository) if (m := pattern.fullmatch(tag))), default=0)
+
+
+@dataclass(frozen=True)
+class ReleasedImage:
+    repository: str
+    flavour: Flavour
+    variant: str
+    digest: str  # manifest digest every immutable tag of the image names
+    config: str  # image id
+    tags: tuple[str, ...]  # its immutable tags, then the floating tags that point to it
+
+
+def released_images(ctx: ReleaseContext) -> list[ReleasedImage]:
+    """Every image of this release as the target's registries hold it: read from the registries alone, so any
+    machine can ask (a workflow's later job, `invoke verify`, the release notes). A missing immutable tag, or
+    immutable tags of one image that name different digests, is an error."""
+    images = []
+    for repository in ctx.target.registries:
+        for flavour in flavours(ctx):
+            for variant in VARIANTS:
+                immutable = flavour.tags(ctx.version, variant)
+                remotes = {tag: registry.remote_image(repository, tag) for tag in immutable}
+                if missing := [tag for tag, remote in remotes.items() if remote is None]:
+                    raise ReleaseError(f"{repository}:{missing[0]} does not exist: {ctx.version} is not released there")
+                if len({remote.digest for remote in remotes.values()}) > 1:
+                    named = ", ".join(f"{tag} -> {remote.digest}" for tag, remote in remotes.items())
+                    raise ReleaseError(f"the immutable tags of one image of {ctx.version} disagree: {named}")
+                image = remotes[immutable[-1]]
+                floating = [
+                    tag
+                    for tag in flavour.floating_tags(ctx.version, variant)
+                    if (remote := registry.remote_image(repository, tag)) is not None and remote.digest == image.digest
+                ]
+                tags = (*immutable, *floating)
+                images.append(ReleasedImage(repository, flavour, variant, image.digest, image.config, tags))
+    return images

@@ -64,7 +64,7 @@ def _identity_token(ctx: ReleaseContext) -> dict[str, str]:
     return {TOKEN_ENV: os.environ[TOKEN_ENV]} if os.environ.get(TOKEN_ENV) else {}
 
 
-def mint_identity_token(target: Target) -> str:
+def mint_identity_token(target: Target, lifetime_s: int = 600) -> str:
     """An identity token of the target's own Sigstore service for the target's identity and issuer: what the local
     target signs with, and what `invoke services.token` hands a target with `instance = "custom"` (a secret)."""
     from ac_release.services.sigstore_local import LocalSigstore
@@ -74,7 +74,7 @@ def mint_identity_token(target: Target) -> str:
             f"target {target.name} runs no Sigstore service here: its identity token comes from its issuer"
         )
     state = target.services.dir / "sigstore" / "state"
-    return LocalSigstore(state, issuer=target.signing.issuer).identity_token(target.signing.identity)
+    return LocalSigstore(state, issuer=target.signing.issuer).identity_token(target.signing.identity, lifetime_s)
 
 
 def _reason(result: subprocess.CompletedProcess) -> str:

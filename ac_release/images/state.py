@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ac_release.baseimage import base_reference
 from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
 from ac_release.images import build
 from ac_release.images.matrix import VARIANTS, Flavour, flavours_of
 from ac_release.names import local_repository
@@ -39,7 +40,15 @@ class FlavourState:
 
 
 def flavours(ctx: ReleaseContext) -> list[Flavour]:
-    return flavours_of(ctx.images_dir, ctx.line.airflow)
+    """The line's flavours, or the one the context is restricted to (`--flavour`)."""
+    every = flavours_of(ctx.images_dir, ctx.line.airflow)
+    if ctx.flavour is None:
+        return every
+    chosen = [flavour for flavour in every if flavour.name == ctx.flavour]
+    if not chosen:
+        names = ", ".join(flavour.name for flavour in every)
+        raise ReleaseError(f"no flavour {ctx.flavour!r} for Airflow {ctx.line.airflow}: one of {names}")
+    return chosen
 
 
 def local_ref(ctx: ReleaseContext, flavour: Flavour, variant: str) -> str:

@@ -1,7 +1,6 @@
 """Stage `attest`: every pushed image digest, on every registry of the target, signed and attested by the target's
 Sigstore identity with cosign: a keyless signature, CycloneDX and SPDX SBOMs (syft, one scan per digest) and SLSA v1
-provenance naming every input of the build. For targets with services of their own, the artifacts' bundles and
-attestations are also published as one OCI artifact in the first registry (`<registry>/release-files:<version>`).
+provenance naming every input of the build.
 
 check: `sign` what is missing, `keep` what verifies, `refuse` what exists but does not verify for this identity (or
 names another digest, SBOM or inputs), `unknown` while the registry is down. Steps are per image, named after its
@@ -10,13 +9,12 @@ flavour's immutable tag, so that the dry run before the push lists the same step
 
 from __future__ import annotations
 
-from ac_release import cosign, image_attestations, registry, release_files, sbom
+from ac_release import cosign, image_attestations, registry, sbom
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavours
-from ac_release.names import release_files as release_file_names
 from ac_release.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
 from ac_release.signing import TOKEN_ENV, _identity_token
 from ac_release.steps import Step, open_steps
@@ -35,9 +33,6 @@ def check(ctx: ReleaseContext) -> list[Step]:
     trust, tags = None, {}
     steps = []
     for where, data in _targets(ctx):
-        if data.get("release_files"):
-            steps.append(_release_files_step(ctx, where, data))
-            continue
         repository, tag = data["repository"], data["tag"]
         digest = digests.get((repository, tag))
         if digest is None or images is None or wheel is None:
@@ -81,9 +76,6 @@ def _targets(ctx: ReleaseContext) -> list[tuple[str, dict]]:
                 tag = flavour.tags(ctx.version, variant)[-1]
                 data = {"repository": repository, "tag": tag, "flavour": flavour.name, "variant": variant}
                 targets.append((f"{repository}:{tag}.sig+att", data))
-    if ctx.target.local_services and ctx.target.registries:
-        where = f"{release_files.location(ctx.target.registries[0])}:{ctx.version}"
-        targets.append((where, {"release_files": True, "tag": str(ctx.version)}))
     return targets
 
 
@@ -96,28 +88,6 @@ def _inputs(
     return image_attestations.expected_inputs(ctx, wheel, entry.base_image, base, commit)
 
 
-def _release_files_step(ctx: ReleaseContext, where: str, data: dict) -> Step:
-    repository, tag = release_files.location(ctx.target.registries[0]), data["tag"]
-    ours = {
-        name: sha256_file(ctx.bundles / name)
-        for name in release_file_names(ctx.version)
-        if (ctx.bundles / name).is_file()
-    }
-    try:
-        published = release_files.listing(repository, tag)
-    except ReleaseError as exc:
-        return Step(NAME, "refuse", where, str(exc), data)
-    if published is None:
-        return Step(NAME, "push", where, "the artifacts' bundles and attestations", data)
-    if published == ours:
-        return Step(NAME, "skip", where, f"already holds the {len(ours)} bundles and attestations", data)
-    if len(ours) < len(release_file_names(ctx.version)):
-        return Step(NAME, "push", where, "once signed: the artifacts' bundles and attestations", data)
-    differ = sorted(name for name in published.keys() | ours.keys() if published.get(name) != ours.get(name))
-    reason = f"holds other files ({', '.join(differ)}): published files never change, release the next build"
-    return Step(NAME, "refuse", where, reason, data)
-
-
 def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
     ensure_local_services(ctx)
     signing = ctx.target.signing
@@ -126,8 +96,6 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
     scanned: dict[str, tuple] = {}  # digest -> (cdx, spdx): one scan per digest, whatever the registry
     token = None
     for step in open_steps(steps):
-        if step.data.get("release_files"):
-            continue
         if "digest" not in step.data:
             raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
         data = step.data
@@ -149,19 +117,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
         with ctx.view.row(f"attest {reference}", level=1):
             image_attestations.make(trust, reference, token, data["missing"], scanned[data["digest"]], predicate)
     after = check(ctx)  # what was made must now verify, or the stage fails
-    if not_done := [step for step in after if step.action not in ("keep", "skip", "push")]:
+    if not_done := [step for step in after if step.action not in ("keep", "skip")]:
         raise ReleaseError(f"after attesting, {not_done[0].target}: {not_done[0].action}: {not_done[0].reason}")
-    published = ""
-    for step in after:
-        if step.data.get("release_files"):
-            repository, tag = release_files.location(ctx.target.registries[0]), step.data["tag"]
-            if step.action == "push":
-                ctx.log(f"attest: publishing the bundles and attestations as {step.target}")
-                files = {name: (ctx.bundles / name).read_bytes() for name in release_file_names(ctx.version)}
-                release_files.push(repository, tag, files)
-                if release_files.listing(repository, tag) != {n: sha256_file(ctx.bundles / n) for n in files}:
-                    raise ReleaseError(f"after the push {step.target} does not hold the release's files")
-            published = step.target
     record = AttestRecord(
         identity=signing.identity,
         issuer=signing.issuer,
@@ -178,9 +135,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
                 },
             )
             for step in after
-            if not step.data.get("release_files")
         ],
-        release_files=published,
     )
     ctx.save(record)
     return record

@@ -1,16 +1,22 @@
-"""Stage `publish`: upload the signed artifacts to the target's pip index with twine.
+"""Stage `publish`: upload the signed artifacts to the target's pip index with twine, then their bundles,
+attestations and the wheel stage's record as the release-files artifact of the target's first registry
+(`<registry>/release-files:<version>`, ac_release/release_files.py).
 
 The index is read first: a file already there with the same sha256 is skipped, the same name with other bytes is
-refused. The verification gate runs before anything is uploaded. Bundles stay in dist/ and in the manifest (a
-private index cannot hold them).
+refused. The verification gate runs before anything is uploaded. The release files are what a machine that did not
+build the wheels (the workflow's images job, `invoke verify`) reads back; published once, they never change.
 """
 
 from __future__ import annotations
 
+import hashlib
+
+from ac_release import release_files
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.names import ATTESTATION_KINDS, artifact_names, attestation_name
+from ac_release.fsutil import atomic_write_bytes, sha256_file
+from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, artifact_names, attestation_name
+from ac_release.names import release_files as release_file_names
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
 from ac_release.signing import verify_all
@@ -48,7 +54,45 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 f"never change, release the next build number"
             )
             steps.append(Step(NAME, "refuse", where, reason))
+    if ctx.target.registries:
+        steps.append(_release_files_step(ctx, on_index is not None))
     return steps
+
+
+def release_files_content(ctx: ReleaseContext) -> dict[str, bytes] | None:
+    """{name: bytes} of the release files, or None until every artifact is built and signed."""
+    wheel = ctx.manifest.get(WheelRecord)
+    files = {}
+    for name in release_file_names(ctx.version):
+        path = ctx.bundles / name
+        if name == WHEEL_RECORD and wheel is not None:
+            files[name] = release_files.wheel_record_bytes(wheel)
+        elif name != WHEEL_RECORD and path.is_file():
+            files[name] = path.read_bytes()
+        else:
+            return None
+    return files
+
+
+def _release_files_step(ctx: ReleaseContext, running: bool) -> Step:
+    repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
+    where, data = f"{repository}:{tag}", {"release_files": True}
+    if not running:
+        return Step(NAME, "unknown", where, "registry not running", data)
+    try:
+        published = release_files.listing(repository, tag)
+    except ReleaseError as exc:
+        return Step(NAME, "refuse", where, str(exc), data)
+    files = release_files_content(ctx)
+    ours = {name: hashlib.sha256(content).hexdigest() for name, content in (files or {}).items()}
+    if published is None:
+        what = "the bundles, attestations and wheel record"
+        return Step(NAME, "push", where, what if files else f"{what}, once signed", data)
+    if files is None or published == ours:
+        return Step(NAME, "skip", where, f"already holds the {len(published)} bundles, attestations and record", data)
+    differ = sorted(name for name in published.keys() | ours.keys() if published.get(name) != ours.get(name))
+    reason = f"holds other files ({', '.join(differ)}): published files never change, release the next build"
+    return Step(NAME, "refuse", where, reason, data)
 
 
 def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
@@ -56,7 +100,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     artifacts = [ctx.dist / name for name in artifact_names(ctx.version)]
     verify_all(ctx, artifacts, ctx.bundles)  # the gate: nothing unsigned or signed by someone else leaves
     password = ctx.target.index.password.read()
-    to_upload = [ctx.dist / step.target.rsplit("/", 1)[-1] for step in open_steps(steps)]
+    to_upload = [ctx.dist / step.target.rsplit("/", 1)[-1] for step in open_steps(steps) if not _is_files(step)]
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
         attestations = [ctx.bundles / attestation_name(artifact.name, kind) for kind in ATTESTATION_KINDS]
@@ -72,6 +116,9 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
                 f"after upload {ctx.target.index.url} serves {artifact.name} with sha256 {served}, "
                 f"expected {wheel.sha256(artifact.name)}"
             )
+    for step in steps:
+        if _is_files(step) and step.open:
+            _push_release_files(ctx, step)
     record = PublishRecord(
         index=ctx.target.index.url,
         files={a.name: on_index[a.name].sha256 for a in artifacts},
@@ -79,3 +126,19 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     )
     ctx.save(record)
     return record
+
+
+def _is_files(step: Step) -> bool:
+    return bool(step.data.get("release_files"))
+
+
+def _push_release_files(ctx: ReleaseContext, step: Step) -> None:
+    files = release_files_content(ctx)
+    if files is None:
+        raise ReleaseError(f"{step.target}: the artifacts are not all signed: run `invoke sign {ctx.version}`")
+    atomic_write_bytes(ctx.bundles / WHEEL_RECORD, files[WHEEL_RECORD])  # beside the bundles, as users get it
+    repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
+    ctx.log(f"publish: the bundles, attestations and wheel record as {step.target}")
+    release_files.push(repository, tag, files)
+    if release_files.listing(repository, tag) != {n: hashlib.sha256(c).hexdigest() for n, c in files.items()}:
+        raise ReleaseError(f"after the push {step.target} does not hold the release's files")

@@ -1,8 +1,7 @@
-"""Stage `push`: the exact images that passed their tests, to every registry of the target.
+"""Stage `push`: the exact images that passed their tests, to their immutable tags on every registry of the target.
 
-Immutable tags: already there with the same image -> skip; with another -> refuse, naming both. Floating tags move
-only when this build is the highest released build of its Airflow version on that registry: releasing an older
-build, or another line, never moves them. Every immutable tag is pushed before any floating tag moves.
+Immutable tags: already there with the same image -> skip; with another -> refuse, naming both. The floating tags
+move later, registry-side by digest, in the `promote` stage: only once every flavour is pushed and attested.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from ac_release.errors import ReleaseError
 from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavour_state, flavours
 from ac_release.records import ImagesRecord, PushedTag, PushRecord, SessionsRecord
-from ac_release.released import highest_released_build
 from ac_release.steps import Step
 
 NAME = "push"
@@ -37,18 +35,6 @@ def check(ctx: ReleaseContext) -> list[Step]:
                         steps.append(
                             _immutable(where, registry.remote_image(repository, tag), image, data | {"tag": tag})
                         )
-                floating = flavour.floating_tags(ctx.version, variant)
-                highest = highest_released_build(repository, ctx.version, immutable[-1]) if running and floating else 0
-                for tag in floating:
-                    where = f"{repository}:{tag}"
-                    tag_data = data | {"tag": tag, "floating": True}
-                    if not running:
-                        steps.append(Step(NAME, "unknown", where, "registry not running", tag_data))
-                    elif highest > ctx.version.build:
-                        reason = f"{ctx.version.airflow_version}-{highest} is newer"
-                        steps.append(Step(NAME, "keep", where, reason, tag_data))
-                    else:
-                        steps.append(_floating(ctx, where, registry.remote_image(repository, tag), image, tag_data))
     return steps
 
 
@@ -65,13 +51,6 @@ def _immutable(where: str, remote: registry.RemoteImage | None, image: str | Non
     return Step(NAME, "refuse", where, reason, data)
 
 
-def _floating(ctx: ReleaseContext, where: str, remote: registry.RemoteImage | None, image: str | None, data) -> Step:
-    if remote is not None and image and remote.config == image:
-        return Step(NAME, "skip", where, f"already {remote.digest} (image {image})", data | {"digest": remote.digest})
-    held = f"from {remote.config} " if remote is not None else ""
-    return Step(NAME, "move", where, f"{held}to {ctx.version}", data)
-
-
 def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
     ensure_local_services(ctx)
     images = ctx.record(ImagesRecord)
@@ -85,21 +64,17 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
                 f"(`invoke release {ctx.version}`), which tests before it pushes"
             )
     tags: list[PushedTag] = []
-    # Immutable tags first: a floating tag only ever points to an image that is already released.
-    for step in sorted(steps, key=lambda s: s.data.get("floating", False)):
-        repository, tag, floating = step.data["repository"], step.data["tag"], step.data.get("floating", False)
+    for step in steps:
+        repository, tag = step.data["repository"], step.data["tag"]
         image = images.flavours[step.data["flavour"]].variants[step.data["variant"]].image
-        if step.action == "keep":
-            tags.append(PushedTag(repository, tag, "", "", floating, "kept"))
-            continue
         if step.open:
-            ctx.log(f"push: {step.target}" + (f" -> {ctx.version}" if floating else ""))
+            ctx.log(f"push: {step.target}")
             with ctx.view.row(step.target, level=1):
                 digest = registry.push(ctx.docker, image, repository, tag)
-            action = "moved" if floating else "pushed"
+            action = "pushed"
         else:
             digest, action = step.data["digest"], "present"
-        tags.append(PushedTag(repository, tag, image, digest, floating, action))
+        tags.append(PushedTag(repository, tag, image, digest, False, action))
     record = PushRecord(tags)
     ctx.save(record)
     return record

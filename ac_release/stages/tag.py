@@ -14,6 +14,7 @@ from ac_release.git import git, head, local_tag_commit, remote_tag_commit
 from ac_release.names import NOTES
 from ac_release.notes import render
 from ac_release.records import TagRecord
+from ac_release.released import released_images
 from ac_release.steps import Step
 
 NAME = "tag"
@@ -54,7 +55,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord:
     (step,) = steps
     commit = head(root)
     notes = ctx.dist / NOTES
-    atomic_write_text(notes, render(ctx, release_entry(root / "changelog", ctx.version)))
+    images = released_images(ctx)  # what the registries hold: this job may not be the one that pushed
+    atomic_write_text(notes, render(ctx, release_entry(root / "changelog", ctx.version), images))
     if not local_tag_commit(root, tag):
         # verbatim: the default cleanup would drop every markdown heading as a comment line
         git(root, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")

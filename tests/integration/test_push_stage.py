@@ -107,9 +107,11 @@ def released(settings, version: str, base: str, onbuild: str, tested: bool = Tru
 
 
 def push_release(settings, version: str, base: str, onbuild: str, tested: bool = True) -> dict[str, str]:
-    """Run the push stage of such a release; {tag: action} of what it recorded."""
-    record = run_stage(released(settings, version, base, onbuild, tested), "push")
-    return {tag.tag: tag.action for tag in record.tags}
+    """Run the push and promote stages of such a release; {tag: action} of what they recorded."""
+    ctx = released(settings, version, base, onbuild, tested)
+    pushed = run_stage(ctx, "push")
+    promoted = run_stage(ctx, "promote")
+    return {tag.tag: tag.action for tag in pushed.tags + promoted.tags}
 
 
 def pointing(settings) -> dict[str, str]:
@@ -120,7 +122,11 @@ def pointing(settings) -> dict[str, str]:
 
 def test_push_tags_then_a_rerun_pushes_nothing(settings, make_image):
     a, a_on = make_image("a"), make_image("a-onbuild")
-    result = run_stage(released(settings, "2.2.4-1", a, a_on), "push")
+    ctx = released(settings, "2.2.4-1", a, a_on)
+    pushed = run_stage(ctx, "push")
+    assert set(pointing(settings)) == {"2.2.4-1", "2.2.4-1-bullseye", "2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild"}
+    promoted = run_stage(ctx, "promote")  # registry-side, to the digests of the immutable tags
+    assert not any(t.floating for t in pushed.tags) and all(t.floating for t in promoted.tags)
     assert pointing(settings) == {
         "2.2.4": a,
         "2.2.4-1": a,
@@ -132,7 +138,8 @@ def test_push_tags_then_a_rerun_pushes_nothing(settings, make_image):
         "2.2.4-bullseye-onbuild": a_on,
     }
     (repository,) = settings.target(None).registries
-    actions = {(t.tag, t.image): t.action for t in result.tags}
+    result = pushed.tags + promoted.tags
+    actions = {(t.tag, t.image): t.action for t in result}
     assert actions == {
         ("2.2.4-1", a): "pushed",
         ("2.2.4-1-bullseye", a): "pushed",
@@ -143,8 +150,7 @@ def test_push_tags_then_a_rerun_pushes_nothing(settings, make_image):
         ("2.2.4-onbuild", a_on): "moved",
         ("2.2.4-bullseye-onbuild", a_on): "moved",
     }
-    assert [t.floating for t in result.tags] == sorted(t.floating for t in result.tags)  # immutable tags first
-    for tag in result.tags:
+    for tag in result:
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", tag.digest)
         assert registry.remote_image(repository, tag.tag).digest == tag.digest
     again = push_release(settings, "2.2.4-1", a, a_on)

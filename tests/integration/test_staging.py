@@ -1,12 +1,14 @@
-"""The `staging` target end to end, on a committed copy of the tree: services on 127.0.0.1 that differ from the local
-target's in everything a target can differ in (TLS with a CA the pipeline makes, an index taking a token, two
-registries requiring htpasswd credentials, its own Sigstore through a trust config and an identity token from the
-environment, its own git remote), then the same version released to `local` from the same checkout."""
+"""The `staging` target end to end, released by the release workflow itself (`release.yml` run by `act`, each job
+in a fresh copy of the tree) on services on 127.0.0.1 that differ from the local target's in everything a target
+can differ in: TLS with a CA the pipeline makes, an index taking a token, two registries requiring htpasswd
+credentials, its own Sigstore through a trust config and an identity token from the environment, its own git remote.
+The repository's own release.toml is used; only the staging services' directory is this test's."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -15,20 +17,25 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import registry
+from ac_release import registry, release_files
 from ac_release.config import load_settings
+from ac_release.names import WHEEL_RECORD
 from ac_release.services.manager import LocalServices
-from tests.helpers import STAGING_ENV, write_config
+from tests.helpers import STAGING_ENV, git
+from tests.integration.test_workflows import _log, act
 from tests.secret_scan import SecretScan, identity_token_secret, secret
 
 pytestmark = pytest.mark.integration
 
 VERSION = "2.2.4-1"
+STAGING_DIR = 'dir = "~/.local/state/ac-release/staging"'
+WORKFLOW = ".github/workflows/release.yml"
 
 
-def invoke(repo: Path, config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def invoke(repo: Path, config: Path | None, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in STAGING_ENV.values() and k != "AC_RELEASE_FAULT"}
-    environment |= {"AC_RELEASE_CONFIG": str(config), "COLUMNS": "200"} | env
+    environment.pop("AC_RELEASE_CONFIG", None)
+    environment |= {"COLUMNS": "200"} | ({"AC_RELEASE_CONFIG": str(config)} if config else {}) | env
     return subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(repo), *args],
         cwd=repo,
@@ -42,21 +49,25 @@ def invoke(repo: Path, config: Path, env: dict[str, str], *args: str) -> subproc
 
 @pytest.fixture(scope="module")
 def staging(release_repo, tmp_path_factory):
-    """A config with local and staging targets, the staging secrets (made up here, as a CI secret store holds
-    them), the staging services up, and an identity token minted by them for the staging identity."""
-    directory = tmp_path_factory.mktemp("staging")
-    config = write_config(directory, root=release_repo, staging=True)
+    """The repository's release.toml with the staging services in a directory of this test (a machine's own
+    staging stays untouched), committed on `main`; the staging secrets (made up here, as a CI secret store holds
+    them), the services up, and an identity token minted by them for the staging identity, valid for the run."""
+    services_dir = tmp_path_factory.mktemp("staging-services")
+    config = release_repo / "release.toml"
+    text = config.read_text()
+    assert text.count(STAGING_DIR) == 1
+    config.write_text(text.replace(STAGING_DIR, f'dir = "{services_dir}"'))
+    git(release_repo, "branch", "-M", "main")
+    git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "staging here")
     env = {name: secrets.token_urlsafe(24) for name in STAGING_ENV.values()}
-    up = invoke(release_repo, config, env, "services.up", "--target", "staging")
+    up = invoke(release_repo, None, env, "services.up", "--target", "staging")
     assert up.returncode == 0, up.stderr
-    token = invoke(release_repo, config, env, "services.token", "--target", "staging")
+    token = invoke(release_repo, None, env, "services.token", "--target", "staging", "--lifetime", "5400")
     assert token.returncode == 0, token.stderr
     env["SIGSTORE_IDENTITY_TOKEN"] = token.stdout.strip()
     assert env["SIGSTORE_IDENTITY_TOKEN"].count(".") == 2 and not token.stderr
     yield config, env
-    settings = load_settings(config)
-    for name in ("staging", "local"):
-        LocalServices(settings.target(name).services).down(log=lambda _: None)
+    LocalServices(load_settings(config).target("staging").services).down(log=lambda _: None)
 
 
 def test_the_staging_services_are_tls_with_credentials(staging):
@@ -88,13 +99,13 @@ def test_a_registry_without_credentials_is_refused_in_preflight_naming_it(releas
     lines = text.split(hub)[0].rstrip("\n").split("\n")
     assert lines[-1].startswith("username = ")  # the hub registry's user, right before its password_env
     without = tmp_path / "release.toml"
-    without.write_text("\n".join(lines[:-1]) + "\n" + text.split(hub)[1])
+    without.write_text(f'root = "{release_repo}"\n' + "\n".join(lines[:-1]) + "\n" + text.split(hub)[1])
     (hub_registry,) = [r for r in load_settings(without).target("staging").registries if r.access.username is None]
     dist = load_settings(config).dist_dir
     try:
         result = invoke(release_repo, without, env, "release", VERSION, "--target", "staging")
     finally:
-        assert invoke(release_repo, config, env, "services.up", "--target", "staging").returncode == 0
+        assert invoke(release_repo, None, env, "services.up", "--target", "staging").returncode == 0
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: registry {hub_registry} refused access (401 unauthorized): it has no credentials here: "
@@ -103,82 +114,92 @@ def test_a_registry_without_credentials_is_refused_in_preflight_naming_it(releas
     assert not (dist / VERSION / "release.json").exists()  # refused in preflight: nothing built, nothing written
 
 
+def dispatch(repo: Path, env: dict[str, str], cache: Path, timeout: int = 3600) -> subprocess.CompletedProcess:
+    """release.yml dispatched on the repository's current branch with version and target, and the secrets the
+    workflow expects; the event names the branch and the repository's default branch, as GitHub's does."""
+    event = cache.parent / "event.json"
+    inputs = {"version": VERSION, "target": "staging"}
+    ref = f"refs/heads/{git(repo, 'rev-parse', '--abbrev-ref', 'HEAD').strip()}"
+    event.write_text(json.dumps({"ref": ref, "inputs": inputs, "repository": {"default_branch": "main"}}))
+    args = ["-e", str(event), *(f"--input={k}={v}" for k, v in inputs.items())]
+    return act(repo, repo / WORKFLOW, "workflow_dispatch", cache, *args, timeout=timeout, secrets=env)
+
+
+def test_a_dispatch_from_another_branch_is_refused_before_any_secret_is_used(release_repo, staging, tmp_path):
+    config, env = staging
+    git(release_repo, "checkout", "-q", "-b", "feature")
+    try:
+        result = dispatch(release_repo, env, tmp_path / "act", timeout=600)
+    finally:
+        git(release_repo, "checkout", "-q", "main")
+    log = _log(result)
+    assert result.returncode != 0
+    assert "release.yml runs from the default branch (main) only, not refs/heads/feature" in log
+    assert "Set up the machine" not in log and "Dry run" not in log  # nothing ran after the guard
+    assert not re.search(r"\[release/(wheel|images|promote|release)", log)
+
+
 @pytest.fixture(scope="module")
-def released(release_repo, staging, figure):
+def released(release_repo, staging, figure, tmp_path_factory):
     config, env = staging
     started = time.monotonic()
-    result = invoke(release_repo, config, env, "release", VERSION, "--target", "staging")
+    result = dispatch(release_repo, env, tmp_path_factory.mktemp("act") / "cache")
     seconds = time.monotonic() - started
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    figure(f"release {VERSION} --target staging (TLS, tokens, two registries, custom Sigstore): {seconds:.0f} s")
+    log = _log(result)
+    (tmp_path_factory.getbasetemp() / "release-workflow.log").write_text(log)  # the whole run, to read afterwards
+    assert result.returncode == 0, log[-8000:]
+    figure(f"release.yml {VERSION} -> staging under act (5 jobs, each in a fresh copy): {seconds:.0f} s")
     started = time.monotonic()
-    verified = invoke(release_repo, config, env, "verify", VERSION, "--target", "staging")
+    verified = invoke(release_repo, None, env, "verify", VERSION, "--target", "staging")
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
-    figure(f"verify {VERSION} --target staging: {time.monotonic() - started:.0f} s")
-    return result, verified
+    figure(f"verify {VERSION} --target staging from another checkout: {time.monotonic() - started:.0f} s")
+    return log, verified
 
 
-def test_release_and_verify_to_staging(staging, released, monkeypatch):
+def test_the_release_workflow_releases_to_staging_job_by_job(release_repo, staging, released, monkeypatch):
     config, env = staging
-    result, verified = released
-    for name in STAGING_ENV.values():  # this test reads the registries itself, with the target's credentials
+    log, verified = released
+    succeeded = re.findall(r"\[release/(\w+) ([^\]]*)\] 🏁  Job succeeded", log)
+    assert [job for job, _ in succeeded] == ["plan", "wheel", "images", "promote", "release"], succeeded
+    assert "bullseye" in dict(succeeded)["images"]  # the one flavour of `invoke matrix 2.2.4-1`
+    # Each job on a fresh machine: no dist/ travelled, the images job read the wheels' record back from the
+    # release files and built FROM the published wheels; promote moved the floating tags registry-side.
+    assert "restored from " in log and WHEEL_RECORD in log
+    assert not (release_repo / "dist").exists()  # nothing was written into the checkout act copied
+    for name in STAGING_ENV.values():
         monkeypatch.setenv(name, env[name])
-    settings = load_settings(config)
-    target = settings.target("staging")
-    manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
-    assert set(manifest["targets"]) == {"staging"}
-    pushed = manifest["targets"]["staging"]["push"]["tags"]
+    target = load_settings(config).target("staging")
     for repository in target.registries:
         tags = set(registry.tags(repository))
         assert {"2.2.4-1", "2.2.4-1-bullseye", "2.2.4", "2.2.4-onbuild"} <= tags, repository
-        digest = registry.remote_image(repository, "2.2.4-1").digest
-        assert {t["digest"] for t in pushed if t["repository"] == repository and t["tag"] == "2.2.4-1"} == {digest}
-    bundles = settings.dist_dir / VERSION / "sigstore" / "staging"
-    assert len(list(bundles.glob("*.sigstore.json"))) == 3
-    assert not (settings.dist_dir / VERSION / "sigstore" / "local").exists()
-    checked = [line.split(": ")[0] for line in verified.stdout.splitlines()]
-    images = [line for line in checked if line.startswith("ok  127.0.0.1:")]
-    # base and onbuild per registry: pulled and run, and their signature, SBOMs and provenance verified with cosign
-    assert sum(not line.endswith(" attestations") for line in images) == 2 * 2
-    assert sum(line.endswith(" attestations") for line in images) == 2 * 2
+        for immutable, floating in (("2.2.4-1-bullseye", "2.2.4"), ("2.2.4-1-bullseye-onbuild", "2.2.4-onbuild")):
+            assert registry.remote_image(repository, floating) == registry.remote_image(repository, immutable)
+    files = release_files.listing(release_files.location(target.registries[0]), VERSION)
+    assert WHEEL_RECORD in files and len(files) == 3 * 3 + 1
     remote = subprocess.run(["git", "ls-remote", "--tags", target.git_remote], capture_output=True, text=True)
     assert "refs/tags/v2.2.4-1^{}" in remote.stdout
-    packages = target.services.dir / "pypi" / "packages"
-    assert len(list(packages.iterdir())) == 3
-    # No secret of the run in its output or the services' logs: the token, both registry passwords, the identity
-    # token (which was in the environment of the release only).
+    assert len(list((target.services.dir / "pypi" / "packages").iterdir())) == 3
+    checked = [line.split(": ")[0] for line in verified.stdout.splitlines()]
+    images = [line for line in checked if line.startswith("ok  127.0.0.1:")]
+    assert sum(not line.endswith(" attestations") for line in images) == 2 * 2  # base and onbuild per registry
+    assert sum(line.endswith(" attestations") for line in images) == 2 * 2
+    # No secret of the run in the runner's log, the verification or the services' logs: the token, both registry
+    # passwords, the identity token.
     scan = SecretScan(
         [
             *(secret(f"${name}", env[name]) for name in STAGING_ENV.values()),
             identity_token_secret("staging identity token", env["SIGSTORE_IDENTITY_TOKEN"]),
         ]
     )
-    for name, text in (("stdout", result.stdout), ("stderr", result.stderr), ("verify", verified.stdout)):
-        scan.text(text, f"the release's {name}")
+    scan.text(log, "the workflow run's log")
+    scan.text(verified.stdout + verified.stderr, "verify")
     scan.tree(target.services.dir / "run")
-    scan.tree(settings.dist_dir)
     assert not scan.findings, scan.report()
 
 
-def test_the_same_version_released_to_local_from_the_same_checkout(release_repo, staging, released, figure):
-    """Nothing recorded for staging is read as local's: its own bundles, images, index, registry and tag."""
-    config, env = staging
-    settings = load_settings(config)
-    before = json.loads((settings.dist_dir / VERSION / "release.json").read_text())["targets"]["staging"]
-    started = time.monotonic()
-    result = invoke(release_repo, config, {}, "release", VERSION)  # the default target, no staging secret around
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    figure(f"then release {VERSION} to local from the same checkout: {time.monotonic() - started:.0f} s")
-    manifest = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
-    assert set(manifest["targets"]) == {"staging", "local"}
-    assert manifest["targets"]["staging"] == before
-    local_bundles = settings.dist_dir / VERSION / "sigstore" / "local"
-    assert "sign: " in result.stderr and len(list(local_bundles.glob("*.sigstore.json"))) == 3
-    assert len(list(local_bundles.glob("*.attestation"))) == 3 * 2  # PEP 740 publish and SLSA per artifact
-    local_images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
-    assert all("/local/" in variant["ref"] for variant in local_images.values())
-    (local_registry,) = settings.target("local").registries
-    assert "2.2.4-1" in registry.tags(local_registry)
-    for target in ("staging", "local"):
-        again = invoke(release_repo, config, env, "verify", VERSION, "--target", target)
-        assert again.returncode == 0, (target, again.stderr[-3000:])
+def test_nothing_released_to_staging_is_read_as_the_local_targets(release_repo, staging, released):
+    """The same version planned for `local` in the same checkout: every step is still to do there."""
+    planned = invoke(release_repo, None, {}, "release", VERSION, "--dry-run")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    actions = {line.split()[1] for line in planned.stdout.splitlines()[1:] if line.split()[:1] != ["preflight"]}
+    assert "skip" not in actions and "keep" not in actions, planned.stdout

@@ -1,4 +1,4 @@
-"""Stage `tag`: release notes from the changelog entry and the manifest, an annotated tag pushed last."""
+"""Stage `tag`: release notes from the changelog entry and what the registry holds, an annotated tag pushed last."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 
+from ac_release import registry
 from ac_release.config import load_settings
 from ac_release.errors import ReleaseError
 from ac_release.pipeline import run_stage
-from ac_release.records import Artifact, PushedTag, PushRecord, SignRecord, TagRecord, WheelRecord
+from ac_release.records import Artifact, TagRecord, WheelRecord
 from ac_release.services.manager import LocalServices
 from ac_release.stages import tag
 from tests.helpers import REPO, write_config
@@ -34,20 +35,25 @@ def ctx(tmp_path):
     git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")
     settings = load_settings(write_config(tmp_path, root=root))
     services = LocalServices(settings.services)
-    services._prepare_git()  # the bare remote; no server needed for a path remote
+    services.up(log=lambda _: None)
     context = make_context(settings)
     wheel = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
     context.manifest.put(WheelRecord("0" * 64, {wheel: Artifact("ab" * 32, 1)}, {}, "none", 0))
-    context.save(SignRecord("release@ac-release.local", "https://oidc.ac-release.local", "local", {wheel: "ef" * 32}))
-    digest = "sha256:" + "cd" * 32
-    context.save(
-        PushRecord(
-            [
-                PushedTag("127.0.0.1:5000/a", "2.2.4-1", "sha256:" + "12" * 32, digest, False, "pushed"),
-                PushedTag("127.0.0.1:5000/a", "2.2.4", "sha256:" + "12" * 32, digest, True, "moved"),
-            ]
-        )
-    )
+    # The release's images as the registry holds them: the notes read them there (the job that tags may not be the
+    # one that pushed). Two tiny images, one per variant, under every tag of the release.
+    (repository,) = context.target.registries
+    for variant, tags in (
+        ("base", ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4", "2.2.4-bullseye")),
+        ("onbuild", ("2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")),
+    ):
+        tree = tmp_path / variant
+        tree.mkdir()
+        (tree / "variant").write_text(variant)
+        tar = subprocess.run(["tar", "-C", str(tree), "-c", "."], capture_output=True, check=True).stdout
+        image = context.docker("import", "-", f"ac-release/tag-test:{variant}", input=tar, capture=True)
+        for name in tags:
+            context.docker("tag", image.stdout.decode().strip(), f"{repository}:{name}", capture=True)
+            context.docker("push", "--quiet", f"{repository}:{name}", capture=True)
     yield context
     services.down(log=lambda _: None)  # the stage starts the local services it needs: none may outlive the test
 
@@ -61,7 +67,12 @@ def test_annotated_tag_with_the_notes_is_pushed_then_kept(ctx):
         "# Astronomer Certified 2.2.4-1 (2026-11-22)\n\n### Bug Fixes\n- Backport of apache/airflow#21694"
     )
     assert f"| `apache_airflow-2.2.4+astro.1-py3-none-any.whl` | `{'ab' * 32}` | " in notes
-    assert f"| `127.0.0.1:5000/a` | `sha256:{'cd' * 32}` | `2.2.4-1`, `2.2.4` |" in notes
+    (repository,) = ctx.target.registries
+    digest = registry.remote_image(repository, "2.2.4-1").digest
+    assert f"| `{repository}` | `{digest}` | `2.2.4-1`, `2.2.4-1-bullseye`, `2.2.4`, `2.2.4-bullseye` |" in notes
+    onbuild = registry.remote_image(repository, "2.2.4-1-onbuild").digest
+    tags = "`2.2.4-1-onbuild`, `2.2.4-1-bullseye-onbuild`, `2.2.4-onbuild`, `2.2.4-bullseye-onbuild`"
+    assert f"| `{repository}` | `{onbuild}` | {tags} |" in notes
     assert "Signed with Sigstore as `release@ac-release.local` (issuer `https://oidc.ac-release.local`)." in notes
     assert git(ctx.settings.root, "cat-file", "-t", "v2.2.4-1") == "tag"  # annotated
     assert git(ctx.settings.root, "tag", "-l", "--format=%(contents)", "v2.2.4-1").strip() == notes.strip()

@@ -3,19 +3,21 @@ decision (the integration suite runs the same functions against the real service
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import pytest
 from rich.console import Console
 
-from ac_release import registry
+from ac_release import registry, release_files
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.state import flavour_state, flavours
 from ac_release.index import IndexFile
-from ac_release.names import ATTESTATION_KINDS, artifact_names, attestation_name, bundle_name
+from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, artifact_names, attestation_name, bundle_name
+from ac_release.pipeline import RELEASE, stage_names
 from ac_release.records import (
     Artifact,
     FlavourImages,
@@ -26,7 +28,7 @@ from ac_release.records import (
     VariantImage,
     WheelRecord,
 )
-from ac_release.stages import images, publish, push, sign, tag, test, wheel
+from ac_release.stages import images, promote, publish, push, sign, tag, test, wheel
 from tests.helpers import REPO, write_config
 
 AIRFLOW = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
@@ -58,7 +60,9 @@ class World:
         self.tags: dict[tuple[str, str], registry.RemoteImage] = {}
         self.head, self.local_tag, self.remote_tag = "1" * 40, None, None
         self.bad_bundles: set[str] = set()
-        for module in (publish, test, push, tag):
+        self.release_files: dict[str, dict[str, str]] = {}  # tag -> {name: sha256} of the release-files artifact
+        monkeypatch.setattr(release_files, "listing", lambda repo, t: self.release_files.get(t))
+        for module in (publish, test, push, promote, tag):
             monkeypatch.setattr(module, "services_running", lambda ctx: True)
         monkeypatch.setattr(publish, "index_state", lambda ctx: dict(self.index))
         monkeypatch.setattr(registry, "remote_image", lambda repo, t: self.tags.get((repo, t)))
@@ -181,11 +185,28 @@ def test_sign_signs_missing_keeps_verified_refuses_bad_bundles_and_swapped_artif
 def test_publish_uploads_skips_and_refuses_by_sha256(world):
     world.built()
     url = world.ctx.target.index.url.rstrip("/")
-    assert set(world.actions(publish).values()) == {"upload"}
+    files = f"{world.repository}/release-files:2.2.4-1"
+    assert world.actions(publish) == {f"{url}/{name}": "upload" for name in artifact_names(world.ctx.version)} | {
+        files: "push"
+    }
     world.published()
-    assert set(world.actions(publish).values()) == {"skip"}
+    world.release_files["2.2.4-1"] = {"a.sigstore.json": "0" * 64}
+    assert set(world.actions(publish).values()) == {"skip"}  # not signed here: compared once it is
     world.index[META] = IndexFile("f" * 64, "http://index/x")
     assert world.actions(publish)[f"{url}/{META}"] == "refuse"
+
+
+def test_publish_pushes_the_release_files_once_and_refuses_other_ones(world):
+    world.built().signed().published()
+    files = f"{world.repository}/release-files:2.2.4-1"
+    assert world.actions(publish)[files] == "push"
+    ours = {n: hashlib.sha256(c).hexdigest() for n, c in publish.release_files_content(world.ctx).items()}
+    assert WHEEL_RECORD in ours and len(ours) == 3 * 3 + 1  # a bundle and two attestations per artifact
+    world.release_files["2.2.4-1"] = ours
+    assert world.actions(publish)[files] == "skip"
+    world.release_files["2.2.4-1"] = ours | {WHEEL_RECORD: "0" * 64}  # another build's record
+    (step,) = [s for s in publish.check(world.ctx) if s.target == files]
+    assert step.action == "refuse" and step.reason.startswith(f"holds other files ({WHEEL_RECORD})")
 
 
 def test_publish_is_unknown_while_the_local_index_is_down(world, monkeypatch):
@@ -246,8 +267,8 @@ def test_tests_run_again_when_the_images_will_be_rebuilt(world):
 def test_push_pushes_skips_and_refuses_immutable_tags(world):
     world.built().imaged().tested()
     steps = world.actions(push)
-    assert {steps[f"{world.repository}:{t}"] for t in ("2.2.4-1", "2.2.4-1-bullseye-onbuild")} == {"push"}
-    assert {steps[f"{world.repository}:{t}"] for t in ("2.2.4", "2.2.4-bullseye-onbuild")} == {"move"}
+    immutable = ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild")
+    assert steps == {f"{world.repository}:{t}": "push" for t in immutable}  # the floating tags are promote's
     world.pushed()
     assert set(world.actions(push).values()) == {"skip"}
     world.pushed(ids=(B, A))  # another image under our immutable tags
@@ -261,9 +282,39 @@ def test_push_refuses_an_existing_immutable_tag_before_the_images_are_built(worl
 
 def test_floating_tags_are_kept_behind_a_newer_build(world):
     world.built().imaged().tested().pushed().pushed(version="2.2.4-2", ids=(B, A))
-    steps = world.actions(push)
-    assert {steps[f"{world.repository}:{t}"] for t in ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild")} == {"keep"}
-    assert steps[f"{world.repository}:2.2.4-1"] == "skip"
+    steps = world.actions(promote)
+    floating = ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")
+    assert steps == {f"{world.repository}:{t}": "keep" for t in floating}
+
+
+def test_floating_tags_move_registry_side_to_the_digest_of_the_immutable_tag(world):
+    """Nothing local is read: a fresh machine (the workflow's promote job) decides the same."""
+    floating = ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")
+    steps = {step.target: step for step in promote.check(world.ctx)}
+    assert {steps[f"{world.repository}:{t}"].action for t in floating} == {"move"}
+    assert "digest" not in steps[f"{world.repository}:2.2.4"].data  # not pushed yet: run() refuses to move it
+    world.tags[(world.repository, "2.2.4-1-bullseye")] = registry.RemoteImage("sha256:" + "e" * 64, A)
+    world.tags[(world.repository, "2.2.4-1-bullseye-onbuild")] = registry.RemoteImage("sha256:" + "f" * 64, B)
+    steps = {step.target: step for step in promote.check(world.ctx)}
+    assert steps[f"{world.repository}:2.2.4-bullseye"].data["digest"] == "sha256:" + "e" * 64
+    assert steps[f"{world.repository}:2.2.4-onbuild"].data["digest"] == "sha256:" + "f" * 64
+    world.tags[(world.repository, "2.2.4")] = registry.RemoteImage("sha256:" + "e" * 64, A)
+    assert world.actions(promote)[f"{world.repository}:2.2.4"] == "skip"
+    assert world.actions(promote)[f"{world.repository}:2.2.4-onbuild"] == "move"
+
+
+def test_one_flavour_of_a_release_is_chosen_by_name_and_an_unknown_one_is_refused(world):
+    ctx = ReleaseContext.create("2.2.4-1", world.settings, flavour="bullseye", console=Console(quiet=True))
+    assert [f.name for f in flavours(ctx)] == ["bullseye"]
+    with pytest.raises(ReleaseError, match=r"^no flavour 'trixie' for Airflow 2.2.4: one of bullseye$"):
+        ReleaseContext.create("2.2.4-1", world.settings, flavour="trixie")
+
+
+def test_stages_of_a_workflow_job_run_after_the_preflight_in_pipeline_order():
+    assert stage_names("publish,wheel, sign") == ["preflight", "wheel", "sign", "publish"]
+    assert stage_names(None) == RELEASE and RELEASE[-3:] == ["attest", "promote", "tag"]
+    with pytest.raises(ReleaseError, match=r"^unknown stage 'tests': --stages takes a comma-separated list of "):
+        stage_names("images,tests")
 
 
 def test_git_tag_is_made_kept_or_refused(world):

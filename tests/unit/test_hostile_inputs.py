@@ -114,6 +114,9 @@ FLAG_CASES = [
     Case("flag-extra-positional", ("release", "2.2.4-1", "2.2.4-2", "--dry-run"), "No idea what '2.2.4-2' is!"),
     Case("flag-version-like-option", ("release", "-1"), "invalid AC version '-1'"),
     Case("flag-unknown-task", ("relaese", "2.2.4-1"), "No idea what 'relaese' is!"),
+    Case("flag-unknown-stage", ("release", "2.2.4-1", "--stages", "images,tests"), "unknown stage 'tests': --stages"),
+    Case("flag-empty-stages", ("release", "2.2.4-1", "--stages="), "--stages is empty: name one or more of"),
+    Case("flag-unknown-flavour", (*DRY_RUN, "--flavour", "trixie"), "no flavour 'trixie' for Airflow 2.2.4"),
 ]
 TARGET_CASES = [
     Case("target-empty", (*DRY_RUN, "--target", ""), "empty target name: choose one of local, production"),

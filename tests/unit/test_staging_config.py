@@ -26,7 +26,7 @@ def test_repository_staging_target_derives_its_addresses_from_its_services():
     settings = load_settings(REPO / "release.toml")
     staging, local = settings.target("staging"), settings.target("local")
     services = staging.services
-    assert services.dir == REPO / ".services-staging" and services.tls
+    assert services.dir == Path("~/.local/state/ac-release/staging").expanduser() and services.tls
     assert staging.index.url == f"https://127.0.0.1:{services.pypi_port}/"
     assert staging.index.username == "__token__" and staging.index.password == Secret(env="AC_STAGING_INDEX_TOKEN")
     assert staging.index.ca_file == services.dir / "tls" / "ca" / "ca.crt"

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from ac_release.images.ci_matrix import OUTPUT_NAME, ci_matrix
+from ac_release.pipeline import RELEASE
 from ac_release.sessions import session_name
 from tests.helpers import REPO
 
@@ -21,6 +22,9 @@ SETUP_STEPS = [
     re.compile(rf"echo {_VAR} \| docker login [a-z0-9.-]+(:[0-9]+)? --username {_VAR} --password-stdin"),
 ]
 PROJECT_COMMAND = re.compile(r"\.venv/bin/(invoke|nox) .+")
+# The release workflow's first step: a dispatch from another branch fails with one line, before any secret is used.
+BRANCH_GUARD_IF = "github.ref != format('refs/heads/{0}', github.event.repository.default_branch)"
+BRANCH_GUARD_RUN = [re.compile(r'echo "::error::[^"`$]*(\$[A-Z_]+[^"`$]*)*"'), re.compile("exit 1")]
 SHELL_CONTROL = re.compile(r"[;&|`<>]|\$\(")  # a second command, a pipe, a redirection or a substitution
 MATRIX_FROM_JOB = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<output>[\w-]+)\) \}\}")
 STEP_OUTPUT = re.compile(r"\$\{\{ steps\.(?P<step>[\w-]+)\.outputs\.(?P<output>[\w-]+) \}\}")
@@ -37,7 +41,11 @@ def run_step_problems(workflow: dict) -> list[str]:
         for step in job.get("steps", []):
             if "uses" in step and not CHECKOUT.fullmatch(step["uses"]):
                 problems.append(f"{job_id}: {step['uses']!r} is not actions/checkout pinned by commit")
-            for line in filter(None, map(str.strip, step.get("run", "").splitlines())):
+            lines = list(filter(None, map(str.strip, step.get("run", "").splitlines())))
+            if step.get("if") == BRANCH_GUARD_IF and len(lines) == 2:
+                if all(pattern.fullmatch(line) for pattern, line in zip(BRANCH_GUARD_RUN, lines, strict=True)):
+                    continue
+            for line in lines:
                 setup = any(pattern.fullmatch(line) for pattern in SETUP_STEPS)
                 project = PROJECT_COMMAND.fullmatch(line) and not SHELL_CONTROL.search(line)
                 if not (setup or project):
@@ -174,3 +182,62 @@ def test_the_run_step_check_refuses_anything_else(run):
 def test_the_run_step_check_refuses_other_actions():
     workflow = {"jobs": {"job": {"steps": [{"uses": "actions/checkout@v4"}, {"uses": "actions/cache@" + "0" * 40}]}}}
     assert len(run_step_problems(workflow)) == 2
+
+
+def test_the_release_workflow_is_plan_wheel_images_per_flavour_promote_release():
+    workflow = load(REPO / ".github" / "workflows" / "release.yml")
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["plan", "wheel", "images", "promote", "release"]
+    assert [jobs[j].get("needs") for j in jobs] == [None, "plan", ["plan", "wheel"], "images", "promote"]
+    # the least each job needs: only wheel and images sign (the wheels; the pushed digests), only release writes
+    assert {j: job["permissions"] for j, job in jobs.items()} == {
+        "plan": {"contents": "read"},
+        "wheel": {"contents": "read", "id-token": "write"},
+        "images": {"contents": "read", "id-token": "write"},
+        "promote": {"contents": "read"},
+        "release": {"contents": "write"},
+    }
+    for job_id, job in jobs.items():
+        assert job["environment"] == "${{ inputs.target }}", job_id  # production's secrets behind its environment
+        (checkout,) = [step for step in job["steps"] if "uses" in step]
+        assert checkout["with"]["persist-credentials"] is (job_id == "release"), job_id
+    # a dispatch from another branch is refused first, before the checkout and any step that sees a secret
+    guard = jobs["plan"]["steps"][0]
+    assert guard["if"] == BRANCH_GUARD_IF and "secrets." not in str(guard)
+    assert workflow["concurrency"] == {"group": "release-${{ inputs.version }}", "cancel-in-progress": False}
+    # each job runs its part of the one pipeline; the images job one flavour of the computed matrix
+    commands = {j: [line for s in job["steps"] for line in s.get("run", "").splitlines() if "invoke" in line]
+                for j, job in jobs.items()}  # fmt: skip
+    assert commands == {
+        "plan": [
+            '.venv/bin/invoke release "$VERSION" --target "$TARGET" --dry-run',
+            '.venv/bin/invoke matrix "$VERSION" --github-output',
+        ],
+        "wheel": ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages wheel,sign,publish'],
+        "images": [
+            '.venv/bin/invoke release "$VERSION" --target "$TARGET" --flavour "$FLAVOUR" '
+            "--stages images,test,push,attest"
+        ],
+        "promote": ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages promote'],
+        "release": [
+            '.venv/bin/invoke verify "$VERSION" --target "$TARGET"',
+            '.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages tag',
+            '.venv/bin/invoke github-release "$VERSION" --target "$TARGET"',
+        ],
+    }
+    stages = [name for job in commands.values() for line in job for name in _stages_of(line)]
+    assert stages == [name for name in RELEASE if name != "preflight"]  # every stage once, in pipeline order
+
+
+def _stages_of(line: str) -> list[str]:
+    match = re.search(r"--stages (\S+)", line)
+    return match[1].split(",") if match else []
+
+
+@pytest.mark.parametrize(
+    "run",
+    ['echo "::error::not from $GITHUB_REF"; curl https://example.invalid', 'echo "::error::$(cat ~/.token)"'],
+)
+def test_the_branch_guard_allows_one_error_line_and_exit_only(run):
+    workflow = {"jobs": {"job": {"steps": [{"if": BRANCH_GUARD_IF, "run": f"{run}\nexit 1"}]}}}
+    assert run_step_problems(workflow)

@@ -1,0 +1,82 @@
+"""Stage `promote`: the floating tags (`2.2.4`, `2.2.4-bullseye-onbuild`, ...), moved registry-side to the digest of
+the build's immutable tag, once every flavour is pushed, tested and attested.
+
+A floating tag moves only when this build is the highest released build of its Airflow version on that registry:
+releasing an older build, another line or a dev build never moves it. Nothing local is read: the source of every
+move is what the registry holds under the immutable tag, so the step runs on any machine (a workflow's own job).
+"""
+
+from __future__ import annotations
+
+from ac_release import registry
+from ac_release.context import ReleaseContext, ensure_local_services, services_running
+from ac_release.errors import ReleaseError
+from ac_release.images.matrix import VARIANTS
+from ac_release.images.state import flavours
+from ac_release.records import PromoteRecord, PushedTag
+from ac_release.released import highest_released_build
+from ac_release.steps import Step
+
+NAME = "promote"
+
+
+def check(ctx: ReleaseContext) -> list[Step]:
+    """keep a floating tag behind a newer build; skip one already on this build's image; move the rest."""
+    running = services_running(ctx)
+    steps = []
+    for repository in ctx.target.registries:
+        for flavour in flavours(ctx):
+            for variant in VARIANTS:
+                floating = flavour.floating_tags(ctx.version, variant)
+                if not floating:
+                    continue
+                immutable = flavour.tags(ctx.version, variant)[-1]
+                data = {"repository": repository, "immutable": immutable}
+                if not running:
+                    steps += [Step(NAME, "unknown", f"{repository}:{tag}", "registry not running") for tag in floating]
+                    continue
+                source = registry.remote_image(repository, immutable)
+                highest = highest_released_build(repository, ctx.version, immutable)
+                for tag in floating:
+                    steps.append(_floating(ctx, repository, tag, source, highest, data | {"tag": tag}))
+    return steps
+
+
+def _floating(ctx, repository: str, tag: str, source: registry.RemoteImage | None, highest: int, data) -> Step:
+    where = f"{repository}:{tag}"
+    if highest > ctx.version.build:
+        return Step(NAME, "keep", where, f"{ctx.version.airflow_version}-{highest} is newer", data)
+    if source is None:
+        return Step(NAME, "move", where, f"to {data['immutable']} once it is pushed", data)
+    remote = registry.remote_image(repository, tag)
+    if remote is not None and remote.config == source.config:
+        reason = f"already {remote.digest} (image {source.config})"
+        return Step(NAME, "skip", where, reason, data | {"digest": remote.digest, "image": source.config})
+    held = f"from {remote.config} " if remote is not None else ""
+    reason = f"{held}to {source.digest} ({data['immutable']})"
+    return Step(NAME, "move", where, reason, data | {"digest": source.digest, "image": source.config})
+
+
+def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
+    ensure_local_services(ctx)
+    tags: list[PushedTag] = []
+    for step in steps:
+        repository, tag = step.data["repository"], step.data["tag"]
+        if step.action == "keep":
+            tags.append(PushedTag(repository, tag, "", "", True, "kept"))
+            continue
+        if "digest" not in step.data:
+            raise ReleaseError(
+                f"{repository}:{step.data['immutable']} is not pushed: the images of {ctx.version} are pushed (after "
+                f"their tests) before a floating tag moves"
+            )
+        digest, image = step.data["digest"], step.data["image"]
+        if step.open:
+            ctx.log(f"promote: {step.target} -> {digest} ({ctx.version})")
+            with ctx.view.row(step.target, level=1):
+                registry.tag_digest(repository, digest, tag)
+            registry.check_pushed(repository, tag, digest, image)
+        tags.append(PushedTag(repository, tag, image, digest, True, "moved" if step.open else "present"))
+    record = PromoteRecord(tags)
+    ctx.save(record)
+    return record
