@@ -53,7 +53,7 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
             for kind in ATTESTATION_KINDS:
                 wheel_attestations.check(ctx, fetched[name], published / attestation_name(name, kind), kind)
             checks.append((name, f"sha256 {wheel.sha256(name)}, bundle and attestations of {signing.identity}"))
-    images = released_images(ctx)
+    images = sorted(released_images(ctx), key=lambda image: (image.repository, image.digest))
     checks += _verify_attestations(ctx, wheel, images)
     for image in images:
         reference = f"{image.repository}@{image.digest}"

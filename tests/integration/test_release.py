@@ -39,6 +39,7 @@ FAULTS = [
     "during:push-3",
     "after:push",
     "after:attest",
+    "after:promote",
 ]
 
 
