@@ -213,6 +213,23 @@ def test_release_files_answer_a_bearer_challenge_with_a_token_from_its_realm(tls
     assert [p.split("?")[0] for p, _ in auth.requests] == ["/token"]
 
 
+def test_a_registry_without_a_login_in_the_target_uses_the_one_docker_login_stored(tls_dir, tmp_path, monkeypatch):
+    """Production's registries carry no credentials in release.toml: the workflow's `docker login` stored them."""
+    server = LocalHTTPServer(lambda h: _registry_api(h, BASIC, 'Basic realm="ac-release"'))
+    with _https(server, tls_dir):
+        host = f"127.0.0.1:{server.port}"
+        repository = release_files.location(
+            Registry(f"{host}/astronomer/ap-airflow", RegistryAccess(ca_dir=tls_dir / "ca"))
+        )
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+        with pytest.raises(ReleaseError, match=r"refused access \(401 unauthorized\): it has no credentials here"):
+            release_files.listing(repository, "2.2.4-1")  # no docker login either
+        (tmp_path / "docker").mkdir()
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+        assert release_files.listing(repository, "2.2.4-1") == {"a.sigstore.json": "cd" * 32}
+
+
 def test_a_wrong_password_is_one_line_naming_where_it_comes_from_never_the_password(tls_dir, password):
     server = LocalHTTPServer(lambda h: _registry_api(h, "Basic other", 'Basic realm="ac-release"'))
     with _https(server, tls_dir), pytest.raises(ReleaseError) as refused:
