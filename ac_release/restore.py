@@ -30,20 +30,17 @@ def restore_release_files(ctx: ReleaseContext) -> list[str]:
     published = release_files.listing(repository, tag)
     if published is None:
         return []
-    restored = []
-    for name in sorted(published):
-        path = ctx.bundles / name
-        if path.is_file():
-            continue
-        data = release_files.fetch(repository, tag, name)
-        if name == WHEEL_RECORD:
-            if ctx.manifest.get(WheelRecord) is not None:
-                continue  # built here: the publish stage compares it with the published one
-            record = WheelRecord.from_json(json.loads(data))
-            _check_against_index(ctx, record, f"{repository}:{tag}")
-            ctx.manifest.put(record)
-        atomic_write_bytes(path, data)
-        restored.append(name)
+    missing = {name: release_files.fetch(repository, tag, name) for name in sorted(published)
+               if not (ctx.bundles / name).is_file()}  # fmt: skip
+    record = None
+    if WHEEL_RECORD in missing and ctx.manifest.get(WheelRecord) is None:  # else built here: publish compares them
+        record = WheelRecord.from_json(json.loads(missing[WHEEL_RECORD]))
+        _check_against_index(ctx, record, f"{repository}:{tag}")  # before anything is written
+    for name, data in missing.items():
+        atomic_write_bytes(ctx.bundles / name, data)
+    if record is not None:
+        ctx.manifest.put(record)
+    restored = sorted(missing)
     if restored:
         ctx.log(f"restored from {repository}:{tag}: {', '.join(restored)}")
     return restored

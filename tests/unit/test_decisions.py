@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
 
-from ac_release import registry, release_files
+from ac_release import registry, release_files, restore
 from ac_release.config import load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
@@ -262,6 +263,33 @@ def test_tests_run_again_when_the_images_will_be_rebuilt(world):
     script = world.ctx.images_dir / "include" / "entrypoint"
     script.write_text(script.read_text() + "# changed\n")
     assert world.actions(test)["smoke/bullseye"] == "run"
+
+
+def test_a_fresh_machine_reads_the_release_files_back_and_refuses_a_record_the_index_contradicts(
+    world, tmp_path, monkeypatch
+):
+    """The workflow's images job: no dist/, the wheel record and bundles come from the release files."""
+    world.built().signed().published()
+    files = publish.release_files_content(world.ctx)
+    world.release_files["2.2.4-1"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    monkeypatch.setattr(release_files, "fetch", lambda repo, tag, name: files[name])
+    monkeypatch.setattr(restore, "index_state", lambda ctx: dict(world.index))
+    monkeypatch.setattr(restore, "services_running", lambda ctx: True)
+
+    def fresh(name):
+        settings = replace(world.settings, dist_dir=tmp_path / name)
+        return ReleaseContext.create("2.2.4-1", settings, console=Console(quiet=True))
+
+    machine = fresh("images-job")
+    assert restore.restore_release_files(machine) == sorted(files)
+    assert machine.manifest.get(WheelRecord) == world.ctx.manifest.get(WheelRecord)
+    assert world.actions(publish) == {step.target: step.action for step in publish.check(machine)}  # all skip
+    assert restore.restore_release_files(machine) == []  # nothing missing any more
+    world.index[META] = IndexFile("f" * 64, "http://index/x")  # the index serves other bytes than the record names
+    other = fresh("another-job")
+    with pytest.raises(ReleaseError, match=rf"^the wheel record of .*release-files:2.2.4-1 names {META} with sha256 "):
+        restore.restore_release_files(other)
+    assert not other.dist.exists()  # refused before anything was written
 
 
 def test_push_pushes_skips_and_refuses_immutable_tags(world):
