@@ -288,14 +288,14 @@ def services_token(c, target=None, lifetime=600):
     For a target with `instance = "custom"` the release reads it from SIGSTORE_IDENTITY_TOKEN, as in production."""
     from ac_release.signing import mint_identity_token
 
+    if lifetime <= 0:
+        raise ReleaseError(f"--lifetime {lifetime}: give a positive number of seconds")
     chosen, services = _services_of(target)
     if not all(state.startswith("up") for state in services.status().values()):
         raise ReleaseError(
             f"the services of {chosen.name} are not running: run `invoke services.up --target {chosen.name}`"
         )
-    if int(lifetime) <= 0:
-        raise ReleaseError(f"--lifetime {lifetime}: give a positive number of seconds")
-    print(mint_identity_token(chosen, int(lifetime)))
+    print(mint_identity_token(chosen, lifetime))
 
 
 services = Collection("services")

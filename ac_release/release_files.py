@@ -154,22 +154,31 @@ def listing(repository: str, tag: str) -> dict[str, str] | None:
 
 def fetch(repository: str, tag: str, name: str) -> bytes:
     """One file of the artifact, checked against the digest its manifest names."""
+    return fetch_files(repository, tag, [name])[name]
+
+
+def fetch_files(repository: str, tag: str, names: list[str]) -> dict[str, bytes]:
+    """{name: bytes} of these files of the artifact (its manifest read once), each checked against the digest the
+    manifest names."""
     files = listing(repository, tag)
     if files is None:
         raise ReleaseError(f"{repository}:{tag} does not exist: the release files of this version are not published")
-    if name not in files:
+    if missing := [name for name in names if name not in files]:
         raise ReleaseError(
-            f"{name} is missing from {repository}:{tag}: it holds {', '.join(sorted(files)) or 'nothing'}"
+            f"{missing[0]} is missing from {repository}:{tag}: it holds {', '.join(sorted(files)) or 'nothing'}"
         )
     client = _Client(repository)
-    response = client.request(client.url(f"blobs/sha256:{files[name]}"))
-    if response is None:
-        raise ReleaseError(f"{repository}:{tag} names {name} as sha256:{files[name]}, which the registry lacks")
-    with response:
-        data = response.read()
-    if hashlib.sha256(data).hexdigest() != files[name]:
-        raise ReleaseError(f"{name} from {repository}:{tag} does not have the digest its manifest names")
-    return data
+    fetched = {}
+    for name in names:
+        response = client.request(client.url(f"blobs/sha256:{files[name]}"))
+        if response is None:
+            raise ReleaseError(f"{repository}:{tag} names {name} as sha256:{files[name]}, which the registry lacks")
+        with response:
+            data = response.read()
+        if hashlib.sha256(data).hexdigest() != files[name]:
+            raise ReleaseError(f"{name} from {repository}:{tag} does not have the digest its manifest names")
+        fetched[name] = data
+    return fetched
 
 
 def push(repository: str, tag: str, files: dict[str, bytes]) -> str:

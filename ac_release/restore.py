@@ -30,8 +30,9 @@ def restore_release_files(ctx: ReleaseContext) -> list[str]:
     published = release_files.listing(repository, tag)
     if published is None:
         return []
-    missing = {name: release_files.fetch(repository, tag, name) for name in sorted(published)
-               if not (ctx.bundles / name).is_file()}  # fmt: skip
+    missing = release_files.fetch_files(
+        repository, tag, [name for name in sorted(published) if not (ctx.bundles / name).is_file()]
+    )
     record = None
     if WHEEL_RECORD in missing and ctx.manifest.get(WheelRecord) is None:  # else built here: publish compares them
         record = WheelRecord.from_json(json.loads(missing[WHEEL_RECORD]))

@@ -35,8 +35,8 @@ def fetch_release_files(ctx: ReleaseContext, directory: Path) -> None:
     """Every bundle, attestation and the wheel record, from the release-files artifact of the first registry."""
     directory.mkdir(parents=True, exist_ok=True)
     repository = release_files.location(ctx.target.registries[0])
-    for name in release_file_names(ctx.version):
-        atomic_write_bytes(directory / name, release_files.fetch(repository, str(ctx.version), name))
+    for name, data in release_files.fetch_files(repository, str(ctx.version), release_file_names(ctx.version)).items():
+        atomic_write_bytes(directory / name, data)
 
 
 def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:

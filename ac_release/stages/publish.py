@@ -84,7 +84,7 @@ def _release_files_step(ctx: ReleaseContext, running: bool) -> Step:
     except ReleaseError as exc:
         return Step(NAME, "refuse", where, str(exc), data)
     files = release_files_content(ctx)
-    ours = {name: hashlib.sha256(content).hexdigest() for name, content in (files or {}).items()}
+    ours = _sha256s(files or {})
     if published is None:
         what = "the bundles, attestations and wheel record"
         return Step(NAME, "push", where, what if files else f"{what}, once signed", data)
@@ -128,6 +128,11 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     return record
 
 
+def _sha256s(files: dict[str, bytes]) -> dict[str, str]:
+    """{name: sha256} as the release-files listing names them."""
+    return {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
+
+
 def _is_files(step: Step) -> bool:
     return bool(step.data.get("release_files"))
 
@@ -140,5 +145,5 @@ def _push_release_files(ctx: ReleaseContext, step: Step) -> None:
     repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
     ctx.log(f"publish: the bundles, attestations and wheel record as {step.target}")
     release_files.push(repository, tag, files)
-    if release_files.listing(repository, tag) != {n: hashlib.sha256(c).hexdigest() for n, c in files.items()}:
+    if release_files.listing(repository, tag) != _sha256s(files):
         raise ReleaseError(f"after the push {step.target} does not hold the release's files")

@@ -272,7 +272,7 @@ def test_a_fresh_machine_reads_the_release_files_back_and_refuses_a_record_the_i
     world.built().signed().published()
     files = publish.release_files_content(world.ctx)
     world.release_files["2.2.4-1"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    monkeypatch.setattr(release_files, "fetch", lambda repo, tag, name: files[name])
+    monkeypatch.setattr(release_files, "fetch_files", lambda repo, tag, names: {name: files[name] for name in names})
     monkeypatch.setattr(restore, "index_state", lambda ctx: dict(world.index))
     monkeypatch.setattr(restore, "services_running", lambda ctx: True)
 
