@@ -189,6 +189,44 @@ def push(docker: Docker, image: str, repository: str, tag: str) -> str:
     return digest
 
 
+def copy_pushed(source: str, digest: str, repository: str, tag: str, image: str) -> None:
+    """`source@digest` (pushed and read back) to `repository:tag` of another registry, registry to registry: skopeo
+    sends the compressed layers as they are, where `docker push` compresses each layer again for every registry.
+    --preserve-digests refuses to write any other manifest than `digest`; the tag is then read back like a push."""
+    origin, destination = f"docker://{source}@{digest}", f"docker://{repository}:{tag}"
+    with _skopeo_auth(source) as source_auth, _skopeo_auth(repository) as auth:
+        result = _skopeo(
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            *_side_tls("src", source),
+            *_side_tls("dest", repository),
+            *(["--src-authfile", source_auth[1]] if source_auth else []),
+            *(["--dest-authfile", auth[1]] if auth else []),
+            origin,
+            destination,
+            what=f"copying {source}@{digest} to {repository}:{tag}",
+        )
+    if result.returncode != 0:
+        error = result.stderr.decode(errors="replace")
+        # skopeo names the registry that refused; the destination is the one that takes writes
+        refuser = source if _host(source) in error and _host(repository) not in error else repository
+        if refused := _refused(refuser, error):
+            raise refused
+        last = error.strip().splitlines()[-1] if error.strip() else "no output"
+        raise ReleaseError(f"cannot copy {source}@{digest} to {repository}:{tag}: {last}")
+    check_pushed(repository, tag, digest, image)
+
+
+def _host(repository: str) -> str:
+    return str(repository).split("/", 1)[0]
+
+
+def _side_tls(side: str, repository: str) -> list[str]:
+    """skopeo copy's TLS options (`src` or `dest`) for one of its two registries."""
+    return [option.replace("--", f"--{side}-", 1) if option.startswith("--") else option for option in _tls(repository)]
+
+
 def tag_digest(repository: str, digest: str, tag: str) -> None:
     """Point `repository:tag` at the manifest `repository@digest`, registry-side (skopeo copies no layer the
     registry already holds, and --preserve-digests refuses to write any other manifest than that digest)."""

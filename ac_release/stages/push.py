@@ -1,5 +1,8 @@
 """Stage `push`: the exact images that passed their tests, to their immutable tags on every registry of the target.
 
+Each image is pushed from the Docker engine to the target's first registry, then copied from there to the others,
+registry to registry (`docker push` would compress every layer again for each registry), each tag read back.
+
 Immutable tags: already there with the same image -> skip; with another -> refuse, naming both. The floating tags
 move later, registry-side by digest, in the `promote` stage: only once every flavour is pushed and attested.
 """
@@ -63,17 +66,25 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
                 f"the {name} images of {ctx.version} have not passed their tests: run the release "
                 f"(`invoke release {ctx.version}`), which tests before it pushes"
             )
+    first = ctx.target.registries[0]
+    on_first: dict[str, str] = {}  # image id -> its digest on the first registry, which check() lists first
     tags: list[PushedTag] = []
     for step in steps:
         repository, tag = step.data["repository"], step.data["tag"]
         image = images.flavours[step.data["flavour"]].variants[step.data["variant"]].image
-        if step.open:
+        if not step.open:
+            digest, action = step.data["digest"], "present"
+        elif repository == first:
             ctx.log(f"push: {step.target}")
             with ctx.view.row(step.target, level=1):
-                digest = registry.push(ctx.docker, image, repository, tag)
-            action = "pushed"
+                digest, action = registry.push(ctx.docker, image, repository, tag), "pushed"
         else:
-            digest, action = step.data["digest"], "present"
+            digest, action = on_first[image], "pushed"
+            ctx.log(f"push: {step.target} (copied from {first}@{digest})")
+            with ctx.view.row(step.target, level=1):
+                registry.copy_pushed(first, digest, repository, tag, image)
+        if repository == first:
+            on_first.setdefault(image, digest)
         tags.append(PushedTag(repository, tag, image, digest, False, action))
     record = PushRecord(tags)
     ctx.save(record)

@@ -82,10 +82,10 @@ def make_image():
     return build
 
 
-def released(settings, version: str, base: str, onbuild: str, tested: bool = True):
+def released(settings, version: str, base: str, onbuild: str, tested: bool = True, target: str | None = None):
     """A context whose manifest says the wheel and images stages built `base`/`onbuild` (tagged under the release's
     references, with the fingerprint of their inputs, so the images are current) and, optionally, that they passed."""
-    ctx = make_context(settings, version)
+    ctx = make_context(settings, version, target=target)
     v = ctx.version
     pins = {
         f"apache_airflow-{v.wheel_version}-py3-none-any.whl": "a" * 64,
