@@ -195,3 +195,36 @@ def test_pip_never_resolves_a_release_requirement_to_the_dev_build(nightly, tmp_
     assert sorted(p.name for p in (tmp_path / "pre").iterdir()) == [
         f"astronomer_certified-{version.meta_version}-py3-none-any.whl"
     ], exact.stdout
+
+
+def _commit(repo: Path, path: str, text: str) -> None:
+    (repo / path).write_text((repo / path).read_text() + text)
+    subprocess.run(["git", "-C", str(repo), "commit", "--quiet", "-am", "change an input"], check=True)
+
+
+def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree_is_refused(nightly, release_repo):
+    """Runs last: it commits to the module's repository. Dry runs only: the decision, without another build."""
+    config, version, today = nightly["config"], nightly["version"], nightly["today"]
+    _commit(release_repo, "ac_release/nightly.py", "# an input changed\n")
+    second = ACVersion.nightly_of("2.2.4", 2, today, 2)
+    dry = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local", "--dry-run"))
+    assert dry.stdout.splitlines()[0] == f"{second}: inputs differ from {version}: next sequence"
+    assert f"{second.image_tag}-bullseye" in dry.stdout  # the plan is the new sequence's
+
+    # a build of sequence 2 that stopped after pushing an image, before its inputs were published
+    dev_repository = nightly["release_repository"] + "-dev"
+    published = registry.remote_image(dev_repository, f"{version.image_tag}-bullseye")
+    registry.tag_digest(dev_repository, published.digest, f"{second.image_tag}-bullseye")
+    third = ACVersion.nightly_of("2.2.4", 2, today, 3)
+    dry = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local", "--dry-run"))
+    assert (
+        dry.stdout.splitlines()[0] == f"{third}: {second} was left by a build without an inputs record: next sequence"
+    )
+
+    (release_repo / "images" / "stray").write_text("not committed\n")
+    dirty = invoke(release_repo, config, "nightly", "2.2.4", "--target", "local")
+    assert dirty.returncode == 1 and dirty.stdout == ""
+    assert dirty.stderr.splitlines() == [
+        "error: the git tree has uncommitted changes (?? images/stray): a nightly is made from a commit; "
+        "commit or stash them"
+    ]
