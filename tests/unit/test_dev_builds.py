@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -302,3 +303,25 @@ def test_parse_line_and_date():
     assert parse_line("2.2.4") == "2.2.4"
     assert parse_date("2026-12-01") == dt.date(2026, 12, 1)
     assert parse_date(None) == dt.datetime.now(dt.UTC).date()
+
+
+def test_preflight_wants_a_clean_tree_but_no_dated_entry_for_a_dev_build(tmp_path):
+    from ac_release.stages.preflight import check_committed_inputs
+
+    root = tmp_path / "repo"
+    for name in ("wheel", "images", "changelog"):
+        shutil.copytree(REPO / name, root / name)
+    changelog = root / "changelog" / "2.2.4.md"
+    text = changelog.read_text()
+    changelog.write_text(text.replace("## 2.2.4-1,", "## 2.2.4-2, TBD\n\n### Bug Fixes\n- A fix.\n\n## 2.2.4-1,", 1))
+    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "c")
+    settings = load_settings(write_config(tmp_path, root=root, dev_index=True))
+    check_committed_inputs(ReleaseContext.create("2.2.4-2-dev", settings, releasing=True))
+    check_committed_inputs(ReleaseContext.create(NIGHTLY, settings, releasing=True))
+    with pytest.raises(ReleaseError, match=r"2\.2\.4-2 is dated 'TBD': set the release date"):
+        check_committed_inputs(ReleaseContext.create("2.2.4-2", settings, releasing=True))
+    (root / "images" / "stray").write_text("x")
+    with pytest.raises(ReleaseError, match=r"the git tree has uncommitted changes \(\?\? images/stray\)"):
+        check_committed_inputs(ReleaseContext.create(NIGHTLY, settings, releasing=True))
