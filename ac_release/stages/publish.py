@@ -143,7 +143,8 @@ def _push_release_files(ctx: ReleaseContext, step: Step) -> None:
     files = release_files_content(ctx)
     if files is None:
         raise ReleaseError(f"{step.target}: the artifacts are not all signed: run `invoke sign {ctx.version}`")
-    atomic_write_bytes(ctx.bundles / WHEEL_RECORD, files[WHEEL_RECORD])  # beside the bundles, as users get it
+    for name in (WHEEL_RECORD, BUILD_INPUTS) if ctx.version.dev else (WHEEL_RECORD,):
+        atomic_write_bytes(ctx.bundles / name, files[name])  # beside the bundles, as users get them
     repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
     ctx.log(f"publish: the bundles, attestations and wheel record as {step.target}")
     release_files.push(repository, tag, files)
