@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 
-from ac_release import release_files
+from ac_release import build_inputs, release_files
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, artifact_names, attestation_name
+from ac_release.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, artifact_names, attestation_name
 from ac_release.names import release_files as release_file_names
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
@@ -67,7 +67,9 @@ def release_files_content(ctx: ReleaseContext) -> dict[str, bytes] | None:
         path = ctx.bundles / name
         if name == WHEEL_RECORD and wheel is not None:
             files[name] = release_files.wheel_record_bytes(wheel)
-        elif name != WHEEL_RECORD and path.is_file():
+        elif name == BUILD_INPUTS:
+            files[name] = build_inputs.record_bytes(ctx.settings.root, ctx.version)
+        elif name not in (WHEEL_RECORD, BUILD_INPUTS) and path.is_file():
             files[name] = path.read_bytes()
         else:
             return None
@@ -141,7 +143,8 @@ def _push_release_files(ctx: ReleaseContext, step: Step) -> None:
     files = release_files_content(ctx)
     if files is None:
         raise ReleaseError(f"{step.target}: the artifacts are not all signed: run `invoke sign {ctx.version}`")
-    atomic_write_bytes(ctx.bundles / WHEEL_RECORD, files[WHEEL_RECORD])  # beside the bundles, as users get it
+    for name in (WHEEL_RECORD, BUILD_INPUTS) if ctx.version.dev else (WHEEL_RECORD,):
+        atomic_write_bytes(ctx.bundles / name, files[name])  # beside the bundles, as users get them
     repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
     ctx.log(f"publish: the bundles, attestations and wheel record as {step.target}")
     release_files.push(repository, tag, files)
