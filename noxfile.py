@@ -16,7 +16,8 @@ nox.options.default_venv_backend = "none"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 # Image sessions exist for every changelog build of every line (`invoke release` tests older builds too); a plain
 # `nox` smoke-tests each line's newest build. `upgrade` needs an earlier release on the registry, which a clean
-# machine has not: the integration suite runs it inside the release of a backport build (test_release.py).
+# machine has not: the integration session builds it (test_release.py releases the newest build, then upgrade-tests
+# the tree's nightly, N, from it, N-1; then a backport build likewise), so every CI run tests N-1 -> N.
 IMAGE_SESSIONS = session_params(Path(__file__).parent)
 nox.options.sessions = [
     "lint",
