@@ -31,6 +31,8 @@ DOWNLOAD = re.compile(
 GIT_COMMAND = re.compile(r"(git|gh) [a-z-]+.*")  # a branch, a commit, a push, a pull request: one command a line
 # The release workflow's first step: a dispatch from another branch fails with one line, before any secret is used.
 BRANCH_GUARD_IF = "github.ref != format('refs/heads/{0}', github.event.repository.default_branch)"
+# nightly.yml's: its scheduled runs are on the default branch, and their event names no repository.
+DISPATCH_BRANCH_GUARD_IF = f"github.event_name == 'workflow_dispatch' && {BRANCH_GUARD_IF}"
 BRANCH_GUARD_RUN = [re.compile(r'echo "::error::[^"`$]*(\$[A-Z_]+[^"`$]*)*"'), re.compile("exit 1")]
 SHELL_CONTROL = re.compile(r"[;&|`<>]|\$\(")  # a second command, a pipe, a redirection or a substitution
 MATRIX_FROM_JOB = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<output>[\w-]+)\) \}\}")
@@ -49,7 +51,7 @@ def run_step_problems(workflow: dict) -> list[str]:
             if "uses" in step and not CHECKOUT.fullmatch(step["uses"]):
                 problems.append(f"{job_id}: {step['uses']!r} is not actions/checkout pinned by commit")
             lines = list(filter(None, map(str.strip, step.get("run", "").splitlines())))
-            if step.get("if") == BRANCH_GUARD_IF and len(lines) == 2:
+            if step.get("if") in (BRANCH_GUARD_IF, DISPATCH_BRANCH_GUARD_IF) and len(lines) == 2:
                 if all(pattern.fullmatch(line) for pattern, line in zip(BRANCH_GUARD_RUN, lines, strict=True)):
                     continue
             for line in lines:
