@@ -102,6 +102,45 @@ def release(c, version, target=None, dry_run=False, stages=None, flavour=None):
     _stages(version, target, names, releasing=True, flavour=flavour)
 
 
+@task(
+    help={
+        "line": "Airflow version of the release line, e.g. 2.2.4",
+        "target": "a target of release.toml (default: local); the build goes to its dev index and registries",
+        "dry-run": "print the nightly's version and why, then the plan; write nothing",
+        "date": "the nightly's day, YYYY-MM-DD (default: today in UTC)",
+    }
+)
+@_reports_errors
+def nightly(c, line, target=None, dry_run=False, date=None):
+    """Build the line's current tree as a dated dev build (`2.2.4-2-dev2026120101`, images `2.2.4-nightly-20261201`):
+    the same inputs again the same day do nothing; other inputs get the next sequence."""
+    from ac_release import nightly as nightlies
+    from ac_release.git import uncommitted
+    from ac_release.services.manager import LocalServices
+
+    settings = load_settings()
+    line, day = nightlies.parse_line(line), nightlies.parse_date(date)
+    configured = settings.target(target)
+    dev_target = configured.for_dev_build()
+    dirty = uncommitted(settings.root)
+    if dirty and not dry_run:
+        raise ReleaseError(
+            f"the git tree has uncommitted changes ({dirty}): a nightly is made from a commit; commit or stash them"
+        )
+    services = LocalServices(configured.services) if configured.services else None
+    if services is not None and not dry_run:
+        services.up(log=lambda message: print(message, file=sys.stderr))
+    readable = services is None or all(state.startswith("up") for state in services.status().values())
+    choice = nightlies.choose(settings, line, day, nightlies.DevState(dev_target) if readable else None)
+    print(choice.line(), flush=True)
+    if dry_run:
+        ctx = ReleaseContext.create(str(choice.version), settings, target, releasing=True)
+        note = f" (the tree has uncommitted changes: the run refuses them: {dirty})" if dirty else ""
+        print_steps(plan(ctx), title=f"dry run: AC {choice.version} -> {ctx.target.name} (nothing written){note}")
+        return
+    _stages(str(choice.version), target, RELEASE, releasing=True)
+
+
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
 @_reports_errors
 def status(c, version, target=None):
@@ -334,6 +373,7 @@ images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")
 namespace = Collection(
     release,
+    nightly,
     status,
     verify,
     github_release,

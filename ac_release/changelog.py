@@ -132,6 +132,24 @@ def release_entry(changelog_dir: Path, version: ACVersion) -> Entry:
     return entry
 
 
+def dev_build_entry(changelog_dir: Path, version: ACVersion) -> Entry | None:
+    """The notes of a dev build `2.2.4-N-dev…`: the entry of `2.2.4-N` when the changelog has one, dated or TBD (a
+    dev build is made from the line's current tree, before its release is dated), else None. The changelog is
+    still checked whole."""
+    entries = parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version)
+    return next((e for e in entries if e.version == f"{version.airflow_version}-{version.build}"), None)
+
+
+def next_build(changelog_dir: Path, airflow: str) -> int:
+    """The build number the line's current tree makes: the newest entry's when it is still TBD, else the next."""
+    entries = parse(changelog_dir / f"{airflow}.md", airflow)
+    if not entries:
+        raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
+    newest = entries[0]
+    build = ACVersion.parse(newest.version).build
+    return build if newest.date == UNDATED else build + 1
+
+
 def builds(changelog_dir: Path, airflow: str) -> list[str]:
     """Every build of a line in its changelog, newest first."""
     entries = parse(changelog_dir / f"{airflow}.md", airflow)

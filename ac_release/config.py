@@ -122,6 +122,7 @@ class ServicesSettings:
     issuer: str = DEFAULT_ISSUER  # the OIDC issuer the Sigstore service is started with (the target's)
     index_username: str = LOCAL_INDEX_USER
     index_password: Secret | None = None  # None: generated once into `password_file`
+    dev_pypi_port: int | None = None  # the dev index: a second pypiserver, its own packages, the same login
 
     @property
     def registry_port(self) -> int:
@@ -134,6 +135,12 @@ class ServicesSettings:
     @property
     def index_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self._url_host}:{self.pypi_port}/"
+
+    @property
+    def dev_index_url(self) -> str | None:
+        if self.dev_pypi_port is None:
+            return None
+        return f"{'https' if self.tls else 'http'}://{self._url_host}:{self.dev_pypi_port}/"
 
     @property
     def password_file(self) -> Path:
@@ -164,10 +171,11 @@ class ServicesSettings:
     def registry_address(self, registry: ServiceRegistry) -> str:
         return f"{self._url_host}:{registry.port}"
 
-    def repositories(self) -> tuple[Registry, ...]:
+    def repositories(self, suffix: str = "") -> tuple[Registry, ...]:
+        """The registries' repositories; with `suffix` ("-dev") the dev repositories beside them, reached alike."""
         return tuple(
             Registry(
-                f"{self.registry_address(r)}/{r.repository}",
+                f"{self.registry_address(r)}/{r.repository}{suffix}",
                 RegistryAccess(
                     tls_verify=self.tls,
                     ca_dir=self.ca_dir if self.tls else None,
@@ -179,6 +187,17 @@ class ServicesSettings:
         )
 
 
+DEV_SUFFIX = "-dev"  # a target with services keeps its dev images in `<repository>-dev` on the same registries
+
+
+@dataclass(frozen=True)
+class DevLocations:
+    """Where a dev build (`2.2.4-2-dev`, a nightly) goes instead of the release's index and registries."""
+
+    index: IndexSettings
+    registries: tuple[Registry, ...]
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -188,10 +207,18 @@ class Target:
     registries: tuple[Registry, ...]
     git_remote: str  # where the release tag is pushed: a remote name or URL, or a path
     services: ServicesSettings | None = None  # the services the pipeline starts and owns for this target
+    dev: DevLocations | None = None  # [targets.<name>.dev], or derived from the services' dev_pypi_port
 
     @property
     def local_services(self) -> bool:
         return self.services is not None
+
+    def for_dev_build(self) -> Target:
+        """This target with the dev index and dev registries in place of the release's: where a dev build goes."""
+        if self.dev is None:
+            where = "dev_pypi_port to its services" if self.services else f"a [targets.{self.name}.dev] table"
+            raise ReleaseError(f"target {self.name} has no dev locations for a dev build: add {where} in release.toml")
+        return dataclasses.replace(self, index=self.dev.index, registries=self.dev.registries)
 
     def registry(self, repository: str) -> Registry:
         """The target's registry named `repository` (e.g. read back from a record), with how to reach it."""
@@ -263,6 +290,7 @@ def _shared_services(base: Path, path: Path, data: dict) -> ServicesSettings:
         pypi_port=services["pypi_port"],
         sigstore_port=services["sigstore_port"],
         registries=(ServiceRegistry(services["registry_port"], LOCAL_REPOSITORY),),
+        dev_pypi_port=services.get("dev_pypi_port"),
     )
 
 
@@ -287,6 +315,7 @@ def _own_services(base: Path, path: Path, name: str, data: dict) -> ServicesSett
         issuer=data["signing"]["issuer"],
         index_username=index.get("username", LOCAL_INDEX_USER),
         index_password=_secret(base, index) if {"password_env", "password_file"} & set(index) else None,
+        dev_pypi_port=services.get("dev_pypi_port"),
     )
 
 
@@ -303,14 +332,15 @@ def _target(base: Path, path: Path, name: str, data: dict, shared: ServicesSetti
         services = dataclasses.replace(shared, issuer=signing["issuer"])
     index = data.get("index", {})
     trust_config = signing.get("trust_config")
+    index_settings = IndexSettings(
+        url=index["url"] if "url" in index else services.index_url,
+        username=index.get("username", services.index_username if services else ""),
+        password=_secret(base, index) if {"password_env", "password_file"} & set(index) else services.index_secret,
+        ca_file=services.ca_file if services else None,
+    )
     target = Target(
         name=name,
-        index=IndexSettings(
-            url=index["url"] if "url" in index else services.index_url,
-            username=index.get("username", services.index_username if services else ""),
-            password=_secret(base, index) if {"password_env", "password_file"} & set(index) else services.index_secret,
-            ca_file=services.ca_file if services else None,
-        ),
+        index=index_settings,
         signing=SigningSettings(
             instance=signing["instance"],
             identity=signing["identity"],
@@ -321,10 +351,24 @@ def _target(base: Path, path: Path, name: str, data: dict, shared: ServicesSetti
         registries=services.repositories() if services else tuple(Registry(r) for r in data["registries"]),
         git_remote=str(services.git_remote) if services else _git_remote(base, data["git_remote"]),
         services=services,
+        dev=_dev_locations(data, services, index_settings),
     )
     if services is not None:
         _same_as_derived(path, name, data, target, base)
     return target
+
+
+def _dev_locations(data: dict, services: ServicesSettings | None, index: IndexSettings) -> DevLocations | None:
+    """[targets.<name>.dev] (index_url and registries; the release's credentials), or for a target with services
+    their dev index (dev_pypi_port) and `<repository>-dev` on the same registries."""
+    if services is not None:
+        if services.dev_index_url is None:
+            return None
+        return DevLocations(dataclasses.replace(index, url=services.dev_index_url), services.repositories(DEV_SUFFIX))
+    if "dev" not in data:
+        return None
+    dev = data["dev"]
+    return DevLocations(dataclasses.replace(index, url=dev["index_url"]), tuple(Registry(r) for r in dev["registries"]))
 
 
 def _same_as_derived(path: Path, name: str, data: dict, target: Target, base: Path) -> None:

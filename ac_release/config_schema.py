@@ -187,7 +187,7 @@ def _services(value: Any, key: str, ports: dict[int, str]) -> None:
     services = _table(
         value,
         key,
-        ("dir", "host", "pypi_port", "sigstore_port", "registry_port"),
+        ("dir", "host", "pypi_port", "dev_pypi_port", "sigstore_port", "registry_port"),
         ("dir", "pypi_port", "sigstore_port", "registry_port"),
     )
     _service_basics(services, key, ports)
@@ -199,7 +199,7 @@ def _target_services(value: Any, key: str, ports: dict[int, str]) -> None:
     services = _table(
         value,
         key,
-        ("dir", "host", "tls", "pypi_port", "sigstore_port", "registries"),
+        ("dir", "host", "tls", "pypi_port", "dev_pypi_port", "sigstore_port", "registries"),
         ("dir", "pypi_port", "sigstore_port", "registries"),
     )
     _service_basics(services, key, ports)
@@ -239,6 +239,8 @@ def _service_basics(services: dict, key: str, ports: dict[int, str]) -> None:
         )
     for name in ("pypi_port", "sigstore_port"):
         _own_port(services, key, name, ports)
+    if "dev_pypi_port" in services:  # the dev index (dev builds, nightlies): a second pypiserver
+        _own_port(services, key, "dev_pypi_port", ports)
 
 
 def _own_port(table: dict, key: str, name: str, ports: dict[int, str]) -> None:
@@ -271,7 +273,7 @@ def _target(value: Any, key: str, ports: dict[int, str]) -> None:
     target = _table(
         value,
         key,
-        ("local_services", "services", "base_images", "registries", "git_remote", "index", "signing"),
+        ("local_services", "services", "base_images", "registries", "git_remote", "index", "signing", "dev"),
         ("signing",) if runs_services else ("index", "signing", "registries", "git_remote"),
     )
     own_services = "services" in target
@@ -285,6 +287,12 @@ def _target(value: Any, key: str, ports: dict[int, str]) -> None:
                 raise SchemaError(f"{key}.{name}", f"derived from {key}.services: remove it")
         if "url" in target.get("index", {}):
             raise SchemaError(f"{key}.index.url", f"derived from {key}.services: remove it")
+    if "dev" in target:
+        if runs_services:
+            raise SchemaError(
+                f"{key}.dev", "derived from the target's services (dev_pypi_port, `<repository>-dev`): remove it"
+            )
+        _dev(target["dev"], f"{key}.dev")
     _choice(target, key, "base_images", BASE_IMAGES, default="official")
     if "registries" in target:
         _registries(target["registries"], f"{key}.registries")
@@ -295,6 +303,13 @@ def _target(value: Any, key: str, ports: dict[int, str]) -> None:
         _index(target["index"], f"{key}.index", runs_services)
     elif own_services:
         raise SchemaError(f"{key}.index", 'missing: a token for the target\'s index, e.g. password_env = "..."')
+
+
+def _dev(value: Any, key: str) -> None:
+    """[targets.<name>.dev]: where dev builds go, with the release's credentials."""
+    dev = _table(value, key, ("index_url", "registries"), ("index_url", "registries"))
+    _index_url(_string(dev, key, "index_url", required=True), key, False, name="index_url")
+    _registries(dev["registries"], f"{key}.registries")
 
 
 def _registries(value: Any, key: str) -> None:
@@ -378,18 +393,19 @@ def _env_name(name: str, key: str) -> None:
         raise SchemaError(key, f"expected an environment variable name, got {_q(name)}")
 
 
-def _index_url(url: str, key: str, local_services: bool) -> None:
-    parts = _url(url, f"{key}.url", ": use password_env or password_file")
+def _index_url(url: str, key: str, local_services: bool, name: str = "url") -> None:
+    key = f"{key}.{name}"
+    parts = _url(url, key, ": use password_env or password_file")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SchemaError(f"{key}.url", f"expected an https:// URL, got {_q(url)}")
+        raise SchemaError(key, f"expected an https:// URL, got {_q(url)}")
     if parts.query or parts.fragment:
-        raise SchemaError(f"{key}.url", f"the index URL takes no query or fragment, got {_q(url)}")
+        raise SchemaError(key, f"the index URL takes no query or fragment, got {_q(url)}")
     if parts.scheme == "http":
         if not is_loopback_host(parts.hostname):
-            raise SchemaError(f"{key}.url", f"a remote index must use https, got {_q(url)}")
+            raise SchemaError(key, f"a remote index must use https, got {_q(url)}")
         if not local_services:
             raise SchemaError(
-                f"{key}.url", "plain http is only for the index of the pipeline's own services (local_services = true)"
+                key, "plain http is only for the index of the pipeline's own services (local_services = true)"
             )
 
 

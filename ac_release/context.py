@@ -19,6 +19,10 @@ from ac_release.version import ACVersion
 
 @dataclass
 class ReleaseContext:
+    """`target` is where this build goes: for a dev build (`2.2.4-2-dev`, a nightly) the target's dev index and dev
+    registries, chosen here and nowhere else; `release_target` is the target as configured, whose registries hold
+    the releases (an upgrade test starts from the newest of them)."""
+
     version: ACVersion
     line: ReleaseLine
     settings: Settings
@@ -27,12 +31,21 @@ class ReleaseContext:
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
     view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
     flavour: str | None = None  # one image flavour only (a workflow's images job); None: every flavour of the line
+    release_target: Target | None = None  # None: `target`
+
+    def __post_init__(self) -> None:
+        if self.release_target is None:
+            self.release_target = self.target
 
     @classmethod
     def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:
         parsed = ACVersion.parse(version)
         line = load_line(settings.wheel_dir, parsed)
-        ctx = cls(version=parsed, line=line, settings=settings, target=settings.target(target), **kwargs)
+        configured = settings.target(target)
+        build_target = configured.for_dev_build() if parsed.dev else configured
+        ctx = cls(
+            version=parsed, line=line, settings=settings, target=build_target, release_target=configured, **kwargs
+        )
         if ctx.flavour is not None:
             from ac_release.images.state import flavours
 

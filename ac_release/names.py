@@ -43,9 +43,14 @@ def attestation_name(artifact: str, kind: str) -> str:
 WHEEL_RECORD = "wheel-record.json"
 
 
+# A dev build's digest of what made it (ac_release/build_inputs.py): a later nightly of the same day reads it back
+# to tell whether it would build the same thing again.
+BUILD_INPUTS = "build-inputs.json"
+
+
 def release_files(version: ACVersion) -> list[str]:
     """What a user fetches beside the index to verify the artifacts: every bundle and attestation, and the record
-    of the build."""
+    of the build (and a dev build's inputs digest)."""
     names = artifact_names(version)
     signed = [bundle_name(n) for n in names] + [attestation_name(n, kind) for n in names for kind in ATTESTATION_KINDS]
-    return sorted([*signed, WHEEL_RECORD])
+    return sorted([*signed, WHEEL_RECORD, *([BUILD_INPUTS] if version.dev else [])])

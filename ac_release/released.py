@@ -41,8 +41,9 @@ def release_tag_version(tag: str) -> ACVersion | None:
 
 
 def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
-    """The newest release older than this build on the target's first registry, or None for a first release."""
-    repository = ctx.target.registries[0]
+    """The newest release older than this build on the target's first release registry (a dev build's too), or
+    None for a first release."""
+    repository = ctx.release_target.registries[0]
     current = (ctx.version.airflow, ctx.version.build)
     earlier = [
         v for tag in registry.tags(repository) if (v := release_tag_version(tag)) and (v.airflow, v.build) < current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -9,13 +10,16 @@ from packaging.version import Version
 
 from ac_release.errors import ReleaseError
 
-ACCEPTED_FORMS = "X.Y.Z-N (release, N >= 1 without leading zeros) or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
+ACCEPTED_FORMS = (
+    "X.Y.Z-N (release, N >= 1 without leading zeros), X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK "
+    "(nightly), e.g. 2.2.4-1"
+)
 MAX_DIGITS = 4  # every number of a version: Python refuses int() of 4300+ digits, and nothing needs more than 4
 
 # Anchored, ASCII digits only: anything else ("v2.2.4-1", "2.2.4-1;id", "2.2.4-01") is refused, never normalised.
 _AC_VERSION = re.compile(
     r"(?P<airflow>(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*))"
-    r"-(?P<build>[1-9][0-9]*)(?P<dev>-dev)?",
+    r"-(?P<build>[1-9][0-9]*)(?P<dev>-dev(?P<nightly>(?P<date>[0-9]{8})(?P<sequence>[0-9]{2}))?)?",
     re.ASCII,
 )
 
@@ -30,6 +34,7 @@ class ACVersion:
     airflow: Version
     build: int
     dev: bool = False
+    nightly: int = 0  # a nightly's dev number YYYYMMDDKK (date and sequence); 0 for a release or a plain dev build
 
     @classmethod
     def parse(cls, text: str) -> ACVersion:
@@ -41,10 +46,43 @@ class ACVersion:
                 f"invalid AC version {_shown(text)}: X, Y, Z and N have at most {MAX_DIGITS} digits each "
                 f"(N from 1 to {10**MAX_DIGITS - 1}), e.g. 2.2.4-1"
             )
-        return cls(Version(match["airflow"]), int(match["build"]), bool(match["dev"]))
+        if match["nightly"]:
+            if not (is_day(match["date"]) and match["sequence"] != "00"):
+                raise ReleaseError(
+                    f"invalid AC version {_shown(text)}: a nightly is X.Y.Z-N-devYYYYMMDDKK with a real date and a "
+                    f"sequence KK from 01 to 99, e.g. 2.2.4-2-dev2026120101"
+                )
+        return cls(Version(match["airflow"]), int(match["build"]), bool(match["dev"]), int(match["nightly"] or 0))
+
+    @classmethod
+    def nightly_of(cls, airflow: str, build: int, date: dt.date, sequence: int) -> ACVersion:
+        """The nightly `sequence` (1..99) of `date` for build N of a line: `2.2.4-2-dev2026120101`."""
+        if not 1 <= sequence <= 99:
+            raise ReleaseError(f"nightly sequence {sequence} is out of range: at most 99 nightlies a day")
+        return cls(Version(airflow), build, True, int(f"{date:%Y%m%d}{sequence:02d}"))
 
     def __str__(self) -> str:
-        return f"{self.airflow}-{self.build}" + ("-dev" if self.dev else "")
+        dev = f"-dev{self.nightly}" if self.nightly else "-dev" if self.dev else ""
+        return f"{self.airflow}-{self.build}{dev}"
+
+    @property
+    def nightly_date(self) -> str:
+        """`20261201` for a nightly; empty otherwise."""
+        return str(self.nightly)[:8] if self.nightly else ""
+
+    @property
+    def sequence(self) -> int:
+        """A nightly's sequence of the day (1 for the first); 0 otherwise."""
+        return self.nightly % 100
+
+    @property
+    def image_tag(self) -> str:
+        """The prefix of every immutable image tag: `2.2.4-1`, `2.2.4-2-dev`, and for a nightly
+        `2.2.4-nightly-20261201` (its first of the day) or `2.2.4-nightly-20261201.2`: no `+` in a Docker tag."""
+        if not self.nightly:
+            return str(self)
+        suffix = f".{self.sequence}" if self.sequence > 1 else ""
+        return f"{self.airflow}-nightly-{self.nightly_date}{suffix}"
 
     @property
     def airflow_version(self) -> str:
@@ -54,7 +92,7 @@ class ACVersion:
     @property
     def wheel_version(self) -> str:
         """`apache-airflow` keeps its name and carries the build as a PEP 440 local version: `2.2.4+astro.1`."""
-        local = f"astro.{self.build}" + (".dev" if self.dev else "")
+        local = f"astro.{self.build}" + (f".dev{self.nightly or ''}" if self.dev else "")
         return str(Version(f"{self.airflow}+{local}"))
 
     @property
@@ -70,3 +108,12 @@ class ACVersion:
     def dist_name(self) -> str:
         """Directory name under dist/ for this release."""
         return str(self)
+
+
+def is_day(text: str) -> bool:
+    """YYYYMMDD naming a real calendar day."""
+    try:
+        dt.datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        return False
+    return True

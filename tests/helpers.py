@@ -48,10 +48,12 @@ def write_config(
     root: Path = REPO,
     staging: bool = False,
     staging_registry_credentials: tuple[bool, bool] = (True, True),
+    dev_index: bool = False,
 ) -> Path:
     """A release.toml like the repository's, with its dist, services and ports in `directory`. With `staging`, also
     a staging target like the repository's (its services in `directory / "services-staging"`, its own ports, its
-    secrets in the environment variables of STAGING_ENV); `staging_registry_credentials` leaves a registry's out."""
+    secrets in the environment variables of STAGING_ENV); `staging_registry_credentials` leaves a registry's out.
+    With `dev_index`, the local services also run the dev index (dev builds, nightlies) on a port of its own."""
     services_dir = services_dir or directory / "services"
     password_file = password_file or services_dir / "pypi" / "password"
     pypi_port = pypi_port or free_port()
@@ -72,6 +74,7 @@ host = "127.0.0.1"
 pypi_port = {pypi_port}
 sigstore_port = {sigstore_port}
 registry_port = {registry_port}
+{f"dev_pypi_port = {free_port()}" if dev_index else ""}
 
 [targets.local]
 local_services = true

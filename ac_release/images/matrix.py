@@ -30,8 +30,9 @@ class Flavour:
         return (directory / ONBUILD if variant == ONBUILD else directory) / "Dockerfile"
 
     def tags(self, version: ACVersion, variant: str = "base") -> list[str]:
-        """Immutable tags of one build: `2.2.4-1-bullseye` (and `2.2.4-1` for the default flavour)."""
-        return self._tags(str(version), variant)
+        """Immutable tags of one build: `2.2.4-1-bullseye` (and `2.2.4-1` for the default flavour); a nightly's
+        `2.2.4-nightly-20261201-bullseye`."""
+        return self._tags(version.image_tag, variant)
 
     def floating_tags(self, version: ACVersion, variant: str = "base") -> list[str]:
         """Tags that follow the highest release build of an Airflow version; dev builds have none."""

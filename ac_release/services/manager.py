@@ -25,6 +25,7 @@ from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_text
 from ac_release.services.tls import ensure_server_certificate
 
+_PORT_KEYS = {"pypi-dev": "dev_pypi_port"}  # a service's port key in release.toml, where it is not `<name>_port`
 DOCKER_CERTS = Path("/etc/docker/certs.d")  # where dockerd looks for a registry's CA: certs.d/HOST:PORT/ca.crt
 
 
@@ -84,8 +85,12 @@ class LocalServices:
 
     def services(self) -> list[Service]:
         host, tls = self.settings.host, self.settings.tls
+        dev_index = []
+        if self.settings.dev_pypi_port is not None:
+            dev_index = [Service("pypi-dev", self._pypi_argv(dev=True), self.settings.dev_pypi_port, "/simple/", tls)]
         return [
             Service("pypi", self._pypi_argv(), self.settings.pypi_port, "/simple/", tls),
+            *dev_index,
             Service(
                 "sigstore",
                 [
@@ -119,8 +124,14 @@ class LocalServices:
             ),
         ]
 
-    def _pypi_argv(self) -> list[str]:
-        packages, htpasswd = self.pypi_dir / "packages", self.pypi_dir / "htpasswd"
+    @property
+    def dev_pypi_dir(self) -> Path:
+        """The dev index's packages (dev builds, nightlies); it shares the release index's login."""
+        return self.dir / "pypi-dev"
+
+    def _pypi_argv(self, dev: bool = False) -> list[str]:
+        packages, htpasswd = (self.dev_pypi_dir if dev else self.pypi_dir) / "packages", self.pypi_dir / "htpasswd"
+        port = self.settings.dev_pypi_port if dev else self.settings.pypi_port
         if not self.settings.tls:
             return [
                 sys.executable,
@@ -130,7 +141,7 @@ class LocalServices:
                 "--host",
                 self.settings.host,
                 "--port",
-                str(self.settings.pypi_port),
+                str(port),
                 "--passwords",
                 str(htpasswd),
                 "--authenticate",
@@ -152,7 +163,7 @@ class LocalServices:
             "-m",
             "gunicorn",
             "--bind",
-            f"{self.settings.host}:{self.settings.pypi_port}",
+            f"{self.settings.host}:{port}",
             "--certfile",
             str(self.tls_dir / "server.crt"),
             "--keyfile",
@@ -196,6 +207,8 @@ class LocalServices:
         """The upload login: the target's token from the environment, or a password generated once into a 0600 file;
         the index keeps only its bcrypt hash. True when the htpasswd file changed."""
         (self.pypi_dir / "packages").mkdir(parents=True, exist_ok=True)
+        if self.settings.dev_pypi_port is not None:
+            (self.dev_pypi_dir / "packages").mkdir(parents=True, exist_ok=True)
         if self.settings.index_password is None and not self.settings.password_file.exists():
             atomic_write_text(self.settings.password_file, secrets.token_urlsafe(24) + "\n", mode=0o600)
         password = self.settings.index_secret.read()
@@ -272,7 +285,7 @@ class LocalServices:
         # A new certificate or credential needs a restart: the servers read them when they start.
         restart = {s.name for s in self.services() if s.tls} if self.settings.tls and self._prepare_tls() else set()
         if self._prepare_pypi():
-            restart.add("pypi")
+            restart.update({"pypi", "pypi-dev"})
         restart.update(self._prepare_registries())
         self._prepare_git()
         urls = {}
@@ -284,7 +297,7 @@ class LocalServices:
             if _port_taken(self.settings.host, service.port):
                 raise ReleaseError(
                     f"port {service.port} on {self.settings.host} is taken by another program: free it "
-                    f"or change [services] {service.name}_port in release.toml"
+                    f"or change [services] {_PORT_KEYS.get(service.name, service.name + '_port')} in release.toml"
                 )
             log_path = self.dir / "run" / f"{service.name}.log"
             with open(log_path, "ab") as log_file:

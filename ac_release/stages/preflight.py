@@ -45,14 +45,18 @@ def check_index_credentials(ctx: ReleaseContext) -> None:
 
 
 def check_committed_inputs(ctx: ReleaseContext) -> None:
-    """A release is made from a commit, and its changelog entry is dated: checked before anything starts."""
-    from ac_release.changelog import release_entry
+    """A release is made from a commit, and its changelog entry is dated: checked before anything starts. A dev
+    build is made from a commit too; it needs no dated entry (the changelog is still checked)."""
+    from ac_release.changelog import dev_build_entry, release_entry
 
     if dirty := uncommitted(ctx.settings.root):
         raise ReleaseError(
             f"the git tree has uncommitted changes ({dirty}): a release is made from a commit; commit or stash them"
         )
-    release_entry(ctx.settings.root / "changelog", ctx.version)
+    if ctx.version.dev:
+        dev_build_entry(ctx.settings.root / "changelog", ctx.version)
+    else:
+        release_entry(ctx.settings.root / "changelog", ctx.version)
 
 
 def check(ctx: ReleaseContext) -> list[Step]:
@@ -61,7 +65,10 @@ def check(ctx: ReleaseContext) -> list[Step]:
         steps.append(Step(NAME, "run", "local-services", "not running: started first"))
     checks = "tools, Docker engine, index credentials, registries"
     if ctx.releasing:
-        checks = f"clean git tree, dated changelog entry, {checks}"
+        entry = "dated changelog entry"
+        if ctx.version.dev:
+            entry = "well-formed changelog (a dev build needs no dated entry)"
+        checks = f"clean git tree, {entry}, {checks}"
     return steps + [Step(NAME, "run", "checks", checks)]
 
 

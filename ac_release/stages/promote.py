@@ -22,6 +22,8 @@ NAME = "promote"
 
 def check(ctx: ReleaseContext) -> list[Step]:
     """keep a floating tag behind a newer build; skip one already on this build's image; move the rest."""
+    if ctx.version.dev:
+        return [Step(NAME, "skip", "floating-tags", "a dev build moves no floating tag")]
     running = services_running(ctx)
     steps = []
     for repository in ctx.target.registries:
@@ -60,7 +62,7 @@ def _floating(ctx, repository: str, tag: str, source: registry.RemoteImage | Non
 def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
     ensure_local_services(ctx)
     tags: list[PushedTag] = []
-    for step in steps:
+    for step in steps if not ctx.version.dev else ():
         repository, tag = step.data["repository"], step.data["tag"]
         if step.action == "keep":
             tags.append(PushedTag(repository, tag, "", "", True, "kept"))

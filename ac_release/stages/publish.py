@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 
-from ac_release import release_files
+from ac_release import build_inputs, release_files
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, artifact_names, attestation_name
+from ac_release.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, artifact_names, attestation_name
 from ac_release.names import release_files as release_file_names
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
@@ -67,7 +67,9 @@ def release_files_content(ctx: ReleaseContext) -> dict[str, bytes] | None:
         path = ctx.bundles / name
         if name == WHEEL_RECORD and wheel is not None:
             files[name] = release_files.wheel_record_bytes(wheel)
-        elif name != WHEEL_RECORD and path.is_file():
+        elif name == BUILD_INPUTS:
+            files[name] = build_inputs.record_bytes(ctx.settings.root, ctx.version)
+        elif name not in (WHEEL_RECORD, BUILD_INPUTS) and path.is_file():
             files[name] = path.read_bytes()
         else:
             return None

@@ -6,7 +6,7 @@ another commit, here or on the remote, is refused.
 
 from __future__ import annotations
 
-from ac_release.changelog import release_entry
+from ac_release.changelog import dev_build_entry, release_entry
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_text
@@ -23,6 +23,8 @@ NAME = "tag"
 def check(ctx: ReleaseContext) -> list[Step]:
     root, tag, remote_name = ctx.settings.root, ctx.version.git_tag, ctx.target.git_remote
     where = f"{tag}@{remote_name}"
+    if ctx.version.dev:
+        return [Step(NAME, "skip", where, "no release tag for dev builds (their notes are written to dist/)")]
     commit = head(root)
     local = local_tag_commit(root, tag)
     remote, why_unknown = None, ""
@@ -49,9 +51,12 @@ def check(ctx: ReleaseContext) -> list[Step]:
     return [Step(NAME, "skip", where, f"already at {commit}")]
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord:
+def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord | None:
     ensure_local_services(ctx)
     root, tag = ctx.settings.root, ctx.version.git_tag
+    if ctx.version.dev:
+        _dev_notes(ctx)
+        return None
     (step,) = steps
     commit = head(root)
     notes = ctx.dist / NOTES
@@ -67,3 +72,13 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord:
     record = TagRecord(tag, commit, ctx.target.git_remote, NOTES, "pushed" if step.open else "present")
     ctx.save(record)
     return record
+
+
+def _dev_notes(ctx: ReleaseContext) -> None:
+    """A dev build's notes: the changelog entry of its build number when there is one; never a git tag."""
+    entry = dev_build_entry(ctx.settings.root / "changelog", ctx.version)
+    if entry is None:
+        ctx.log(f"tag: {ctx.version} is a dev build: no git tag, and no changelog entry for its notes")
+        return
+    atomic_write_text(ctx.dist / NOTES, render(ctx, entry, released_images(ctx)))
+    ctx.log(f"tag: {ctx.version} is a dev build: no git tag; notes from the entry of {entry.version} in dist/")

@@ -41,7 +41,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     running = services_running(ctx)
     previous = previous_release(ctx) if running else None
     upgrade_from = str(previous.version) if previous else None
-    repository = ctx.target.registries[0]
+    repository = ctx.release_target.registries[0]  # where releases are: a dev build is upgrade-tested from one
     steps = []
     for flavour in flavours(ctx):
         state = flavour_state(ctx, flavour)
@@ -82,7 +82,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
         if smoke.result != "passed":
             upgrade = Session("not run: the smoke tests failed")
         elif previous is None:
-            ctx.log(f"test: no release before {ctx.version} on {ctx.target.registries[0]}, no upgrade to test")
+            ctx.log(f"test: no release before {ctx.version} on {ctx.release_target.registries[0]}, no upgrade to test")
             upgrade = Session("no earlier release")
         else:
             pull_previous(ctx, previous)

@@ -92,7 +92,8 @@ def test_impossible_date_is_refused(tmp_path):
         (
             ("## 2.2.4-2, TBD", "## 2.2.4-0, TBD"),
             "changelog/2.2.4.md:3: invalid AC version '2.2.4-0': expected X.Y.Z-N (release, N >= 1 without leading "
-            "zeros) or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1",
+            "zeros), X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK (nightly), "
+            "e.g. 2.2.4-1",
         ),
         (
             ("# Astronomer Certified 2.2.4", "# Changelog"),

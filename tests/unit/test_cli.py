@@ -25,8 +25,8 @@ def test_bad_version_one_line_nonzero_nothing_written(tmp_path, task, version):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: invalid AC version {version!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros) "
-        f"or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
+        f"error: invalid AC version {version!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros), "
+        f"X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK (nightly), e.g. 2.2.4-1"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release.toml"]
 

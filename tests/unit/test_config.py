@@ -251,12 +251,12 @@ BAD_VALUES = [
     ),
     (
         ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registry = "127.0.0.1:5000/a"'),
-        "targets.local.registry: unknown key (known keys: base_images, git_remote, index, local_services, "
+        "targets.local.registry: unknown key (known keys: base_images, dev, git_remote, index, local_services, "
         "registries, services, signing)",
     ),
     (
         ('host = "127.0.0.1"', 'hots = "127.0.0.1"'),
-        "services.hots: unknown key (known keys: dir, host, pypi_port, registry_port, sigstore_port)",
+        "services.hots: unknown key (known keys: dev_pypi_port, dir, host, pypi_port, registry_port, sigstore_port)",
     ),
     (
         ('docker = "auto"', 'dockr = "auto"'),

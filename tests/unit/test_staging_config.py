@@ -148,7 +148,8 @@ STAGING_BAD = [
     ),
     (
         ("tls = true\n", "tls = true\nregistry_port = 5000\n"),
-        "targets.staging.services.registry_port: unknown key (known keys: dir, host, pypi_port, registries, "
+        "targets.staging.services.registry_port: unknown key (known keys: dev_pypi_port, dir, host, pypi_port, "
+        "registries, "
         "sigstore_port, tls)",
     ),
 ]

@@ -54,8 +54,8 @@ def test_everything_else_is_refused_naming_the_accepted_forms(text):
         ACVersion.parse(text)
     message = str(error.value)
     assert message == (
-        f"invalid AC version {text!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros) "
-        f"or X.Y.Z-N-dev (dev build), e.g. 2.2.4-1"
+        f"invalid AC version {text!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros), "
+        f"X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK (nightly), e.g. 2.2.4-1"
     )
 
 
