@@ -243,6 +243,19 @@ def matrix(c, version, github_output=False):
     print(as_json(jobs))
 
 
+@task(help={"github-output": "also append `matrix=<json>` to the file named by $GITHUB_OUTPUT (a GitHub Actions step)"})
+@_reports_errors
+def lines(c, github_output=False):
+    """Print the release lines (wheel/<airflow>/line.toml) as a job matrix: one {line} per line (nightly.yml)."""
+    from ac_release.images.ci_matrix import as_json, lines_matrix
+    from ac_release.images.ci_matrix import write_github_output as write_matrix
+
+    jobs = lines_matrix(load_settings().wheel_dir)
+    if github_output:
+        write_matrix(jobs)
+    print(as_json(jobs))
+
+
 @task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
 @_reports_errors
 def lock(c, line):
@@ -262,15 +275,28 @@ def lock(c, line):
     help={
         "line": "Airflow version of the release line, e.g. 2.2.4",
         "patch": "a `git format-patch` file: an upstream commit or a fix of this fork",
+        "github-output": "also append the pull request of backport.yml (build, branch, title, body) to $GITHUB_OUTPUT",
     }
 )
 @_reports_errors
-def backport(c, line, patch):
+def backport(c, line, patch, github_output=False):
     """Add a patch to a line's series (proven to apply to the pinned sdist), with a check to fill in and the
     undated changelog entry of the next build."""
     from ac_release.backport import backport as add_backport
+    from ac_release.backport import pull_request
+    from ac_release.github_output import require_github_output, write_github_output
 
-    add_backport(load_settings(), line, Path(patch).absolute())
+    if github_output:
+        require_github_output()  # before anything is written
+    printed: list[str] = []
+
+    def log(text: str) -> None:
+        print(text)
+        printed.append(text)
+
+    planned = add_backport(load_settings(), line, Path(patch).absolute(), log=log)
+    if github_output:
+        write_github_output(pull_request(planned, printed))
 
 
 @task(name="lock-tools", help={"upgrade": "re-resolve every pin instead of keeping the ones already in the lock"})
@@ -359,6 +385,7 @@ namespace = Collection(
     lock_tools,
     backport,
     matrix,
+    lines,
     services,
     images,
     bench,

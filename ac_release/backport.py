@@ -337,12 +337,16 @@ def _literal(text: str) -> str:
     return f'"{literal[1:-1]}"' if "'" not in text and '"' not in text else literal
 
 
+def commit_message(planned: Backport) -> str:
+    return f"Backport {planned.patch.upstream or planned.patch.title} to {planned.line.airflow} ({planned.build})"
+
+
 def _report(root: Path, planned: Backport, applied: int, log) -> None:
     def rel(path: Path) -> str:
         return str(path.relative_to(root))
 
     changelog_file = f"changelog/{planned.line.airflow}.md"
-    message = f"Backport {planned.patch.upstream or planned.patch.title} to {planned.line.airflow} ({planned.build})"
+    message = commit_message(planned)
     log(f"wrote {rel(planned.patch_path)}: the series of {applied} patches applies to {planned.line.sdist.filename}")
     log(f"wrote {rel(planned.check_path)}: it fails until you fill it in")
     log(
@@ -357,3 +361,34 @@ def _report(root: Path, planned: Backport, applied: int, log) -> None:
         f"git commit -m {shlex.quote(message)}"
     )
     log(f"  invoke release {planned.build}")
+
+
+def pull_request(planned: Backport, printed: list[str]) -> dict[str, str]:
+    """What backport.yml commits and proposes: the build, a branch and a title, and a body carrying the command's
+    output (what was written, what the maintainer still has to do)."""
+    check = f"wheel/{planned.line.airflow}/{PATCHES_DIR}/{planned.check_path.name}"
+    output = "\n".join(printed)
+    body = f"""\
+`invoke backport {planned.line.airflow}` added `{planned.patch_path.name}` to the series of {planned.line.airflow}:
+the whole series applies to the pinned sdist. Its output:
+
+```
+{output}
+```
+
+This branch holds those three files, committed as they were written. Before {planned.build} can be released:
+
+- [ ] fill in `{check}`: it fails until it proves the fix is in the installed Airflow, and so does the wheel stage;
+- [ ] review the {planned.build} entry of `changelog/{planned.line.airflow}.md` and replace {UNDATED} with the release
+date: the release refuses an undated entry, which is the expected state of a fresh backport;
+- [ ] then `invoke release {planned.build}` (or dispatch release.yml with {planned.build}).
+
+The workflow run's log shows the release dry run of {planned.build} from this branch: the plan of what it builds,
+signs, uploads, pushes and tags.
+"""
+    return {
+        "build": str(planned.build),
+        "branch": f"backport/{planned.build}/{planned.name}",
+        "title": commit_message(planned),
+        "body": body,
+    }

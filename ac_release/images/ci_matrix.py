@@ -6,11 +6,12 @@ Computed from images/matrix.toml and changelog/, so a workflow never lists flavo
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from ac_release import github_output
 from ac_release.errors import ReleaseError
 from ac_release.images.matrix import flavours_of
+from ac_release.line import known_lines
 from ac_release.sessions import session_params
 from ac_release.version import ACVersion
 
@@ -43,12 +44,12 @@ def as_json(matrix: dict) -> str:
 
 def write_github_output(matrix: dict) -> Path:
     """Append `matrix=<json>` to the file GitHub Actions names in $GITHUB_OUTPUT (the step's outputs)."""
-    path = os.environ.get("GITHUB_OUTPUT")
-    if not path:
-        raise ReleaseError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions in every step); unset here")
-    try:
-        with open(path, "a", encoding="utf-8") as output:
-            output.write(f"{OUTPUT_NAME}={as_json(matrix)}\n")
-    except OSError as exc:
-        raise ReleaseError(f"cannot write the step output to $GITHUB_OUTPUT ({path}): {exc.strerror}") from None
-    return Path(path)
+    return github_output.write_github_output({OUTPUT_NAME: as_json(matrix)})
+
+
+def lines_matrix(wheel_dir: Path) -> dict:
+    """`{"include": [{"line": "2.2.4"}, …]}`: every release line (`wheel/<airflow>/line.toml`), one nightly job each."""
+    lines = known_lines(wheel_dir)
+    if not lines:  # GitHub refuses an empty matrix with a message far from the cause
+        raise ReleaseError(f"no release line: {wheel_dir} has no <airflow>/line.toml")
+    return {"include": [{"line": line} for line in lines]}

@@ -363,3 +363,34 @@ def test_a_section_the_pending_entry_lacks_goes_in_the_order_of_the_sections(tmp
         "# Astronomer Certified 2.2.4\n\n## 2.2.4-2, TBD\n\n### Security\n- Escape the name.\n\n### Bug Fixes\n"
         "- A fix.\n\n## 2.2.4-1, 2026-11-22\n\n### Bug Fixes\n- The first fix.\n"
     )
+
+
+def test_github_output_carries_the_pull_request_with_the_commands_output(tmp_path, repo, monkeypatch):
+    """backport.yml commits on `branch` with `title`, dry-runs `build` and opens the pull request with `body`."""
+    from tests.unit.test_lines import _read_outputs
+
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    patch = format_patch(tmp_path / "patches", SECOND, "Greet the world when no name is given (#12345)")
+    result = backport(tmp_path, repo, "2.2.4", str(patch), "--github-output")
+    assert result.returncode == 0, result.stderr
+    outputs = _read_outputs(output.read_text())
+    name = "0002-greet-the-world-when-no-name-is-given"
+    assert {k: v for k, v in outputs.items() if k != "body"} == {
+        "build": "2.2.4-2",
+        "branch": f"backport/2.2.4-2/{name}",
+        "title": "Backport apache/airflow#12345 to 2.2.4 (2.2.4-2)",
+    }
+    body = outputs["body"]
+    assert f"```\n{result.stdout.rstrip()}\n```" in body  # the command's whole output, as it printed it
+    assert f"- [ ] fill in `wheel/2.2.4/patches/{name}.check.py`" in body
+    assert "replace TBD with the release\ndate: the release refuses an undated entry" in body
+    assert "the expected state of a fresh backport" in body
+
+
+def test_github_output_outside_github_actions_is_refused_before_anything_is_written(tmp_path, repo, monkeypatch):
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    patch = format_patch(tmp_path / "patches", SECOND, "Greet the world when no name is given (#12345)")
+    assert _refused(tmp_path, repo, "2.2.4", str(patch), "--github-output") == (
+        "error: --github-output needs $GITHUB_OUTPUT (set by GitHub Actions in every step); unset here"
+    )

