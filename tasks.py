@@ -131,8 +131,11 @@ def nightly(c, line, target=None, dry_run=False, date=None):
     if services is not None and not dry_run:
         services.up(log=lambda message: print(message, file=sys.stderr))
     readable = services is None or all(state.startswith("up") for state in services.status().values())
-    choice = nightlies.choose(settings, line, day, nightlies.DevState(dev_target) if readable else None)
+    state = nightlies.DevState(dev_target, settings) if readable else None
+    choice = nightlies.choose(settings, line, day, state)
     print(choice.line(), flush=True)
+    if choice.done:
+        return
     if dry_run:
         ctx = ReleaseContext.create(str(choice.version), settings, target, releasing=True)
         note = f" (the tree has uncommitted changes: the run refuses them: {dirty})" if dirty else ""

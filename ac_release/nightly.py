@@ -3,9 +3,10 @@ index and dev registry hold (never from local dist/), so any machine decides ali
 
 The version is `X.Y.Z-N-devYYYYMMDDKK`: N the line's next build (the newest changelog build +1 when it is dated,
 the TBD build itself), the day in UTC and K the sequence of that day. The first K whose published inputs digest
-(names.BUILD_INPUTS among its release files) equals this tree's is the answer with nothing to do (or the rest of
-an interrupted build: the ordinary pipeline skips what is done); a K published from other inputs, or taken by a
-build that left files but no inputs record, is never reused: the next K is.
+(names.BUILD_INPUTS among its release files) equals this tree's is the answer: with nothing to do when `invoke
+verify` of it passes (any machine, even one that never built it, agrees that it is complete), else the rest of an
+interrupted build (the ordinary pipeline skips what is done); a K published from other inputs, or taken by a build
+that left files but no inputs record, is never reused: the next K is.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _LINE = re.compile(r"(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-
 class NightlyChoice:
     version: ACVersion
     reason: str
+    done: bool = False  # published from these inputs and verified: the run stops here
 
     def line(self) -> str:
         return f"{self.version}: {self.reason}"
@@ -40,6 +42,7 @@ class DevState:
     """What the dev locations hold of one line: release-files listings, index files and image tags."""
 
     target: Target  # the dev build target (its index and registries are the dev ones)
+    settings: Settings | None = None  # to verify a published nightly; None: never verified (a dry run's listing)
 
     def listing(self, version: ACVersion) -> dict[str, str] | None:
         return release_files.listing(release_files.location(self.target.registries[0]), str(version))
@@ -51,6 +54,19 @@ class DevState:
     def index_files(self) -> set[str]:
         password = self.target.index.password.read()
         return {name for project in PROJECTS for name in project_files(self.target.index, password, project)}
+
+    def verify_problem(self, version: ACVersion) -> str | None:
+        """None when `invoke verify` of the version passes on the dev locations, else what it found."""
+        if self.settings is None:
+            return "not verified"
+        from ac_release.context import ReleaseContext
+        from ac_release.verify import run_verify
+
+        try:
+            run_verify(ReleaseContext.create(str(version), self.settings, self.target.name))
+        except ReleaseError as exc:
+            return str(exc)
+        return None
 
     def image_tags(self) -> set[str]:
         return {tag for repository in self.target.registries for tag in registry.tags(repository)}
@@ -89,7 +105,9 @@ def choose(settings: Settings, line: str, date: dt.date, state: DevState | None)
         listing = state.listing(version)
         if listing is not None and BUILD_INPUTS in listing:
             if state.recorded_inputs(version) == inputs:
-                return NightlyChoice(version, f"same inputs as {version}: nothing to do")
+                if (problem := state.verify_problem(version)) is None:
+                    return NightlyChoice(version, f"same inputs as {version}, verified: nothing to do", done=True)
+                return NightlyChoice(version, f"same inputs as {version}, not complete ({problem}): resuming it")
             why_next = f"inputs differ from {version}: next sequence"
         elif listing is not None or _taken(version, index_files, image_tags):
             why_next = f"{version} was left by a build without an inputs record: next sequence"
