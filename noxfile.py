@@ -49,8 +49,8 @@ PYTHON = sys.executable  # every tool runs as `python -m` of this environment, n
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """Fast tests: no Docker, no network, no services; on both cores (pytest-xdist), each test independent."""
-    session.run(PYTHON, "-m", "pytest", "tests/unit", "-n", "2", "--dist", "loadfile", *session.posargs)
+    """Fast tests: no Docker, no network, no services."""
+    session.run(PYTHON, "-m", "pytest", "tests/unit", *session.posargs)
 
 
 @nox.session

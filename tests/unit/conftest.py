@@ -1,25 +1,8 @@
-"""The unit suite's summary line for the hostile-input suite: how many cases ran and how long they took.
-
-`nox -s unit` runs the suite on two pytest-xdist workers, each test file on one worker (`--dist loadfile`: the
-hostile-input cases run once, together); the worker that ran them hands its figures to the controller, which prints
-the line."""
+"""The unit suite's summary line for the hostile-input suite: how many cases ran and how long they took."""
 
 import pytest
 
 HOSTILE_SUMMARY = pytest.StashKey[tuple[int, float]]()  # (cases run, seconds), set by test_hostile_inputs.py
-WORKER_OUTPUT = "hostile_summary"
-
-
-def pytest_sessionfinish(session):
-    workeroutput = getattr(session.config, "workeroutput", None)  # set on an xdist worker only
-    if workeroutput is not None and HOSTILE_SUMMARY in session.config.stash:
-        workeroutput[WORKER_OUTPUT] = list(session.config.stash[HOSTILE_SUMMARY])
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):
-    if summary := getattr(node, "workeroutput", {}).get(WORKER_OUTPUT):
-        node.config.stash[HOSTILE_SUMMARY] = (summary[0], summary[1])
 
 
 def pytest_terminal_summary(terminalreporter, config):
