@@ -114,9 +114,10 @@ def push_release(settings, version: str, base: str, onbuild: str, tested: bool =
     return {tag.tag: tag.action for tag in pushed.tags + promoted.tags}
 
 
-def pointing(settings) -> dict[str, str]:
-    """Every tag of the registry and the image it points to."""
-    (repository,) = settings.target(None).registries
+def pointing(settings, dev_build: bool = False) -> dict[str, str]:
+    """Every tag of the release repository (or the dev one) and the image it points to."""
+    target = settings.target(None)
+    (repository,) = target.for_dev_build().registries if dev_build else target.registries
     return {tag: registry.remote_image(repository, tag).config for tag in sorted(registry.tags(repository))}
 
 
@@ -195,8 +196,9 @@ def test_another_line_and_dev_builds_never_move_a_lines_floating_tags(settings, 
     tags = pointing(settings)
     assert tags["2.2.4"] == tags["2.2.4-onbuild"] == new
     assert tags["2.2.3"] == tags["2.2.3-onbuild"] == old_line
-    assert tags["2.2.4-2-dev"] == tags["2.2.4-2-dev-bullseye"] == dev
-    assert sorted(t for t, image in tags.items() if image == dev) == [
+    assert dev not in tags.values()  # a dev build goes to the dev repository only
+    dev_tags = pointing(settings, dev_build=True)
+    assert sorted(t for t, image in dev_tags.items() if image == dev) == [
         "2.2.4-2-dev",
         "2.2.4-2-dev-bullseye",
         "2.2.4-2-dev-bullseye-onbuild",
