@@ -68,9 +68,7 @@ def release_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings(release_dir):
-    """Like the repository's release.toml: the local services also run the dev index (dev builds go there and to
-    `<repository>-dev`)."""
-    return load_settings(write_config(release_dir, dev_index=True))
+    return load_settings(write_config(release_dir))
 
 
 @pytest.fixture(scope="session")

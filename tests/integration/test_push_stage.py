@@ -52,7 +52,7 @@ def lines_root(tmp_path):
 
 @pytest.fixture
 def settings(tmp_path, lines_root, docker_ready):
-    settings = load_settings(write_config(tmp_path, root=lines_root))
+    settings = load_settings(write_config(tmp_path, root=lines_root, dev_index=True))  # dev builds: <repo>-dev
     services = LocalServices(settings.services)
     services.up(log=lambda _: None)
     yield settings
