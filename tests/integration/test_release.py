@@ -568,7 +568,7 @@ def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree
     """Dry runs only: the decision, without another build. The commit it makes is undone afterwards (the backport
     test below releases 2.2.4-2 on top of the commit 2.2.4-1 was released from)."""
     config, version, today = nightly["config"], nightly["version"], nightly["today"]
-    released_from = _git(release_repo, "rev-parse", "HEAD")
+    released_from = _git(release_repo, "rev-parse", "HEAD").strip()
     try:
         _commit(release_repo, "ac_release/nightly.py", "# an input changed\n")
         second = ACVersion.nightly_of("2.2.4", 2, today, 2)
