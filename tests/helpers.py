@@ -140,3 +140,22 @@ instance = "custom"
 identity = "release@staging.ac-release.local"
 issuer = "https://oidc.staging.ac-release.local"
 """
+
+
+# A production target as release.toml declares one (no services of its own), for tests that add it to a config.
+PRODUCTION = """
+[targets.production]
+base_images = "official"
+registries = ["quay.io/astronomer/ap-airflow"]
+git_remote = "origin"
+
+[targets.production.index]
+url = "https://pip.example.com/"
+username = "__token__"
+password_env = "AC_INDEX_PASSWORD"
+
+[targets.production.signing]
+instance = "public"
+identity = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
+issuer = "https://token.actions.githubusercontent.com"
+"""

@@ -4,7 +4,7 @@ import pytest
 
 from ac_release.config import Secret, load_settings
 from ac_release.errors import ReleaseError
-from tests.helpers import REPO, write_config
+from tests.helpers import PRODUCTION, REPO, write_config
 
 
 def test_repository_config_has_local_default_and_production():
@@ -56,23 +56,6 @@ def test_cache_dir_can_be_overridden_from_the_environment(tmp_path, monkeypatch)
 
 
 # -- the schema of release.toml (issue 10, item 12): every refusal is one line naming the file and the dotted key --
-
-PRODUCTION = """
-[targets.production]
-base_images = "official"
-registries = ["quay.io/astronomer/ap-airflow"]
-git_remote = "origin"
-
-[targets.production.index]
-url = "https://pip.example.com/"
-username = "__token__"
-password_env = "AC_INDEX_PASSWORD"
-
-[targets.production.signing]
-instance = "public"
-identity = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
-issuer = "https://token.actions.githubusercontent.com"
-"""
 
 
 def _config(tmp_path, *changes: tuple[str, str], append: str = "") -> Path:

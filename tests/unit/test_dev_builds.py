@@ -25,7 +25,7 @@ from ac_release.names import BUILD_INPUTS, release_files
 from ac_release.nightly import parse_date, parse_line
 from ac_release.stages import promote, tag
 from ac_release.version import ACVersion
-from tests.helpers import REPO, git, write_config
+from tests.helpers import PRODUCTION, REPO, git, write_config
 
 NIGHTLY = "2.2.4-2-dev2026120101"
 
@@ -186,23 +186,6 @@ def test_a_target_with_services_derives_its_dev_locations(tmp_path):
     assert str(error.value).endswith(
         "targets.local.dev: derived from the target's services (dev_pypi_port, `<repository>-dev`): remove it"
     )
-
-
-PRODUCTION = """
-[targets.production]
-registries = ["quay.io/astronomer/ap-airflow"]
-git_remote = "origin"
-
-[targets.production.index]
-url = "https://pip.example.com/"
-username = "__token__"
-password_env = "AC_INDEX_PASSWORD"
-
-[targets.production.signing]
-instance = "public"
-identity = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
-issuer = "https://token.actions.githubusercontent.com"
-"""
 
 
 def test_the_tag_stage_skips_a_dev_build_and_promote_says_it_moves_nothing(tmp_path):
