@@ -27,13 +27,12 @@ from ac_release.config import Settings
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, atomic_write_text
 from ac_release.git import git
-from ac_release.line import PATCHES_DIR, ReleaseLine, check_series, known_lines, load_line
+from ac_release.line import LINE_NAME, PATCHES_DIR, ReleaseLine, check_series, known_lines, load_line
 from ac_release.patches import apply_series
 from ac_release.sdist import fetch_sdist
 from ac_release.version import ACVersion
 
 UPSTREAM = "apache/airflow"
-_LINE = re.compile(r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)", re.ASCII)
 _SUBJECT_TAG = re.compile(r"^(?:\[[^\]]*\]\s*)+")  # `[PATCH v2 1/3] [astro] ` in front of the title
 _PR = re.compile(r"\s*\(#(?P<number>[0-9]+)\)\s*$")
 _CHERRY_PICK = re.compile(r"^\(cherry picked from commit (?P<sha>[0-9a-f]{7,40})\)\s*$", re.MULTILINE)
@@ -188,7 +187,7 @@ def backport(settings: Settings, line_name: str, patch_file: Path, log=print) ->
 
 
 def _require_line(settings: Settings, name: str) -> None:
-    if not _LINE.fullmatch(name) or not (settings.wheel_dir / name / "line.toml").is_file():
+    if not LINE_NAME.fullmatch(name) or not (settings.wheel_dir / name / "line.toml").is_file():
         known = ", ".join(known_lines(settings.wheel_dir)) or "none"
         raise ReleaseError(
             f"no release line {name!r}: known lines are {known}; a new line starts with wheel/<airflow>/line.toml"

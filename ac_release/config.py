@@ -134,13 +134,14 @@ class ServicesSettings:
 
     @property
     def index_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self._url_host}:{self.pypi_port}/"
+        return self._index_url(self.pypi_port)
 
     @property
     def dev_index_url(self) -> str | None:
-        if self.dev_pypi_port is None:
-            return None
-        return f"{'https' if self.tls else 'http'}://{self._url_host}:{self.dev_pypi_port}/"
+        return None if self.dev_pypi_port is None else self._index_url(self.dev_pypi_port)
+
+    def _index_url(self, port: int) -> str:
+        return f"{'https' if self.tls else 'http'}://{self._url_host}:{port}/"
 
     @property
     def password_file(self) -> Path:

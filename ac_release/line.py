@@ -16,6 +16,8 @@ LINE_FILE = "line.toml"
 LOCK_FILE = "constraints.txt"
 BUILD_REQUIREMENTS_FILE = "build-requirements.txt"
 PATCHES_DIR = "patches"
+# A line's name, its Airflow version X.Y.Z: ASCII digits, no leading zeros, at most 4 digits each (version.MAX_DIGITS).
+LINE_NAME = re.compile(r"(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})", re.ASCII)
 _SERIES_FILE = re.compile(
     r"(?P<number>[0-9]{4})-(?P<slug>[a-z0-9][a-z0-9._-]*?)(?P<kind>\.patch|\.check\.py)", re.ASCII
 )

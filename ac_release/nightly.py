@@ -12,19 +12,18 @@ that left files but no inputs record, is never reused: the next K is.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from ac_release import build_inputs, registry, release_files
-from ac_release.changelog import next_build
+from ac_release.changelog import is_date, next_build
 from ac_release.config import Settings, Target
 from ac_release.errors import ReleaseError
 from ac_release.index import project_files
+from ac_release.line import LINE_NAME
 from ac_release.names import BUILD_INPUTS, PROJECTS, artifact_names
 from ac_release.version import ACVersion
 
 MAX_SEQUENCE = 99
-_LINE = re.compile(r"(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class DevState:
 
 
 def parse_line(text: str) -> str:
-    if not _LINE.fullmatch(text or ""):
+    if not LINE_NAME.fullmatch(text or ""):
         raise ReleaseError(f"invalid release line {text!r}: expected the Airflow version X.Y.Z, e.g. 2.2.4")
     return text
 
@@ -82,11 +81,8 @@ def parse_date(text: str | None) -> dt.date:
     """--date YYYY-MM-DD (tests, a re-run of a missed night); default: today in UTC."""
     if text is None:
         return dt.datetime.now(dt.UTC).date()
-    try:
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text, re.ASCII):
-            return dt.date.fromisoformat(text)
-    except ValueError:
-        pass
+    if is_date(text):
+        return dt.date.fromisoformat(text)
     raise ReleaseError(f"invalid --date {text!r}: expected a calendar date YYYY-MM-DD, e.g. 2026-12-01")
 
 
