@@ -11,14 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-from pypi_attestations import Attestation, AttestationType, Distribution
-from sigstore.dsse import DigestSet, StatementBuilder, Subject
-from sigstore.errors import Error as SigstoreError
-from sigstore.models import ClientTrustConfig
-from sigstore.oidc import IdentityToken
-from sigstore.sign import SigningContext
-from sigstore.verify import Verifier, policy
+from typing import TYPE_CHECKING
 
 from ac_release import provenance
 from ac_release.context import ReleaseContext
@@ -28,7 +21,13 @@ from ac_release.images.build import SOURCE
 from ac_release.records import WheelRecord
 from ac_release.signing import TOKEN_ENV, _identity_token, _trust_config
 
-PREDICATE_TYPES = {"publish": AttestationType.PYPI_PUBLISH_V1.value, "slsa": provenance.PREDICATE_TYPE}
+if TYPE_CHECKING:
+    from sigstore.models import ClientTrustConfig
+    from sigstore.verify import Verifier
+
+# pypi-attestations' AttestationType.PYPI_PUBLISH_V1 (a unit test holds them equal). pypi-attestations and sigstore
+# are imported only where an attestation is made or read: loading them costs every command a third of a second.
+PREDICATE_TYPES = {"publish": "https://docs.pypi.org/attestations/publish/v1", "slsa": provenance.PREDICATE_TYPE}
 # The inputs that decide the bytes: a later commit that keeps the same wheels keeps their provenance too.
 DECIDING_ROLES = ("sdist", "patch", "build-requirements")
 
@@ -68,6 +67,8 @@ def slsa_predicate(ctx: ReleaseContext, artifact: str, sha256: str, commit: str)
 
 
 def _client_trust_config(ctx: ReleaseContext) -> ClientTrustConfig:
+    from sigstore.models import ClientTrustConfig
+
     path = _trust_config(ctx)
     if path is None:
         return ClientTrustConfig.production()
@@ -77,6 +78,8 @@ def _client_trust_config(ctx: ReleaseContext) -> ClientTrustConfig:
 
 
 def verifier(ctx: ReleaseContext) -> Verifier:
+    from sigstore.verify import Verifier
+
     path = _trust_config(ctx)
     if path is None:
         return Verifier.production(offline=True)  # the trust root shipped with the pinned client
@@ -88,6 +91,12 @@ def sign(ctx: ReleaseContext, jobs: list[tuple[Path, str, dict | None]]) -> dict
     token = _identity_token(ctx).get(TOKEN_ENV)
     if not token:
         raise ReleaseError(f"no OIDC identity token to attest with: set {TOKEN_ENV} (public Sigstore in CI)")
+    from pypi_attestations import Attestation, Distribution
+    from sigstore.dsse import DigestSet, StatementBuilder, Subject
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
     signing = SigningContext.from_trust_config(_client_trust_config(ctx))
     made = {}
     try:
@@ -119,6 +128,10 @@ def check(ctx: ReleaseContext, artifact: Path, attestation_file: Path, kind: str
     where = attestation_file.name
     if not attestation_file.is_file():
         raise ReleaseError(f"{where} is missing")
+    from pypi_attestations import Attestation
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.verify import policy
+
     try:
         attestation = Attestation.model_validate_json(attestation_file.read_bytes())
         _, payload = verifier(ctx).verify_dsse(
