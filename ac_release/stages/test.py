@@ -6,6 +6,9 @@ The stage pulls the earlier release by digest itself, with the registry's own lo
 names it to the upgrade session in AC_SMOKE_UPGRADE_FROM (`<version> <repository>@<digest>`): the sessions get no
 secret, so they neither read a registry that requires credentials nor pull from it.
 
+The smoke tests run as two parts (PARTS), side by side with each other and with the upgrade tests: three pytest
+processes that share only the images, each with its own Docker network and PostgreSQL.
+
 Results are recorded against the image ids: images that already passed are not tested again, and the push stage
 refuses an image id without a passing result. A session in which any test was skipped, or none ran, failed.
 """
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ac_release import proc, registry
@@ -29,6 +33,12 @@ from ac_release.steps import Step, open_steps
 
 NAME = "test"
 KINDS = ("smoke", "upgrade")
+# Each kind's tests as parts run side by side, by pytest marker expression (tests/smoke: `database` marks the tests
+# that need the part's PostgreSQL). The parts of a kind together select every test of its marker, each once.
+PARTS = {
+    "smoke": {"image": "smoke and not database", "database": "smoke and database"},
+    "upgrade": {"upgrade": "upgrade"},
+}
 # What the test sessions get of the environment: what Docker, pytest and the pipeline's configuration need.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH")
 PASSED_ENV_PREFIXES = ("AC_RELEASE_",)
@@ -78,15 +88,13 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
         if images is None or name not in images.flavours:
             raise ReleaseError(f"no {name} images of {ctx.version} to test: run `invoke images {ctx.version}`")
         ids = images.flavours[name].ids()
-        smoke = _session(ctx, name, "smoke")
-        if smoke.result != "passed":
-            upgrade = Session("not run: the smoke tests failed")
-        elif previous is None:
+        if previous is None:
             ctx.log(f"test: no release before {ctx.version} on {ctx.release_target.registries[0]}, no upgrade to test")
-            upgrade = Session("no earlier release")
         else:
             pull_previous(ctx, previous)
-            upgrade = _session(ctx, name, "upgrade", previous)
+        sessions = _side_by_side(ctx, name, previous)
+        smoke = sessions["smoke"]
+        upgrade = sessions.get("upgrade") or Session("no earlier release")
         record.flavours[name] = FlavourTest(ids, upgrade_from, smoke, upgrade)
         ctx.save(record)
         for kind, session in (("smoke", smoke), ("upgrade", upgrade)):
@@ -97,6 +105,37 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
     return record
 
 
+def _side_by_side(ctx: ReleaseContext, flavour: str, previous: PreviousRelease | None) -> dict[str, Session]:
+    """Every part of the smoke tests, and the upgrade tests, at once: they share nothing but the images (each part
+    has its own Docker network and PostgreSQL), and each mostly waits on containers, so two cores run them in
+    about the time of the longest part. A kind's parts make one Session."""
+    kinds = KINDS if previous is not None else ("smoke",)
+    jobs = [(kind, part, expression) for kind in kinds for part, expression in PARTS[kind].items()]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [
+            (kind, pool.submit(_session, ctx, flavour, kind, part, expression, previous if kind == "upgrade" else None))
+            for kind, part, expression in jobs
+        ]
+        parts = [(kind, future.result()) for kind, future in futures]
+    seconds = round(time.monotonic() - started, 1)
+    return {kind: _combined([session for k, session in parts if k == kind], seconds) for kind in kinds}
+
+
+def _combined(parts: list[Session], seconds: float) -> Session:
+    """One kind's parts as one session: passed only when every part passed; counts summed; the failed parts' logs
+    (every part's when none failed)."""
+    if len(parts) == 1:
+        return parts[0]
+    counts: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    passed = all(part.result == "passed" for part in parts)
+    logs = [part.log for part in parts if passed or part.result != "passed"]
+    return Session("passed" if passed else "failed", seconds, counts, ", ".join(logs))
+
+
 def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
     """The earlier release by digest, pulled here with the registry's login: the upgrade session gets no secret."""
     ctx.log(f"test: pulling {previous.reference} ({previous.version}) to upgrade from")
@@ -104,25 +143,34 @@ def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
         docker("pull", "--quiet", previous.reference, capture=True)
 
 
-def _session(ctx: ReleaseContext, flavour: str, kind: str, previous: PreviousRelease | None = None) -> Session:
-    """pytest on tests/smoke with one marker, against this release's images of one flavour and this target."""
+def _session(
+    ctx: ReleaseContext,
+    flavour: str,
+    kind: str,
+    part: str,
+    expression: str,
+    previous: PreviousRelease | None = None,
+) -> Session:
+    """pytest on tests/smoke with one marker expression, against this release's images of one flavour and this
+    target."""
     logs = ctx.cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    stem = f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}"  # two releases at once never share a report
+    # two releases at once never share a report: the version, target and part name it
+    stem = f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}" + (f"-{part}" if part != kind else "")
     log, report = logs / f"{stem}.log", logs / f"{stem}.xml"
     report.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", kind]
+    argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", expression]
     argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]
     env = session_env(ctx, flavour, previous)
-    ctx.log(f"test: {kind} tests of {flavour} (log: {log})")
+    ctx.log(f"test: {kind} tests of {flavour}{f' ({part})' if part != kind else ''} (log: {log})")
     started = time.monotonic()
-    with ctx.view.row(f"{kind} {flavour}", level=1) as row, open(log, "wb") as output:
+    with ctx.view.row(f"{kind} {flavour}{f' {part}' if part != kind else ''}", level=1) as row, open(log, "wb") as out:
         try:
             returncode = proc.run(
-                argv, kind="pytest", cwd=ctx.settings.root, stdout=output, stderr=subprocess.STDOUT, env=env
+                argv, kind="pytest", cwd=ctx.settings.root, stdout=out, stderr=subprocess.STDOUT, env=env
             ).returncode
         except proc.Timeout as exc:
-            output.write(f"\n{exc}\n".encode())
+            out.write(f"\n{exc}\n".encode())
             returncode = -1
         counts = _counts(report)
         passed = returncode == 0 and counts.get("tests", 0) > 0 and counts["passed"] == counts["tests"]

@@ -206,6 +206,7 @@ def test_no_compiler_no_build_ca_no_caches_no_credentials(docker, built):
     assert not scan.findings, scan.report()
 
 
+@pytest.mark.database
 def test_db_init_connections_and_variables(airflow, initialised_db):
     airflow("connections", "add", "smoke_http", "--conn-uri", "http://user:s3cret@example.invalid:8080/path")
     got = last_json(airflow("connections", "get", "smoke_http", "--output", "json").stdout)
@@ -220,6 +221,7 @@ def test_db_init_connections_and_variables(airflow, initialised_db):
     assert airflow("variables", "get", "smoke_var", check=False).returncode != 0
 
 
+@pytest.mark.database
 def test_webserver_health_and_login_page(docker, built, network, airflow_env, initialised_db):
     with detached(
         docker, network, "webserver", built.image, "airflow", "webserver", args=env_args(airflow_env)
@@ -236,6 +238,7 @@ def test_webserver_health_and_login_page(docker, built, network, airflow_env, in
         assert login.stdout == "200"
 
 
+@pytest.mark.database
 def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, airflow, initialised_db, tmp_path):
     dags = smoke_dags(tmp_path)
     with scheduler(docker, network, built.image, airflow_env, dags):
