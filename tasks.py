@@ -218,15 +218,22 @@ def images_generate(c):
         print(f"wrote {path.relative_to(settings.root)}")
 
 
-@task(help={"version": "AC version whose published wheels are built into images, e.g. 2.2.4-1"})
+@task(
+    help={
+        "version": "AC version whose published wheels are built into images, e.g. 2.2.4-1",
+        "release": "also release the version cold on a scratch target of its own, timed per stage (default: on)",
+        "json": "write the figures as JSON here (default: <cache>/bench/<version>-<UTC time>.json)",
+    }
+)
 @_reports_errors
-def bench(c, version, target=None):
-    """Time and size of the image build against an AC-2022-style baseline (clears the Docker build cache)."""
+def bench(c, version, target=None, release=True, json=None):
+    """Image build time and size, and the whole release, against an AC-2022-style baseline built in the same run
+    (clears the Docker build cache)."""
     from ac_release.bench import run_bench
 
     ctx = ReleaseContext.create(version, load_settings(), target)
     with held(ctx.dist, str(ctx.version)):
-        run_bench(ctx)
+        run_bench(ctx, release=release, json_path=Path(json).absolute() if json else None)
 
 
 @task(

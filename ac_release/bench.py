@@ -1,11 +1,14 @@
-"""`nox -s bench`: image build time and size against an AC-2022-style baseline, measured in the same run.
+"""`nox -s bench`: image build time and size against an AC-2022-style baseline, then the whole release on a scratch
+target (ac_release/bench_release.py), all measured in the same run.
 
 Cold means an empty build cache (`docker builder prune`) with the base image present; warm means a rebuild with
-the cache of the previous build. Figures are printed as ratios to the baseline of this run.
+the cache of the previous build. Figures are printed as ratios to the baseline of this run, and written as JSON.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 import tempfile
 import time
@@ -15,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ac_release.baseimage import ensure_base
+from ac_release.bench_release import measure_release, print_release
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.fsutil import sha256_file
 from ac_release.images import build
@@ -77,7 +81,9 @@ def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) ->
     return figures
 
 
-def run_bench(ctx: ReleaseContext) -> dict:
+def run_bench(ctx: ReleaseContext, release: bool = True, json_path: Path | None = None) -> dict:
+    """The image benchmark, then (with `release`) the whole release cold on a scratch target; the figures of both
+    are written as JSON to `json_path` (default: <cache>/bench/<version>-<UTC time>.json)."""
     ensure_local_services(ctx)
     selected = flavours(ctx)
     names = [name for name in artifact_names(ctx.version) if name.endswith(".whl")]
@@ -101,6 +107,21 @@ def run_bench(ctx: ReleaseContext) -> dict:
         selected,
         figures,
     )
+    if release:
+        _prune(ctx)
+        baseline_seconds = sum(seconds for seconds, _ in baseline.values())
+        whole = measure_release(
+            ctx.settings, ctx.docker, str(ctx.version), ctx.target.base_images, baseline_seconds, ctx.log
+        )
+        figures["release"] = whole.as_json()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    json_path = json_path or ctx.cache / "bench" / f"{ctx.version}-{stamp}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    if release:
+        print_release(ctx.console, whole, json_path)
+    else:
+        ctx.console.print(f"figures as JSON: {json_path}", soft_wrap=True, highlight=False)
     return figures
 
 

@@ -30,6 +30,7 @@ from ac_release.records import (
     WheelRecord,
 )
 from ac_release.restore import restore_release_files
+from ac_release.stage_times import time_line
 from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
 from ac_release.steps import Step, refuse_any
 
@@ -165,7 +166,7 @@ def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
     tagged = ctx.record(TagRecord)
     if tagged:
         lines.append(f"git tag {tagged.tag} at {tagged.commit} on {tagged.remote} ({tagged.action})")
-    lines.append("time: " + "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
+    lines.append(time_line(timings))
     lines.append(f"manifest: {ctx.manifest.path}")
     for line in lines:
         ctx.console.print(line, soft_wrap=True)

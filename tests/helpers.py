@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from pathlib import Path
+
+from ac_release.services.manager import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,12 +25,6 @@ def committed_copy(root: Path) -> Path:
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(

@@ -390,6 +390,13 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (a scratch configuration's service ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _port_taken(host: str, port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((host, port)) == 0
