@@ -110,7 +110,7 @@ def build_flavour(
                     dockerfile=dockerfile,
                     build_args=variant_args,
                     secrets=extra,
-                    log=logs / f"{ctx.version}-images-{flavour.name}-{variant}.log",
+                    log=logs / f"{ctx.version}-{ctx.target.name}-images-{flavour.name}-{variant}.log",
                 )
             built[variant] = (image, round(time.monotonic() - started, 1))
         return built

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 
@@ -59,6 +60,45 @@ def docker_ready():
 def release_repo(tmp_path_factory, docker_ready):
     """The working tree as it is (tracked and new files), committed in a repository of its own."""
     return committed_copy(tmp_path_factory.mktemp("repo"))
+
+
+@pytest.fixture(scope="session")
+def staging(tmp_path_factory, docker_ready):
+    """A committed copy of the tree whose release.toml has the staging services in a directory of this session (a
+    machine's own staging stays untouched), on `main`; the staging secrets (made up here, as a CI secret store holds
+    them), the services up, and an identity token minted by them for the staging identity, valid for the run.
+    Session-wide: test_release.py starts the release workflow's run to staging beside its own releases."""
+    from tests.helpers import STAGING_ENV, git
+    from tests.integration.staging_run import STAGING_DIR, invoke
+
+    repo = committed_copy(tmp_path_factory.mktemp("staging-repo"))
+    services_dir = tmp_path_factory.mktemp("staging-services")
+    config = repo / "release.toml"
+    text = config.read_text()
+    assert text.count(STAGING_DIR) == 1
+    config.write_text(text.replace(STAGING_DIR, f'dir = "{services_dir}"'))
+    git(repo, "branch", "-M", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "staging here")
+    env = {name: secrets.token_urlsafe(24) for name in STAGING_ENV.values()}
+    up = invoke(repo, None, env, "services.up", "--target", "staging")
+    assert up.returncode == 0, up.stderr
+    token = invoke(repo, None, env, "services.token", "--target", "staging", "--lifetime", "5400")
+    assert token.returncode == 0, token.stderr
+    env["SIGSTORE_IDENTITY_TOKEN"] = token.stdout.strip()
+    assert env["SIGSTORE_IDENTITY_TOKEN"].count(".") == 2 and not token.stderr
+    yield repo, config, env
+    LocalServices(load_settings(config).target("staging").services).down(log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def staging_release(staging, tmp_path_factory):
+    """release.yml dispatched to staging under act, started in the background: `.wait()` gives its result."""
+    from tests.integration.staging_run import Background
+
+    repo, _, env = staging
+    run = Background.start(repo, env, tmp_path_factory.mktemp("act") / "cache")
+    yield run
+    run.stop()
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
     refs = {"base": "ac-release/test-tampered:base", "onbuild": "ac-release/test-tampered:onbuild"}
     with pytest.raises(ReleaseError, match=r"^docker build of ac-release/test-tampered:base failed"):
         build.build_flavour(ctx, flavour, [tampered, wheels[META]], state.args, refs)
-    log = (ctx.cache / "logs" / "2.2.4-1-images-bullseye-base.log").read_text()
+    log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
     assert f"/build/wheels/{WHEEL}: FAILED" in log
 
 

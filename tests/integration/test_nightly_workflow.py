@@ -17,7 +17,6 @@ import pytest
 from ac_release.config import load_settings
 from ac_release.nightly import DevState
 from tests.helpers import STAGING_ENV, git
-from tests.integration.test_staging import staging  # noqa: F401 - the staging services fixture
 from tests.integration.test_workflows import _log, act
 from tests.secret_scan import SecretScan, identity_token_secret, secret
 
@@ -38,13 +37,10 @@ def dispatch(repo: Path, env: dict[str, str], cache: Path, dry_run: bool, timeou
 
 
 def test_a_dry_run_dispatch_to_staging_decides_each_lines_nightly_and_writes_nothing(
-    release_repo,
-    staging,  # noqa: F811 - the fixture imported above
-    tmp_path,
-    monkeypatch,
-    figure,  # noqa: F811 - the fixture imported above
+    staging, tmp_path, monkeypatch, figure
 ):
-    config, env = staging
+    """In the staging services' committed copy of the tree (conftest.py's `staging`)."""
+    release_repo, config, env = staging
     today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
     started = time.monotonic()
     result = dispatch(release_repo, env, tmp_path / "act", dry_run=True)

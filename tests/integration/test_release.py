@@ -2,8 +2,8 @@
 local services: the full release, a re-run that moves nothing, verify/status/dry-run, and kill -9 at every stage
 boundary and in the middle of uploads and pushes, each resumed to the same final state. On the resumed release's
 services, `invoke nightly 2.2.4` builds this tree as the line's next build (a dev build on the dev index and the dev
-repository) and upgrade-tests it from 2.2.4-1: the N-1 -> N upgrade of every CI run. Last, the backport workflow
-ships 2.2.4-2 on top of 2.2.4-1."""
+repository) and upgrade-tests it from 2.2.4-1: the N-1 -> N upgrade of every CI run. Beside those two, in a clone
+and on the reference release's services, the backport workflow ships 2.2.4-2 on top of 2.2.4-1."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ac_release.config import load_settings
 from ac_release.names import artifact_names
 from ac_release.pipeline import RELEASE
 from ac_release.services.manager import LocalServices
+from ac_release.stage_times import parse_time_line
 from ac_release.steps import parse_line
 from ac_release.version import ACVersion
 from tests.helpers import REPO, write_config
@@ -33,7 +34,6 @@ from tests.helpers import git as _git
 pytestmark = pytest.mark.integration
 
 VERSION = "2.2.4-1"
-COLD_SECONDS: list[float] = []  # the reference release's time, for the backport's ratio
 BACKPORT = REPO / "tests" / "data" / "backport"  # a real upstream fix 2.2.4 lacks, and its check
 FAULTS = [
     "after:preflight",
@@ -50,19 +50,23 @@ FAULTS = [
 ]
 
 
-def invoke(repo: Path, config: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
+def _command(repo: Path, config: Path, args: tuple[str, ...], fault: str | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "AC_RELEASE_FAULT"}
     env |= {"AC_RELEASE_CONFIG": str(config), "COLUMNS": "200"} | ({"AC_RELEASE_FAULT": fault} if fault else {})
     # A session of its own: a failpoint kills its whole process group, never pytest.
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "--search-root", str(repo), *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        start_new_session=True,
-        timeout=3600,
-    )
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(repo), *args]
+    return {"args": argv, "cwd": repo, "env": env, "text": True, "start_new_session": True}
+
+
+def invoke(repo: Path, config: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(**_command(repo, config, args, fault), capture_output=True, timeout=3600)
+
+
+def in_background(repo: Path, config: Path, output: Path, *args: str) -> subprocess.Popen:
+    """`invoke <args>` in the background, its stdout and stderr in `output`.out and `output`.err."""
+    out, err = open(output.with_suffix(".out"), "w"), open(output.with_suffix(".err"), "w")
+    with out, err:
+        return subprocess.Popen(**_command(repo, config, args), stdout=out, stderr=err)
 
 
 def state(config: Path) -> dict:
@@ -112,13 +116,21 @@ def files(directory: Path) -> dict[str, tuple[int, int]]:
 def signing_share(summary: str) -> str:
     """The signing and attestation work as a share of the release, from the summary's `time:` line: the attest
     stage and the sign stage (bundles and PEP 740 attestations of the wheels and the sdist)."""
-    (line,) = [line for line in summary.splitlines() if line.startswith("time: ")]
-    times = {name: float(value.rstrip("s")) for name, value in zip(*[iter(line.split()[1:])] * 2, strict=True)}
+    times = parse_time_line(summary)
     signing = times["sign"] + times["attest"]
     return (
         f"signing and attestation: sign {times['sign']:.1f} s + attest {times['attest']:.1f} s = {signing:.1f} s, "
         f"{100 * signing / sum(times.values()):.1f}% of the release's {sum(times.values()):.0f} s of stages"
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def staging_beside(request):
+    """When test_staging.py is selected too, its release workflow's run to staging (the session fixture
+    `staging_release`) starts now, beside this file's releases: the two share no target, service, image name, tag or
+    record, each mostly waits, and CI then waits for the longer of the two chains rather than their sum."""
+    if any(item.path.name == "test_staging.py" for item in request.session.items):
+        request.getfixturevalue("staging_release")
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +145,6 @@ def reference(release_repo, tmp_path_factory, figure):
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figure(f"release {VERSION} from an empty dist/, index, registry and remote: {seconds:.0f} s")
-    COLD_SECONDS.append(seconds)
     figure(signing_share(result.stderr + result.stdout))
     yield config, result, state(config), plan
     LocalServices(load_settings(config).services).down(log=lambda _: None)
@@ -362,10 +373,45 @@ def test_no_secret_in_output_logs_layers_or_history(reference, figure):
 
 
 @pytest.fixture(scope="module")
-def resumed(release_repo, reference, tmp_path_factory, figure):
+def backport(release_repo, reference, tmp_path_factory):
+    """The README's backport workflow on the released 2.2.4-1, in a clone of the repository it was released from
+    (the nightly tests commit and reset in that one), on the reference release's services:
+    `invoke backport 2.2.4 <upstream fix>`, the check filled in, the entry dated, committed, then
+    `invoke release 2.2.4-2` started in the background. It runs beside the kill-and-resume and nightly builds below,
+    which use services of their own, so that CI waits for the longer of the two rather than their sum; the last
+    test of this file waits for it."""
+    config, _, _, _ = reference
+    directory = tmp_path_factory.mktemp("backport")
+    clone = directory / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    clone_config = config.with_name("backport.toml")  # the reference's dist/ and services, the clone's tree
+    clone_config.write_text(config.read_text().replace(f'root = "{release_repo}"', f'root = "{clone}"', 1))
+    scaffolded = invoke(
+        clone, clone_config, "backport", "2.2.4", str(BACKPORT / "0001-Fix-Resources-__eq__-check-21442.patch")
+    )
+    assert scaffolded.returncode == 0, scaffolded.stderr
+    assert scaffolded.stdout.splitlines()[-1] == "  invoke release 2.2.4-2"
+    check = "0002-fix-resources-eq-check.check.py"
+    shutil.copyfile(BACKPORT / "fix-resources-eq-check.check.py", clone / "wheel" / "2.2.4" / "patches" / check)
+    changelog = clone / "changelog" / "2.2.4.md"
+    changelog.write_text(changelog.read_text().replace("## 2.2.4-2, TBD", "## 2.2.4-2, 2026-11-23", 1))
+    _git(clone, "add", "-A")
+    _git(clone, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "2.2.4-2")
+    output = directory / "release-2.2.4-2"
+    process = in_background(clone, clone_config, output, "release", "2.2.4-2")
+    try:
+        yield {"clone": clone, "config": clone_config, "process": process, "output": output, "check": check}
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def resumed(release_repo, reference, backport, tmp_path_factory, figure):
     """A second, independent release of 2.2.4-1 on services of its own, killed with SIGKILL at every stage boundary
-    and in the middle of uploads and pushes, then run once more. Its services (with a dev index) stay up for the
-    nightly tests below, which build on this release."""
+    and in the middle of uploads and pushes, then run once more (beside the backport build, which it starts first).
+    Its services (with a dev index) stay up for the nightly tests below, which build on this release."""
     config = write_config(tmp_path_factory.mktemp("killed"), root=release_repo, dev_index=True)
     try:
         killed = []
@@ -433,7 +479,8 @@ def nightly(release_repo, resumed, figure):
     started = time.monotonic()
     first = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local"))
     figure(
-        f"first nightly of 2.2.4 (wheels, images, smoke and upgrade tests, push): {time.monotonic() - started:.0f} s"
+        f"first nightly of 2.2.4 (wheels, images, smoke and upgrade tests, push; the backport may run beside it): "
+        f"{time.monotonic() - started:.0f} s"
     )
     started = time.monotonic()
     again = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local"))
@@ -565,8 +612,7 @@ def _commit(repo: Path, path: str, text: str) -> None:
 
 
 def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree_is_refused(nightly, release_repo):
-    """Dry runs only: the decision, without another build. The commit it makes is undone afterwards (the backport
-    test below releases 2.2.4-2 on top of the commit 2.2.4-1 was released from)."""
+    """Dry runs only: the decision, without another build. The commit it makes is undone afterwards."""
     config, version, today = nightly["config"], nightly["version"], nightly["today"]
     released_from = _git(release_repo, "rev-parse", "HEAD").strip()
     try:
@@ -600,31 +646,18 @@ def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree
 
 
 def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_the_floating_tags(
-    release_repo, reference, figure
+    reference, backport, figure
 ):
-    """The README's backport workflow on the released 2.2.4-1: `invoke backport 2.2.4 <upstream fix>`, the check
-    filled in, the entry dated, committed, then `invoke release 2.2.4-2`. The fix is in the built wheel (its check
-    passed in the wheel stage), and the test stage upgrades a database of 2.2.4-1 (pulled from the registry by
-    digest)."""
-    config, _, final, _ = reference
-    backport = invoke(
-        release_repo, config, "backport", "2.2.4", str(BACKPORT / "0001-Fix-Resources-__eq__-check-21442.patch")
-    )
-    assert backport.returncode == 0, backport.stderr
-    assert backport.stdout.splitlines()[-1] == "  invoke release 2.2.4-2"
-    check = "0002-fix-resources-eq-check.check.py"
-    shutil.copyfile(BACKPORT / "fix-resources-eq-check.check.py", release_repo / "wheel" / "2.2.4" / "patches" / check)
-    changelog = release_repo / "changelog" / "2.2.4.md"
-    changelog.write_text(changelog.read_text().replace("## 2.2.4-2, TBD", "## 2.2.4-2, 2026-11-23", 1))
-    _git(release_repo, "add", "-A")
-    _git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "2.2.4-2")
-
-    started = time.monotonic()
-    result = invoke(release_repo, config, "release", "2.2.4-2")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    seconds = time.monotonic() - started
-    figure(f"release 2.2.4-2 on top of 2.2.4-1, upgrade test included: {seconds:.0f} s")
-    figure(f"warm backport release 2.2.4-2 / cold release {VERSION} of this run: {seconds / COLD_SECONDS[0]:.2f}x")
+    """The backport build started beside the kill-and-resume and nightly builds (fixture `backport`): the fix is in
+    the built wheel (its check passed in the wheel stage), and the test stage upgraded a database of 2.2.4-1 (pulled
+    from the registry by digest)."""
+    _, _, final, _ = reference
+    clone, config, process, check = backport["clone"], backport["config"], backport["process"], backport["check"]
+    returncode = process.wait(timeout=3600)
+    stdout, stderr = (backport["output"].with_suffix(suffix).read_text() for suffix in (".out", ".err"))
+    assert returncode == 0, stdout[-4000:] + stderr[-4000:]
+    seconds = sum(parse_time_line(stderr).values())
+    figure(f"release 2.2.4-2 on 2.2.4-1 (upgrade test included), beside the kill-and-resume runs: {seconds:.0f} s")
 
     settings = load_settings(config)
     manifest = json.loads((settings.dist_dir / "2.2.4-2" / "release.json").read_text())
@@ -646,22 +679,22 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
         assert after["registry"][tag] == final["registry"][tag], tag  # 2.2.4-1 itself never moves
     floating = {f"{repository}:2.2.4{suffix}" for suffix in ("", "-bullseye", "-onbuild", "-bullseye-onbuild")}
-    older = planned(invoke(release_repo, config, "release", VERSION, "--dry-run").stdout)
+    older = planned(invoke(clone, config, "release", VERSION, "--dry-run").stdout)
     assert {older[target] for target in floating} == {"keep"}  # 2.2.4-1 again would not take them back
-    status = invoke(release_repo, config, "status", VERSION)  # 2.2.4-1 stays released, though HEAD moved on
+    status = invoke(clone, config, "status", VERSION)  # 2.2.4-1 stays released, though HEAD moved on
     assert status.returncode == 0 and "present" in status.stdout and "CONFLICT" not in status.stdout
     assert "refs/tags/v2.2.4-1^{}" in after["git"] and "refs/tags/v2.2.4-2^{}" in after["git"]
 
     # A finished release whose floating tags moved on, from its own commit: the dry run keeps them, and so does the
     # release, which does nothing else either.
-    _git(release_repo, "checkout", "-q", "HEAD~1")
+    _git(clone, "checkout", "-q", "HEAD~1")
     try:
-        plan = invoke(release_repo, config, "release", VERSION, "--dry-run")
-        again = invoke(release_repo, config, "release", VERSION)
+        plan = invoke(clone, config, "release", VERSION, "--dry-run")
+        again = invoke(clone, config, "release", VERSION)
         assert again.returncode == 0, again.stderr[-3000:]
         assert steps_in(plan.stdout) == steps_in(again.stderr)
         assert {planned(plan.stdout)[target] for target in floating} == {"keep"}
         assert {action for _, action, _ in steps_in(again.stderr)} == {"keep", "skip"}
     finally:
-        _git(release_repo, "checkout", "-q", "-")
+        _git(clone, "checkout", "-q", "-")
     assert state(config)["registry"] == after["registry"]

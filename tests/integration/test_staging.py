@@ -6,12 +6,8 @@ The repository's own release.toml is used; only the staging services' directory 
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,58 +16,16 @@ import pytest
 from ac_release import registry, release_files
 from ac_release.config import load_settings
 from ac_release.names import WHEEL_RECORD
-from ac_release.services.manager import LocalServices
 from tests.helpers import STAGING_ENV, git
-from tests.integration.test_workflows import _log, act
+from tests.integration.staging_run import VERSION, dispatch, invoke
+from tests.integration.test_workflows import _log
 from tests.secret_scan import SecretScan, identity_token_secret, secret
 
 pytestmark = pytest.mark.integration
 
-VERSION = "2.2.4-1"
-STAGING_DIR = 'dir = "~/.local/state/ac-release/staging"'
-WORKFLOW = ".github/workflows/release.yml"
-
-
-def invoke(repo: Path, config: Path | None, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in STAGING_ENV.values() and k != "AC_RELEASE_FAULT"}
-    environment.pop("AC_RELEASE_CONFIG", None)
-    environment |= {"COLUMNS": "200"} | ({"AC_RELEASE_CONFIG": str(config)} if config else {}) | env
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "--search-root", str(repo), *args],
-        cwd=repo,
-        env=environment,
-        capture_output=True,
-        text=True,
-        start_new_session=True,
-        timeout=3600,
-    )
-
-
-@pytest.fixture(scope="module")
-def staging(release_repo, tmp_path_factory):
-    """The repository's release.toml with the staging services in a directory of this test (a machine's own
-    staging stays untouched), committed on `main`; the staging secrets (made up here, as a CI secret store holds
-    them), the services up, and an identity token minted by them for the staging identity, valid for the run."""
-    services_dir = tmp_path_factory.mktemp("staging-services")
-    config = release_repo / "release.toml"
-    text = config.read_text()
-    assert text.count(STAGING_DIR) == 1
-    config.write_text(text.replace(STAGING_DIR, f'dir = "{services_dir}"'))
-    git(release_repo, "branch", "-M", "main")
-    git(release_repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "staging here")
-    env = {name: secrets.token_urlsafe(24) for name in STAGING_ENV.values()}
-    up = invoke(release_repo, None, env, "services.up", "--target", "staging")
-    assert up.returncode == 0, up.stderr
-    token = invoke(release_repo, None, env, "services.token", "--target", "staging", "--lifetime", "5400")
-    assert token.returncode == 0, token.stderr
-    env["SIGSTORE_IDENTITY_TOKEN"] = token.stdout.strip()
-    assert env["SIGSTORE_IDENTITY_TOKEN"].count(".") == 2 and not token.stderr
-    yield config, env
-    LocalServices(load_settings(config).target("staging").services).down(log=lambda _: None)
-
 
 def test_the_staging_services_are_tls_with_credentials(staging):
-    config, env = staging
+    _, config, env = staging
     target = load_settings(config).target("staging")
     assert target.index.url.startswith("https://127.0.0.1:") and target.index.username == "__token__"
     assert len(target.registries) == 2
@@ -90,9 +44,10 @@ def test_the_staging_services_are_tls_with_credentials(staging):
         assert result.stdout == "401"
 
 
-def test_a_registry_without_credentials_is_refused_in_preflight_naming_it(release_repo, staging, tmp_path):
-    """The second registry requires credentials, and this config has none for it: 401, refused before any write."""
-    config, env = staging
+def test_a_registry_without_credentials_is_refused_in_preflight_naming_it(staging, released, tmp_path):
+    """The second registry requires credentials, and this config has none for it: 401, refused before any write.
+    (After the release workflow's run, which may still be going in the background: the services restart here.)"""
+    release_repo, config, env = staging
     text = config.read_text()
     hub = f'password_env = "{STAGING_ENV["hub"]}"\n'
     assert text.count(hub) == 1
@@ -114,19 +69,9 @@ def test_a_registry_without_credentials_is_refused_in_preflight_naming_it(releas
     assert not (dist / VERSION / "release.json").exists()  # refused in preflight: nothing built, nothing written
 
 
-def dispatch(repo: Path, env: dict[str, str], cache: Path, timeout: int = 3600) -> subprocess.CompletedProcess:
-    """release.yml dispatched on the repository's current branch with version and target, and the secrets the
-    workflow expects; the event names the branch and the repository's default branch, as GitHub's does."""
-    event = cache.parent / "event.json"
-    inputs = {"version": VERSION, "target": "staging"}
-    ref = f"refs/heads/{git(repo, 'rev-parse', '--abbrev-ref', 'HEAD').strip()}"
-    event.write_text(json.dumps({"ref": ref, "inputs": inputs, "repository": {"default_branch": "main"}}))
-    args = ["-e", str(event), *(f"--input={k}={v}" for k, v in inputs.items())]
-    return act(repo, repo / WORKFLOW, "workflow_dispatch", cache, *args, timeout=timeout, secrets=env)
-
-
-def test_a_dispatch_from_another_branch_is_refused_before_any_secret_is_used(release_repo, staging, tmp_path):
-    config, env = staging
+def test_a_dispatch_from_another_branch_is_refused_before_any_secret_is_used(staging, released, tmp_path):
+    """(After the release workflow's run: its jobs copy the tree of this repository when each starts.)"""
+    release_repo, config, env = staging
     git(release_repo, "checkout", "-q", "-b", "feature")
     try:
         result = dispatch(release_repo, env, tmp_path / "act", timeout=600)
@@ -140,24 +85,24 @@ def test_a_dispatch_from_another_branch_is_refused_before_any_secret_is_used(rel
 
 
 @pytest.fixture(scope="module")
-def released(release_repo, staging, figure, tmp_path_factory):
-    config, env = staging
-    started = time.monotonic()
-    result = dispatch(release_repo, env, tmp_path_factory.mktemp("act") / "cache")
-    seconds = time.monotonic() - started
+def released(staging, staging_release, figure, tmp_path_factory):
+    """The release workflow's run (started by test_release.py beside its releases when both are selected, else
+    now), then `invoke verify` of its result from another checkout."""
+    repo, _, env = staging
+    result, seconds = staging_release.wait()
     log = _log(result)
     (tmp_path_factory.getbasetemp() / "release-workflow.log").write_text(log)  # the whole run, to read afterwards
     assert result.returncode == 0, log[-8000:]
     figure(f"release.yml {VERSION} -> staging under act (5 jobs, each in a fresh copy): {seconds:.0f} s")
     started = time.monotonic()
-    verified = invoke(release_repo, None, env, "verify", VERSION, "--target", "staging")
+    verified = invoke(repo, None, env, "verify", VERSION, "--target", "staging")
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
     figure(f"verify {VERSION} --target staging from another checkout: {time.monotonic() - started:.0f} s")
     return log, verified
 
 
-def test_the_release_workflow_releases_to_staging_job_by_job(release_repo, staging, released, monkeypatch):
-    config, env = staging
+def test_the_release_workflow_releases_to_staging_job_by_job(staging, released, monkeypatch):
+    release_repo, config, env = staging
     log, verified = released
     succeeded = re.findall(r"\[release/(\w+) ([^\]]*)\] 🏁  Job succeeded", log)
     assert [job for job, _ in succeeded] == ["plan", "wheel", "images", "promote", "release"], succeeded
@@ -197,8 +142,9 @@ def test_the_release_workflow_releases_to_staging_job_by_job(release_repo, stagi
     assert not scan.findings, scan.report()
 
 
-def test_nothing_released_to_staging_is_read_as_the_local_targets(release_repo, staging, released):
+def test_nothing_released_to_staging_is_read_as_the_local_targets(staging, released):
     """The same version planned for `local` in the same checkout: every step is still to do there."""
+    release_repo, _, _ = staging
     planned = invoke(release_repo, None, {}, "release", VERSION, "--dry-run")
     assert planned.returncode == 0, planned.stderr[-2000:]
     actions = {line.split()[1] for line in planned.stdout.splitlines()[1:] if line.split()[:1] != ["preflight"]}

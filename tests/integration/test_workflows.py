@@ -33,9 +33,10 @@ pytestmark = pytest.mark.integration
 PLATFORM = "ubuntu-24.04=-self-hosted"
 
 
-def act(directory: Path, workflow: Path, event: str, cache: Path, *args: str, timeout=900, secrets=None):
-    """act as a developer runs it in `directory`, with its workspaces under `cache` (not ~/.cache/act).
-    `--secret NAME` takes the value from act's environment: no secret on a command line."""
+def act_command(directory: Path, workflow: Path, event: str, cache: Path, *args: str, secrets=None) -> dict:
+    """act as a developer runs it in `directory`, with its workspaces under `cache` (not ~/.cache/act), as keyword
+    arguments of subprocess.run or Popen. `--secret NAME` takes the value from act's environment: no secret on a
+    command line."""
     # What the runner around this test set (GITHUB_*, this venv first on PATH) must not leak into the inner run.
     scripts = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV"))}
@@ -43,9 +44,12 @@ def act(directory: Path, workflow: Path, event: str, cache: Path, *args: str, ti
     env |= secrets or {}
     argv = [str(tool("act")), event, "-W", str(workflow), "-P", PLATFORM, "--action-cache-path", str(cache), *args]
     argv += [f"--secret={name}" for name in secrets or {}]
-    return subprocess.run(
-        argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-    )
+    return {"args": argv, "cwd": directory, "env": env, "stdin": subprocess.DEVNULL, "text": True}
+
+
+def act(directory: Path, workflow: Path, event: str, cache: Path, *args: str, timeout=900, secrets=None):
+    command = act_command(directory, workflow, event, cache, *args, secrets=secrets)
+    return subprocess.run(**command, capture_output=True, timeout=timeout)
 
 
 def _log(result: subprocess.CompletedProcess) -> str:
