@@ -46,7 +46,7 @@ def test_the_staging_services_are_tls_with_credentials(staging):
 
 def test_a_registry_without_credentials_is_refused_in_preflight_naming_it(staging, released, tmp_path):
     """The second registry requires credentials, and this config has none for it: 401, refused before any write.
-    (After the release workflow's run, which may still be going in the background: the services restart here.)"""
+    (After the release workflow's run, which may be going on in the background: this test restarts the services.)"""
     release_repo, config, env = staging
     text = config.read_text()
     hub = f'password_env = "{STAGING_ENV["hub"]}"\n'
