@@ -9,22 +9,18 @@ from pathlib import Path
 
 import nox
 
-from ac_release.sessions import session_name, session_params
+from ac_release.sessions import session_params
 
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-# Image sessions exist for every changelog build of every line (`invoke release` tests older builds too); a plain
-# `nox` smoke-tests each line's newest build. `upgrade` needs an earlier release on the registry, which a clean
-# machine has not: the integration session builds it (test_release.py releases the newest build, then upgrade-tests
-# the tree's nightly, N, from it, N-1; then a backport build likewise), so every CI run tests N-1 -> N.
+# Image sessions exist for every changelog build of every line (`invoke release` tests older builds too); ci.yml's
+# smoke jobs run each line's newest build's. A plain `nox` (.ci/run) leaves them out: the integration session's
+# releases run the same tests in their test stage (test_release.py releases the newest build, then upgrade-tests the
+# tree's nightly, N, from it, N-1, and a backport build likewise), so every CI run smoke-tests the newest build and
+# tests N-1 -> N.
 IMAGE_SESSIONS = session_params(Path(__file__).parent)
-nox.options.sessions = [
-    "lint",
-    "unit",
-    "integration",
-    *[session_name(version, flavour) for version, flavour, newest in IMAGE_SESSIONS if newest],
-]
+nox.options.sessions = ["lint", "unit", "integration"]
 nox.options.error_on_missing_interpreters = True
 
 

@@ -238,7 +238,7 @@ def bench(c, version, target=None, release=True, json=None):
 
 @task(
     help={
-        "version": "AC version, e.g. 2.2.4-1, or `newest`: the newest changelog build of every line (as a plain nox)",
+        "version": "AC version, e.g. 2.2.4-1, or `newest`: each line's newest changelog build (ci.yml's smoke jobs)",
         "github-output": "also append `matrix=<json>` to the file named by $GITHUB_OUTPUT (a GitHub Actions step)",
     }
 )

@@ -12,7 +12,7 @@ def session_name(version: str, flavour: str, kind: str = "smoke") -> str:
 
 def session_params(root: Path) -> list[tuple[str, str, bool]]:
     """(version, flavour, newest) for the nox smoke and upgrade sessions: every changelog build of every line with
-    image flavours, so that any build can be tested; `newest` marks the builds a plain `nox` run tests."""
+    image flavours, so that any build can be tested; `newest` marks the builds ci.yml's smoke jobs test."""
     from ac_release.changelog import builds
     from ac_release.images.matrix import load_matrix
 

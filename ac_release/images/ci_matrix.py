@@ -22,7 +22,7 @@ NEWEST = "newest"
 
 def ci_matrix(root: Path, version: str = NEWEST) -> dict:
     """`{"include": [{"version": …, "flavour": …}, …]}`: every flavour of `version`'s line; for `newest`, every
-    flavour of the newest changelog build of each line (the builds a plain `nox` run smoke-tests)."""
+    flavour of the newest changelog build of each line (the builds ci.yml's smoke jobs test)."""
     images = root / "images"
     if version != NEWEST:
         try:

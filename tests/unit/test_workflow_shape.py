@@ -114,7 +114,7 @@ def test_the_ci_workflow_is_lint_unit_integration_then_smoke_per_flavour():
     assert [s["run"] for s in jobs["unit"]["steps"] if "run" in s] == [".ci/bootstrap", ".venv/bin/nox -s unit"]
     assert jobs["integration"]["steps"][-1]["run"] == ".venv/bin/nox -s integration"
     assert set(jobs["smoke"]["needs"]) >= {"plan", "lint", "unit"}
-    # The plan selects what a plain `nox` run smoke-tests, and each smoke job runs that very nox session.
+    # The plan selects each line's newest build, and each smoke job runs that very nox session.
     assert jobs["plan"]["steps"][-1]["run"] == ".venv/bin/invoke matrix newest --github-output"
     smoke = jobs["smoke"]["steps"][-1]
     for entry in ci_matrix(REPO, "newest")["include"]:
