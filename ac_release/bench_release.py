@@ -8,6 +8,7 @@ filled again, as on a new machine.
 
 The scratch target is a configuration of its own in a temporary directory: a target name no release.toml uses,
 its own dist/, cache and services directories, and its own index, registry, git remote and Sigstore on free ports.
+It releases a clone of the repository's HEAD, so that the release's git tag lands in the clone.
 Nothing of a real target's names, records or stores is read or written, and its services, directories and images
 are removed at the end.
 """
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -125,11 +126,14 @@ def measure_release(
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ac-bench-release-") as tmp:
         directory = Path(tmp)
-        config = scratch_config(settings, directory, name, base_images)
+        # A clone of the repository's HEAD: the release's git tag lands in it, never in the repository itself.
+        clone = directory / "repo"
+        subprocess.run(["git", "clone", "--quiet", str(settings.root), str(clone)], check=True)
+        config = scratch_config(replace(settings, root=clone), directory, name, base_images)
         try:
             log(f"bench: invoke release {version} on the scratch target {name} (log: {logs / 'bench-release.log'})")
-            cold = _invoke(settings.root, config, logs / "bench-release.log", "release", version)
-            warm = cold and _invoke(settings.root, config, logs / "bench-release-again.log", "release", version)
+            cold = _invoke(clone, config, logs / "bench-release.log", "release", version)
+            warm = cold and _invoke(clone, config, logs / "bench-release-again.log", "release", version)
             if not warm:
                 kept = logs / name  # the scratch directory goes: its test sessions' logs are kept here
                 if (directory / "cache" / "logs").is_dir():
@@ -140,7 +144,7 @@ def measure_release(
             uploaded = _bytes_under(services / "pypi" / "packages")
             pushed = _bytes_under(services / "registry" / "data")
         finally:
-            _invoke(settings.root, config, logs / "bench-release-down.log", "services.down")
+            _invoke(clone, config, logs / "bench-release-down.log", "services.down")
             remove_scratch_images(docker, name)
     return ReleaseFigures(version, round(baseline, 1), cold, warm, uploaded, pushed)
 
