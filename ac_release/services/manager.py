@@ -130,44 +130,22 @@ class LocalServices:
         return self.dir / "pypi-dev"
 
     def _pypi_argv(self, dev: bool = False) -> list[str]:
+        """pypiserver's WSGI app under gunicorn, behind the guard that stores an upload whole or not at all
+        (ac_release/services/index_app.py); with TLS, gunicorn serves https (pypiserver's own server has none)."""
         packages, htpasswd = (self.dev_pypi_dir if dev else self.pypi_dir) / "packages", self.pypi_dir / "htpasswd"
         port = self.settings.dev_pypi_port if dev else self.settings.pypi_port
-        if not self.settings.tls:
-            return [
-                sys.executable,
-                "-m",
-                "pypiserver",
-                "run",
-                "--host",
-                self.settings.host,
-                "--port",
-                str(port),
-                "--passwords",
-                str(htpasswd),
-                "--authenticate",
-                "update",
-                "--disable-fallback",
-                "--hash-algo",
-                "sha256",
-                "--backend",
-                "simple-dir",
-                str(packages),
-            ]
-        # pypiserver's own server has no TLS: its WSGI app under gunicorn, which has
         app = (
-            f"pypiserver:app(roots=[{str(packages)!r}], password_file={str(htpasswd)!r}, authenticate=['update'], "
-            "disable_fallback=True, hash_algo='sha256', backend_arg='simple-dir')"
+            f"ac_release.services.index_app:app(roots=[{str(packages)!r}], password_file={str(htpasswd)!r}, "
+            "authenticate=['update'], disable_fallback=True, hash_algo='sha256', backend_arg='simple-dir')"
         )
+        tls = ["--certfile", str(self.tls_dir / "server.crt"), "--keyfile", str(self.tls_dir / "server.key")]
         return [
             sys.executable,
             "-m",
             "gunicorn",
             "--bind",
             f"{self.settings.host}:{port}",
-            "--certfile",
-            str(self.tls_dir / "server.crt"),
-            "--keyfile",
-            str(self.tls_dir / "server.key"),
+            *(tls if self.settings.tls else []),
             "--worker-class",
             "gthread",
             "--threads",
