@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ac_release.services.manager import free_port
@@ -154,3 +158,39 @@ instance = "public"
 identity = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
 issuer = "https://token.actions.githubusercontent.com"
 """
+
+
+@dataclass
+class Background:
+    """A command running in the background in a session of its own, its output in `output`.out and `output`.err (a
+    pipe nobody reads would block it)."""
+
+    process: subprocess.Popen
+    output: Path
+    started: float  # wall clock: the run's end is its output files' last write
+
+    @classmethod
+    def start(cls, command: dict, output: Path) -> Background:
+        """`command`: subprocess.Popen's keyword arguments, output streams aside."""
+        started = time.time()
+        with open(output.with_suffix(".out"), "w") as out, open(output.with_suffix(".err"), "w") as err:
+            process = subprocess.Popen(**(command | {"start_new_session": True}), stdout=out, stderr=err)
+        return cls(process, output, started)
+
+    def wait(self, timeout: float = 3600) -> tuple[subprocess.CompletedProcess, float]:
+        """The finished run and its seconds, start to last output (the caller may come back long after its end)."""
+        try:
+            self.process.wait(timeout=max(1.0, self.started + timeout - time.time()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            command = " ".join(map(str, self.process.args))
+            raise AssertionError(f"{command} did not finish in {timeout:.0f} s") from None
+        files = [self.output.with_suffix(suffix) for suffix in (".out", ".err")]
+        out, err = (path.read_text() for path in files)
+        seconds = max(path.stat().st_mtime for path in files) - self.started
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, out, err), seconds
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the command and every process it started
+            self.process.wait()

@@ -93,10 +93,10 @@ def staging(tmp_path_factory, docker_ready):
 @pytest.fixture(scope="session")
 def staging_release(staging, tmp_path_factory):
     """release.yml dispatched to staging under act, started in the background: `.wait()` gives its result."""
-    from tests.integration.staging_run import Background
+    from tests.integration.staging_run import dispatch_in_background
 
     repo, _, env = staging
-    run = Background.start(repo, env, tmp_path_factory.mktemp("act") / "cache")
+    run = dispatch_in_background(repo, env, tmp_path_factory.mktemp("act") / "cache")
     yield run
     run.stop()
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import git
+from tests.helpers import Background, git
 
 VERSION = "2.2.4-1"
 STAGING_DIR = 'dir = "~/.local/state/ac-release/staging"'
@@ -57,37 +54,5 @@ def dispatch(repo: Path, env: dict[str, str], cache: Path, timeout: int = 3600) 
     return subprocess.run(**dispatch_command(repo, env, cache), capture_output=True, timeout=timeout)
 
 
-@dataclass
-class Background:
-    """A dispatch running in the background, its output in files (a pipe nobody reads would block it)."""
-
-    process: subprocess.Popen
-    output: Path
-    started: float  # wall clock: the run's end is its output files' last write
-
-    @classmethod
-    def start(cls, repo: Path, env: dict[str, str], cache: Path) -> Background:
-        output = cache.parent / "release-workflow"
-        started = time.time()
-        with open(output.with_suffix(".out"), "w") as out, open(output.with_suffix(".err"), "w") as err:
-            process = subprocess.Popen(
-                **dispatch_command(repo, env, cache), stdout=out, stderr=err, start_new_session=True
-            )
-        return cls(process, output, started)
-
-    def wait(self, timeout: float = 3600) -> tuple[subprocess.CompletedProcess, float]:
-        """The finished run and its seconds, start to last output (the caller may come back long after its end)."""
-        try:
-            self.process.wait(timeout=max(1.0, self.started + timeout - time.time()))
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(f"release.yml under act did not finish in {timeout:.0f} s") from None
-        files = [self.output.with_suffix(suffix) for suffix in (".out", ".err")]
-        out, err = (path.read_text() for path in files)
-        seconds = max(path.stat().st_mtime for path in files) - self.started
-        return subprocess.CompletedProcess(self.process.args, self.process.returncode, out, err), seconds
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)  # act and every job step it started
-            self.process.wait()
+def dispatch_in_background(repo: Path, env: dict[str, str], cache: Path) -> Background:
+    return Background.start(dispatch_command(repo, env, cache), cache.parent / "release-workflow")

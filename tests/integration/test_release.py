@@ -28,7 +28,7 @@ from ac_release.services.manager import LocalServices
 from ac_release.stage_times import parse_time_line
 from ac_release.steps import parse_line
 from ac_release.version import ACVersion
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, Background, write_config
 from tests.helpers import git as _git
 
 pytestmark = pytest.mark.integration
@@ -60,13 +60,6 @@ def _command(repo: Path, config: Path, args: tuple[str, ...], fault: str | None 
 
 def invoke(repo: Path, config: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(**_command(repo, config, args, fault), capture_output=True, timeout=3600)
-
-
-def in_background(repo: Path, config: Path, output: Path, *args: str) -> subprocess.Popen:
-    """`invoke <args>` in the background, its stdout and stderr in `output`.out and `output`.err."""
-    out, err = open(output.with_suffix(".out"), "w"), open(output.with_suffix(".err"), "w")
-    with out, err:
-        return subprocess.Popen(**_command(repo, config, args), stdout=out, stderr=err)
 
 
 def state(config: Path) -> dict:
@@ -398,14 +391,11 @@ def backport(release_repo, reference, tmp_path_factory):
     changelog.write_text(changelog.read_text().replace("## 2.2.4-2, TBD", "## 2.2.4-2, 2026-11-23", 1))
     _git(clone, "add", "-A")
     _git(clone, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "2.2.4-2")
-    output = directory / "release-2.2.4-2"
-    process = in_background(clone, clone_config, output, "release", "2.2.4-2")
+    run = Background.start(_command(clone, clone_config, ("release", "2.2.4-2")), directory / "release-2.2.4-2")
     try:
-        yield {"clone": clone, "config": clone_config, "process": process, "output": output, "check": check}
+        yield {"clone": clone, "config": clone_config, "run": run, "check": check}
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 9)
-            process.wait()
+        run.stop()
 
 
 @pytest.fixture(scope="module")
@@ -653,11 +643,10 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     the built wheel (its check passed in the wheel stage), and the test stage upgraded a database of 2.2.4-1 (pulled
     from the registry by digest)."""
     _, _, final, _ = reference
-    clone, config, process, check = backport["clone"], backport["config"], backport["process"], backport["check"]
-    returncode = process.wait(timeout=3600)
-    stdout, stderr = (backport["output"].with_suffix(suffix).read_text() for suffix in (".out", ".err"))
-    assert returncode == 0, stdout[-4000:] + stderr[-4000:]
-    seconds = sum(parse_time_line(stderr).values())
+    clone, config, check = backport["clone"], backport["config"], backport["check"]
+    run, _ = backport["run"].wait()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    seconds = sum(parse_time_line(run.stderr).values())
     figure(f"release 2.2.4-2 on 2.2.4-1 (upgrade test included), beside the kill-and-resume runs: {seconds:.0f} s")
 
     settings = load_settings(config)
