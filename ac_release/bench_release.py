@@ -10,7 +10,8 @@ The scratch target is a configuration of its own in a temporary directory: a tar
 its own dist/, cache and services directories, and its own index, registry, git remote and Sigstore on free ports.
 It releases a clone of the repository's HEAD, so that the release's git tag lands in the clone.
 Nothing of a real target's names, records or stores is read or written, and its services, directories and images
-are removed at the end.
+are removed at the end. Before that, the floors of its slowest stages are measured on its outputs
+(ac_release/bench_floors.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ac_release.config import Settings
+from ac_release.bench_floors import Floor, above_floors, measure_floors
+from ac_release.config import Settings, load_settings
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
 from ac_release.names import local_repository
@@ -53,6 +55,7 @@ class ReleaseFigures:
     warm: ReleaseRun  # the same command again: everything is done
     uploaded_bytes: int  # what the scratch index holds: wheels, sdist, attestations
     pushed_bytes: int  # what the scratch registry stores: every layer, config and manifest it was sent
+    floors: tuple[Floor, ...] = ()  # ac_release/bench_floors.py
 
     @property
     def ratio(self) -> float:
@@ -140,13 +143,14 @@ def measure_release(
                     shutil.copytree(directory / "cache" / "logs", kept, dirs_exist_ok=True)
                 log_file = logs / ("bench-release-again.log" if cold else "bench-release.log")
                 raise ReleaseError(f"the benchmark's release of {version} failed: see {log_file} and {kept}")
+            floors = tuple(measure_floors(load_settings(config), version, name))  # its registry still up
             services = directory / "services"
             uploaded = _bytes_under(services / "pypi" / "packages")
             pushed = _bytes_under(services / "registry" / "data")
         finally:
             _invoke(clone, config, logs / "bench-release-down.log", "services.down")
             remove_scratch_images(docker, name)
-    return ReleaseFigures(version, round(baseline, 1), cold, warm, uploaded, pushed)
+    return ReleaseFigures(version, round(baseline, 1), cold, warm, uploaded, pushed, floors)
 
 
 def remove_scratch_images(docker: Docker, name: str) -> None:
@@ -172,6 +176,16 @@ def release_lines(figures: ReleaseFigures) -> list[str]:
         f"pushed to the registry: {_mb(figures.pushed_bytes)} ({figures.pushed_bytes} bytes)",
         f"peak memory (largest process of the release, the pipeline or a tool it ran): {_mb(cold.peak_rss)}",
     ]
+    lines += [
+        f"floor of stage {f.stage}: {f.seconds:.1f} s of its {cold.stages.get(f.stage, 0):.1f} s: {f.what}"
+        for f in figures.floors
+    ]
+    if figures.floors:
+        floor, above = above_floors(cold.stages, list(figures.floors))
+        lines.append(
+            f"sum of the floors (stages without one counted whole): {floor:.1f} s = "
+            f"{floor / figures.baseline_seconds:.2f}x the baseline; the stages are {above:.1f} s above it"
+        )
     return lines
 
 
@@ -189,6 +203,12 @@ def _table(title: str, figures: ReleaseFigures) -> Table:
     table.add_row("uploaded", _mb(figures.uploaded_bytes), "")
     table.add_row("pushed", _mb(figures.pushed_bytes), "")
     table.add_row("peak memory", _mb(figures.cold.peak_rss), "")
+    for floor in figures.floors:
+        table.add_row(f"floor of {floor.stage}: {floor.what}", f"{floor.seconds:.1f}", f"{floor.seconds / base:.3f}")
+    if figures.floors:
+        floor, above = above_floors(figures.cold.stages, list(figures.floors))
+        table.add_row("sum of the floors (other stages whole)", f"{floor:.1f}", f"{floor / base:.2f}")
+        table.add_row("stages above the floors", f"{above:.1f}", "")
     return table
 
 
