@@ -23,7 +23,9 @@ from pathlib import Path
 from ac_release import cosign, sbom
 from ac_release.config import Settings
 from ac_release.manifest import Manifest
+from ac_release.names import run_log_stem
 from ac_release.records import PushRecord
+from ac_release.stages.test import KINDS
 
 DEPENDENCY_STEP = "uv pip install"  # the Dockerfile's one step that installs the locked dependencies
 
@@ -67,11 +69,12 @@ def measure_floors(settings: Settings, version: str, target: str) -> list[Floor]
     """The floors of a release of `version` to the scratch `target`, read from its logs and records, the scan run
     now (its registry must be up)."""
     logs, floors = settings.cache_dir / "logs", []
-    builds = [log.read_text(errors="replace") for log in sorted(logs.glob(f"{version}-{target}-images-*.log"))]
+    image_logs = sorted(logs.glob(f"{run_log_stem(version, target, 'images', '*')}.log"))
+    builds = [log.read_text(errors="replace") for log in image_logs]
     if steps := [seconds for log in builds if (seconds := buildkit_step_seconds(log, DEPENDENCY_STEP))]:
         floors.append(Floor("images", sum(steps), "the image build's dependency step (download, unpack, compile)"))
-    kinds = ("smoke", "upgrade")
-    reports = [report for kind in kinds for report in sorted(logs.glob(f"{version}-{target}-{kind}-*.xml"))]
+    patterns = [f"{run_log_stem(version, target, kind, '*')}.xml" for kind in KINDS]
+    reports = [report for pattern in patterns for report in sorted(logs.glob(pattern))]
     if slowest := slowest_test(reports):
         floors.append(Floor("test", round(slowest[1], 1), f"its slowest test, {slowest[0]}"))
     pushed = Manifest.load(settings.dist_dir / version, version).get(PushRecord, target)

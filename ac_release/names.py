@@ -30,6 +30,12 @@ def local_repository(target: str) -> str:
     return LOCAL_REPOSITORY.format(target=target)
 
 
+def run_log_stem(version: ACVersion | str, target: str, kind: str, *parts: str) -> str:
+    """The stem of a run's log or report in <cache>/logs (`2.2.4-1-local-images-bullseye-base`): the version and
+    target name it, so that two releases at once never share one. A part of "*" makes a glob pattern."""
+    return "-".join([str(version), target, kind, *parts])
+
+
 # PEP 740 attestations of an artifact, as twine's `--attestations` finds them (`<dist>.<kind>.attestation`).
 ATTESTATION_KINDS = ("publish", "slsa")
 

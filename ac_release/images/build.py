@@ -17,6 +17,7 @@ from pathlib import Path
 from ac_release.context import ReleaseContext
 from ac_release.git import git
 from ac_release.images.matrix import ONBUILD, Flavour
+from ac_release.names import run_log_stem
 
 INCLUDE = ("entrypoint", "clean-airflow-logs", "install-packages", "install-requirements")
 # org.opencontainers.image.source: where the images' recipe lives (AC's image repository). A constant, not read from
@@ -110,7 +111,7 @@ def build_flavour(
                     dockerfile=dockerfile,
                     build_args=variant_args,
                     secrets=extra,
-                    log=logs / f"{ctx.version}-{ctx.target.name}-images-{flavour.name}-{variant}.log",
+                    log=logs / f"{run_log_stem(ctx.version, ctx.target.name, 'images', flavour.name, variant)}.log",
                 )
             built[variant] = (image, round(time.monotonic() - started, 1))
         return built

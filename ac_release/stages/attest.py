@@ -90,6 +90,16 @@ def _inputs(
     return image_attestations.expected_inputs(ctx, wheel, entry.base_image, base, commit)
 
 
+def _reference(ctx: ReleaseContext, data: dict) -> cosign.ImageReference:
+    """The pushed image of a step, reached with its registry's TLS and login."""
+    return cosign.ImageReference.of(ctx.target.registry(data["repository"]), data["digest"])
+
+
+def _stem(data: dict) -> str:
+    """The name of a step's SBOM and provenance files in dist/attestations/<target>/."""
+    return f"{data['flavour']}-{data['variant']}"
+
+
 def _scan_all(ctx: ReleaseContext, out, steps: list[Step]) -> dict[str, tuple]:
     """{digest: (cdx, spdx)}: one syft scan per digest, whatever the registry, the scans side by side (each mostly
     reads and unpacks layers: two cores run two in about the time of one)."""
@@ -97,9 +107,8 @@ def _scan_all(ctx: ReleaseContext, out, steps: list[Step]) -> dict[str, tuple]:
     for step in steps:
         data = step.data
         if data["digest"] not in wanted:
-            reference = cosign.ImageReference.of(ctx.target.registry(data["repository"]), data["digest"])
-            stem = f"{data['flavour']}-{data['variant']}"
-            wanted[data["digest"]] = (reference, out / f"{stem}.cdx.json", out / f"{stem}.spdx.json")
+            stem = _stem(data)
+            wanted[data["digest"]] = (_reference(ctx, data), out / f"{stem}.cdx.json", out / f"{stem}.spdx.json")
 
     def scan(reference, cyclonedx, spdx) -> None:
         ctx.log(f"attest: SBOMs of {reference} (syft)")
@@ -116,19 +125,19 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
     signing = ctx.target.signing
     trust = cosign.trust_of(ctx)
     out = ctx.dist / "attestations" / ctx.target.name
-    for step in open_steps(steps):
+    todo = open_steps(steps)
+    for step in todo:
         if "digest" not in step.data:
             raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
-    scanned = _scan_all(ctx, out, open_steps(steps))
+    scanned = _scan_all(ctx, out, todo)
     token = None
-    for step in open_steps(steps):
+    for step in todo:
         data = step.data
-        reference = cosign.ImageReference.of(ctx.target.registry(data["repository"]), data["digest"])
-        stem = f"{data['flavour']}-{data['variant']}"
+        reference = _reference(ctx, data)
         statement = image_attestations.statement(
             ctx, data["repository"], data["digest"], data["inputs"], data["flavour"], data["variant"]
         )
-        predicate = image_attestations.write_predicate(out / f"{stem}.provenance.json", statement)
+        predicate = image_attestations.write_predicate(out / f"{_stem(data)}.provenance.json", statement)
         token = token or _identity_token(ctx).get(TOKEN_ENV)
         if not token:
             raise ReleaseError(f"no OIDC identity token for cosign: set {TOKEN_ENV} (public Sigstore in CI)")
@@ -150,7 +159,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
                 revision=step.data["inputs"]["source"].digest["gitCommit"],
                 files={
                     str(path.relative_to(ctx.dist)): sha256_file(path)
-                    for path in out.glob(f"{step.data['flavour']}-{step.data['variant']}.*.json")
+                    for path in out.glob(f"{_stem(step.data)}.*.json")
                 },
             )
             for step in after

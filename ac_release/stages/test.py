@@ -27,6 +27,7 @@ from ac_release import proc, registry
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.images.state import flavour_state, flavours
+from ac_release.names import run_log_stem
 from ac_release.records import FlavourTest, ImagesRecord, Session, SessionsRecord
 from ac_release.released import PreviousRelease, previous_release
 from ac_release.steps import Step, open_steps
@@ -155,8 +156,7 @@ def _session(
     target."""
     logs = ctx.cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    # two releases at once never share a report: the version, target and part name it
-    stem = f"{ctx.version}-{ctx.target.name}-{kind}-{flavour}" + (f"-{part}" if part != kind else "")
+    stem = run_log_stem(ctx.version, ctx.target.name, kind, flavour, *([part] if part != kind else []))
     log, report = logs / f"{stem}.log", logs / f"{stem}.xml"
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", expression]

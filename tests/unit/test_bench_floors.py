@@ -9,7 +9,14 @@ from dataclasses import replace
 from rich.console import Console
 
 from ac_release import bench_release
-from ac_release.bench_floors import Floor, above_floors, buildkit_step_seconds, measure_floors, slowest_test
+from ac_release.bench_floors import (
+    DEPENDENCY_STEP,
+    Floor,
+    above_floors,
+    buildkit_step_seconds,
+    measure_floors,
+    slowest_test,
+)
 from ac_release.config import load_settings
 from tests.helpers import REPO
 from tests.unit.test_bench_release import FIGURES, STAGES
@@ -77,3 +84,12 @@ def test_the_floors_print_whole_in_a_log():
         f"sum of the floors (stages without one counted whole): {total:.1f} s = {total / 263.4:.2f}x the baseline; "
         f"the stages are 70.0 s above it" in lines
     )
+
+
+def test_every_generated_dockerfile_installs_its_dependencies_in_the_one_step_the_floor_reads():
+    """The images floor finds its step by DEPENDENCY_STEP: a template that renamed it would lose the floor silently."""
+    dockerfiles = [path for path in (REPO / "images").rglob("Dockerfile") if "onbuild" not in path.parts]
+    dockerfiles = [path for path in dockerfiles if path.parent.name != "postgres"]
+    assert dockerfiles
+    for path in dockerfiles:
+        assert path.read_text().count(DEPENDENCY_STEP) == 1, path
