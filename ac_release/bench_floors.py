@@ -6,6 +6,8 @@ its work costs at least.
   compiled), as BuildKit timed it in the cold release's own build log;
 - test: the slowest single test of the test stage (its JUnit reports): the stage ends after it, however the others
   are spread over the cores;
+- push: the slowest single `docker push` of the stage, from the release's own log: the one that compressed and sent
+  the image's layers (the Docker engine gzips each layer once, on one core; every other tag finds its layers there);
 - attest: one syft scan of the pushed image (the stage scans each digest once, two side by side).
 
 Stages without a floor here count with their own time in the sum.
@@ -25,6 +27,7 @@ from ac_release.config import Settings
 from ac_release.manifest import Manifest
 from ac_release.names import run_log_stem
 from ac_release.records import PushRecord
+from ac_release.stages.push import pushed_seconds
 from ac_release.stages.test import KINDS
 
 DEPENDENCY_STEP = "uv pip install"  # the Dockerfile's one step that installs the locked dependencies
@@ -65,9 +68,9 @@ def scan_seconds(reference: cosign.ImageReference) -> float:
         return round(time.monotonic() - started, 1)
 
 
-def measure_floors(settings: Settings, version: str, target: str) -> list[Floor]:
-    """The floors of a release of `version` to the scratch `target`, read from its logs and records, the scan run
-    now (its registry must be up)."""
+def measure_floors(settings: Settings, version: str, target: str, release_log: str = "") -> list[Floor]:
+    """The floors of a release of `version` to the scratch `target`, read from its logs (`release_log`: the output
+    of the cold run) and records, the scan run now (its registry must be up)."""
     logs, floors = settings.cache_dir / "logs", []
     image_logs = sorted(logs.glob(f"{run_log_stem(version, target, 'images', '*')}.log"))
     builds = [log.read_text(errors="replace") for log in image_logs]
@@ -77,6 +80,9 @@ def measure_floors(settings: Settings, version: str, target: str) -> list[Floor]
     reports = [report for pattern in patterns for report in sorted(logs.glob(pattern))]
     if slowest := slowest_test(reports):
         floors.append(Floor("test", round(slowest[1], 1), f"its slowest test, {slowest[0]}"))
+    if pushes := pushed_seconds(release_log):
+        tag, seconds = max(pushes.items(), key=lambda push: push[1])
+        floors.append(Floor("push", seconds, f"the push that sent the image's layers, {tag}"))
     pushed = Manifest.load(settings.dist_dir / version, version).get(PushRecord, target)
     if pushed and pushed.tags:
         first = pushed.tags[0]

@@ -143,7 +143,8 @@ def measure_release(
                     shutil.copytree(directory / "cache" / "logs", kept, dirs_exist_ok=True)
                 log_file = logs / ("bench-release-again.log" if cold else "bench-release.log")
                 raise ReleaseError(f"the benchmark's release of {version} failed: see {log_file} and {kept}")
-            floors = tuple(measure_floors(load_settings(config), version, name))  # its registry still up
+            cold_log = (logs / "bench-release.log").read_text(errors="replace")
+            floors = tuple(measure_floors(load_settings(config), version, name, cold_log))  # its registry still up
             services = directory / "services"
             uploaded = _bytes_under(services / "pypi" / "packages")
             pushed = _bytes_under(services / "registry" / "data")

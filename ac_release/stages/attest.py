@@ -32,19 +32,18 @@ def check(ctx: ReleaseContext) -> list[Step]:
     pushed = ctx.record(PushRecord)
     digests = {(t.repository, t.tag): t.digest for t in pushed.tags if t.digest and not t.floating} if pushed else {}
     images, wheel = ctx.record(ImagesRecord), ctx.manifest.get(WheelRecord)
-    trust, tags = None, {}
-    steps = []
-    for where, data in _targets(ctx):
-        repository, tag = data["repository"], data["tag"]
-        digest = digests.get((repository, tag))
-        if digest is None or images is None or wheel is None:
-            steps.append(Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data))
-            continue
+    targets = _targets(ctx)
+    if images is None or wheel is None or not any(digests.get((d["repository"], d["tag"])) for _, d in targets):
+        return [Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data) for where, data in targets]
+    trust = cosign.trust_of(ctx)
+    tags = {repository: registry.tags(repository) for repository in ctx.target.registries}
+
+    def judge(where: str, data: dict) -> Step:
+        repository = data["repository"]
+        digest = digests.get((repository, data["tag"]))
+        if digest is None:
+            return Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data)
         image = cosign.ImageReference.of(repository, digest)  # reached with the registry's TLS and login
-        reference = str(image)
-        trust = trust or cosign.trust_of(ctx)
-        if repository not in tags:
-            tags[repository] = registry.tags(repository)
         try:
             inputs = _inputs(ctx, images, wheel, data["flavour"], image)
             found = image_attestations.check_image(
@@ -57,17 +56,18 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 tags[repository],
             )
         except ReleaseError as exc:
-            steps.append(Step(NAME, "refuse", where, str(exc), data))
-            continue
+            return Step(NAME, "refuse", where, str(exc), data)
         data = data | {"digest": digest, "missing": found.missing, "inputs": inputs}
         if found.refused:
-            reason = f"{reference}: {'; '.join(found.refused)}; remove them from the registry to attest again"
-            steps.append(Step(NAME, "refuse", where, reason, data))
-        elif found.missing:
-            steps.append(Step(NAME, "sign", where, f"{reference}: {', '.join(found.missing)} as {identity}", data))
-        else:
-            steps.append(Step(NAME, "keep", where, f"{reference}: {WHAT} verify as {identity}", data))
-    return steps
+            reason = f"{image}: {'; '.join(found.refused)}; remove them from the registry to attest again"
+            return Step(NAME, "refuse", where, reason, data)
+        if found.missing:
+            return Step(NAME, "sign", where, f"{image}: {', '.join(found.missing)} as {identity}", data)
+        return Step(NAME, "keep", where, f"{image}: {WHAT} verify as {identity}", data)
+
+    # Each image is verified on its own (cosign waits on the registry and Sigstore): two at a time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda target: judge(*target), targets))
 
 
 def _targets(ctx: ReleaseContext) -> list[tuple[str, dict]]:
@@ -130,20 +130,25 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
         if "digest" not in step.data:
             raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
     scanned = _scan_all(ctx, out, todo)
-    token = None
-    for step in todo:
+    token = _identity_token(ctx).get(TOKEN_ENV) if todo else None
+    if todo and not token:
+        raise ReleaseError(f"no OIDC identity token for cosign: set {TOKEN_ENV} (public Sigstore in CI)")
+
+    def attest(step: Step) -> None:
         data = step.data
         reference = _reference(ctx, data)
         statement = image_attestations.statement(
             ctx, data["repository"], data["digest"], data["inputs"], data["flavour"], data["variant"]
         )
         predicate = image_attestations.write_predicate(out / f"{_stem(data)}.provenance.json", statement)
-        token = token or _identity_token(ctx).get(TOKEN_ENV)
-        if not token:
-            raise ReleaseError(f"no OIDC identity token for cosign: set {TOKEN_ENV} (public Sigstore in CI)")
         ctx.log(f"attest: {', '.join(data['missing'])} of {reference} as {signing.identity}")
         with ctx.view.row(f"attest {reference}", level=1):
             image_attestations.make(trust, reference, token, data["missing"], scanned[data["digest"]], predicate)
+
+    # Images side by side: each digest's signature and attestations go to tags of their own (sha256-<digest>.sig,
+    # .att), and one image's attestations are made in order.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(attest, todo))  # list(): the first failure raises here
     after = check(ctx)  # what was made must now verify, or the stage fails
     if not_done := [step for step in after if step.action not in ("keep", "skip")]:
         raise ReleaseError(f"after attesting, {not_done[0].target}: {not_done[0].action}: {not_done[0].reason}")

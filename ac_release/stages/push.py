@@ -9,6 +9,9 @@ move later, registry-side by digest, in the `promote` stage: only once every fla
 
 from __future__ import annotations
 
+import re
+import time
+
 from ac_release import registry
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
@@ -18,6 +21,19 @@ from ac_release.records import ImagesRecord, PushedTag, PushRecord, SessionsReco
 from ac_release.steps import Step
 
 NAME = "push"
+_PUSHED = re.compile(
+    r"^push: (?P<target>\S+) pushed in (?P<seconds>\d+(?:\.\d+)?) s \((?P<digest>sha256:[0-9a-f]{64})\)$", re.M
+)
+
+
+def pushed_line(target: str, digest: str, seconds: float) -> str:
+    """The log line of one `docker push`: how long the Docker engine took to send the tag's layers (a whole value)."""
+    return f"push: {target} pushed in {seconds:.1f} s ({digest})"
+
+
+def pushed_seconds(log: str) -> dict[str, float]:
+    """{tag: seconds} of every `docker push` a run's log shows (pushed_line)."""
+    return {match["target"]: float(match["seconds"]) for match in _PUSHED.finditer(log)}
 
 
 def check(ctx: ReleaseContext) -> list[Step]:
@@ -76,8 +92,10 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
             digest, action = step.data["digest"], "present"
         elif repository == first:
             ctx.log(f"push: {step.target}")
+            started = time.monotonic()
             with ctx.view.row(step.target, level=1):
                 digest, action = registry.push(ctx.docker, image, repository, tag), "pushed"
+            ctx.log(pushed_line(step.target, digest, time.monotonic() - started))
         else:
             digest, action = on_first[image], "pushed"
             ctx.log(f"push: {step.target} (copied from {first}@{digest})")

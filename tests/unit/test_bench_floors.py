@@ -18,6 +18,7 @@ from ac_release.bench_floors import (
     slowest_test,
 )
 from ac_release.config import load_settings
+from ac_release.stages.push import pushed_line, pushed_seconds
 from tests.helpers import REPO
 from tests.unit.test_bench_release import FIGURES, STAGES
 
@@ -64,6 +65,28 @@ def test_floors_come_from_the_scratch_releases_logs(tmp_path):
     (logs / "2.2.4-1-other-smoke-bullseye.xml").write_text(REPORT.replace("48.25", "99"))  # another target's
     floors = measure_floors(settings, "2.2.4-1", "bench-x")  # nothing pushed: no scan
     assert [(f.stage, f.seconds) for f in floors] == [("images", 41.3), ("test", 48.2)]
+    pushes = "\n".join(
+        pushed_line(f"127.0.0.1:5000/astronomer/ap-airflow:{tag}", "sha256:" + digit * 64, seconds)
+        for tag, digit, seconds in (
+            ("2.2.4-1", "a", 28.94),
+            ("2.2.4-1-bullseye", "a", 0.06),
+            ("2.2.4-1-onbuild", "b", 0.1),
+        )
+    )
+    release_log = f"push: 127.0.0.1:5000/astronomer/ap-airflow:2.2.4-1\n{pushes}\n✓ push (30.2 s)\n"
+    floors = measure_floors(settings, "2.2.4-1", "bench-x", release_log)
+    assert (floors[-1].stage, floors[-1].seconds) == ("push", 28.9)
+    assert floors[-1].what == "the push that sent the image's layers, 127.0.0.1:5000/astronomer/ap-airflow:2.2.4-1"
+
+
+def test_every_docker_push_of_a_log_is_read_back_whole():
+    digest = "sha256:" + "0123456789abcdef" * 4
+    line = pushed_line("registry.example:5000/astronomer/ap-airflow:2.2.4-1-bullseye-onbuild", digest, 1234.56)
+    assert line.endswith(f"pushed in 1234.6 s ({digest})")
+    assert pushed_seconds(f"noise\n{line}\npush: x:y\n") == {
+        "registry.example:5000/astronomer/ap-airflow:2.2.4-1-bullseye-onbuild": 1234.6
+    }
+    assert pushed_seconds(line.replace(digest, digest[:20])) == {}  # a cut line is no figure
 
 
 def test_the_sum_counts_stages_without_a_floor_whole():
