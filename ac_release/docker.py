@@ -78,7 +78,26 @@ class Docker:
         log: Path,
     ) -> str:
         """Build `context` as `tag` and return the image id; the build output goes to `log`."""
-        args = ["build", "--tag", tag, "--progress=plain"]
+        self._build(["--tag", tag], context, build_args, dockerfile, secrets, log, what=tag)
+        image = self.image_id(tag)
+        assert image, tag
+        return image
+
+    def build_stage(
+        self,
+        context: Path,
+        stage: str,
+        *,
+        build_args: dict[str, str] | None = None,
+        secrets: list[str] | None = None,
+        log: Path,
+    ) -> None:
+        """Build the Dockerfile's stage `stage` into the build cache only: no image is written or named."""
+        extra = ["--target", stage, "--output", "type=cacheonly"]
+        self._build(extra, context, build_args, None, secrets, log, what=f"stage {stage}")
+
+    def _build(self, extra, context, build_args, dockerfile, secrets, log: Path, what: str) -> None:
+        args = ["build", *extra, "--progress=plain"]
         for secret in secrets or ():
             args += ["--secret", secret]
         for key, value in sorted((build_args or {}).items()):
@@ -95,7 +114,4 @@ class Docker:
                 stderr=subprocess.STDOUT,
             )
         if result.returncode != 0:
-            raise ReleaseError(f"docker build of {tag} failed (exit {result.returncode}): full output in {log}")
-        image = self.image_id(tag)
-        assert image, tag
-        return image
+            raise ReleaseError(f"docker build of {what} failed (exit {result.returncode}): full output in {log}")

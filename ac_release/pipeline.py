@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from rich.table import Table
@@ -87,8 +88,11 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
     results: dict[str, object] = {}
     timings: dict[str, float] = {}
     ctx.view = LiveView(ctx.console)
-    with ctx.view.shown():
+    ahead: dict[str, Future] = {}
+    with ctx.view.shown(), ThreadPoolExecutor(max_workers=2) as pool:
         for name in names:
+            if name in ahead:
+                _settle(ctx, name, ahead.pop(name))
             started = time.monotonic()
             with ctx.view.row(f"[bold]{name}[/bold] {ctx.version}"):
                 results[name] = run_stage(ctx, name, log_steps=name != "preflight")
@@ -97,11 +101,25 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
                     # the stages to come, before the first write
                     restore_release_files(ctx)
                     refuse_any(plan(ctx, [n for n in names if n != "preflight"]), ctx.version)
+                    ahead = {
+                        later: pool.submit(STAGES[later].prepare, ctx)
+                        for later in names[2:]  # a stage runs before it: something to overlap with
+                        if hasattr(STAGES[later], "prepare")
+                    }
             timings[name] = time.monotonic() - started
             ctx.log(f"[green]✓[/green] {name} ({timings[name]:.1f} s)")
             faults.reached(f"after:{name}")
     _summary(ctx, timings)
     return results
+
+
+def _settle(ctx: ReleaseContext, stage: str, work: Future) -> None:
+    """Wait for a stage's work ahead (its `prepare`: deciding nothing, it builds what the stage will find done,
+    while the stages before it run). When it failed, the stage does that work itself."""
+    try:
+        work.result()
+    except ReleaseError as exc:
+        ctx.log(f"{stage}: the work ahead failed, the stage does it itself: {exc}")
 
 
 _STATUS = {"keep": "present", "skip": "present", "refuse": "CONFLICT", "unknown": "unknown"}

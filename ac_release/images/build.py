@@ -12,6 +12,9 @@ import hashlib
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from ac_release.context import ReleaseContext
@@ -23,6 +26,9 @@ INCLUDE = ("entrypoint", "clean-airflow-logs", "install-packages", "install-requ
 # org.opencontainers.image.source: where the images' recipe lives (AC's image repository). A constant, not read from
 # the checkout's remote, so that the same commit gives the same image on every machine.
 SOURCE = "https://github.com/astronomer/ap-airflow"
+# The Dockerfile's stages that take nothing of a release's own (no wheel, version or label): they can be built into
+# the build cache before the wheels exist, and the release's build then finds them there (prepare_flavour).
+PREPARED_STAGES = ("runtime", "toolchain")
 
 
 def inputs(ctx: ReleaseContext, flavour: Flavour) -> dict[str, Path]:
@@ -81,10 +87,9 @@ def fingerprint(ctx: ReleaseContext, flavour: Flavour, base_id: str, args: dict[
     return digest.hexdigest()
 
 
-def build_flavour(
-    ctx: ReleaseContext, flavour: Flavour, wheels: list[Path], args: dict[str, str], refs: dict[str, str]
-) -> dict[str, tuple[str, float]]:
-    """Build `refs["base"]` and `refs["onbuild"]`; returns {variant: (image id, seconds)}."""
+@contextmanager
+def _context(ctx: ReleaseContext, flavour: Flavour, wheels: list[Path]) -> Iterator[Path]:
+    """A build context of the flavour's inputs and `wheels`, removed afterwards."""
     (ctx.cache / "work").mkdir(parents=True, exist_ok=True)
     context = Path(tempfile.mkdtemp(prefix=f"{ctx.version}-{flavour.name}-", dir=ctx.cache / "work"))
     try:
@@ -94,12 +99,46 @@ def build_flavour(
         (context / "wheels").mkdir()
         for wheel in wheels:
             shutil.copy(wheel, context / "wheels" / wheel.name)
-        secret = ctx.settings.extra_ca_bundle
-        secrets = [f"id=build-ca,src={secret}"] if secret and secret.is_file() else []
-        logs = ctx.cache / "logs"
-        built = {}
+        yield context
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def _secrets(ctx: ReleaseContext) -> list[str]:
+    secret = ctx.settings.extra_ca_bundle
+    return [f"id=build-ca,src={secret}"] if secret and secret.is_file() else []
+
+
+def _log(ctx: ReleaseContext, flavour: Flavour, part: str) -> Path:
+    return ctx.cache / "logs" / f"{run_log_stem(ctx.version, ctx.target.name, 'images', flavour.name, part)}.log"
+
+
+def prepare_flavour(ctx: ReleaseContext, flavour: Flavour, base: str) -> None:
+    """Build the flavour's PREPARED_STAGES FROM `base` into the build cache, side by side; nothing is named."""
+    with _context(ctx, flavour, []) as context, ThreadPoolExecutor(max_workers=len(PREPARED_STAGES)) as pool:
+        jobs = [
+            pool.submit(
+                ctx.docker.build_stage,
+                context,
+                stage,
+                build_args={"BASE_IMAGE": base},
+                secrets=_secrets(ctx),
+                log=_log(ctx, flavour, stage),
+            )
+            for stage in PREPARED_STAGES
+        ]
+        for job in jobs:
+            job.result()
+
+
+def build_flavour(
+    ctx: ReleaseContext, flavour: Flavour, wheels: list[Path], args: dict[str, str], refs: dict[str, str]
+) -> dict[str, tuple[str, float]]:
+    """Build `refs["base"]` and `refs["onbuild"]`; returns {variant: (image id, seconds)}."""
+    built = {}
+    with _context(ctx, flavour, wheels) as context:
         for variant, dockerfile, variant_args, extra in (
-            ("base", None, args, secrets),
+            ("base", None, args, _secrets(ctx)),
             (ONBUILD, context / "Dockerfile.onbuild", {"BASE_IMAGE": refs["base"]}, []),
         ):
             ctx.log(f"images: building {refs[variant]}")
@@ -111,9 +150,7 @@ def build_flavour(
                     dockerfile=dockerfile,
                     build_args=variant_args,
                     secrets=extra,
-                    log=logs / f"{run_log_stem(ctx.version, ctx.target.name, 'images', flavour.name, variant)}.log",
+                    log=_log(ctx, flavour, variant),
                 )
             built[variant] = (image, round(time.monotonic() - started, 1))
-        return built
-    finally:
-        shutil.rmtree(context, ignore_errors=True)
+    return built

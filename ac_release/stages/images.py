@@ -6,7 +6,7 @@ gate against their bundles, and are then handed to the build, which checks their
 
 from __future__ import annotations
 
-from ac_release.baseimage import ensure_base
+from ac_release.baseimage import base_reference, ensure_base
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.images import build
 from ac_release.images.generate import drift
@@ -38,6 +38,21 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 reason = state.why_not_current(recorded.get(flavour.name))
                 steps.append(Step(NAME, "build", state.refs[variant], reason, {"flavour": flavour.name}))
     return steps
+
+
+def prepare(ctx: ReleaseContext) -> None:
+    """Work ahead, deciding nothing: for every flavour this stage will build (its own decision), the Dockerfile's
+    stages that need none of the release's wheels go into the build cache while the earlier stages run
+    (build.PREPARED_STAGES). An official base is pulled by the build; a debootstrap base the machine does not have
+    yet is left to the stage, which builds it (one builder at a time)."""
+    to_build = {step.data["flavour"] for step in open_steps(check(ctx)) if step.action == "build"}
+    for flavour in flavours(ctx):
+        base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
+        missing = ctx.target.base_images == "debootstrap" and ctx.docker.image_id(base) is None
+        if flavour.name not in to_build or missing:
+            continue
+        ctx.log(f"images: preparing the {flavour.name} build's {' and '.join(build.PREPARED_STAGES)} stages")
+        build.prepare_flavour(ctx, flavour, base)
 
 
 def run(ctx: ReleaseContext, steps: list[Step]) -> ImagesRecord:

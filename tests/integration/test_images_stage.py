@@ -3,6 +3,7 @@ work of the release's test stage and the `smoke` nox sessions; these tests prove
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -10,10 +11,12 @@ import pytest
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images import build
+from ac_release.images.build import PREPARED_STAGES
 from ac_release.images.state import flavour_state, flavours
 from ac_release.pipeline import run_stage
 from ac_release.published import fetch_verified
 from ac_release.records import WheelRecord
+from ac_release.stages import images
 from tests.integration.conftest import context_like, own_bundle_mismatch
 
 pytestmark = pytest.mark.integration
@@ -78,6 +81,30 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
         build.build_flavour(ctx, flavour, [tampered, wheels[META]], state.args, refs)
     log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
     assert f"/build/wheels/{WHEEL}: FAILED" in log
+
+
+def test_the_stages_prepared_ahead_are_what_the_build_then_finds_in_its_cache(published, tmp_path):
+    """The release prepares the stages that need no wheel while its wheel stage runs (pipeline.AHEAD): the images
+    stage's build must then take every step of them from the build cache."""
+    ctx, _ = published
+    images.prepare(ctx)
+    logs = ctx.cache / "logs"
+    prepared = {stage: (logs / f"2.2.4-1-local-images-bullseye-{stage}.log").read_text() for stage in PREPARED_STAGES}
+    steps = {stage: re.findall(rf"^#(\d+) \[{stage} \d+/\d+\] RUN ", log, re.M) for stage, log in prepared.items()}
+    assert all(steps.values()), steps  # each prepared stage runs its packages' step
+    (flavour, *_) = flavours(ctx)
+    state = flavour_state(ctx, flavour)
+    wheels = _fetch(ctx, tmp_path)
+    refs = {"base": "ac-release/test-prepared:base", "onbuild": "ac-release/test-prepared:onbuild"}
+    try:
+        build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
+        log = (logs / "2.2.4-1-local-images-bullseye-base.log").read_text()
+        for stage in PREPARED_STAGES:
+            runs = re.findall(rf"^#(\d+) \[{stage} \d+/\d+\] RUN ", log, re.M)
+            assert runs and all(re.search(rf"^#{step} CACHED$", log, re.M) for step in runs), (stage, runs)
+    finally:
+        for ref in refs.values():
+            ctx.docker("image", "rm", ref, capture=True, check=False)
 
 
 def test_a_wrong_signer_identity_is_refused_before_any_build(published, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from dataclasses import replace
 
 import pytest
@@ -424,13 +425,27 @@ def test_a_release_enters_each_stage_once(world, monkeypatch):
         def run(self, ctx, steps):
             calls.append(f"run {self.NAME}")
 
-    monkeypatch.setattr(pipeline, "STAGES", {name: FakeStage(name) for name in pipeline.RELEASE})
+    class StageWithWorkAhead(FakeStage):
+        def prepare(self, ctx):
+            time.sleep(0.2)  # still working when the stages before it run
+            calls.append(f"prepared {self.NAME}")
+
+    stages = {name: FakeStage(name) for name in pipeline.RELEASE} | {"images": StageWithWorkAhead("images")}
+    monkeypatch.setattr(pipeline, "STAGES", stages)
     monkeypatch.setattr(pipeline, "ensure_local_services", lambda ctx: None)
     monkeypatch.setattr(pipeline, "_summary", lambda ctx, timings: None)
     pipeline.run_stages(world.ctx, pipeline.RELEASE)
-    assert [c for c in calls if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
+    runs = [c for c in calls if not c.startswith("check")]
+    assert [c for c in runs if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
     later = pipeline.RELEASE[1:]  # the preflight asks every later stage before the first write, then each again
     assert calls[: 2 + len(later)] == ["check preflight", "run preflight", *[f"check {n}" for n in later]]
+    # the work ahead starts once the preflight passed, and ends before its own stage starts
+    assert runs.index("prepared images") == runs.index("run images") - 1
+    assert runs.index("run wheel") < runs.index("prepared images")
+
+    calls.clear()  # a run of the images stage alone has nothing to overlap with: no work ahead
+    pipeline.run_stages(world.ctx, ["preflight", "images"])
+    assert "prepared images" not in calls
 
 
 def test_under_ci_the_console_is_a_log_even_on_a_pseudo_terminal(monkeypatch):

@@ -1,0 +1,53 @@
+"""The stages the release builds ahead, before its wheels exist (images/build.py PREPARED_STAGES), must take nothing
+of the release: a wheel, the lock, a version or a label moved into one of them would be built from another release's
+inputs, or miss the cache the images stage looks for."""
+
+from __future__ import annotations
+
+import re
+
+from ac_release.images.build import PREPARED_STAGES
+from tests.helpers import REPO
+
+# What a prepared stage may take from the build context and the build arguments.
+CONTEXT_FILES = {"build-requirements.txt"}
+ARGS_WITH_DEFAULTS = {"ASTRONOMER_USER", "ASTRONOMER_UID"}
+
+
+def _stages(dockerfile: str) -> dict[str, str]:
+    """{stage name: its text} of a multi-stage Dockerfile."""
+    parts = re.split(r"^(?=FROM )", dockerfile, flags=re.M)
+    return {m[1]: part for part in parts if (m := re.match(r"FROM \S+ AS (\S+)", part))}
+
+
+def _closure(stages: dict[str, str], name: str) -> set[str]:
+    """`name` and every stage it is built FROM or copies from."""
+    text = stages[name]
+    used = set(re.findall(r"^FROM (\S+)", text, re.M)) | set(re.findall(r"--from=(\S+)", text))
+    return {name}.union(*(_closure(stages, other) for other in used if other in stages))
+
+
+def _dockerfiles():
+    paths = [p for p in (REPO / "images").rglob("Dockerfile") if "onbuild" not in p.parts and "postgres" not in p.parts]
+    assert paths
+    return paths
+
+
+def test_every_prepared_stage_exists_and_takes_nothing_of_the_release():
+    for path in _dockerfiles():
+        stages = _stages(path.read_text())
+        assert set(PREPARED_STAGES) <= set(stages), path
+        for name in set().union(*(_closure(stages, stage) for stage in PREPARED_STAGES)):
+            text = stages[name]
+            copied = {m[1] for m in re.finditer(r"^COPY (?!--from)(\S+)", text, re.M)}
+            assert copied <= CONTEXT_FILES, (path, name, copied)
+            assert set(re.findall(r"^ARG (\w+)", text, re.M)) <= ARGS_WITH_DEFAULTS, (path, name)
+            assert "wheels/" not in text and "constraints.txt" not in text, (path, name)
+
+
+def test_the_dependency_step_builds_on_the_prepared_toolchain():
+    for path in _dockerfiles():
+        stages = _stages(path.read_text())
+        (installing,) = [name for name, text in stages.items() if "uv pip install" in text]
+        assert "toolchain" in _closure(stages, installing), path
+        assert installing not in PREPARED_STAGES
