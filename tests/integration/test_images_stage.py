@@ -84,8 +84,8 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
 
 
 def test_the_stages_prepared_ahead_are_what_the_build_then_finds_in_its_cache(published, tmp_path):
-    """The release prepares the stages that need no wheel while its wheel stage runs (pipeline.AHEAD): the images
-    stage's build must then take every step of them from the build cache."""
+    """The release prepares the stages that need no wheel while its wheel stage runs (images.prepare, started by
+    pipeline.run_stages): the images stage's build must then take every step of them from the build cache."""
     ctx, _ = published
     images.prepare(ctx)
     logs = ctx.cache / "logs"
