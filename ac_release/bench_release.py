@@ -127,6 +127,7 @@ def measure_release(
     name = f"{SCRATCH_PREFIX}{secrets.token_hex(4)}"
     logs = settings.cache_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    cold_log, warm_log = logs / "bench-release.log", logs / "bench-release-again.log"
     with tempfile.TemporaryDirectory(prefix="ac-bench-release-") as tmp:
         directory = Path(tmp)
         # A clone of the repository's HEAD: the release's git tag lands in it, never in the repository itself.
@@ -134,17 +135,17 @@ def measure_release(
         subprocess.run(["git", "clone", "--quiet", str(settings.root), str(clone)], check=True)
         config = scratch_config(replace(settings, root=clone), directory, name, base_images)
         try:
-            log(f"bench: invoke release {version} on the scratch target {name} (log: {logs / 'bench-release.log'})")
-            cold = _invoke(clone, config, logs / "bench-release.log", "release", version)
-            warm = cold and _invoke(clone, config, logs / "bench-release-again.log", "release", version)
+            log(f"bench: invoke release {version} on the scratch target {name} (log: {cold_log})")
+            cold = _invoke(clone, config, cold_log, "release", version)
+            warm = cold and _invoke(clone, config, warm_log, "release", version)
             if not warm:
                 kept = logs / name  # the scratch directory goes: its test sessions' logs are kept here
                 if (directory / "cache" / "logs").is_dir():
                     shutil.copytree(directory / "cache" / "logs", kept, dirs_exist_ok=True)
-                log_file = logs / ("bench-release-again.log" if cold else "bench-release.log")
+                log_file = warm_log if cold else cold_log
                 raise ReleaseError(f"the benchmark's release of {version} failed: see {log_file} and {kept}")
-            cold_log = (logs / "bench-release.log").read_text(errors="replace")
-            floors = tuple(measure_floors(load_settings(config), version, name, cold_log))  # its registry still up
+            release_log = cold_log.read_text(errors="replace")
+            floors = tuple(measure_floors(load_settings(config), version, name, release_log))  # its registry still up
             services = directory / "services"
             uploaded = _bytes_under(services / "pypi" / "packages")
             pushed = _bytes_under(services / "registry" / "data")

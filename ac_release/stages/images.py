@@ -45,7 +45,7 @@ def prepare(ctx: ReleaseContext) -> None:
     stages that need none of the release's wheels go into the build cache while the earlier stages run
     (build.PREPARED_STAGES). An official base is pulled by the build; a debootstrap base the machine does not have
     yet is left to the stage, which builds it (one builder at a time)."""
-    to_build = {step.data["flavour"] for step in open_steps(check(ctx)) if step.action == "build"}
+    to_build = {step.data["flavour"] for step in open_steps(check(ctx))}
     for flavour in flavours(ctx):
         base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
         missing = ctx.target.base_images == "debootstrap" and ctx.docker.image_id(base) is None
