@@ -97,7 +97,7 @@ def release(c, version, target=None, dry_run=False, stages=None, flavour=None):
     names = stage_names(stages)
     if dry_run:
         ctx = ReleaseContext.create(version, load_settings(), target, releasing=True, flavour=flavour)
-        print_steps(plan(ctx, names), title=f"dry run: AC {version} -> {ctx.target.name} (nothing written)")
+        print_steps(plan(ctx, names), title=f"dry run: {ctx.product.title} {version} -> {ctx.target.name} (nothing written)")
         return
     _stages(version, target, names, releasing=True, flavour=flavour)
 
@@ -149,7 +149,7 @@ def nightly(c, line, target=None, dry_run=False, date=None):
 def status(c, version, target=None):
     """Show what of a release exists where: dist/, index, images, registries, git tag."""
     ctx = ReleaseContext.create(version, load_settings(), target)
-    print_steps(released_state(ctx), title=f"AC {version} on {ctx.target.name}", as_status=True)
+    print_steps(released_state(ctx), title=f"{ctx.product.title} {version} on {ctx.target.name}", as_status=True)
 
 
 @task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
@@ -266,18 +266,32 @@ def lines(c, github_output=False):
     print(as_json(jobs))
 
 
-@task(help={"line": "Airflow version of the release line, e.g. 2.2.4"})
+@task(help={"line": "a release line (Airflow version, e.g. 2.2.4), or a product version with pins (runtime-4.2.0)"})
 @_reports_errors
 def lock(c, line):
-    """Regenerate wheel/<line>/constraints.txt and build-requirements.txt with uv, as of the line's cut-off."""
+    """Regenerate wheel/<line>/constraints.txt and build-requirements.txt, or a product version's
+    products/<product>/<version>/constraints.txt, with uv, as of their cut-off."""
     from ac_release.line import load_line
     from ac_release.lock import regenerate
+    from ac_release.products import load_product, parse_version
     from ac_release.version import ACVersion
 
     settings = load_settings()
-    if not (settings.wheel_dir / line / "line.toml").is_file():
-        raise ReleaseError(f"no release line {line!r}: expected {settings.wheel_dir / line / 'line.toml'}")
-    for path in regenerate(load_line(settings.wheel_dir, ACVersion.parse(f"{line}-1"))):
+    if (settings.wheel_dir / line / "line.toml").is_file():
+        written = regenerate(load_line(settings.wheel_dir, ACVersion.parse(f"{line}-1")))
+    else:
+        try:
+            version = parse_version(line, settings.root)
+        except ReleaseError:
+            version = None
+        product = version and load_product(settings.root, version.product)
+        if version is None or product.pins(version) is None:
+            raise ReleaseError(
+                f"no release line {line!r}: expected {settings.wheel_dir / line / 'line.toml'}, or a product version "
+                f"with pins of its own (e.g. runtime-4.2.0)"
+            )
+        written = regenerate(product.line_of(load_line(settings.wheel_dir, version), version), toolchain=False)
+    for path in written:
         print(f"wrote {Path(path).relative_to(settings.root)}")
 
 

@@ -25,7 +25,6 @@ from ac_release.images import build
 from ac_release.images.matrix import ONBUILD, VARIANTS
 from ac_release.images.state import flavours
 from ac_release.lock import without_hashes
-from ac_release.names import artifact_names
 from ac_release.published import fetch_verified
 
 BASELINE = Path(__file__).parents[1] / "bench" / "baseline.Dockerfile"
@@ -45,7 +44,7 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     (context / "constraints.txt").write_text(without_hashes(ctx.line.lock_file.read_text()))
     bundle = ctx.settings.extra_ca_bundle
     (context / "build-ca.crt").write_bytes(bundle.read_bytes() if bundle and bundle.is_file() else b"")
-    meta = next(name for name in wheels if name.startswith("astronomer_certified-"))
+    meta = next(name for name in wheels if name.startswith(f"{ctx.product.meta_distribution}-"))
     started = time.monotonic()
     image = ctx.docker.build(
         context,
@@ -73,7 +72,9 @@ def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) ->
     for flavour in flavours:
         base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
         refs = {variant: f"{BENCH_REPOSITORY}:{label}-{flavour.name}-{variant}" for variant in VARIANTS}
-        built = build.build_flavour(ctx, flavour, list(wheels.values()), build.build_args(ctx, base, pins), refs)
+        built = build.build_flavour(
+            ctx, flavour, list(wheels.values()), build.build_args(ctx, flavour, base, pins), refs
+        )
         figures[flavour.name] = {
             variant: {"seconds": seconds, "size": ctx.docker.image_size(image)}
             for variant, (image, seconds) in built.items()
@@ -86,7 +87,7 @@ def run_bench(ctx: ReleaseContext, release: bool = True, json_path: Path | None 
     are written as JSON to `json_path` (default: <cache>/bench/<version>-<UTC time>.json)."""
     ensure_local_services(ctx)
     selected = flavours(ctx)
-    names = [name for name in artifact_names(ctx.version) if name.endswith(".whl")]
+    names = [name for name in ctx.artifact_names if name.endswith(".whl")]
     wheels = fetch_verified(ctx, names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
     for flavour in selected:  # base images are present in every measurement
         ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)

@@ -156,8 +156,10 @@ def measure_release(
 
 
 def remove_scratch_images(docker: Docker, name: str) -> None:
-    repository = local_repository(name)
-    listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository, capture=True).stdout
+    every_product = local_repository(name, "*")  # a reference filter's pattern: the repositories of every product
+    listed = docker(
+        "image", "ls", "--filter", f"reference={every_product}", "--format", "{{.Repository}}:{{.Tag}}", capture=True
+    ).stdout
     for reference in listed.decode().split():
         docker("image", "rm", reference, capture=True, check=False)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import read_utf8
-from ac_release.version import ACVersion
+from ac_release.products import parse_version
+from ac_release.version import ACVersion, ProductVersion
 
 SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
 _BUILD = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$")
@@ -37,22 +38,24 @@ class Entry:
         return "\n\n".join(f"### {name}\n" + "\n".join(items) for name, items in self.sections.items())
 
 
-def parse(path: Path, airflow: str) -> list[Entry]:
-    """The entries of a changelog, newest first; any malformed line is refused naming file and line."""
+def parse(path: Path, airflow: str, title: str = "Astronomer Certified", parse_version=ACVersion.parse) -> list[Entry]:
+    """The entries of a changelog, newest first; any malformed line is refused naming file and line. AC's changelog of
+    a line by default; a product's changelog of a series (`# Astro Runtime 4.2`, `## runtime-4.2.0, 2022-03-10`)
+    with its `title` and its versions' parser."""
     where = f"changelog/{path.name}"
     lines = _read_lines(path, airflow, where)
-    if not lines or lines[0] != f"# Astronomer Certified {airflow}":
-        raise ReleaseError(f"{where}:1: the first line must be `# Astronomer Certified {airflow}`")
+    if not lines or lines[0] != f"# {title} {airflow}":
+        raise ReleaseError(f"{where}:1: the first line must be `# {title} {airflow}`")
     entries: list[Entry] = []
     section: list[str] | None = None
     for number, text in enumerate(lines[1:], start=2):
         if match := _BUILD.match(text):
             version = match["version"]
             try:
-                parsed = ACVersion.parse(version)
+                parsed = parse_version(version)
             except ReleaseError as exc:
                 raise ReleaseError(f"{where}:{number}: {exc}") from None
-            if parsed.airflow_version != airflow:
+            if parsed.series != airflow:
                 raise ReleaseError(f"{where}:{number}: {version} does not belong in the changelog of {airflow}")
             if not is_date(match["date"]) and match["date"] != UNDATED:
                 raise ReleaseError(
@@ -61,7 +64,7 @@ def parse(path: Path, airflow: str) -> list[Entry]:
                 )
             if any(e.version == version for e in entries):
                 raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
-            if entries and ACVersion.parse(entries[-1].version) < parsed:
+            if entries and parse_version(entries[-1].version) < parsed:
                 raise ReleaseError(f"{where}:{number}: {version} is listed below {entries[-1].version}: newest first")
             entries.append(Entry(version, match["date"], number))
             section = None
@@ -115,18 +118,23 @@ def _read_lines(path: Path, airflow: str, where: str) -> list[str]:
     return text.split("\n")
 
 
-def release_entry(changelog_dir: Path, version: ACVersion) -> Entry:
-    """The entry of the build being released: present, dated (not TBD), well-formed."""
-    entries = parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version)
+def release_entry(
+    changelog_dir: Path, version: ACVersion | ProductVersion, title: str = "Astronomer Certified"
+) -> Entry:
+    """The entry of the build being released: present, dated (not TBD), well-formed. `title`: its product's."""
+    name = version.changelog_name
+    entries = parse(
+        changelog_dir / f"{name}.md", version.series, title, lambda text: parse_version(text, changelog_dir.parent)
+    )
     entry = next((e for e in entries if e.version == str(version)), None)
     if entry is None:
         raise ReleaseError(
-            f"changelog/{version.airflow_version}.md has no entry for {version}: add `## {version}, YYYY-MM-DD` "
+            f"changelog/{name}.md has no entry for {version}: add `## {version}, YYYY-MM-DD` "
             f"with its sections before releasing"
         )
     if not is_date(entry.date):
         raise ReleaseError(
-            f"changelog/{version.airflow_version}.md:{entry.line}: {version} is dated {entry.date!r}: "
+            f"changelog/{name}.md:{entry.line}: {version} is dated {entry.date!r}: "
             f"set the release date (YYYY-MM-DD) before releasing"
         )
     return entry

@@ -221,6 +221,25 @@ class Target:
             raise ReleaseError(f"target {self.name} has no dev locations for a dev build: add {where} in release.toml")
         return dataclasses.replace(self, index=self.dev.index, registries=self.dev.registries)
 
+    def for_repository(self, default: str, repository: str) -> Target:
+        """This target as a product whose image repository is `repository` sees it: every registry repository (and
+        dev repository) the target declares names `default`, AC's, as its last segment; the product's sits beside
+        it on the same registry, reached alike (`HOST/astronomer/ap-airflow` -> `HOST/astronomer/astro-runtime`)."""
+        if repository == default:
+            return self
+
+        def beside(registry: Registry) -> Registry:
+            namespace, _, name = registry.rpartition("/")
+            if not name.startswith(default):
+                raise ReleaseError(
+                    f"target {self.name}: registry repository {registry} does not end in {default}, the repository "
+                    f"the products' repositories are placed beside; name it .../{default}"
+                )
+            return Registry(f"{namespace}/{repository}{name.removeprefix(default)}", registry.access)
+
+        dev = self.dev and dataclasses.replace(self.dev, registries=tuple(map(beside, self.dev.registries)))
+        return dataclasses.replace(self, registries=tuple(map(beside, self.registries)), dev=dev)
+
     def registry(self, repository: str) -> Registry:
         """The target's registry named `repository` (e.g. read back from a record), with how to reach it."""
         return next((r for r in self.registries if r == repository), Registry(repository))

@@ -12,9 +12,11 @@ from ac_release.config import Settings, Target, docker_command
 from ac_release.docker import Docker
 from ac_release.line import ReleaseLine, load_line
 from ac_release.manifest import Manifest, R
+from ac_release.names import artifact_names, release_files
+from ac_release.products import DEFAULT_PRODUCT, Product, load_product, parse_version
 from ac_release.progress import LiveView, console
 from ac_release.records import Record
-from ac_release.version import ACVersion
+from ac_release.version import ACVersion, ProductVersion
 
 
 @dataclass
@@ -23,8 +25,8 @@ class ReleaseContext:
     registries, chosen here and nowhere else; `release_target` is the target as configured, whose registries hold
     the releases (an upgrade test starts from the newest of them)."""
 
-    version: ACVersion
-    line: ReleaseLine
+    version: ACVersion | ProductVersion
+    line: ReleaseLine  # as the product version installs it (Product.line_of)
     settings: Settings
     target: Target
     console: Console = field(default_factory=console)
@@ -39,9 +41,10 @@ class ReleaseContext:
 
     @classmethod
     def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:
-        parsed = ACVersion.parse(version)
-        line = load_line(settings.wheel_dir, parsed)
-        configured = settings.target(target)
+        parsed = parse_version(version, settings.root)
+        product = load_product(settings.root, parsed.product)
+        line = product.line_of(load_line(settings.wheel_dir, parsed), parsed)
+        configured = _for_product(settings, settings.target(target), product)
         build_target = configured.for_dev_build() if parsed.dev else configured
         ctx = cls(
             version=parsed, line=line, settings=settings, target=build_target, release_target=configured, **kwargs
@@ -51,6 +54,22 @@ class ReleaseContext:
 
             flavours(ctx)  # an unknown flavour is refused here, before anything runs
         return ctx
+
+    @cached_property
+    def product(self) -> Product:
+        return load_product(self.settings.root, self.version.product)
+
+    def release_target_of(self, product: Product) -> Target:
+        """The release target as another product sees it: its repositories beside this product's."""
+        return _for_product(self.settings, self.settings.target(self.release_target.name), product)
+
+    @property
+    def artifact_names(self) -> list[str]:
+        return artifact_names(self.version, self.product.meta_project)
+
+    @property
+    def release_files(self) -> list[str]:
+        return release_files(self.version, self.product.meta_project)
 
     @property
     def dist(self) -> Path:
@@ -88,6 +107,11 @@ class ReleaseContext:
 
     def log(self, message: str) -> None:
         self.console.print(message, soft_wrap=True)  # a log line is never wrapped or cut: digests print whole
+
+
+def _for_product(settings: Settings, target: Target, product: Product) -> Target:
+    """A target as configured names AC's image repositories; a product's are beside them (Target.for_repository)."""
+    return target.for_repository(load_product(settings.root, DEFAULT_PRODUCT).repository, product.repository)
 
 
 def ensure_local_services(ctx: ReleaseContext) -> None:

@@ -14,7 +14,7 @@ import subprocess
 
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.names import NOTES, artifact_names, release_files
+from ac_release.names import NOTES
 from ac_release.published import fetch_verified
 from ac_release.records import TagRecord
 
@@ -32,10 +32,10 @@ def publish_github_release(ctx: ReleaseContext) -> str:
     tagged = ctx.record(TagRecord)
     if not tagged:
         raise ReleaseError(f"{ctx.version} has no git tag yet: run `invoke release {ctx.version}` first")
-    names = artifact_names(ctx.version)
+    names = ctx.artifact_names
     if missing := [name for name in names if not (ctx.dist / name).is_file()]:  # a job that did not build them
         fetch_verified(ctx, missing, ctx.dist, ctx.bundles)
-    assets = [ctx.dist / name for name in names] + [ctx.bundles / name for name in release_files(ctx.version)]
+    assets = [ctx.dist / name for name in names] + [ctx.bundles / name for name in ctx.release_files]
     assets.append(ctx.manifest.path)
     tag = tagged.tag
     view = _gh("release", "view", tag, "--json", "assets", check=False)

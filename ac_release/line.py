@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import tomllib
@@ -47,6 +48,12 @@ class ReleaseLine:
     build_requirements: tuple[str, ...]
     build_tools: tuple[str, ...]
     tools_cutoff: dt.date
+    # Where the lock lives: the line's directory for AC, whose providers the line declares; a product version with
+    # providers of its own (Astro Runtime) has its lock in products/<product>/<version>/ (with_pins).
+    lock_dir: Path | None = None
+    lock_name: str = ""  # what `invoke lock` is given to regenerate it: the line, or the product version
+    packages: tuple[str, ...] = ()  # a product version's own packages beside the providers (astronomer-providers)
+    meta_pins: tuple[str, ...] = ()  # what its meta wheel pins besides the Airflow build: its providers and packages
 
     @property
     def source_date_epoch(self) -> int:
@@ -73,7 +80,22 @@ class ReleaseLine:
 
     @property
     def lock_file(self) -> Path:
-        return self.directory / LOCK_FILE
+        return (self.lock_dir or self.directory) / LOCK_FILE
+
+    def with_pins(
+        self, providers: dict[str, str], packages: tuple[str, ...], lock_dir: Path, cutoff: dt.date, name: str
+    ):
+        """The line as a product version installs it: its Airflow build with that version's providers and packages,
+        locked in `lock_dir` as of `cutoff`. The Airflow wheel's inputs (sdist, patches, toolchain) stay the line's."""
+        return dataclasses.replace(
+            self,
+            providers=dict(providers),
+            packages=tuple(packages),
+            meta_pins=(*(f"{provider_distribution(n)}=={v}" for n, v in sorted(providers.items())), *packages),
+            lock_cutoff=cutoff,
+            lock_dir=lock_dir,
+            lock_name=name,
+        )
 
     @property
     def build_requirements_file(self) -> Path:
@@ -95,7 +117,7 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
     if not path.is_file():
         known = ", ".join(known_lines(wheel_dir)) or "none"
         raise ReleaseError(
-            f"no release line for Airflow {version.airflow_version} (AC {version}): "
+            f"no release line for Airflow {version.airflow_version} ({version}): "
             f"known lines are {known}; add {path.relative_to(wheel_dir.parent)} to start a new line"
         )
     text = read_utf8(path)
@@ -115,6 +137,7 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
             build_requirements=tuple(data["build"]["requirements"]),
             build_tools=tuple(data["build"]["tools"]),
             tools_cutoff=data["build"]["tools_cutoff"],
+            lock_name=data["airflow"],
         )
     except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ReleaseError(f"{path}: malformed line data ({exc!r}); compare with wheel/2.2.4/{LINE_FILE}") from exc

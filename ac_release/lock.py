@@ -37,14 +37,14 @@ def _compile(line: ReleaseLine, requirements: list[str], output: Path, extra: li
             "--exclude-newer",
             line.lock_cutoff.isoformat(),
             "--custom-compile-command",
-            f"invoke lock {line.airflow}",
+            f"invoke lock {line.lock_name or line.airflow}",
             *extra,
         ]
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
         result = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise ReleaseError(
-                f"uv could not resolve {output.name} for {line.airflow}: "
+                f"uv could not resolve {output.name} for {line.lock_name or line.airflow}: "
                 f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no output'}"
             )
         text = produced.read_text()
@@ -53,11 +53,16 @@ def _compile(line: ReleaseLine, requirements: list[str], output: Path, extra: li
     atomic_write_text(output, text)
 
 
-def regenerate(line: ReleaseLine) -> list[Path]:
-    requirements = [line.airflow_requirement, *line.provider_requirements, *line.lock_requirements]
+def regenerate(line: ReleaseLine, toolchain: bool = True) -> list[Path]:
+    """The lock of what the line (or a product version on it, ReleaseLine.with_pins) installs, and with `toolchain`
+    the line's build toolchain."""
+    requirements = [line.airflow_requirement, *line.provider_requirements, *line.packages, *line.lock_requirements]
     # Hashes of every file of every pin: the image and the wheel check install with `--require-hashes`, so a file
     # the index serves with other bytes, or a dependency missing from the lock, fails the install.
+    line.lock_file.parent.mkdir(parents=True, exist_ok=True)
     _compile(line, requirements, line.lock_file, ["--generate-hashes"])
+    if not toolchain:
+        return [line.lock_file]
     tools_cutoff = line.tools_cutoff.isoformat()
     _compile(
         line,

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-from ac_release.version import ACVersion
+from ac_release.version import ACVersion, ProductVersion
 
 BUNDLE_SUFFIX = ".sigstore.json"
 NOTES = "RELEASE_NOTES.md"
-# The projects this pipeline publishes on an index: the patched Airflow and the product's meta wheel.
-PROJECTS = ("apache-airflow", "astronomer-certified")
-LOCAL_REPOSITORY = "ac-release/{target}/ap-airflow"  # where built images wait for their tests, per target
+AIRFLOW_PROJECT = "apache-airflow"
+LOCAL_REPOSITORY = "ac-release/{target}/{repository}"  # where built images wait for their tests, per target
 
 
-def artifact_names(version: ACVersion) -> list[str]:
-    """The files the wheel stage makes for a version, sorted."""
+def projects(meta_project: str) -> tuple[str, str]:
+    """The projects a release publishes on an index: the patched Airflow and the product's meta wheel."""
+    return (AIRFLOW_PROJECT, meta_project)
+
+
+def line_build_names(version: ACVersion | ProductVersion) -> list[str]:
+    """The Airflow wheel and sdist of the line build a version installs: one per line build, whichever product
+    version first makes them (AC 2.2.4-1 and Runtime 4.2.0 both install `2.2.4+astro.1`)."""
     return sorted(
-        [
-            f"apache_airflow-{version.wheel_version}-py3-none-any.whl",
-            f"apache-airflow-{version.wheel_version}.tar.gz",
-            f"astronomer_certified-{version.meta_version}-py3-none-any.whl",
-        ]
+        [f"apache_airflow-{version.wheel_version}-py3-none-any.whl", f"apache-airflow-{version.wheel_version}.tar.gz"]
     )
+
+
+def meta_wheel_name(version: ACVersion | ProductVersion, meta_project: str) -> str:
+    return f"{meta_project.replace('-', '_')}-{version.meta_version}-py3-none-any.whl"
+
+
+def artifact_names(version: ACVersion | ProductVersion, meta_project: str) -> list[str]:
+    """The files the wheel stage makes for a version, sorted."""
+    return sorted([*line_build_names(version), meta_wheel_name(version, meta_project)])
 
 
 def bundle_name(artifact: str) -> str:
     return artifact + BUNDLE_SUFFIX
 
 
-def local_repository(target: str) -> str:
-    return LOCAL_REPOSITORY.format(target=target)
+def local_repository(target: str, repository: str) -> str:
+    return LOCAL_REPOSITORY.format(target=target, repository=repository)
 
 
 def run_log_stem(version: ACVersion | str, target: str, kind: str, *parts: str) -> str:
@@ -54,9 +64,9 @@ WHEEL_RECORD = "wheel-record.json"
 BUILD_INPUTS = "build-inputs.json"
 
 
-def release_files(version: ACVersion) -> list[str]:
+def release_files(version: ACVersion | ProductVersion, meta_project: str) -> list[str]:
     """What a user fetches beside the index to verify the artifacts: every bundle and attestation, and the record
     of the build (and a dev build's inputs digest)."""
-    names = artifact_names(version)
+    names = artifact_names(version, meta_project)
     signed = [bundle_name(n) for n in names] + [attestation_name(n, kind) for n in names for kind in ATTESTATION_KINDS]
     return sorted([*signed, WHEEL_RECORD, *([BUILD_INPUTS] if version.dev else [])])

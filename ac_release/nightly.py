@@ -20,7 +20,7 @@ from ac_release.config import Settings, Target
 from ac_release.errors import ReleaseError
 from ac_release.index import project_files
 from ac_release.line import LINE_NAME
-from ac_release.names import BUILD_INPUTS, PROJECTS, artifact_names
+from ac_release.names import AIRFLOW_PROJECT, BUILD_INPUTS, line_build_names
 from ac_release.version import ACVersion
 
 MAX_SEQUENCE = 99
@@ -52,7 +52,7 @@ class DevState:
 
     def index_files(self) -> set[str]:
         password = self.target.index.password.read()
-        return {name for project in PROJECTS for name in project_files(self.target.index, password, project)}
+        return set(project_files(self.target.index, password, AIRFLOW_PROJECT))
 
     def verify_problem(self, version: ACVersion) -> str | None:
         """None when `invoke verify` of the version passes on the dev locations, else what it found."""
@@ -115,8 +115,9 @@ def choose(settings: Settings, line: str, date: dt.date, state: DevState | None)
 
 
 def _taken(version: ACVersion, index_files: set[str], image_tags: set[str]) -> bool:
-    """Any of this version's wheels on the dev index, or any of its image tags on a dev registry."""
+    """Any of this version's Airflow files on the dev index (named by its dev number, they alone tell), or any of its
+    image tags on a dev registry."""
     prefix = version.image_tag
-    return bool(index_files & set(artifact_names(version))) or any(
+    return bool(index_files & set(line_build_names(version))) or any(
         tag == prefix or tag.startswith(prefix + "-") for tag in image_tags
     )

@@ -11,10 +11,13 @@ from ac_release.released import ReleasedImage
 
 
 def render(ctx: ReleaseContext, entry: Entry, images: list[ReleasedImage]) -> str:
-    lines = [f"# Astronomer Certified {ctx.version} ({entry.date})", "", entry.markdown(), "", "## Python packages", ""]
+    product = ctx.product
+    lines = [f"# {product.title} {ctx.version} ({entry.date})", "", entry.markdown(), "", "## Python packages", ""]
+    pins = f" and {', '.join(f'`{pin}`' for pin in ctx.line.meta_pins)}" if ctx.line.meta_pins else ""
     lines += [
-        f"Apache Airflow {ctx.line.airflow} with the AC patches as `apache-airflow=={ctx.version.wheel_version}`; "
-        f"`astronomer-certified=={ctx.version.meta_version}` pins it and re-exposes every extra.",
+        f"Apache Airflow {ctx.line.airflow} with Astronomer's patches as "
+        f"`apache-airflow=={ctx.version.wheel_version}`; "
+        f"`{product.meta_project}=={ctx.version.meta_version}` pins it{pins} and re-exposes every extra.",
         "",
         "| file | sha256 | Sigstore bundle |",
         "| --- | --- | --- |",

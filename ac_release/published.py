@@ -9,7 +9,7 @@ from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
 from ac_release.index import IndexFile, download, project_files
-from ac_release.names import PROJECTS, bundle_name
+from ac_release.names import bundle_name, projects
 from ac_release.records import WheelRecord
 from ac_release.signing import verify_all
 
@@ -18,7 +18,7 @@ def index_state(ctx: ReleaseContext) -> dict[str, IndexFile]:
     """{filename: IndexFile} of every project this pipeline publishes, as the target's index serves them."""
     password = ctx.target.index.password.read()
     files: dict[str, IndexFile] = {}
-    for project in PROJECTS:
+    for project in projects(ctx.product.meta_project):
         files.update(project_files(ctx.target.index, password, project))
     return files
 

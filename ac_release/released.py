@@ -1,6 +1,6 @@
 """What is released on a target's registry: where an upgrade test starts, and which build is the highest.
 
-The upgrade test starts from the newest earlier AC release on the target's first registry.
+The upgrade test starts from the newest earlier release of the product on the target's first registry.
 
 Users upgrade from what was released, so the starting point is read from the registry, never from local images:
 the previous build of the same Airflow version (2.2.4-1 for 2.2.4-2), or else the newest release of an older
@@ -9,7 +9,6 @@ line. Its image is the line's default flavour (`X.Y.Z-N`, the tag every release 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ac_release import registry
@@ -17,12 +16,13 @@ from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.images.matrix import VARIANTS, Flavour
 from ac_release.images.state import flavours
-from ac_release.version import ACVersion
+from ac_release.products import Product, load_product
+from ac_release.version import ACVersion, ProductVersion
 
 
 @dataclass(frozen=True)
 class PreviousRelease:
-    version: ACVersion
+    version: ACVersion | ProductVersion
     repository: str
     digest: str
 
@@ -31,10 +31,11 @@ class PreviousRelease:
         return f"{self.repository}@{self.digest}"
 
 
-def release_tag_version(tag: str) -> ACVersion | None:
-    """The AC release a tag names when it is a default-flavour base tag (`2.2.4-1`); distro, variant, dev: None."""
+def release_tag_version(tag: str, product: Product | None = None) -> ACVersion | ProductVersion | None:
+    """The release a tag names when it is the version's own tag (AC's `2.2.4-1`; with a product whose versions
+    have a prefix, its declared `4.2.0`); distro, variant, dev or anything else: None."""
     try:
-        version = ACVersion.parse(tag)
+        version = product.version(product.prefix + tag) if product and product.prefix else ACVersion.parse(tag)
     except ReleaseError:
         return None
     return None if version.dev else version
@@ -44,10 +45,21 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     """The newest release older than this build on the target's first release registry (a dev build's too), or
     None for a first release."""
     repository = ctx.release_target.registries[0]
-    current = (ctx.version.airflow, ctx.version.build)
     earlier = [
-        v for tag in registry.tags(repository) if (v := release_tag_version(tag)) and (v.airflow, v.build) < current
+        v
+        for tag in registry.tags(repository)
+        if (v := release_tag_version(tag, ctx.product)) and v.release_key < ctx.version.release_key
     ]
+    if not earlier and ctx.product.upgrade_from:
+        # A product's first release upgrades from the product its users came from (AC 2.2.4-1 -> Runtime 4.2.0):
+        # its newest release on this line or an older one, in that product's repository beside this one.
+        other = load_product(ctx.settings.root, ctx.product.upgrade_from)
+        repository = ctx.release_target_of(other).registries[0]
+        earlier = [
+            v
+            for tag in registry.tags(repository)
+            if (v := release_tag_version(tag, other)) and v.airflow <= ctx.version.airflow
+        ]
     if not earlier:
         return None
     version = max(earlier)
@@ -55,11 +67,10 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     return PreviousRelease(version, repository, image.digest) if image else None
 
 
-def highest_released_build(repository: str, version: ACVersion, canonical_tag: str) -> int:
-    """The highest build number of this Airflow version and flavour/variant among the registry's release tags:
-    floating tags move only to it."""
-    suffix = canonical_tag.removeprefix(str(version))
-    pattern = re.compile(rf"{re.escape(version.airflow_version)}-([1-9][0-9]*){re.escape(suffix)}")
+def highest_released_build(repository: str, version: ACVersion | ProductVersion, canonical_tag: str) -> int:
+    """The highest rank (AC: build of the line; Runtime: patch of the minor) of this version's floating group and
+    flavour/variant among the registry's release tags: floating tags move only to it."""
+    pattern = version.sibling_pattern(canonical_tag.removeprefix(version.image_tag))
     return max((int(m[1]) for tag in registry.tags(repository) if (m := pattern.fullmatch(tag))), default=0)
 
 

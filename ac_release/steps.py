@@ -12,7 +12,8 @@ from typing import Any
 
 from ac_release.errors import ReleaseError
 
-OPEN = ("build", "sign", "upload", "push", "move", "tag", "run")  # a write the run will make
+# a write the run will make; `reuse`: a file copied from where it was made (a line build another release made)
+OPEN = ("build", "reuse", "sign", "upload", "push", "move", "tag", "run")
 DONE = ("keep", "skip")  # already there with the same bytes or digest
 ACTIONS = (*OPEN, *DONE, "refuse", "unknown")
 

@@ -22,8 +22,7 @@ from ac_release.baseimage import base_reference
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes
-from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, artifact_names, attestation_name
-from ac_release.names import release_files as release_file_names
+from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, attestation_name
 from ac_release.published import fetch_verified
 from ac_release.records import WheelRecord
 from ac_release.released import ReleasedImage, released_images
@@ -35,7 +34,7 @@ def fetch_release_files(ctx: ReleaseContext, directory: Path) -> None:
     """Every bundle, attestation and the wheel record, from the release-files artifact of the first registry."""
     directory.mkdir(parents=True, exist_ok=True)
     repository = release_files.location(ctx.target.registries[0])
-    for name, data in release_files.fetch_files(repository, str(ctx.version), release_file_names(ctx.version)).items():
+    for name, data in release_files.fetch_files(repository, str(ctx.version), ctx.release_files).items():
         atomic_write_bytes(directory / name, data)
 
 
@@ -47,7 +46,7 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
         client, published = Path(tmp) / "files", Path(tmp) / "published"
         fetch_release_files(ctx, published)
         wheel = WheelRecord.from_json(json.loads((published / WHEEL_RECORD).read_text()))
-        names = artifact_names(ctx.version)
+        names = ctx.artifact_names
         fetched = fetch_verified(ctx, names, client, published, wheel)
         for name in names:
             for kind in ATTESTATION_KINDS:

@@ -54,6 +54,11 @@ class ACVersion:
                 )
         return cls(Version(match["airflow"]), int(match["build"]), bool(match["dev"]), int(match["nightly"] or 0))
 
+    @staticmethod
+    def grammar_matches(text: str) -> bool:
+        """Has `text` the shape of an AC version (whether or not its numbers are allowed)?"""
+        return _AC_VERSION.fullmatch(text or "") is not None
+
     @classmethod
     def nightly_of(cls, airflow: str, build: int, date: dt.date, sequence: int) -> ACVersion:
         """The nightly `sequence` (1..99) of `date` for build N of a line: `2.2.4-2-dev2026120101`."""
@@ -109,6 +114,36 @@ class ACVersion:
         """Directory name under dist/ for this release."""
         return str(self)
 
+    product = "certified"
+
+    @property
+    def release_key(self) -> tuple:
+        """What orders the releases of the product: the line, then the build."""
+        return (self.airflow, self.build)
+
+    @property
+    def series(self) -> str:
+        """What its changelog covers: the line (`2.2.4`)."""
+        return self.airflow_version
+
+    @property
+    def floating_fields(self) -> dict[str, str]:
+        return {"airflow": self.airflow_version}
+
+    @property
+    def changelog_name(self) -> str:
+        """Its changelog, changelog/<name>.md: one per line (`2.2.4`)."""
+        return self.series
+
+    @property
+    def rank(self) -> int:
+        """Its place among the releases its floating tags choose from: the build number of its line."""
+        return self.build
+
+    def sibling_pattern(self, suffix: str) -> re.Pattern:
+        """Release tags of the same line and image (`2.2.4-<N><suffix>`); group 1 is their rank."""
+        return re.compile(rf"{re.escape(self.airflow_version)}-([1-9][0-9]*){re.escape(suffix)}")
+
 
 def is_day(text: str) -> bool:
     """YYYYMMDD naming a real calendar day."""
@@ -117,3 +152,88 @@ def is_day(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# A product version declared in data (products/<product>.toml): `runtime-4.2.0`. Plain X.Y.Z after the product's
+# prefix, ASCII digits, no leading zeros; which versions exist is the product's table, not this grammar.
+_SEMVER = re.compile(r"(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})", re.ASCII)
+
+
+@dataclass(frozen=True, order=True)
+class ProductVersion:
+    """A release of a product whose versions are declared in data: `runtime-4.2.0` names Runtime 4.2.0, built on the
+    line and line build its table gives (Airflow 2.2.4, build 1: `apache-airflow==2.2.4+astro.1`). It answers the
+    same questions as ACVersion, so the stages ask a version and never which product it belongs to."""
+
+    number: Version
+    prefix: str
+    product: str
+    airflow: Version
+    build: int
+    dev: bool = False  # dev builds and nightlies are AC's alone
+    nightly: int = 0
+
+    @staticmethod
+    def number_of(text: str, prefix: str) -> Version | None:
+        rest = text.removeprefix(prefix) if text.startswith(prefix) else None
+        return Version(rest) if rest is not None and _SEMVER.fullmatch(rest) else None
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{self.number}"
+
+    @property
+    def image_tag(self) -> str:
+        return str(self.number)
+
+    @property
+    def airflow_version(self) -> str:
+        return str(self.airflow)
+
+    @property
+    def wheel_version(self) -> str:
+        """The line build it installs: the same `2.2.4+astro.1` as AC 2.2.4-1's."""
+        return str(Version(f"{self.airflow}+astro.{self.build}"))
+
+    @property
+    def meta_version(self) -> str:
+        return str(self.number)
+
+    @property
+    def git_tag(self) -> str:
+        return f"{self.prefix}v{self.number}"
+
+    @property
+    def dist_name(self) -> str:
+        return str(self)
+
+    @property
+    def minor(self) -> str:
+        return f"{self.number.major}.{self.number.minor}"
+
+    @property
+    def floating_fields(self) -> dict[str, str]:
+        return {"airflow": self.airflow_version, "major": str(self.number.major), "minor": str(self.number.minor)}
+
+    @property
+    def release_key(self) -> tuple:
+        """What orders the releases of the product: the version."""
+        return (self.number,)
+
+    @property
+    def series(self) -> str:
+        """What its changelog covers: its minor (`4.2`)."""
+        return self.minor
+
+    @property
+    def changelog_name(self) -> str:
+        """Its changelog, changelog/<name>.md: one per minor (`runtime-4.2`)."""
+        return f"{self.prefix}{self.minor}"
+
+    @property
+    def rank(self) -> int:
+        """Its place among the releases its floating tags choose from: the patch of its minor."""
+        return self.number.micro
+
+    def sibling_pattern(self, suffix: str) -> re.Pattern:
+        """Release tags of the same floating group and image (`4.2.<patch><suffix>`); group 1 is their rank."""
+        return re.compile(rf"{self.number.major}\.{self.number.minor}\.((?:0|[1-9][0-9]*)){re.escape(suffix)}")

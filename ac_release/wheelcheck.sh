@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs inside the build environment: install each built wheel into a fresh venv of the line's Python and
 # report what it says. Prints `airflow-version <venv> <value>` and `patch-check <venv> <name> <status> <line>`.
-# Usage: wheelcheck.sh PYTHON_VERSION DIST_DIR AIRFLOW_WHEEL META_REQUIREMENT
+# Usage: wheelcheck.sh PYTHON_VERSION DIST_DIR AIRFLOW_WHEEL META_REQUIREMENT META_WHEEL
+# (the lock is mounted at /lock/constraints.txt, the line's patch checks at /line/patches)
 #
 # DIST_DIR and the venvs live in this run's own work directory on the same mount as uv's cache: uv hardlinks
 # instead of copying, and since the wheels' path is new on every run, uv can never serve an earlier build of the
@@ -11,7 +12,7 @@
 # of this build are pinned by their own sha256. A file the index serves with other bytes, or a dependency the lock
 # does not hold, fails the check.
 set -eu
-python="python$1"; dist="$2"; airflow_wheel="$3"; meta="$4"
+python="python$1"; dist="$2"; airflow_wheel="$3"; meta="$4"; meta_file="$5"
 root="$(dirname "$dist")/venvs"
 export UV_LINK_MODE=hardlink
 
@@ -23,7 +24,7 @@ pinned() {
 install() {
     venv="$1"; requirements="$2"; shift 2
     uv venv --quiet --python "$python" "$venv"
-    set -- --python "$venv/bin/python" --require-hashes --constraint /line/constraints.txt \
+    set -- --python "$venv/bin/python" --require-hashes --constraint /lock/constraints.txt \
         --requirement "$requirements" "$@"
     # From the cache alone when it holds every pinned dependency (a warm run), else from the index.
     uv pip install --quiet --offline "$@" 2>/dev/null || uv pip install --quiet "$@"
@@ -45,8 +46,8 @@ check_venv() {
 mkdir -p "$root"
 pinned apache-airflow "$dist/$airflow_wheel" > "$root/wheel.txt"
 # The meta wheel as an index would serve it (found by its requirement), pinned to the sha256 of the one built here.
-meta_wheel=$(find "$dist" -maxdepth 1 -name 'astronomer_certified-*.whl' | head -n 1)
-[ -n "$meta_wheel" ] || { echo "no astronomer_certified wheel in $dist" >&2; exit 1; }
+meta_wheel="$dist/$meta_file"
+[ -f "$meta_wheel" ] || { echo "no $meta_file in $dist" >&2; exit 1; }
 { cat "$root/wheel.txt"; printf '%s --hash=sha256:%s\n' "$meta" "$(sha256sum "$meta_wheel" | cut -d ' ' -f 1)"; } \
     > "$root/meta.txt"
 # The two venvs are independent: check them side by side.

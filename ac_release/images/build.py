@@ -43,16 +43,17 @@ def inputs(ctx: ReleaseContext, flavour: Flavour) -> dict[str, Path]:
     return files
 
 
-def build_args(ctx: ReleaseContext, base: str, pins: dict[str, str]) -> dict[str, str]:
+def build_args(ctx: ReleaseContext, flavour: Flavour, base: str, pins: dict[str, str]) -> dict[str, str]:
     """The build arguments: the base image and the wheels pinned by the sha256 the wheel stage recorded."""
     (airflow,) = [name for name in pins if name.startswith("apache_airflow-") and name.endswith(".whl")]
-    (meta,) = [name for name in pins if name.startswith("astronomer_certified-")]
+    (meta,) = [name for name in pins if name.startswith(f"{ctx.product.meta_distribution}-")]
     return {
         "BASE_IMAGE": base,
         "AC_VERSION": str(ctx.version),
         "AIRFLOW_VERSION": ctx.version.wheel_version,
         "AIRFLOW_WHEEL": airflow,
         "AIRFLOW_WHEEL_SHA256": pins[airflow],
+        "META_PROJECT": ctx.product.meta_project,
         "META_WHEEL": meta,
         "META_WHEEL_SHA256": pins[meta],
         "EXTRAS": ",".join(ctx.line.all_extras),
@@ -60,6 +61,7 @@ def build_args(ctx: ReleaseContext, base: str, pins: dict[str, str]) -> dict[str
         "OCI_SOURCE": SOURCE,
         "OCI_REVISION": revision(ctx.settings.root),
         "OCI_CREATED": created(ctx.line.source_date_epoch),
+        "IMAGE_TITLE": f"{ctx.product.title} {ctx.line.airflow} ({flavour.distro}, Python {flavour.python})",
     }
 
 

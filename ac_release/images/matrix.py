@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ac_release.errors import ReleaseError
-from ac_release.version import ACVersion
+from ac_release.products import Tagging
+from ac_release.version import ACVersion, ProductVersion
 
 MATRIX_FILE = "matrix.toml"
 ONBUILD = "onbuild"
@@ -24,25 +26,33 @@ class Flavour:
     default: bool  # the line's first flavour also gets the tags without a distro
     runtime_packages: tuple[str, ...]
     build_packages: tuple[str, ...]
+    sole: bool = True  # the line's only flavour
+    tagging: Tagging = field(default_factory=Tagging)  # the product's (with_tagging); AC's by default
+
+    def with_tagging(self, tagging: Tagging) -> Flavour:
+        return dataclasses.replace(self, tagging=tagging)
 
     def dockerfile(self, images_dir: Path, variant: str = "base") -> Path:
         directory = images_dir / self.airflow / self.name
         return (directory / ONBUILD if variant == ONBUILD else directory) / "Dockerfile"
 
-    def tags(self, version: ACVersion, variant: str = "base") -> list[str]:
-        """Immutable tags of one build: `2.2.4-1-bullseye` (and `2.2.4-1` for the default flavour); a nightly's
-        `2.2.4-nightly-20261201-bullseye`."""
+    def tags(self, version: ACVersion | ProductVersion, variant: str = "base") -> list[str]:
+        """Immutable tags of one build, by the product's tagging: AC's `2.2.4-1-bullseye` (and `2.2.4-1` for the
+        default flavour), a nightly's `2.2.4-nightly-20261201-bullseye`; Runtime's `4.2.0`, `4.2.0-base`. The last is
+        the one that names this flavour alone."""
         return self._tags(version.image_tag, variant)
 
-    def floating_tags(self, version: ACVersion, variant: str = "base") -> list[str]:
-        """Tags that follow the highest release build of an Airflow version; dev builds have none."""
-        return [] if version.dev else self._tags(version.airflow_version, variant)
+    def floating_tags(self, version: ACVersion | ProductVersion, variant: str = "base") -> list[str]:
+        """Tags that follow the highest release of their group (AC: a line's builds, `2.2.4`; Runtime: a minor's
+        patches, `4.2`); dev builds have none."""
+        return [] if version.dev else self._tags(self.tagging.floating.format(**version.floating_fields), variant)
 
     def _tags(self, prefix: str, variant: str) -> list[str]:
-        suffix = f"-{ONBUILD}" if variant == ONBUILD else ""
-        tags = [f"{prefix}-{self.name}{suffix}"]
-        if self.default:
-            tags.insert(0, f"{prefix}{suffix}")
+        suffix = self.tagging.variants[variant]
+        segment = self.tagging.flavour.format(name=self.name, distro=self.distro, python=self.python)
+        tags = [f"{prefix}{suffix}"] if self.default else []
+        if self.tagging.flavour_alone or not self.sole:
+            tags.append(f"{prefix}{segment}{suffix}")
         return tags
 
 
@@ -71,6 +81,7 @@ def load_matrix(images_dir: Path) -> dict[str, list[Flavour]]:
                         default=index == 0,
                         runtime_packages=tuple(distros[distro]["runtime"]),
                         build_packages=tuple(distros[distro]["build"]),
+                        sole=len(line["flavours"]) == 1,
                     )
                 )
             if duplicates := [n for n, count in Counter(f.name for f in flavours).items() if count > 1]:

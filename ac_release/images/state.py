@@ -41,7 +41,7 @@ class FlavourState:
 
 def flavours(ctx: ReleaseContext) -> list[Flavour]:
     """The line's flavours, or the one the context is restricted to (`--flavour`)."""
-    every = flavours_of(ctx.images_dir, ctx.line.airflow)
+    every = [f.with_tagging(ctx.product.tagging) for f in flavours_of(ctx.images_dir, ctx.line.airflow)]
     if ctx.flavour is None:
         return every
     chosen = [flavour for flavour in every if flavour.name == ctx.flavour]
@@ -52,7 +52,7 @@ def flavours(ctx: ReleaseContext) -> list[Flavour]:
 
 
 def local_ref(ctx: ReleaseContext, flavour: Flavour, variant: str) -> str:
-    return f"{local_repository(ctx.target.name)}:{flavour.tags(ctx.version, variant)[-1]}"
+    return f"{local_repository(ctx.target.name, ctx.product.repository)}:{flavour.tags(ctx.version, variant)[-1]}"
 
 
 def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
@@ -63,7 +63,7 @@ def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
     if wheel is None:
         return FlavourState(flavour, refs, base, None, None, None)
     pins = {name: a.sha256 for name, a in wheel.artifacts.items() if name.endswith(".whl")}
-    args = build.build_args(ctx, base, pins)
+    args = build.build_args(ctx, flavour, base, pins)
     base_id = ctx.docker.image_id(base)
     if base_id is None:
         return FlavourState(flavour, refs, base, args, None, None)

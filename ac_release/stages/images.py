@@ -12,7 +12,6 @@ from ac_release.images import build
 from ac_release.images.generate import drift
 from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavour_state, flavours
-from ac_release.names import artifact_names
 from ac_release.published import fetch_verified
 from ac_release.records import FlavourImages, ImagesRecord, VariantImage
 from ac_release.steps import Step, open_steps
@@ -62,7 +61,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> ImagesRecord:
     if not to_build:
         ctx.log("images: every flavour is built from these inputs, skipping")
     else:
-        wheel_names = [name for name in artifact_names(ctx.version) if name.endswith(".whl")]
+        wheel_names = [name for name in ctx.artifact_names if name.endswith(".whl")]
         wheels = fetch_verified(ctx, wheel_names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
     for flavour in flavours(ctx):
         if flavour.name not in to_build:  # kept: its references name this release's images again

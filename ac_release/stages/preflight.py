@@ -56,7 +56,7 @@ def check_committed_inputs(ctx: ReleaseContext) -> None:
     if ctx.version.dev:
         dev_build_entry(ctx.settings.root / "changelog", ctx.version)
     else:
-        release_entry(ctx.settings.root / "changelog", ctx.version)
+        release_entry(ctx.settings.root / "changelog", ctx.version, ctx.product.title)
 
 
 def check(ctx: ReleaseContext) -> list[Step]:

@@ -15,8 +15,7 @@ from ac_release import build_inputs, release_files
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, artifact_names, attestation_name
-from ac_release.names import release_files as release_file_names
+from ac_release.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, attestation_name
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
 from ac_release.signing import verify_all
@@ -33,7 +32,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     wheel = ctx.manifest.get(WheelRecord)
     on_index = index_state(ctx) if services_running(ctx) else None
     steps = []
-    for name in artifact_names(ctx.version):
+    for name in ctx.artifact_names:
         where = f"{ctx.target.index.url.rstrip('/')}/{name}"
         ours = wheel.sha256(name) if wheel else None
         path = ctx.dist / name
@@ -63,7 +62,7 @@ def release_files_content(ctx: ReleaseContext) -> dict[str, bytes] | None:
     """{name: bytes} of the release files, or None until every artifact is built and signed."""
     wheel = ctx.manifest.get(WheelRecord)
     files = {}
-    for name in release_file_names(ctx.version):
+    for name in ctx.release_files:
         path = ctx.bundles / name
         if name == WHEEL_RECORD and wheel is not None:
             files[name] = release_files.wheel_record_bytes(wheel)
@@ -99,7 +98,7 @@ def _release_files_step(ctx: ReleaseContext, running: bool) -> Step:
 
 def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     ensure_local_services(ctx)
-    artifacts = [ctx.dist / name for name in artifact_names(ctx.version)]
+    artifacts = [ctx.dist / name for name in ctx.artifact_names]
     verify_all(ctx, artifacts, ctx.bundles)  # the gate: nothing unsigned or signed by someone else leaves
     password = ctx.target.index.password.read()
     to_upload = [ctx.dist / step.target.rsplit("/", 1)[-1] for step in open_steps(steps) if not _is_files(step)]

@@ -13,7 +13,8 @@ from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_copy, atomic_write_bytes, sha256_file
 from ac_release.images.build import revision
-from ac_release.names import ATTESTATION_KINDS, artifact_names, attestation_name, bundle_name
+from ac_release.line_builds import built_elsewhere
+from ac_release.names import ATTESTATION_KINDS, attestation_name, bundle_name
 from ac_release.records import SignRecord, WheelRecord
 from ac_release.signing import sign, verify, verify_all
 from ac_release.steps import Step, open_steps
@@ -25,8 +26,9 @@ def check(ctx: ReleaseContext) -> list[Step]:
     """sign what has no bundle or attestation; keep one that verifies for these bytes and this identity; refuse an
     artifact whose bytes are not the wheel stage's, and a bundle or attestation that does not verify."""
     wheel = ctx.manifest.get(WheelRecord)
+    source = built_elsewhere(ctx)
     steps = []
-    for name in artifact_names(ctx.version):
+    for name in ctx.artifact_names:
         artifact = ctx.dist / name
         ours = wheel.sha256(name) if wheel else None
         files = [(ctx.bundles / bundle_name(name), None)]
@@ -38,6 +40,11 @@ def check(ctx: ReleaseContext) -> list[Step]:
             if changed:
                 reason = f"dist/{ctx.version}/{name} has sha256 {actual}, the wheel stage built {ours}"
                 steps.append(Step(NAME, "refuse", where, reason, data))
+            elif not path.exists() and ours and source and source.sha256.get(name) == ours and (
+                made := source.bundles(ctx.target.name) / path.name
+            ).is_file():
+                reason = f"the line build's, signed when {source.release} was released: verified before it is kept"
+                steps.append(Step(NAME, "reuse", where, reason, data | {"from": made}))
             elif not path.exists() or not ours or not artifact.exists():
                 steps.append(Step(NAME, "sign", where, f"as {ctx.target.signing.identity}", data))
             else:
@@ -62,13 +69,36 @@ def _predicate(ctx: ReleaseContext, artifact: Path, kind: str, sha256: str) -> d
     return wheel_attestations.slsa_predicate(ctx, artifact.name, sha256, revision(ctx.settings.root))
 
 
+def _reuse(ctx: ReleaseContext, steps: list[Step]) -> None:
+    """The line build's bundles and attestations, as the release that built it made them: each verified for these
+    bytes and this target's identity before the first lands (a line build is signed once)."""
+    ctx.log(f"sign: the line build {ctx.version.wheel_version} keeps the bundles and attestations it was signed with")
+    staging = Path(tempfile.mkdtemp(prefix=".reuse-", dir=ctx.bundles))
+    try:
+        for step in steps:
+            staged = staging / step.data["from"].name
+            shutil.copy(step.data["from"], staged)
+            artifact = ctx.dist / step.data["artifact"]
+            if step.data["kind"] is None:
+                verify(ctx, artifact, staged)
+            else:
+                wheel_attestations.check(ctx, artifact, staged, step.data["kind"])
+        for step in steps:
+            atomic_copy(staging / step.data["from"].name, ctx.bundles / step.data["from"].name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
     ensure_local_services(ctx)
-    names = artifact_names(ctx.version)
-    wanted = open_steps(steps)
+    names = ctx.artifact_names
+    reused = [step for step in steps if step.action == "reuse"]
+    wanted = [step for step in open_steps(steps) if step.action != "reuse"]
+    ctx.bundles.mkdir(parents=True, exist_ok=True)
+    if reused:
+        _reuse(ctx, reused)
     unsigned = [ctx.dist / s.data["artifact"] for s in wanted if s.data["kind"] is None]
     unattested = [(ctx.dist / s.data["artifact"], s.data["kind"]) for s in wanted if s.data["kind"] is not None]
-    ctx.bundles.mkdir(parents=True, exist_ok=True)
     if unsigned:
         ctx.log(f"sign: signing {', '.join(a.name for a in unsigned)} as {ctx.target.signing.identity}")
         staging = Path(tempfile.mkdtemp(prefix=".sign-", dir=ctx.bundles))

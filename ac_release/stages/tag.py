@@ -61,7 +61,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord | None:
     commit = head(root)
     notes = ctx.dist / NOTES
     images = released_images(ctx)  # what the registries hold: this job may not be the one that pushed
-    atomic_write_text(notes, render(ctx, release_entry(root / "changelog", ctx.version), images))
+    atomic_write_text(notes, render(ctx, release_entry(root / "changelog", ctx.version, ctx.product.title), images))
     if not local_tag_commit(root, tag):
         # verbatim: the default cleanup would drop every markdown heading as a comment line
         git(root, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")

@@ -1,7 +1,10 @@
-"""Stage `wheel`: the patched `apache-airflow` wheel and sdist and the `astronomer-certified` meta wheel.
+"""Stage `wheel`: the patched `apache-airflow` wheel and sdist (the line build) and the product's meta wheel
+(`astronomer-certified`, `astro-runtime`).
 
 Built in the line's hermetic build environment from the hash-pinned upstream sdist plus the patch series, with the
-line's SOURCE_DATE_EPOCH, so a rebuild gives the same bytes. Outputs land in dist/<version>/ only once complete.
+line's SOURCE_DATE_EPOCH, so a rebuild gives the same bytes. A line build another product version already made
+(AC 2.2.4-1's `2.2.4+astro.1`, for Runtime 4.2.0) is taken from its dist/ with its recorded sha256, never built
+again (ac_release/line_builds.py). Outputs land in dist/<version>/ only once complete.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from ac_release.buildenv import DOCKERFILE, BuildEnv, ensure_buildenv
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.names import artifact_names
+from ac_release.line_builds import built_elsewhere
+from ac_release.names import line_build_names, meta_wheel_name
 from ac_release.patches import apply_series
 from ac_release.records import Artifact, WheelRecord
 from ac_release.reproducible import clamp_tree_mtimes, normalize_sdist
@@ -58,8 +62,9 @@ def check(ctx: ReleaseContext) -> list[Step]:
     compared byte for byte when promoted); refuse a recorded artifact whose bytes changed in dist/."""
     recorded = ctx.manifest.get(WheelRecord)
     fingerprint = input_fingerprint(ctx)
+    source = built_elsewhere(ctx)
     steps = []
-    for name in artifact_names(ctx.version):
+    for name in ctx.artifact_names:
         path, where = ctx.dist / name, f"dist/{ctx.version}/{name}"
         ours = recorded.sha256(name) if recorded else None
         if ours and path.exists() and (actual := sha256_file(path)) != ours:
@@ -74,6 +79,13 @@ def check(ctx: ReleaseContext) -> list[Step]:
             steps.append(Step(NAME, "build", where, "inputs changed since it was built: rebuilt, other bytes refused"))
         elif path.exists():
             steps.append(Step(NAME, "build", where, "present but not recorded: rebuilt and compared byte for byte"))
+        elif source and name in source.sha256:
+            reason = (
+                f"the line build {ctx.version.wheel_version}, made by {source.release}: sha256 {source.sha256[name]}"
+            )
+            steps.append(
+                Step(NAME, "reuse", where, reason, {"from": source.dist / name, "sha256": source.sha256[name]})
+            )
         else:
             steps.append(Step(NAME, "build", where, "not built yet"))
     return steps
@@ -93,7 +105,11 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> WheelRecord | None:
     work = Path(tempfile.mkdtemp(prefix=f"{ctx.version}-wheel-", dir=ctx.cache / "work"))  # one per run
     out = work / "out"
     out.mkdir()
-    airflow_files = _build_airflow(ctx, buildenv, work, out)
+    reused = {step.data["from"]: step.data["sha256"] for step in steps if step.action == "reuse"}
+    if {path.name for path in reused} == set(line_build_names(ctx.version)):
+        airflow_files = _reuse(ctx, reused, out)
+    else:
+        airflow_files = _build_airflow(ctx, buildenv, work, out)
     meta_wheel = _build_meta(ctx, buildenv, work, out, airflow_files["wheel"])
     files = [airflow_files["wheel"], airflow_files["sdist"], meta_wheel]
     _twine_check(files)
@@ -182,15 +198,28 @@ def _build_airflow(ctx: ReleaseContext, buildenv: BuildEnv, work: Path, out: Pat
     return {"wheel": wheel, "sdist": sdist_out}
 
 
+def _reuse(ctx: ReleaseContext, files: dict[Path, str], out: Path) -> dict[str, Path]:
+    """The line build as the release that made it recorded it: copied, and refused if its bytes changed since."""
+    for path, sha256 in files.items():
+        shutil.copy(path, out / path.name)
+        if (actual := sha256_file(out / path.name)) != sha256:
+            raise ReleaseError(f"{path} has sha256 {actual}, its release recorded {sha256}: restore it, or rebuild")
+    ctx.log(f"wheel: apache-airflow {ctx.version.wheel_version} is the line build {sorted(files)[0].parent.name} made")
+    return {"wheel": _one(out, "apache_airflow-*.whl"), "sdist": _one(out, "apache-airflow-*.tar.gz")}
+
+
 def _build_meta(ctx: ReleaseContext, buildenv: BuildEnv, work: Path, out: Path, airflow_wheel: Path) -> Path:
     metadata = _wheel_metadata(airflow_wheel)
     project = work / "meta"
     write_meta_project(
         project,
-        ac_version=str(ctx.version),
+        project=ctx.product.meta_project,
+        title=ctx.product.title,
+        product_version=str(ctx.version),
         airflow=ctx.line.airflow,
         wheel_version=ctx.version.wheel_version,
         meta_version=ctx.version.meta_version,
+        pins=list(ctx.line.meta_pins),
         extras=metadata.get_all("Provides-Extra") or [],
         requires_python=metadata["Requires-Python"] or "",
     )
@@ -203,7 +232,7 @@ def _build_meta(ctx: ReleaseContext, buildenv: BuildEnv, work: Path, out: Path, 
         network=False,
         workdir="/src",
     )
-    return _one(out, "astronomer_certified-*.whl")
+    return _one(out, meta_wheel_name(ctx.version, ctx.product.meta_project))
 
 
 def _wheel_metadata(wheel: Path):
@@ -235,7 +264,12 @@ def _install_check(ctx: ReleaseContext, buildenv: BuildEnv, out: Path, wheel: st
     output = _docker_run(
         ctx,
         buildenv,
-        {ctx.line.directory: "/line:ro", ctx.cache: "/cache", WHEEL_CHECK: "/wheelcheck.sh:ro"},
+        {
+            ctx.line.directory: "/line:ro",
+            ctx.line.lock_file: "/lock/constraints.txt:ro",
+            ctx.cache: "/cache",
+            WHEEL_CHECK: "/wheelcheck.sh:ro",
+        },
         [
             "sh",
             "-c",
@@ -244,7 +278,8 @@ def _install_check(ctx: ReleaseContext, buildenv: BuildEnv, out: Path, wheel: st
             buildenv.python,
             f"/cache/{out.relative_to(ctx.cache)}",
             wheel,
-            f"astronomer-certified=={ctx.version.meta_version}",
+            f"{ctx.product.meta_project}=={ctx.version.meta_version}",
+            meta,
         ],
         network=True,
     )

@@ -524,8 +524,8 @@ def test_wheels_are_on_the_dev_index_only(nightly):
     services, version = nightly["services"], nightly["version"]
     on_dev = sorted(p.name for p in (services.dev_pypi_dir / "packages").iterdir())
     on_release = sorted(p.name for p in (services.pypi_dir / "packages").iterdir())
-    assert on_dev == artifact_names(version)
-    assert on_release == artifact_names(ACVersion.parse(VERSION))
+    assert on_dev == artifact_names(version, "astronomer-certified")
+    assert on_release == artifact_names(ACVersion.parse(VERSION), "astronomer-certified")
 
 
 def test_the_nightly_is_upgrade_tested_from_the_release(nightly):

@@ -50,7 +50,7 @@ def test_airflow_version_equals_the_labels(docker, built):
     (flavour,) = [f for f in flavours(built.ctx) if f.name == built.flavour_name]
     assert {k: v for k, v in labels.items() if k.startswith("org.opencontainers.")} == {
         "org.opencontainers.image.version": str(version),
-        "org.opencontainers.image.title": f"Astronomer Certified {version.airflow_version} "
+        "org.opencontainers.image.title": f"{built.ctx.product.title} {version.airflow_version} "
         f"({flavour.distro}, Python {flavour.python})",
         "org.opencontainers.image.source": SOURCE,
         "org.opencontainers.image.revision": revision,
@@ -101,7 +101,7 @@ def test_environment_of_the_image(docker, built):
 
 
 def test_pip_show_and_pip_check_are_clean(docker, built):
-    show = docker("run", "--rm", built.image, "pip", "show", "apache-airflow", "astronomer-certified").stdout
+    show = docker("run", "--rm", built.image, "pip", "show", "apache-airflow", built.ctx.product.meta_project).stdout
     version = built.ctx.version
     assert re.findall(r"^Version: (.*)$", show, re.MULTILINE) == [version.wheel_version, version.meta_version]
     check = docker("run", "--rm", built.image, "pip", "check")
@@ -117,6 +117,8 @@ def test_every_provider_at_its_declared_version(docker, built):
         for p in json.loads(docker("run", "--rm", built.image, "pip", "list", "--format", "json").stdout)
     }
     declared = {provider_distribution(extra): version for extra, version in built.ctx.line.providers.items()}
+    # and the product version's own packages (Runtime's astronomer-providers and openlineage-airflow)
+    declared |= {name.lower(): version for name, version in (p.split("==") for p in built.ctx.line.packages)}
     assert {name: installed.get(name) for name in declared} == declared
 
 

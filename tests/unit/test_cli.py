@@ -26,7 +26,7 @@ def test_bad_version_one_line_nonzero_nothing_written(tmp_path, task, version):
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: invalid AC version {version!r}: expected X.Y.Z-N (release, N >= 1 without leading zeros), "
-        f"X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK (nightly), e.g. 2.2.4-1"
+        f"X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK (nightly), e.g. 2.2.4-1; or runtime-X.Y.Z for Astro Runtime"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release.toml"]
 
@@ -35,7 +35,7 @@ def test_unknown_line_names_the_known_ones(tmp_path):
     result = _invoke(tmp_path, "wheel", "9.9.9-1")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: no release line for Airflow 9.9.9 (AC 9.9.9-1): known lines are 2.2.4; "
+        "error: no release line for Airflow 9.9.9 (9.9.9-1): known lines are 2.2.4; "
         "add wheel/9.9.9/line.toml to start a new line"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release.toml"]
@@ -50,7 +50,7 @@ def test_unknown_target(tmp_path):
 def _release_root(tmp_path: Path) -> Path:
     """A committed repository holding what a release reads before it starts anything."""
     root = tmp_path / "repo"
-    for part in ("wheel/2.2.4/line.toml", "changelog/2.2.4.md", "images/matrix.toml"):
+    for part in ("wheel/2.2.4/line.toml", "changelog/2.2.4.md", "images/matrix.toml", "products/certified.toml"):
         (root / part).parent.mkdir(parents=True, exist_ok=True)
         (root / part).write_bytes((REPO / part).read_bytes())
     subprocess.run(["git", "init", "--quiet", str(root)], check=True)

@@ -18,7 +18,7 @@ from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.state import flavour_state, flavours
 from ac_release.index import IndexFile
-from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, artifact_names, attestation_name, bundle_name
+from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, attestation_name, bundle_name
 from ac_release.pipeline import RELEASE, stage_names
 from ac_release.records import (
     Artifact,
@@ -52,7 +52,7 @@ class World:
 
     def __init__(self, tmp_path, monkeypatch, version="2.2.4-1"):
         root = tmp_path / "root"
-        for part in ("wheel", "images", "changelog"):
+        for part in ("wheel", "images", "changelog", "products"):
             shutil.copytree(REPO / part, root / part)
         self.settings = load_settings(write_config(tmp_path, root=root))
         self.ctx = ReleaseContext.create(version, self.settings, console=Console(quiet=True))
@@ -90,7 +90,7 @@ class World:
     def built(self):
         """dist/ holds the wheel stage's output, recorded with these inputs."""
         artifacts = {}
-        for name in artifact_names(self.ctx.version):
+        for name in self.ctx.artifact_names:
             path = self.ctx.dist / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(name.encode())
@@ -100,7 +100,7 @@ class World:
 
     def signed(self):
         self.ctx.bundles.mkdir(parents=True, exist_ok=True)
-        for name in artifact_names(self.ctx.version):
+        for name in self.ctx.artifact_names:
             (self.ctx.bundles / bundle_name(name)).write_text("{}")
             for kind in ATTESTATION_KINDS:
                 (self.ctx.bundles / attestation_name(name, kind)).write_text("{}")
@@ -188,9 +188,7 @@ def test_publish_uploads_skips_and_refuses_by_sha256(world):
     world.built()
     url = world.ctx.target.index.url.rstrip("/")
     files = f"{world.repository}/release-files:2.2.4-1"
-    assert world.actions(publish) == {f"{url}/{name}": "upload" for name in artifact_names(world.ctx.version)} | {
-        files: "push"
-    }
+    assert world.actions(publish) == {f"{url}/{name}": "upload" for name in world.ctx.artifact_names} | {files: "push"}
     world.published()
     world.release_files["2.2.4-1"] = {"a.sigstore.json": "0" * 64}
     assert set(world.actions(publish).values()) == {"skip"}  # not signed here: compared once it is

@@ -105,8 +105,8 @@ def test_a_nightly_has_its_dated_immutable_tags_and_no_floating_one():
 
 
 def test_a_dev_build_publishes_its_inputs_among_its_release_files():
-    assert BUILD_INPUTS in release_files(ACVersion.parse(NIGHTLY))
-    assert BUILD_INPUTS not in release_files(ACVersion.parse("2.2.4-1"))
+    assert BUILD_INPUTS in release_files(ACVersion.parse(NIGHTLY), "astronomer-certified")
+    assert BUILD_INPUTS not in release_files(ACVersion.parse("2.2.4-1"), "astronomer-certified")
 
 
 def test_dev_locations_of_each_target_of_the_repositorys_release_toml(monkeypatch):
@@ -292,7 +292,7 @@ def test_preflight_wants_a_clean_tree_but_no_dated_entry_for_a_dev_build(tmp_pat
     from ac_release.stages.preflight import check_committed_inputs
 
     root = tmp_path / "repo"
-    for name in ("wheel", "images", "changelog"):
+    for name in ("wheel", "images", "changelog", "products"):
         shutil.copytree(REPO / name, root / name)
     changelog = root / "changelog" / "2.2.4.md"
     text = changelog.read_text()

@@ -526,7 +526,7 @@ def _snapshot(*roots: Path) -> dict[str, tuple[int, int, int]]:
 def _base_repo(directory: Path) -> Path:
     """What a dry run and a release read from the repository: line data, changelog, images."""
     root = directory / "base-repo"
-    for part in ("wheel", "changelog", "images"):
+    for part in ("wheel", "changelog", "images", "products"):
         shutil.copytree(REPO / part, root / part)
     return root
 

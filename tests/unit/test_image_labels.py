@@ -11,6 +11,7 @@ from ac_release.git import head
 from ac_release.images import build
 from ac_release.images.generate import render
 from ac_release.images.matrix import load_matrix
+from ac_release.images.state import flavours
 from tests.helpers import REPO, write_config
 
 
@@ -33,8 +34,10 @@ def test_the_template_labels_pair_the_upstream_airflow_version_with_the_ac_versi
 
 def test_the_oci_build_arguments_are_the_commit_and_the_line_date(tmp_path):
     ctx = ReleaseContext.create("2.2.4-1", load_settings(write_config(tmp_path)))
+    (flavour,) = flavours(ctx)
     args = build.build_args(
         ctx,
+        flavour,
         "base",
         {
             "apache_airflow-2.2.4+astro.1-py3-none-any.whl": "a" * 64,
@@ -46,6 +49,7 @@ def test_the_oci_build_arguments_are_the_commit_and_the_line_date(tmp_path):
     # the line's release date (SOURCE_DATE_EPOCH), never the time of the build: the image stays reproducible
     assert args["OCI_CREATED"] == "2022-02-22T00:00:00Z"
     assert args["AC_VERSION"] == "2.2.4-1"
+    assert args["IMAGE_TITLE"] == "Astronomer Certified 2.2.4 (bullseye, Python 3.9)"  # as before it was an argument
 
 
 def test_a_tree_outside_git_gives_an_empty_revision(tmp_path):

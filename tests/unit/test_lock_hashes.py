@@ -45,7 +45,7 @@ def test_every_generated_dockerfile_installs_by_hash():
 
 def test_the_wheel_check_installs_by_hash():
     script = (REPO / "ac_release" / "wheelcheck.sh").read_text()
-    assert "--require-hashes --constraint /line/constraints.txt" in script
+    assert "--require-hashes --constraint /lock/constraints.txt" in script
 
 
 def test_the_bench_baseline_gets_the_same_pins_without_hashes():
