@@ -66,6 +66,10 @@ class Product:
     versions: dict[str, ProductRelease]
     directory: Path  # products/<name>/: the locks of its versions
     upgrade_from: str = ""  # the product its first release is upgrade-tested from (its users came from it)
+    ui_footer: str = ""  # what the Airflow UI shows in the footer of every page (`{version}`: the image's version)
+
+    def footer(self, version: ACVersion | ProductVersion) -> str:
+        return self.ui_footer.format(version=version.image_tag)
 
     @property
     def meta_distribution(self) -> str:
@@ -130,6 +134,7 @@ def load_product(root: Path, name: str) -> Product:
             },
             directory=root / PRODUCTS_DIR / name,
             upgrade_from=data.get("upgrade_from", ""),
+            ui_footer=data.get("ui_footer", ""),
         )
     except FileNotFoundError:
         raise ReleaseError(f"no product {name!r}: add {PRODUCTS_DIR}/{name}.toml") from None

@@ -62,6 +62,7 @@ def build_args(ctx: ReleaseContext, flavour: Flavour, base: str, pins: dict[str,
         "OCI_REVISION": revision(ctx.settings.root),
         "OCI_CREATED": created(ctx.line.source_date_epoch),
         "IMAGE_TITLE": f"{ctx.product.title} {ctx.line.airflow} ({flavour.distro}, Python {flavour.python})",
+        "UI_FOOTER": ctx.product.footer(ctx.version),
     }
 
 

@@ -13,7 +13,7 @@ from ac_release.errors import ReleaseError
 from ac_release.images.matrix import flavours_of
 from ac_release.line import known_lines
 from ac_release.sessions import session_params
-from ac_release.version import ACVersion
+from ac_release.products import parse_version
 
 OUTPUT_NAME = "matrix"
 # `invoke matrix newest`: invoke has no optional positional argument, so "no version" is spelled as a word.
@@ -26,7 +26,7 @@ def ci_matrix(root: Path, version: str = NEWEST) -> dict:
     images = root / "images"
     if version != NEWEST:
         try:
-            parsed = ACVersion.parse(version)
+            parsed = parse_version(version, root)
         except ReleaseError as exc:
             raise ReleaseError(f"{exc}; or `{NEWEST}` for the newest build of every line") from None
         pairs = [(str(parsed), flavour.name) for flavour in flavours_of(images, parsed.airflow_version)]

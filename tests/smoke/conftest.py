@@ -7,6 +7,7 @@ the active configuration (release.toml, or AC_RELEASE_CONFIG) records for that t
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -122,7 +123,11 @@ def postgres(docker, built, network):
 
 @pytest.fixture(scope="session")
 def airflow_env(postgres) -> dict[str, str]:
+    # One Fernet key for every container of the session (each would otherwise write its own airflow.cfg with a key of
+    # its own): connection passwords are stored encrypted, and a later container, or a later image, decrypts them.
+    fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     return {
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key,
         "AIRFLOW__CORE__SQL_ALCHEMY_CONN": postgres,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

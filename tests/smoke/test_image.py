@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 import re
@@ -238,6 +239,11 @@ def test_webserver_health_and_login_page(docker, built, network, airflow_env, in
             "exec", name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/login/"
         )
         assert login.stdout == "200"
+        # the product's footer (Runtime: its version on every page, this one included; AC declares none)
+        page = docker("exec", name, "curl", "-sf", "http://127.0.0.1:8080/login/").stdout
+        footers = re.findall(r'<div class="container ui-footer">([^<]*)</div>', page)
+        expected = built.ctx.product.footer(built.ctx.version)
+        assert footers == ([html.escape(expected)] if expected else []), footers
 
 
 @pytest.mark.database

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 
 import pytest
 
+from ac_release.products import parse_version
 from ac_release.released import PreviousRelease, previous_release
 from ac_release.stages.test import UPGRADE_FROM_ENV
-from ac_release.version import ACVersion
 from tests.integration.conftest import require
 from tests.smoke.conftest import airflow_runner, last_json, run_dag, scheduler, smoke_dags
 
@@ -34,11 +35,11 @@ def previous(docker, built) -> PreviousRelease:
         repository, digest = reference.rsplit("@", 1)
         image = docker("image", "inspect", "--format", "{{.Id}}", reference, check=False)
         assert image.returncode == 0, f"{reference} is not in the engine: the test stage pulls it before this session"
-        return PreviousRelease(ACVersion.parse(version), repository, digest)
+        return PreviousRelease(parse_version(version, built.ctx.settings.root), repository, digest)
     found = previous_release(built.ctx)
     require(
         found is not None,
-        f"an AC release before {built.ctx.version} on {built.ctx.target.registries[0]} to upgrade from",
+        f"a release before {built.ctx.version} on {built.ctx.target.registries[0]} to upgrade from",
     )
     docker("pull", "--quiet", found.reference)
     return found
@@ -56,10 +57,16 @@ def dags(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def used_database(docker, network, airflow_env, previous, previous_airflow, dags) -> None:
-    """What a user of the earlier release has: an initialised database, a connection, a variable, a finished run."""
+    """What a user of the earlier release has: an initialised database, a user, a connection with an encrypted
+    password, a variable, a pool, a finished run."""
     previous_airflow("db", "init")
+    previous_airflow(
+        "users", "create", "--username", "upgrade_user", "--firstname", "Up", "--lastname", "Grade", "--role", "Op",
+        "--email", "upgrade@example.invalid", "--password", secrets.token_urlsafe(12),
+    )  # fmt: skip
     previous_airflow("connections", "add", "upgrade_http", "--conn-uri", "http://user:pw@example.invalid:8080/up")
     previous_airflow("variables", "set", "upgrade_var", "kept-across-the-upgrade")
+    previous_airflow("pools", "set", "upgrade_pool", "3", "kept across the upgrade")
     with scheduler(docker, network, previous.reference, airflow_env, dags):
         assert run_dag(previous_airflow, dags) == "success"
 
@@ -72,7 +79,12 @@ def upgraded(used_database, airflow) -> None:
 def test_the_starting_point_is_the_earlier_release(docker, built, previous):
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", previous.reference).stdout)
     assert labels["io.astronomer.docker.ac.version"] == str(previous.version)
-    assert (previous.version.airflow, previous.version.build) < (built.ctx.version.airflow, built.ctx.version.build)
+    ours = built.ctx.version
+    if previous.version.product == ours.product:
+        assert previous.version.release_key < ours.release_key
+    else:  # a product's first release, from the product its users came from (AC 2.2.4-1 -> Runtime 4.2.0)
+        assert previous.version.product == built.ctx.product.upgrade_from
+        assert previous.version.airflow <= ours.airflow
     out = docker("run", "--rm", previous.reference, "airflow", "version").stdout.strip().splitlines()[-1]
     assert out == previous.version.wheel_version
 
@@ -88,6 +100,15 @@ def test_connections_and_variables_survive(upgraded, airflow):
         ("http", "example.invalid", "8080", "user", "up")
     ]
     assert airflow("variables", "get", "upgrade_var").stdout.strip().splitlines()[-1] == "kept-across-the-upgrade"
+
+
+def test_the_encrypted_password_a_user_and_a_pool_survive(upgraded, airflow):
+    (connection,) = last_json(airflow("connections", "get", "upgrade_http", "--output", "json").stdout)
+    assert (connection["password"], connection["is_encrypted"]) == ("pw", True)  # decrypted with the same key
+    users = last_json(airflow("users", "list", "--output", "json").stdout)
+    assert [(u["username"], u["roles"]) for u in users if u["username"] == "upgrade_user"] == [("upgrade_user", ["Op"])]
+    (pool,) = last_json(airflow("pools", "get", "upgrade_pool", "--output", "json").stdout)
+    assert (pool["pool"], str(pool["slots"]), pool["description"]) == ("upgrade_pool", "3", "kept across the upgrade")
 
 
 def test_the_upgraded_database_keeps_the_old_run_and_schedules_a_new_one(

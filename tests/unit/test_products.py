@@ -1,0 +1,217 @@
+"""Products as data (products/<name>.toml): what a product version names, how its images are tagged, where its
+repositories are, what its meta wheel pins, and that a line build is built and signed once for every product."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from packaging.version import Version
+from rich.console import Console
+
+from ac_release.changelog import release_entry
+from ac_release.config import load_settings
+from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
+from ac_release.fsutil import sha256_file
+from ac_release.images.matrix import load_matrix
+from ac_release.images.state import flavours
+from ac_release.lock import hashed_pins
+from ac_release.names import line_build_names
+from ac_release.products import load_product, parse_version, products
+from ac_release.records import Artifact, WheelRecord
+from ac_release.stages import sign, wheel
+from tests.helpers import REPO, write_config
+from tests.unit.test_cli import _invoke
+from tests.unit.test_decisions import World
+
+
+def _ctx(tmp_path, version: str) -> ReleaseContext:
+    return ReleaseContext.create(version, load_settings(write_config(tmp_path)), console=Console(quiet=True))
+
+
+def test_a_runtime_version_names_its_line_build_which_ac_installs_too():
+    runtime, ac = parse_version("runtime-4.2.0", REPO), parse_version("2.2.4-1", REPO)
+    assert (runtime.product, runtime.airflow, runtime.build) == ("runtime", Version("2.2.4"), 1)
+    assert runtime.wheel_version == ac.wheel_version == "2.2.4+astro.1"
+    assert (runtime.meta_version, runtime.image_tag, runtime.git_tag) == ("4.2.0", "4.2.0", "runtime-v4.2.0")
+    assert (runtime.dist_name, runtime.changelog_name) == ("runtime-4.2.0", "runtime-4.2")
+    assert parse_version("runtime-4.2.1", REPO).wheel_version == "2.2.4+astro.1"  # a patch with no new Airflow build
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("runtime-4.2.9", "no Astro Runtime version 'runtime-4.2.9': declared ones are runtime-4.2.0, runtime-4.2.1"),
+        ("runtime-04.2.0", "no Astro Runtime version 'runtime-04.2.0'"),
+        ("runtime-4.2", "no Astro Runtime version 'runtime-4.2'"),
+        ("4.2.0", "invalid AC version '4.2.0'"),  # never guessed from the shape of a number
+        ("v2.2.4-1", "; or runtime-X.Y.Z for Astro Runtime"),
+    ],
+)
+def test_a_version_is_named_unambiguously_or_refused_in_one_line(text, expected):
+    with pytest.raises(ReleaseError) as refused:
+        parse_version(text, REPO)
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_every_product_is_declared_in_data():
+    assert {p.name: (p.title, p.meta_project, p.repository) for p in products(REPO)} == {
+        "certified": ("Astronomer Certified", "astronomer-certified", "ap-airflow"),
+        "runtime": ("Astro Runtime", "astro-runtime", "astro-runtime"),
+    }
+
+
+def test_runtime_tags_follow_seed_004_and_ac_tags_are_unchanged(tmp_path):
+    runtime, ac = _ctx(tmp_path, "runtime-4.2.0"), _ctx(tmp_path, "2.2.4-1")
+    (flavour,) = flavours(runtime)
+    assert [flavour.tags(runtime.version, v) for v in ("onbuild", "base")] == [["4.2.0"], ["4.2.0-base"]]
+    assert [flavour.floating_tags(runtime.version, v) for v in ("onbuild", "base")] == [["4.2"], ["4.2-base"]]
+    (flavour,) = flavours(ac)
+    assert flavour.tags(ac.version, "base") == ["2.2.4-1", "2.2.4-1-bullseye"]
+    assert flavour.tags(ac.version, "onbuild") == ["2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild"]
+    assert flavour.floating_tags(ac.version, "onbuild") == ["2.2.4-onbuild", "2.2.4-bullseye-onbuild"]
+
+
+def test_a_line_with_several_pythons_gives_each_its_python_tags_and_the_default_the_plain_ones(tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(REPO / "images", images)
+    matrix = (images / "matrix.toml").read_text()
+    second = '    { distro = "bullseye", python = "3.10", name = "bullseye-python3.10" },\n'
+    (images / "matrix.toml").write_text(matrix.replace('python = "3.9" },\n', 'python = "3.9" },\n' + second))
+    tagging = load_product(REPO, "runtime").tagging
+    default, other = (f.with_tagging(tagging) for f in load_matrix(images)["2.2.4"])
+    version = parse_version("runtime-4.2.0", REPO)
+    assert default.tags(version, "onbuild") == ["4.2.0", "4.2.0-python-3.9"]
+    assert default.tags(version, "base") == ["4.2.0-base", "4.2.0-python-3.9-base"]
+    assert other.tags(version, "base") == ["4.2.0-python-3.10-base"]
+    assert other.floating_tags(version, "onbuild") == ["4.2-python-3.10"]
+
+
+def test_a_products_repositories_are_beside_acs_on_every_registry_of_the_target(tmp_path):
+    settings = load_settings(REPO / "release.toml")
+    runtime, ac = (ReleaseContext.create(v, settings, "staging") for v in ("runtime-4.2.0", "2.2.4-1"))
+    assert len(ac.target.registries) == 2  # staging's two registries, each with its own credentials
+    assert [r.rsplit("/", 1) for r in runtime.target.registries] == [
+        [r.rsplit("/", 1)[0], "astro-runtime"] for r in ac.target.registries
+    ]
+    assert [r.access for r in runtime.target.registries] == [r.access for r in ac.target.registries]
+    production = settings.target("production")
+    beside = production.for_repository("ap-airflow", "astro-runtime")
+    assert beside.registries == ("quay.io/astronomer/astro-runtime", "docker.io/astronomerinc/astro-runtime")
+    assert beside.dev.registries == (
+        "quay.io/astronomer/astro-runtime-dev",
+        "docker.io/astronomerinc/astro-runtime-dev",
+    )
+    assert runtime.release_target_of(load_product(REPO, "certified")).registries == ac.target.registries
+
+
+def test_a_runtime_version_installs_its_own_pins_and_its_meta_wheel_pins_them(tmp_path):
+    runtime, ac = _ctx(tmp_path, "runtime-4.2.0"), _ctx(tmp_path, "2.2.4-1")
+    assert runtime.line.lock_file == REPO / "products" / "runtime" / "4.2.0" / "constraints.txt"
+    assert ac.line.lock_file == REPO / "wheel" / "2.2.4" / "constraints.txt"
+    assert runtime.line.providers["google"] == "4.0.0" and ac.line.providers["google"] == "6.4.0"
+    assert "astronomer-providers==1.0.0" in runtime.line.meta_pins
+    assert "apache-airflow-providers-google==4.0.0" in runtime.line.meta_pins
+    assert ac.line.meta_pins == ()  # AC's meta wheel pins the Airflow build alone, as before
+    # what decides the Airflow wheel's bytes is the line's, whatever the product
+    assert (runtime.line.sdist, runtime.line.patches, runtime.line.build_requirements_file) == (
+        ac.line.sdist,
+        ac.line.patches,
+        ac.line.build_requirements_file,
+    )
+    assert runtime.artifact_names == sorted(
+        [*line_build_names(runtime.version), "astro_runtime-4.2.0-py3-none-any.whl"]
+    )
+
+
+@pytest.mark.parametrize("number", ["4.2.0", "4.2.1"])
+def test_every_runtime_lock_holds_its_versions_pins_with_hashes(number):
+    product = load_product(REPO, "runtime")
+    version = product.version(f"runtime-{number}")
+    pins = hashed_pins((REPO / "products" / "runtime" / number / "constraints.txt").read_text())
+    wanted = dict(requirement.split("==") for requirement in product.line_of(_line(), version).meta_pins)
+    assert {name: pins[name][0] for name in wanted} == wanted
+    assert all(hashes > 0 for _, hashes in pins.values())
+    assert pins["apache-airflow"][0] == "2.2.4" and pins["pip"][0] == "22.0.3"
+
+
+def _line():
+    from ac_release.line import load_line
+
+    return load_line(REPO / "wheel", parse_version("2.2.4-1", REPO))
+
+
+def test_runtime_changelog_entries_are_found_by_their_product_version():
+    for number in ("4.2.0", "4.2.1"):
+        entry = release_entry(REPO / "changelog", parse_version(f"runtime-{number}", REPO), "Astro Runtime")
+        assert entry.version == f"runtime-{number}" and "Dependencies" in entry.sections
+
+
+def test_the_highest_patch_of_a_minor_chooses_the_floating_tags(monkeypatch):
+    from ac_release import released
+
+    tags = ["4.2.0", "4.2.0-base", "4.2.1-base", "4.2.10", "4.3.0", "4.2.2-python-3.9", "runtime-4.2.9"]
+    monkeypatch.setattr(released.registry, "tags", lambda repository: tags)
+    version = parse_version("runtime-4.2.1", REPO)
+    assert released.highest_released_build("r", version, "4.2.1") == 10
+    assert released.highest_released_build("r", version, "4.2.1-base") == 1
+    assert released.highest_released_build("r", parse_version("2.2.4-1", REPO), "2.2.4-1") == 0
+
+
+def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatures(tmp_path, monkeypatch):
+    ac = World(tmp_path, monkeypatch).built().signed()
+    runtime = ReleaseContext.create("runtime-4.2.0", ac.settings, console=Console(quiet=True))
+    made = {name: ac.ctx.dist / name for name in line_build_names(runtime.version)}
+
+    steps = {step.target: step for step in wheel.check(runtime)}
+    assert {target: step.action for target, step in steps.items()} == {
+        **{f"dist/runtime-4.2.0/{name}": "reuse" for name in made},
+        "dist/runtime-4.2.0/astro_runtime-4.2.0-py3-none-any.whl": "build",
+    }
+    assert all("made by 2.2.4-1" in steps[f"dist/runtime-4.2.0/{name}"].reason for name in made)
+
+    # once the runtime release holds the same bytes, its signatures are AC's, verified, never made again
+    artifacts = {}
+    for name in runtime.artifact_names:
+        path = runtime.dist / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(made[name].read_bytes() if name in made else b"meta")
+        artifacts[name] = Artifact(sha256_file(path), path.stat().st_size)
+    runtime.manifest.put(WheelRecord(wheel.input_fingerprint(runtime), artifacts, {}, "env", 0))
+    actions = {step.target: step.action for step in sign.check(runtime)}
+    assert {t for t, a in actions.items() if a == "reuse"} == {
+        f"runtime-4.2.0/sigstore/local/{name}{suffix}"
+        for name in made
+        for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation")
+    }
+    assert {t for t, a in actions.items() if a == "sign"} == {
+        f"runtime-4.2.0/sigstore/local/astro_runtime-4.2.0-py3-none-any.whl{suffix}"
+        for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation")
+    }
+    meta = "astro_runtime-4.2.0-py3-none-any.whl"
+    runtime.bundles.mkdir(parents=True)
+    for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation"):  # as if the run signed it
+        (runtime.bundles / f"{meta}{suffix}").write_text("{}")
+    sign.run(runtime, sign.check(runtime))
+    for name in made:
+        assert (runtime.bundles / f"{name}.sigstore.json").read_bytes() == (
+            ac.ctx.bundles / f"{name}.sigstore.json"
+        ).read_bytes()
+
+
+def test_a_line_build_whose_bytes_changed_where_it_was_made_is_built_again(tmp_path, monkeypatch):
+    ac = World(tmp_path, monkeypatch).built()
+    (ac.ctx.dist / line_build_names(ac.ctx.version)[0]).write_bytes(b"other bytes")
+    runtime = ReleaseContext.create("runtime-4.2.0", ac.settings, console=Console(quiet=True))
+    assert {step.action for step in wheel.check(runtime)} == {"build"}
+
+
+def test_invoke_lock_takes_a_product_version_and_refuses_anything_else(tmp_path):
+    result = _invoke(tmp_path, "lock", "runtime-9.9.9")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: no release line 'runtime-9.9.9': expected "
+        f"{REPO / 'wheel' / 'runtime-9.9.9' / 'line.toml'}, or a product version with pins of its own "
+        "(e.g. runtime-4.2.0)"
+    ]
