@@ -31,8 +31,15 @@ class BuildEnv:
 
 
 def ensure_buildenv(
-    docker: Docker, line: ReleaseLine, base_mode: str, extra_ca: Path | None, cache: Path, log=print
+    docker: Docker,
+    line: ReleaseLine,
+    base_mode: str,
+    extra_ca: Path | None,
+    cache: Path,
+    log=print,
+    build_packages: tuple[str, ...] = (),
 ) -> BuildEnv:
+    """`build_packages`: the distro's compilers and -dev headers, for the wheel check's installs."""
     base = ensure_base(docker, base_mode, line.build_distro, line.build_python, log)
     base_id = docker.image_id(base) or base  # an official base not pulled yet is keyed by its name
     ca = extra_ca.read_bytes() if extra_ca and extra_ca.is_file() else b""
@@ -43,6 +50,7 @@ def ensure_buildenv(
         base_id.encode(),
         line.build_python.encode(),
         ca,
+        " ".join(build_packages).encode(),
     ):
         inputs.update(hashlib.sha256(part).digest())
     tag = f"{REPOSITORY}:{line.airflow}-{line.build_distro}-py{line.build_python}-{inputs.hexdigest()[:12]}"
@@ -56,7 +64,11 @@ def ensure_buildenv(
             docker.build(
                 context,
                 tag,
-                build_args={"BASE_IMAGE": base, "PYTHON": line.build_python},
+                build_args={
+                    "BASE_IMAGE": base,
+                    "PYTHON": line.build_python,
+                    "BUILD_PACKAGES": " ".join(build_packages),
+                },
                 log=cache / "logs" / f"buildenv-{line.airflow}.log",
             )
     return BuildEnv(image=tag, python=line.build_python, has_extra_ca=bool(ca))

@@ -12,8 +12,8 @@ from ac_release import github_output
 from ac_release.errors import ReleaseError
 from ac_release.images.matrix import flavours_of
 from ac_release.line import known_lines
-from ac_release.sessions import session_params
 from ac_release.products import parse_version
+from ac_release.sessions import session_params
 
 OUTPUT_NAME = "matrix"
 # `invoke matrix newest`: invoke has no optional positional argument, so "no version" is spelled as a word.

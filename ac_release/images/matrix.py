@@ -95,6 +95,14 @@ def load_matrix(images_dir: Path) -> dict[str, list[Flavour]]:
     return matrix
 
 
+def build_packages(images_dir: Path, distro: str) -> tuple[str, ...]:
+    """The compilers and -dev headers of a distro (`[distros.<distro>] build`)."""
+    try:
+        return tuple(tomllib.loads((images_dir / MATRIX_FILE).read_text())["distros"][distro]["build"])
+    except KeyError:
+        raise ReleaseError(f"images/{MATRIX_FILE} has no [distros.{distro}] build packages") from None
+
+
 def flavours_of(images_dir: Path, airflow: str) -> list[Flavour]:
     matrix = load_matrix(images_dir)
     if airflow not in matrix:

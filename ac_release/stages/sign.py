@@ -40,9 +40,13 @@ def check(ctx: ReleaseContext) -> list[Step]:
             if changed:
                 reason = f"dist/{ctx.version}/{name} has sha256 {actual}, the wheel stage built {ours}"
                 steps.append(Step(NAME, "refuse", where, reason, data))
-            elif not path.exists() and ours and source and source.sha256.get(name) == ours and (
-                made := source.bundles(ctx.target.name) / path.name
-            ).is_file():
+            elif (
+                not path.exists()
+                and ours
+                and source
+                and source.sha256.get(name) == ours
+                and (made := source.bundles(ctx.target.name) / path.name).is_file()
+            ):
                 reason = f"the line build's, signed when {source.release} was released: verified before it is kept"
                 steps.append(Step(NAME, "reuse", where, reason, data | {"from": made}))
             elif not path.exists() or not ours or not artifact.exists():

@@ -24,6 +24,7 @@ from ac_release.buildenv import DOCKERFILE, BuildEnv, ensure_buildenv
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
+from ac_release.images.matrix import build_packages
 from ac_release.line_builds import built_elsewhere
 from ac_release.names import line_build_names, meta_wheel_name
 from ac_release.patches import apply_series
@@ -99,7 +100,13 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> WheelRecord | None:
     # and different artifacts are refused when promoted.
     _remove_leftovers(ctx.dist)
     buildenv = ensure_buildenv(
-        ctx.docker, ctx.line, ctx.target.base_images, ctx.settings.extra_ca_bundle, ctx.cache, ctx.log
+        ctx.docker,
+        ctx.line,
+        ctx.target.base_images,
+        ctx.settings.extra_ca_bundle,
+        ctx.cache,
+        ctx.log,
+        build_packages(ctx.images_dir, ctx.line.build_distro),
     )
     (ctx.cache / "work").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{ctx.version}-wheel-", dir=ctx.cache / "work"))  # one per run

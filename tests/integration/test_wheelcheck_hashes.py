@@ -85,6 +85,7 @@ def _check(buildenv, tmp_path: Path, constraints: str):
         "--network=bridge",
         *env.tls_env(),
         f"--volume={line}:/line:ro",
+        f"--volume={line / 'constraints.txt'}:/lock/constraints.txt:ro",
         f"--volume={tmp_path / 'work'}:/cache",
         f"--volume={WHEELCHECK}:/wheelcheck.sh:ro",
         env.image,
@@ -96,6 +97,7 @@ def _check(buildenv, tmp_path: Path, constraints: str):
         "/cache/run/dist",
         AIRFLOW_WHEEL,
         "astronomer-certified==2.2.4.post1",
+        META_WHEEL,
         capture=True,
         check=False,
     )
