@@ -13,6 +13,9 @@ RUN set -eu; \
     if [ -n "${BUILD_PACKAGES}" ]; then \
         apt-get update; \
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${BUILD_PACKAGES}; \
+        if [ ! -e "/usr/local/include/python${PYTHON}/Python.h" ]; then \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "python${PYTHON}-dev"; \
+        fi; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     if [ -s /etc/ac-release/build-ca.crt ]; then export PIP_CERT=/etc/ac-release/build-ca.crt; fi; \

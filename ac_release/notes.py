@@ -12,7 +12,8 @@ from ac_release.released import ReleasedImage
 
 def render(ctx: ReleaseContext, entry: Entry, images: list[ReleasedImage]) -> str:
     product = ctx.product
-    lines = [f"# {product.title} {ctx.version} ({entry.date})", "", entry.markdown(), "", "## Python packages", ""]
+    named = str(ctx.version).removeprefix(product.prefix)  # `Astro Runtime 4.2.0`, `Astronomer Certified 2.2.4-1`
+    lines = [f"# {product.title} {named} ({entry.date})", "", entry.markdown(), "", "## Python packages", ""]
     pins = f" and {', '.join(f'`{pin}`' for pin in ctx.line.meta_pins)}" if ctx.line.meta_pins else ""
     lines += [
         f"Apache Airflow {ctx.line.airflow} with Astronomer's patches as "

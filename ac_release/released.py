@@ -52,13 +52,14 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     ]
     if not earlier and ctx.product.upgrade_from:
         # A product's first release upgrades from the product its users came from (AC 2.2.4-1 -> Runtime 4.2.0):
-        # its newest release on this line or an older one, in that product's repository beside this one.
+        # its newest release of this line build or an older one, in that product's repository beside this one.
         other = load_product(ctx.settings.root, ctx.product.upgrade_from)
         repository = ctx.release_target_of(other).registries[0]
+        ours = (ctx.version.airflow, ctx.version.build)
         earlier = [
             v
             for tag in registry.tags(repository)
-            if (v := release_tag_version(tag, other)) and v.airflow <= ctx.version.airflow
+            if (v := release_tag_version(tag, other)) and (v.airflow, v.build) <= ours
         ]
     if not earlier:
         return None

@@ -34,6 +34,7 @@ from tests.helpers import git as _git
 pytestmark = pytest.mark.integration
 
 VERSION = "2.2.4-1"
+RUNTIME = "runtime-4.2.0"  # Astro Runtime on the line build of VERSION
 BACKPORT = REPO / "tests" / "data" / "backport"  # a real upstream fix 2.2.4 lacks, and its check
 FAULTS = [
     "after:preflight",
@@ -399,7 +400,26 @@ def backport(release_repo, reference, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def resumed(release_repo, reference, backport, tmp_path_factory, figure):
+def runtime(release_repo, reference, tmp_path_factory):
+    """Astro Runtime 4.2.0, the second product on the same line build, released on the reference release's dist/ and
+    services (in a clone at the commit 2.2.4-1 was released from: the nightly tests commit in the repository itself).
+    Started in the background beside the kill-and-resume, nightly and backport builds; the test below waits."""
+    config, _, _, _ = reference
+    directory = tmp_path_factory.mktemp("runtime")
+    clone = directory / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    clone_config = config.with_name("runtime.toml")  # the reference's dist/ and services, the clone's tree
+    clone_config.write_text(config.read_text().replace(f'root = "{release_repo}"', f'root = "{clone}"', 1))
+    plan = invoke(clone, clone_config, "release", RUNTIME, "--dry-run")
+    run = Background.start(_command(clone, clone_config, ("release", RUNTIME)), directory / f"release-{RUNTIME}")
+    try:
+        yield {"clone": clone, "config": clone_config, "run": run, "plan": plan}
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def resumed(release_repo, reference, backport, runtime, tmp_path_factory, figure):
     """A second, independent release of 2.2.4-1 on services of its own, killed with SIGKILL at every stage boundary
     and in the middle of uploads and pushes, then run once more (beside the backport build, which it starts first).
     Its services (with a dev index) stay up for the nightly tests below, which build on this release."""
@@ -688,3 +708,51 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     finally:
         _git(clone, "checkout", "-q", "-")
     assert state(config)["registry"] == after["registry"]
+
+
+def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository(reference, runtime, figure):
+    """Runtime 4.2.0 (fixture `runtime`): the Airflow wheel and its signatures are 2.2.4-1's, reused and never made
+    again; its own meta wheel, images and tags; its upgrade test started from AC 2.2.4-1; AC's tags never moved."""
+    _, _, final, _ = reference
+    clone, config = runtime["clone"], runtime["config"]
+    run, _ = runtime["run"].wait()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    figure(f"release {RUNTIME} on the line build of {VERSION}: {sum(parse_time_line(run.stderr).values()):.0f} s")
+    assert runtime["plan"].returncode == 0, runtime["plan"].stderr[-3000:]
+    assert steps_in(runtime["plan"].stdout) == steps_in(run.stderr)  # the dry run said what the release then did
+
+    settings = load_settings(config)
+    manifest = json.loads((settings.dist_dir / RUNTIME / "release.json").read_text())
+    wheels = {name: meta["sha256"] for name, meta in manifest["wheel"]["artifacts"].items()}
+    line_build = {name: sha for name, sha in final["wheels"].items() if name.startswith("apache")}
+    assert {name: wheels[name] for name in line_build} == line_build  # the same bytes AC 2.2.4-1 installs
+    assert sorted(set(wheels) - set(line_build)) == ["astro_runtime-4.2.0-py3-none-any.whl"]
+    actions = {(stage, target.rsplit("/", 1)[-1]): action for stage, action, target in steps_in(run.stderr)}
+    for name in line_build:
+        assert actions[("wheel", name)] == "reuse"
+        for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation"):
+            assert actions[("sign", name + suffix)] == "reuse"
+            made = settings.dist_dir / VERSION / "sigstore" / "local" / (name + suffix)
+            kept = settings.dist_dir / RUNTIME / "sigstore" / "local" / (name + suffix)
+            assert kept.read_bytes() == made.read_bytes()
+    index = {p.name for p in (LocalServices(settings.services).pypi_dir / "packages").iterdir()}
+    assert "astro_runtime-4.2.0-py3-none-any.whl" in index
+
+    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    assert tested["upgrade_from"] == VERSION  # Runtime's first release, from the AC release of its line build
+    assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
+    (ac_repository,) = settings.target(None).registries
+    repository = ac_repository.rsplit("/", 1)[0] + "/astro-runtime"
+    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+    pushed = {tag: registry.remote_image(repository, tag).config for tag in ("4.2.0", "4.2", "4.2.0-base", "4.2-base")}
+    assert pushed == {"4.2.0": images["onbuild"]["image"], "4.2": images["onbuild"]["image"]} | {
+        "4.2.0-base": images["base"]["image"],
+        "4.2-base": images["base"]["image"],
+    }
+    after = state(config)
+    for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
+        assert after["registry"][tag] == final["registry"][tag], tag  # AC's own tags never move for Runtime
+    assert "refs/tags/runtime-v4.2.0^{}" in after["git"]
+    notes = (settings.dist_dir / RUNTIME / "RELEASE_NOTES.md").read_text()
+    assert notes.startswith("# Astro Runtime 4.2.0 (2026-12-02)\n")
+    _ok(invoke(clone, config, "verify", RUNTIME))
