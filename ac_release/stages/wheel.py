@@ -51,6 +51,8 @@ def input_fingerprint(ctx: ReleaseContext) -> str:
         line.build_requirements_file.read_bytes(),
         DOCKERFILE.read_bytes(),
         (Path(__file__).parents[1] / "stamp.py").read_bytes(),
+        # the meta wheel's own: its project, its title and what it pins (a product version's providers, packages)
+        repr((ctx.product.meta_project, ctx.product.title, ctx.line.meta_pins)).encode(),
     ]
     parts += [p.name.encode() + b"\0" + p.read_bytes() for p in line.patches]
     for part in parts:

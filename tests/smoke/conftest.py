@@ -212,6 +212,12 @@ def run_dag(airflow, dags: str) -> str:
 
 
 def last_json(text: str):
-    """Airflow 2.2 prints log lines before a command's JSON: parse the JSON document at the end."""
-    start = min(i for i in (text.find("["), text.find("{")) if i >= 0)
-    return json.loads(text[start:])
+    """Airflow 2.2 prints log lines before a command's JSON (`[2026-12-02 12:03:56,993] {providers_manager.py:289}
+    WARNING - ...`): the document is the last line that parses as JSON."""
+    for line in reversed(text.splitlines()):
+        if line.startswith(("[", "{")):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    raise AssertionError(f"no JSON document in the output: {text[-2000:]}")

@@ -121,6 +121,9 @@ def test_every_provider_at_its_declared_version(docker, built):
     # and the product version's own packages (Runtime's astronomer-providers and openlineage-airflow)
     declared |= {name.lower(): version for name, version in (p.split("==") for p in built.ctx.line.packages)}
     assert {name: installed.get(name) for name in declared} == declared
+    # and Airflow's providers manager accepts every one of them (it warns below a provider's minimum version)
+    listed = docker("run", "--rm", built.image, "airflow", "providers", "list")
+    assert "is not compatible with this version of Airflow" not in listed.stdout + listed.stderr
 
 
 def test_backported_patches_are_in_the_image(docker, built):

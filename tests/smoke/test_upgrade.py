@@ -61,7 +61,7 @@ def used_database(docker, network, airflow_env, previous, previous_airflow, dags
     password, a variable, a pool, a finished run."""
     previous_airflow("db", "init")
     previous_airflow(
-        "users", "create", "--username", "upgrade_user", "--firstname", "Up", "--lastname", "Grade", "--role", "Op",
+        "users", "create", "--username", "upgrade_user", "--firstname", "Up", "--lastname", "Grade", "--role", "Admin",
         "--email", "upgrade@example.invalid", "--password", secrets.token_urlsafe(12),
     )  # fmt: skip
     previous_airflow("connections", "add", "upgrade_http", "--conn-uri", "http://user:pw@example.invalid:8080/up")
@@ -106,7 +106,9 @@ def test_the_encrypted_password_a_user_and_a_pool_survive(upgraded, airflow):
     (connection,) = last_json(airflow("connections", "get", "upgrade_http", "--output", "json").stdout)
     assert (connection["password"], connection["is_encrypted"]) == ("pw", True)  # decrypted with the same key
     users = last_json(airflow("users", "list", "--output", "json").stdout)
-    assert [(u["username"], u["roles"]) for u in users if u["username"] == "upgrade_user"] == [("upgrade_user", ["Op"])]
+    assert [(u["username"], u["roles"]) for u in users if u["username"] == "upgrade_user"] == [
+        ("upgrade_user", ["Admin"])
+    ]
     (pool,) = last_json(airflow("pools", "get", "upgrade_pool", "--output", "json").stdout)
     assert (pool["pool"], str(pool["slots"]), pool["description"]) == ("upgrade_pool", "3", "kept across the upgrade")
 

@@ -215,3 +215,15 @@ def test_invoke_lock_takes_a_product_version_and_refuses_anything_else(tmp_path)
         f"{REPO / 'wheel' / 'runtime-9.9.9' / 'line.toml'}, or a product version with pins of its own "
         "(e.g. runtime-4.2.0)"
     ]
+
+
+def test_the_meta_wheel_is_built_again_when_its_product_versions_pins_change(tmp_path, monkeypatch):
+    world = World(tmp_path, monkeypatch, version="runtime-4.2.0").built()
+    assert {step.action for step in wheel.check(world.ctx)} == {"keep"}
+    product = world.ctx.settings.root / "products" / "runtime.toml"
+    product.write_text(product.read_text().replace('google = "4.0.0"', 'google = "4.1.0"'))
+    changed = ReleaseContext.create("runtime-4.2.0", world.settings, console=Console(quiet=True))
+    assert "apache-airflow-providers-google==4.1.0" in changed.line.meta_pins
+    steps = wheel.check(changed)
+    assert {step.action for step in steps} == {"build"}
+    assert all(step.reason.startswith("inputs changed since it was built") for step in steps)
