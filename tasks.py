@@ -82,7 +82,7 @@ def _stages(version: str, target: str | None, names: list[str], **context) -> No
 
 @task(
     help={
-        "version": "AC version, e.g. 2.2.4-1",
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
         "target": "a target of release.toml (default: local)",
         "dry-run": "print every file, tag, digest comparison and remote the release would write; write nothing",
         "stages": f"only these stages, after the preflight (a workflow job's part), e.g. wheel,sign,publish; of "
@@ -92,12 +92,14 @@ def _stages(version: str, target: str | None, names: list[str], **context) -> No
 )
 @_reports_errors
 def release(c, version, target=None, dry_run=False, stages=None, flavour=None):
-    """Release an AC version: preflight, wheel, sign, publish, images, test, push, attest, promote, tag (each skips
-    what is done)."""
+    """Release a product version (AC 2.2.4-1, Runtime runtime-4.2.0): preflight, wheel, sign, publish, images, test,
+    push, attest, promote, tag (each skips what is done)."""
     names = stage_names(stages)
     if dry_run:
         ctx = ReleaseContext.create(version, load_settings(), target, releasing=True, flavour=flavour)
-        print_steps(plan(ctx, names), title=f"dry run: {ctx.product.title} {version} -> {ctx.target.name} (nothing written)")
+        print_steps(
+            plan(ctx, names), title=f"dry run: {ctx.product.title} {version} -> {ctx.target.name} (nothing written)"
+        )
         return
     _stages(version, target, names, releasing=True, flavour=flavour)
 
@@ -144,7 +146,12 @@ def nightly(c, line, target=None, dry_run=False, date=None):
     _stages(str(choice.version), target, RELEASE, releasing=True)
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def status(c, version, target=None):
     """Show what of a release exists where: dist/, index, images, registries, git tag."""
@@ -152,7 +159,12 @@ def status(c, version, target=None):
     print_steps(released_state(ctx), title=f"{ctx.product.title} {version} on {ctx.target.name}", as_status=True)
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def verify(c, version, target=None):
     """From a clean client: download and verify every artifact, pull every image by digest, run airflow version."""
@@ -163,7 +175,12 @@ def verify(c, version, target=None):
         print(f"ok  {what}: {result}")
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def github_release(c, version, target=None):
     """Publish the tag's notes with the wheels, bundles and manifest as the GitHub release (in GitHub Actions)."""
@@ -172,35 +189,61 @@ def github_release(c, version, target=None):
     print(publish_github_release(ReleaseContext.create(version, load_settings(), target)))
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def build(c, version, target=None):
     """Everything before the tests: preflight, wheel, sign, publish, images (each skips what is done)."""
     _stages(version, target, ["preflight", "wheel", "sign", "publish", "images"])
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def wheel(c, version, target=None):
     """Build the patched apache-airflow wheel + sdist and the astronomer-certified meta wheel into dist/<version>/."""
     _stages(version, target, ["wheel"])
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def sign(c, version, target=None):
     """Sign every artifact of dist/<version>/ with Sigstore and verify the bundles."""
     _stages(version, target, ["sign"])
 
 
-@task(help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    }
+)
 @_reports_errors
 def publish(c, version, target=None):
     """Upload the signed artifacts to the target's pip index (checked by sha256 first)."""
     _stages(version, target, ["preflight", "publish"])
 
 
-@task(default=True, help={"version": "AC version, e.g. 2.2.4-1", "target": "a target of release.toml"})
+@task(
+    default=True,
+    help={
+        "version": "version, e.g. 2.2.4-1 (AC) or runtime-4.2.0 (Astro Runtime)",
+        "target": "a target of release.toml",
+    },
+)
 @_reports_errors
 def images_build(c, version, target=None):
     """Build every Docker flavour of a release FROM its published, signed wheels."""
@@ -238,7 +281,7 @@ def bench(c, version, target=None, release=True, json=None):
 
 @task(
     help={
-        "version": "AC version, e.g. 2.2.4-1, or `newest`: each line's newest changelog build (ci.yml's smoke jobs)",
+        "version": "version (2.2.4-1, runtime-4.2.0), or `newest`: each line's newest build (ci.yml's smoke jobs)",
         "github-output": "also append `matrix=<json>` to the file named by $GITHUB_OUTPUT (a GitHub Actions step)",
     }
 )

@@ -62,7 +62,7 @@ def used_database(docker, network, airflow_env, previous, previous_airflow, dags
     previous_airflow("db", "init")
     previous_airflow(
         "users", "create", "--username", "upgrade_user", "--firstname", "Up", "--lastname", "Grade", "--role", "Admin",
-        "--email", "upgrade@example.invalid", "--password", secrets.token_urlsafe(12),
+        "--email", "upgrade@example.invalid", f"--password={secrets.token_urlsafe(12)}",
     )  # fmt: skip
     previous_airflow("connections", "add", "upgrade_http", "--conn-uri", "http://user:pw@example.invalid:8080/up")
     previous_airflow("variables", "set", "upgrade_var", "kept-across-the-upgrade")
