@@ -45,3 +45,12 @@ def built_elsewhere(ctx: ReleaseContext) -> LineBuild | None:
         if all((dist / name).is_file() and sha256_file(dist / name) == record.sha256(name) for name in names):
             return LineBuild(dist.name, dist, {name: record.sha256(name) for name in names})
     return None
+
+
+def planned_sha256(ctx: ReleaseContext, name: str, recorded: str | None, source: LineBuild | None) -> str | None:
+    """The sha256 the wheel stage gives `name`: its record's, or, before it ran, that of the line build it will
+    reuse (the wheel stage's own decision: the file is not in this release's dist/ and `source` holds it). So the
+    dry run plans the later stages as the run then does them."""
+    if recorded or source is None or (ctx.dist / name).exists():
+        return recorded
+    return source.sha256.get(name)

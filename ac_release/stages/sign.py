@@ -13,7 +13,7 @@ from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_copy, atomic_write_bytes, sha256_file
 from ac_release.images.build import revision
-from ac_release.line_builds import built_elsewhere
+from ac_release.line_builds import built_elsewhere, planned_sha256
 from ac_release.names import ATTESTATION_KINDS, attestation_name, bundle_name
 from ac_release.records import SignRecord, WheelRecord
 from ac_release.signing import sign, verify, verify_all
@@ -30,7 +30,8 @@ def check(ctx: ReleaseContext) -> list[Step]:
     steps = []
     for name in ctx.artifact_names:
         artifact = ctx.dist / name
-        ours = wheel.sha256(name) if wheel else None
+        recorded = wheel.sha256(name) if wheel else None
+        ours = planned_sha256(ctx, name, recorded, source)
         files = [(ctx.bundles / bundle_name(name), None)]
         files += [(ctx.bundles / attestation_name(name, kind), kind) for kind in ATTESTATION_KINDS]
         changed = ours and artifact.exists() and (actual := sha256_file(artifact)) != ours
@@ -49,7 +50,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
             ):
                 reason = f"the line build's, signed when {source.release} was released: verified before it is kept"
                 steps.append(Step(NAME, "reuse", where, reason, data | {"from": made}))
-            elif not path.exists() or not ours or not artifact.exists():
+            elif not path.exists() or not recorded or not artifact.exists():
                 steps.append(Step(NAME, "sign", where, f"as {ctx.target.signing.identity}", data))
             else:
                 try:

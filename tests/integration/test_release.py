@@ -741,8 +741,7 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
     assert tested["upgrade_from"] == VERSION  # Runtime's first release, from the AC release of its line build
     assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
-    (ac_repository,) = settings.target(None).registries
-    repository = ac_repository.rsplit("/", 1)[0] + "/astro-runtime"
+    (repository,) = settings.target(None).for_repository("ap-airflow", "astro-runtime").registries
     images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
     pushed = {tag: registry.remote_image(repository, tag).config for tag in ("4.2.0", "4.2", "4.2.0-base", "4.2-base")}
     assert pushed == {"4.2.0": images["onbuild"]["image"], "4.2": images["onbuild"]["image"]} | {

@@ -127,7 +127,7 @@ def test_invoke_matrix_appends_the_step_output(tmp_path):
             ["v2.2.4-1", "--github-output"],
             "error: invalid AC version 'v2.2.4-1': expected X.Y.Z-N (release, N >= 1 without leading zeros), "
             "X.Y.Z-N-dev (dev) or X.Y.Z-N-devYYYYMMDDKK (nightly), e.g. "
-            "2.2.4-1; or `newest` for the newest build of every line",
+            "2.2.4-1; or runtime-X.Y.Z for Astro Runtime; or `newest` for the newest build of every line",
         ),
         (
             ["9.9.9-1", "--github-output"],

@@ -20,7 +20,7 @@ from ac_release.lock import hashed_pins
 from ac_release.names import line_build_names
 from ac_release.products import load_product, parse_version, products
 from ac_release.records import Artifact, WheelRecord
-from ac_release.stages import sign, wheel
+from ac_release.stages import publish, sign, wheel
 from tests.helpers import REPO, write_config
 from tests.unit.test_cli import _invoke
 from tests.unit.test_decisions import World
@@ -170,6 +170,16 @@ def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatu
         "dist/runtime-4.2.0/astro_runtime-4.2.0-py3-none-any.whl": "build",
     }
     assert all("made by 2.2.4-1" in steps[f"dist/runtime-4.2.0/{name}"].reason for name in made)
+    # the dry run, before the wheel stage ran, plans the later stages as the run then does them
+    ac.published()
+    planned = {step.target: step.action for step in sign.check(runtime)}
+    assert [planned[f"runtime-4.2.0/sigstore/local/{name}.sigstore.json"] for name in sorted(made)] == ["reuse"] * 2
+    assert planned["runtime-4.2.0/sigstore/local/astro_runtime-4.2.0-py3-none-any.whl.sigstore.json"] == "sign"
+    on_index = {step.target.rsplit("/", 1)[-1]: step.action for step in publish.check(runtime) if "/" in step.target}
+    assert {name: on_index[name] for name in runtime.artifact_names} == {
+        **dict.fromkeys(made, "skip"),
+        "astro_runtime-4.2.0-py3-none-any.whl": "upload",
+    }
 
     # once the runtime release holds the same bytes, its signatures are AC's, verified, never made again
     artifacts = {}
