@@ -38,7 +38,7 @@ class Entry:
         return "\n\n".join(f"### {name}\n" + "\n".join(items) for name, items in self.sections.items())
 
 
-def parse(path: Path, airflow: str, title: str = "Astronomer Certified", parse_version=ACVersion.parse) -> list[Entry]:
+def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version_of=ACVersion.parse) -> list[Entry]:
     """The entries of a changelog, newest first; any malformed line is refused naming file and line. AC's changelog of
     a line by default; a product's changelog of a series (`# Astro Runtime 4.2`, `## runtime-4.2.0, 2022-03-10`)
     with its `title` and its versions' parser."""
@@ -52,7 +52,7 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", parse_v
         if match := _BUILD.match(text):
             version = match["version"]
             try:
-                parsed = parse_version(version)
+                parsed = version_of(version)
             except ReleaseError as exc:
                 raise ReleaseError(f"{where}:{number}: {exc}") from None
             if parsed.series != airflow:
@@ -64,7 +64,7 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", parse_v
                 )
             if any(e.version == version for e in entries):
                 raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
-            if entries and parse_version(entries[-1].version) < parsed:
+            if entries and version_of(entries[-1].version) < parsed:
                 raise ReleaseError(f"{where}:{number}: {version} is listed below {entries[-1].version}: newest first")
             entries.append(Entry(version, match["date"], number))
             section = None

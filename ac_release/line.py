@@ -84,7 +84,7 @@ class ReleaseLine:
 
     def with_pins(
         self, providers: dict[str, str], packages: tuple[str, ...], lock_dir: Path, cutoff: dt.date, name: str
-    ):
+    ) -> ReleaseLine:
         """The line as a product version installs it: its Airflow build with that version's providers and packages,
         locked in `lock_dir` as of `cutoff`. The Airflow wheel's inputs (sdist, patches, toolchain) stay the line's."""
         return dataclasses.replace(

@@ -21,7 +21,6 @@ from ac_release.version import ACVersion, ProductVersion
 
 PRODUCTS_DIR = "products"
 DEFAULT_PRODUCT = "certified"  # the product whose versions have no prefix: AC's `X.Y.Z-N`
-LOCK_FILE = "constraints.txt"
 
 
 @dataclass(frozen=True)
