@@ -367,6 +367,17 @@ def test_no_secret_in_output_logs_layers_or_history(reference, figure):
     assert not scan.findings, scan.report()
 
 
+def _clone_on_reference(release_repo: Path, reference, directory: Path) -> tuple[Path, Path]:
+    """A clone of the repository the reference release was made from, and a config giving it the reference's dist/
+    and services: a build beside the others that shares what the reference released."""
+    config, _, _, _ = reference
+    clone = directory / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    clone_config = directory / "release.toml"
+    clone_config.write_text(config.read_text().replace(f'root = "{release_repo}"', f'root = "{clone}"', 1))
+    return clone, clone_config
+
+
 @pytest.fixture(scope="module")
 def backport(release_repo, reference, tmp_path_factory):
     """The README's backport workflow on the released 2.2.4-1, in a clone of the repository it was released from
@@ -375,12 +386,8 @@ def backport(release_repo, reference, tmp_path_factory):
     `invoke release 2.2.4-2` started in the background. It runs beside the kill-and-resume and nightly builds below,
     which use services of their own, so that CI waits for the longer of the two rather than their sum; the last
     test of this file waits for it."""
-    config, _, _, _ = reference
     directory = tmp_path_factory.mktemp("backport")
-    clone = directory / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
-    clone_config = config.with_name("backport.toml")  # the reference's dist/ and services, the clone's tree
-    clone_config.write_text(config.read_text().replace(f'root = "{release_repo}"', f'root = "{clone}"', 1))
+    clone, clone_config = _clone_on_reference(release_repo, reference, directory)
     scaffolded = invoke(
         clone, clone_config, "backport", "2.2.4", str(BACKPORT / "0001-Fix-Resources-__eq__-check-21442.patch")
     )
@@ -404,12 +411,8 @@ def runtime(release_repo, reference, tmp_path_factory):
     """Astro Runtime 4.2.0, the second product on the same line build, released on the reference release's dist/ and
     services (in a clone at the commit 2.2.4-1 was released from: the nightly tests commit in the repository itself).
     Started in the background beside the kill-and-resume, nightly and backport builds; the test below waits."""
-    config, _, _, _ = reference
     directory = tmp_path_factory.mktemp("runtime")
-    clone = directory / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
-    clone_config = config.with_name("runtime.toml")  # the reference's dist/ and services, the clone's tree
-    clone_config.write_text(config.read_text().replace(f'root = "{release_repo}"', f'root = "{clone}"', 1))
+    clone, clone_config = _clone_on_reference(release_repo, reference, directory)
     plan = invoke(clone, clone_config, "release", RUNTIME, "--dry-run")
     run = Background.start(_command(clone, clone_config, ("release", RUNTIME)), directory / f"release-{RUNTIME}")
     try:
