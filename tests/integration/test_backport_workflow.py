@@ -126,7 +126,7 @@ def test_backport_of_a_fix_runs_every_step_up_to_the_pull_request(runs, release_
     assert re.search(rf"\| +create mode 100644 wheel/2\.2\.4/patches/{NAME}\.patch", log)
     assert re.search(rf"\| +create mode 100644 wheel/2\.2\.4/patches/{NAME}\.check\.py", log)
     # the dry run of the build it printed, from that commit: the plan of 2.2.4-2
-    assert "| dry run: AC 2.2.4-2 -> local (nothing written)" in log
+    assert "| dry run: Astronomer Certified 2.2.4-2 -> local (nothing written)" in log
     assert re.search(r"\| wheel +build +dist/2\.2\.4-2/apache_airflow-2\.2\.4\+astro\.2-py3-none-any\.whl", log)
     assert re.search(r"\| images +build +ac-release/local/ap-airflow:2\.2\.4-2-bullseye ", log)
     assert not (release_repo / "wheel" / "2.2.4" / "patches" / f"{NAME}.patch").exists()

@@ -29,6 +29,7 @@ TARGET = "benchiso"  # a target of this test's own: its release references are u
 def scratch(docker_ready, tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(REPO / "wheel", root / "wheel")
+    shutil.copytree(REPO / "products", root / "products")
     shutil.copytree(REPO / "images" / "include", root / "images" / "include")
     shutil.copy(REPO / "images" / "matrix.toml", root / "images" / "matrix.toml")
     config = write_config(tmp_path, root=root)

@@ -43,6 +43,7 @@ def lines_root(tmp_path):
     line = root / "wheel" / "2.2.3" / "line.toml"
     line.write_text(line.read_text().replace('airflow = "2.2.4"', 'airflow = "2.2.3"'))
     shutil.copytree(REPO / "images", root / "images")
+    shutil.copytree(REPO / "products", root / "products")
     shutil.copytree(root / "images" / "2.2.4", root / "images" / "2.2.3")
     matrix = (REPO / "images" / "matrix.toml").read_text()
     block = matrix[matrix.index('[lines."2.2.4"]') :]

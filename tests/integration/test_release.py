@@ -410,7 +410,7 @@ def backport(release_repo, reference, tmp_path_factory):
 def runtime(release_repo, reference, tmp_path_factory):
     """Astro Runtime 4.2.0, the second product on the same line build, released on the reference release's dist/ and
     services (in a clone at the commit 2.2.4-1 was released from: the nightly tests commit in the repository itself).
-    Started in the background beside the kill-and-resume, nightly and backport builds; the test below waits."""
+    Its test (marker `runtime`, `nox -s runtime`) is not in a plain `nox`: CI's 45 minutes on 2 cores."""
     directory = tmp_path_factory.mktemp("runtime")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
     plan = invoke(clone, clone_config, "release", RUNTIME, "--dry-run")
@@ -422,7 +422,7 @@ def runtime(release_repo, reference, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def resumed(release_repo, reference, backport, runtime, tmp_path_factory, figure):
+def resumed(release_repo, reference, backport, tmp_path_factory, figure):
     """A second, independent release of 2.2.4-1 on services of its own, killed with SIGKILL at every stage boundary
     and in the middle of uploads and pushes, then run once more (beside the backport build, which it starts first).
     Its services (with a dev index) stay up for the nightly tests below, which build on this release."""
@@ -713,6 +713,7 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     assert state(config)["registry"] == after["registry"]
 
 
+@pytest.mark.runtime
 def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository(reference, runtime, figure):
     """Runtime 4.2.0 (fixture `runtime`): the Airflow wheel and its signatures are 2.2.4-1's, reused and never made
     again; its own meta wheel, images and tags; its upgrade test started from AC 2.2.4-1; AC's tags never moved."""
