@@ -682,7 +682,7 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     assert tested["smoke"]["result"] == "passed"
     assert tested["smoke"]["counts"]["passed"] == tested["smoke"]["counts"]["tests"] > 0  # none failed or skipped
     assert tested["upgrade"]["result"] == "passed", tested["upgrade"]
-    assert tested["upgrade"]["counts"] == {"tests": 4, "passed": 4, "failures": 0, "errors": 0, "skipped": 0}
+    assert tested["upgrade"]["counts"] == {"tests": 5, "passed": 5, "failures": 0, "errors": 0, "skipped": 0}
     (repository,) = settings.target(None).registries
     images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
     after = state(config)
