@@ -16,3 +16,15 @@ def pytest_terminal_summary(terminalreporter, config):
     ]
     verdict = "all refused in one line" if not failed else f"{len(failed)} NOT refused as expected"
     terminalreporter.write_line(f"hostile inputs: {ran} cases, {verdict}, nothing changed ({seconds:.1f} s)")
+
+
+@pytest.fixture(autouse=True)
+def no_services_started(monkeypatch):
+    """A unit test starts no service: a stage run in one (its decision functions' fakes around it) that reaches for
+    the local services fails here instead of leaving an index, a Sigstore and a registry running after the suite."""
+    from ac_release.services.manager import LocalServices
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a unit test started the local services: fake ensure_local_services in the test")
+
+    monkeypatch.setattr(LocalServices, "up", refuse)
