@@ -49,6 +49,7 @@ class ReleaseContext:
         ctx = cls(
             version=parsed, line=line, settings=settings, target=build_target, release_target=configured, **kwargs
         )
+        ctx.__dict__["product"] = product  # read once: the cached property would load the same file again
         if ctx.flavour is not None:
             from ac_release.images.state import flavours
 

@@ -160,7 +160,3 @@ def parse_version(text: str, root: Path) -> ACVersion | ProductVersion:
         if ACVersion.grammar_matches(text) or not others:
             raise
         raise ReleaseError(f"{exc}; or {', '.join(others)}") from None
-
-
-def product_of(version: ACVersion | ProductVersion, root: Path) -> Product:
-    return load_product(root, version.product)
