@@ -30,6 +30,7 @@ def ctx(tmp_path):
     for part in ("wheel/2.2.4/line.toml", "changelog/2.2.4.md", "images/matrix.toml"):
         (root / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / part, root / part)
+    shutil.copytree(REPO / "products", root / "products")
     git(root.parent, "init", "--quiet", str(root))
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "release")

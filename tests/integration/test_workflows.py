@@ -63,10 +63,12 @@ def test_the_ci_lint_job_passes_under_act(tmp_path, figure):
     log = _log(result)
     assert result.returncode == 0, log[-5000:]
     assert "Success - Main Set up the machine" in log
-    assert "Session lint was successful." in log
+    # act's own step results, not nox's last line: on a loaded machine act can end a step before it has relayed the
+    # step's last output lines (CI once lost "Session lint was successful." from a run that exited 0).
+    assert "Success - Main Lint" in log
     assert "🏁  Job succeeded" in log
     # It ran in act's copy of the tree, with the .venv that .ci/bootstrap made there, not in this checkout.
-    workspace = re.search(r"(\S+/hostexecutor)/\.venv/bin/zizmor --offline --persona=auditor", log)
+    workspace = re.search(r"(\S+/hostexecutor)/\.venv/bin/", log)
     assert workspace and Path(workspace[1]).is_relative_to(tmp_path / "act")
     assert not Path(workspace[1]).exists()  # removed once the job ended
     figure(f"act: ci.yml lint job (.ci/bootstrap in a fresh copy, then nox -s lint) passed in {elapsed:.0f} s")
