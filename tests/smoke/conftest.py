@@ -23,7 +23,7 @@ from rich.console import Console
 
 from ac_release.config import docker_command, load_settings
 from ac_release.context import ReleaseContext
-from ac_release.images.matrix import flavours_of
+from ac_release.images.matrix import Flavour, flavours_of
 from ac_release.images.postgres import ensure_postgres
 from ac_release.records import ImagesRecord
 from tests.integration.conftest import require
@@ -38,6 +38,7 @@ class Built:
     image: str
     onbuild: str
     onbuild_ref: str
+    flavour: Flavour  # images/matrix.toml's: the Python and the pip the image has
 
 
 @dataclass
@@ -75,7 +76,8 @@ def built(docker) -> Built:
     settings = load_settings()
     target = os.environ.get("AC_SMOKE_TARGET") or None
     ctx = ReleaseContext.create(version, settings, target, console=Console(stderr=True, quiet=True))
-    assert flavour in [f.name for f in flavours_of(ctx.images_dir, ctx.line.airflow)], flavour
+    (declared,) = [f for f in flavours_of(ctx.images_dir, ctx.line.airflow) if f.name == flavour] or [None]
+    assert declared is not None, flavour
     entry = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours.get(flavour)
     require(entry is not None, f"images of {version} ({flavour}): run `invoke build {version}`")
     for variant, image in entry.variants.items():
@@ -84,7 +86,7 @@ def built(docker) -> Built:
             f"the {variant} image {image.image} of {version} in the Docker engine",
         )
     variants = entry.variants
-    return Built(ctx, flavour, variants["base"].image, variants["onbuild"].image, variants["onbuild"].ref)
+    return Built(ctx, flavour, variants["base"].image, variants["onbuild"].image, variants["onbuild"].ref, declared)
 
 
 @pytest.fixture(scope="session")

@@ -87,9 +87,9 @@ def test_environment_of_the_image(docker, built):
         "ASTRONOMER_UID": "50000",
         "PIP_NO_CACHE_DIR": "True",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PYTHON_MAJOR_MINOR_VERSION": "3.9",
+        "PYTHON_MAJOR_MINOR_VERSION": built.flavour.python,
         "AIRFLOW__WEBSERVER__BASE_URL": "http://localhost:8080",
-        "AIRFLOW_PIP_VERSION": "22.0.3",
+        "AIRFLOW_PIP_VERSION": built.flavour.pip,
         "AC_VERSION": str(built.ctx.version),
         "AIRFLOW_VERSION": built.ctx.version.wheel_version,
         "PYTHONPATH": "/usr/local/airflow",
@@ -107,7 +107,7 @@ def test_pip_show_and_pip_check_are_clean(docker, built):
     assert re.findall(r"^Version: (.*)$", show, re.MULTILINE) == [version.wheel_version, version.meta_version]
     check = docker("run", "--rm", built.image, "pip", "check")
     assert check.stdout.strip() == "No broken requirements found."
-    assert docker("run", "--rm", built.image, "pip", "--version").stdout.startswith("pip 22.0.3 ")
+    assert docker("run", "--rm", built.image, "pip", "--version").stdout.startswith(f"pip {built.flavour.pip} ")
     constraints = docker("run", "--rm", built.image, "sh", "-c", 'cat "$PIP_CONSTRAINT"').stdout
     assert constraints == f"apache-airflow=={version.wheel_version}\n"
 
@@ -192,7 +192,8 @@ def test_uid_gid_and_gosu_restricted(docker, built):
 def test_no_compiler_no_build_ca_no_caches_no_credentials(docker, built):
     script = (
         "for c in gcc cc g++ make; do command -v $c; done; ls -d /root/.cache /home/astro/.cache"
-        " /etc/ac-release /opt/build-tools /build 2>/dev/null; ls /usr/include/python3.9 2>/dev/null; true"
+        " /etc/ac-release /opt/build-tools /build 2>/dev/null;"
+        f" ls /usr/include/python{built.flavour.python} 2>/dev/null; true"
     )
     assert docker("run", "--rm", "--user", "root", built.image, "sh", "-c", script).stdout == ""
     image_bundle = docker("run", "--rm", built.image, "cat", "/etc/ssl/certs/ca-certificates.crt").stdout

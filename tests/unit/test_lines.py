@@ -42,9 +42,10 @@ def test_invoke_lines_prints_the_repositorys_lines_and_appends_the_step_output(t
     output.write_text("earlier=step\n")
     result = _invoke(tmp_path, "--github-output", github_output=output)
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == '{"include": [{"line": "2.2.4"}]}\n'
-    assert output.read_text() == 'earlier=step\nmatrix={"include": [{"line": "2.2.4"}]}\n'
-    assert json.loads(result.stdout)["include"] == [{"line": p.parent.name} for p in REPO.glob("wheel/*/line.toml")]
+    assert result.stdout == '{"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}\n'
+    assert output.read_text() == 'earlier=step\nmatrix={"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}\n'
+    lines = sorted(p.parent.name for p in REPO.glob("wheel/*/line.toml"))
+    assert json.loads(result.stdout)["include"] == [{"line": line} for line in lines]
 
 
 def test_invoke_lines_github_output_outside_github_actions_is_one_line(tmp_path):

@@ -37,12 +37,17 @@ def test_a_runtime_version_names_its_line_build_which_ac_installs_too():
     assert (runtime.meta_version, runtime.image_tag, runtime.git_tag) == ("4.2.0", "4.2.0", "runtime-v4.2.0")
     assert (runtime.dist_name, runtime.changelog_name) == ("runtime-4.2.0", "runtime-4.2")
     assert parse_version("runtime-4.2.1", REPO).wheel_version == "2.2.4+astro.1"  # a patch with no new Airflow build
+    five = parse_version("runtime-5.0.0", REPO)  # a line of its own
+    assert (five.airflow, five.build, five.wheel_version, five.series) == (Version("2.3.0"), 1, "2.3.0+astro.1", "5.0")
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("runtime-4.2.9", "no Astro Runtime version 'runtime-4.2.9': declared ones are runtime-4.2.0, runtime-4.2.1"),
+        (
+            "runtime-4.2.9",
+            "no Astro Runtime version 'runtime-4.2.9': declared ones are runtime-4.2.0, runtime-4.2.1, runtime-5.0.0",
+        ),
         ("runtime-04.2.0", "no Astro Runtime version 'runtime-04.2.0'"),
         ("runtime-4.2", "no Astro Runtime version 'runtime-4.2'"),
         ("4.2.0", "invalid AC version '4.2.0'"),  # never guessed from the shape of a number
@@ -67,6 +72,10 @@ def test_runtime_tags_follow_seed_004_and_ac_tags_are_unchanged(tmp_path):
     (flavour,) = flavours(runtime)
     assert [flavour.tags(runtime.version, v) for v in ("onbuild", "base")] == [["4.2.0"], ["4.2.0-base"]]
     assert [flavour.floating_tags(runtime.version, v) for v in ("onbuild", "base")] == [["4.2"], ["4.2-base"]]
+    five = _ctx(tmp_path, "runtime-5.0.0")  # another line: its own tags, its own floating group
+    (flavour,) = flavours(five)
+    assert [flavour.tags(five.version, v) for v in ("onbuild", "base")] == [["5.0.0"], ["5.0.0-base"]]
+    assert [flavour.floating_tags(five.version, v) for v in ("onbuild", "base")] == [["5.0"], ["5.0-base"]]
     (flavour,) = flavours(ac)
     assert flavour.tags(ac.version, "base") == ["2.2.4-1", "2.2.4-1-bullseye"]
     assert flavour.tags(ac.version, "onbuild") == ["2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild"]
@@ -125,25 +134,28 @@ def test_a_runtime_version_installs_its_own_pins_and_its_meta_wheel_pins_them(tm
     )
 
 
-@pytest.mark.parametrize("number", ["4.2.0", "4.2.1"])
-def test_every_runtime_lock_holds_its_versions_pins_with_hashes(number):
+@pytest.mark.parametrize(
+    ("number", "airflow", "pip"),
+    [("4.2.0", "2.2.4", "22.0.3"), ("4.2.1", "2.2.4", "22.0.3"), ("5.0.0", "2.3.0", "22.0.4")],
+)
+def test_every_runtime_lock_holds_its_versions_pins_with_hashes(number, airflow, pip):
     product = load_product(REPO, "runtime")
     version = product.version(f"runtime-{number}")
     pins = hashed_pins((REPO / "products" / "runtime" / number / "constraints.txt").read_text())
-    wanted = dict(requirement.split("==") for requirement in product.line_of(_line(), version).meta_pins)
+    wanted = dict(requirement.split("==") for requirement in product.line_of(_line(airflow), version).meta_pins)
     assert {name: pins[name][0] for name in wanted} == wanted
     assert all(hashes > 0 for _, hashes in pins.values())
-    assert pins["apache-airflow"][0] == "2.2.4" and pins["pip"][0] == "22.0.3"
+    assert pins["apache-airflow"][0] == airflow and pins["pip"][0] == pip
 
 
-def _line():
+def _line(airflow: str = "2.2.4"):
     from ac_release.line import load_line
 
-    return load_line(REPO / "wheel", parse_version("2.2.4-1", REPO))
+    return load_line(REPO / "wheel", parse_version(f"{airflow}-1", REPO))
 
 
 def test_runtime_changelog_entries_are_found_by_their_product_version():
-    for number in ("4.2.0", "4.2.1"):
+    for number in ("4.2.0", "4.2.1", "5.0.0"):
         entry = release_entry(REPO / "changelog", parse_version(f"runtime-{number}", REPO), "Astro Runtime")
         assert entry.version == f"runtime-{number}" and "Dependencies" in entry.sections
 
