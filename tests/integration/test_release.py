@@ -1,9 +1,10 @@
 """`invoke release` end to end, as a release engineer runs it, on a committed copy of this repository with its own
 local services: the full release, a re-run that moves nothing, verify/status/dry-run, and kill -9 at every stage
-boundary and in the middle of uploads and pushes, each resumed to the same final state. On the resumed release's
-services, `invoke nightly 2.2.4` builds this tree as the line's next build (a dev build on the dev index and the dev
-repository) and upgrade-tests it from 2.2.4-1: the N-1 -> N upgrade of every CI run. Beside those two, in a clone
-and on the reference release's services, the backport workflow ships 2.2.4-2 on top of 2.2.4-1."""
+boundary and in the middle of uploads and pushes, each resumed to the same final state (a second release, in a clone
+with services of its own, beside the first). On the resumed release's services, `invoke nightly 2.2.4` builds this
+tree as the line's next build (a dev build on the dev index and the dev repository) and upgrade-tests it from 2.2.4-1:
+the N-1 -> N upgrade of every CI run. Once the reference release is done, in a clone and on its services, the
+backport workflow ships 2.2.4-2 on top of 2.2.4-1. `builds_beside` starts each as early as it can."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,12 +121,19 @@ def signing_share(summary: str) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def staging_beside(request):
-    """When test_staging.py is selected too, its release workflow's run to staging (the session fixture
-    `staging_release`) starts now, beside this file's releases: the two share no target, service, image name, tag or
-    record, each mostly waits, and CI then waits for the longer of the two chains rather than their sum."""
+def builds_beside(request):
+    """Every build of this file starts as early as what it builds on allows, so that CI's two cores always have
+    work: when test_staging.py is selected too, its release workflow's run to staging (the session fixture
+    `staging_release`); the kill-and-resume release and the nightlies on its services (`killed`, in a clone of its
+    own); then, in the foreground, the reference release; once it is done, the builds on its services (`backport`,
+    `runtime`). None shares a service, a cache or a record with another; the module's tests then wait for what they
+    read."""
+    selected = [item for item in request.session.items if item.path.name == "test_release.py"]
     if any(item.path.name == "test_staging.py" for item in request.session.items):
         request.getfixturevalue("staging_release")
+    for name in ("killed", "reference", "backport", "runtime"):
+        if any(name in item.fixturenames for item in selected):
+            request.getfixturevalue(name)
 
 
 @pytest.fixture(scope="module")
@@ -381,11 +390,10 @@ def _clone_on_reference(release_repo: Path, reference, directory: Path) -> tuple
 @pytest.fixture(scope="module")
 def backport(release_repo, reference, tmp_path_factory):
     """The README's backport workflow on the released 2.2.4-1, in a clone of the repository it was released from
-    (the nightly tests commit and reset in that one), on the reference release's services:
+    (the reference's tests commit and reset in that one), on the reference release's services:
     `invoke backport 2.2.4 <upstream fix>`, the check filled in, the entry dated, committed, then
-    `invoke release 2.2.4-2` started in the background. It runs beside the kill-and-resume and nightly builds below,
-    which use services of their own, so that CI waits for the longer of the two rather than their sum; the last
-    test of this file waits for it."""
+    `invoke release 2.2.4-2` started in the background once the reference release is done (builds_beside). It runs
+    beside the kill-and-resume and nightly builds, which use services of their own; its test waits for it."""
     directory = tmp_path_factory.mktemp("backport")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
     scaffolded = invoke(
@@ -409,7 +417,7 @@ def backport(release_repo, reference, tmp_path_factory):
 @pytest.fixture(scope="module")
 def runtime(release_repo, reference, tmp_path_factory):
     """Astro Runtime 4.2.0, the second product on the same line build, released on the reference release's dist/ and
-    services (in a clone at the commit 2.2.4-1 was released from: the nightly tests commit in the repository itself).
+    services (in a clone at the commit 2.2.4-1 was released from: the reference's tests commit in release_repo).
     Its test (marker `runtime`, `nox -s runtime`) is not in a plain `nox`: CI's 45 minutes on 2 cores."""
     directory = tmp_path_factory.mktemp("runtime")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
@@ -421,24 +429,50 @@ def runtime(release_repo, reference, tmp_path_factory):
         run.stop()
 
 
+def _own_cache(directory: Path) -> Path:
+    """A cache of its own, for a release of the same version as the reference running beside it (their logs, test
+    reports and image build contexts are named by version), holding hard links to the shared uv and sdist caches:
+    copies cost nothing, and a symbolic link would lead nowhere inside the wheel check's container."""
+    shared, cache = Path("~/.cache/ac-release").expanduser(), directory / "cache"
+    cache.mkdir()
+    for part in ("uv", "sdists"):
+        if (shared / part).is_dir():
+            subprocess.run(["cp", "-al", str(shared / part), str(cache / part)], check=True)
+    return cache
+
+
 @pytest.fixture(scope="module")
-def resumed(release_repo, reference, backport, tmp_path_factory, figure):
+def killed(release_repo, tmp_path_factory, figure):
     """A second, independent release of 2.2.4-1 on services of its own, killed with SIGKILL at every stage boundary
-    and in the middle of uploads and pushes, then run once more (beside the backport build, which it starts first).
-    Its services (with a dev index) stay up for the nightly tests below, which build on this release."""
-    config = write_config(tmp_path_factory.mktemp("killed"), root=release_repo, dev_index=True)
+    and in the middle of uploads and pushes, then run once more; then, on its services (with a dev index), the
+    line's nightlies. Started in a thread when the module starts (builds_beside), beside the reference release, in a
+    clone made before any test commits in release_repo: `resumed` and `nightly` wait for their part."""
+    directory = tmp_path_factory.mktemp("killed")
+    clone = directory / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    config = write_config(directory, root=clone, dev_index=True, cache_dir=str(_own_cache(directory)))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="killed")
+    resumed = pool.submit(_kill_and_resume, clone, config, figure)
+    nightly = pool.submit(_nightlies, clone, config, resumed, figure)  # one worker: after the resumed release
     try:
-        killed = []
-        for fault in FAULTS:
-            run = invoke(release_repo, config, "release", VERSION, fault=fault)
-            killed.append((fault, run.returncode, run.stderr[-2000:]))
-            figure(
-                f"kill -9 at {fault}: exit {run.returncode}, {run.stderr.count('✓ ')} stage(s) completed in that run"
-            )
-        resumed = invoke(release_repo, config, "release", VERSION)
-        yield config, killed, resumed
+        yield {"repo": clone, "config": config, "resumed": resumed, "nightly": nightly}
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         LocalServices(load_settings(config).services).down(log=lambda _: None)
+
+
+def _kill_and_resume(repo: Path, config: Path, figure) -> tuple[Path, list, subprocess.CompletedProcess]:
+    killed = []
+    for fault in FAULTS:
+        run = invoke(repo, config, "release", VERSION, fault=fault)
+        killed.append((fault, run.returncode, run.stderr[-2000:]))
+        figure(f"kill -9 at {fault}: exit {run.returncode}, {run.stderr.count('✓ ')} stage(s) completed in that run")
+    return config, killed, invoke(repo, config, "release", VERSION)
+
+
+@pytest.fixture(scope="module")
+def resumed(killed):
+    return killed["resumed"].result(timeout=3600)
 
 
 def test_killed_anywhere_the_next_run_resumes_to_the_same_state(reference, resumed, figure):
@@ -476,11 +510,10 @@ def _steps(output: str) -> list[tuple[str, str, str]]:
     return [step for step in found if step and step[0] != "preflight"]
 
 
-@pytest.fixture(scope="module")
-def nightly(release_repo, resumed, figure):
+def _nightlies(repo: Path, config: Path, resumed, figure) -> dict:
     """`invoke nightly 2.2.4` on the services of the resumed 2.2.4-1 release: the line's next build (N = 2) from
     this tree, upgrade-tested from the newest release (N-1). Then once more, with the same inputs."""
-    config, _, run = resumed
+    _, _, run = resumed.result()
     assert run.returncode == 0, run.stderr[-3000:]
     settings = load_settings(config)
     services = LocalServices(settings.services)
@@ -489,18 +522,19 @@ def nightly(release_repo, resumed, figure):
     before = _images(release_repository)
 
     today = dt.datetime.now(dt.UTC).date()
-    dry = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local", "--dry-run"))
+    dry = invoke(repo, config, "nightly", "2.2.4", "--target", "local", "--dry-run")
     started = time.monotonic()
-    first = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local"))
+    first = invoke(repo, config, "nightly", "2.2.4", "--target", "local")
     figure(
-        f"first nightly of 2.2.4 (wheels, images, smoke and upgrade tests, push; the backport may run beside it): "
+        f"first nightly of 2.2.4 (wheels, images, smoke and upgrade tests, push; other builds beside it): "
         f"{time.monotonic() - started:.0f} s"
     )
     started = time.monotonic()
-    again = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local"))
+    again = invoke(repo, config, "nightly", "2.2.4", "--target", "local")
     seconds_again = time.monotonic() - started
     figure(f"second nightly, same inputs (a no-op): {seconds_again:.1f} s")
     return {
+        "repo": repo,
         "config": config,
         "settings": settings,
         "services": services,
@@ -513,6 +547,14 @@ def nightly(release_repo, resumed, figure):
         "again": again,
         "seconds_again": seconds_again,
     }
+
+
+@pytest.fixture(scope="module")
+def nightly(killed):
+    found = killed["nightly"].result(timeout=3600)
+    for name in ("dry", "first", "again"):
+        _ok(found[name])
+    return found
 
 
 def test_the_dry_run_names_the_version_and_why(nightly):
@@ -567,14 +609,14 @@ def test_a_second_nightly_with_the_same_inputs_does_nothing(nightly):
     assert nightly["seconds_again"] < 120
 
 
-def test_a_second_nightly_on_a_machine_that_did_not_build_the_first_does_nothing(nightly, release_repo, tmp_path):
+def test_a_second_nightly_on_a_machine_that_did_not_build_the_first_does_nothing(nightly, tmp_path):
     """As the nightly workflow's next run on a fresh runner: no dist/, no record of the first build. It failed before
     the decision verified what the dev locations hold: the pipeline ran again and its push refused the nightly's own
     immutable tags (`an image not built yet`)."""
     config = tmp_path / "release.toml"
     config.write_text(nightly["config"].read_text().replace(str(nightly["settings"].dist_dir), str(tmp_path / "dist")))
     version = nightly["version"]
-    elsewhere = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local"))
+    elsewhere = _ok(invoke(nightly["repo"], config, "nightly", "2.2.4", "--target", "local"))
     assert elsewhere.stdout.splitlines() == [f"{version}: same inputs as {version}, verified: nothing to do"]
     assert not (tmp_path / "dist").exists()
 
@@ -625,9 +667,10 @@ def _commit(repo: Path, path: str, text: str) -> None:
     subprocess.run(["git", "-C", str(repo), "commit", "--quiet", "-am", "change an input"], check=True)
 
 
-def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree_is_refused(nightly, release_repo):
+def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree_is_refused(nightly):
     """Dry runs only: the decision, without another build. The commit it makes is undone afterwards."""
     config, version, today = nightly["config"], nightly["version"], nightly["today"]
+    release_repo = nightly["repo"]  # the clone the nightlies were built from
     released_from = _git(release_repo, "rev-parse", "HEAD").strip()
     try:
         _commit(release_repo, "ac_release/nightly.py", "# an input changed\n")

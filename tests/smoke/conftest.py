@@ -114,7 +114,8 @@ def postgres(docker, built, network):
         built.ctx.docker, built.ctx.target.base_images, built.ctx.images_dir, built.ctx.cache, log=lambda _: None
     )
     password = secrets.token_urlsafe(16)
-    env = (f"--env=POSTGRES_PASSWORD={password}", "--env=POSTGRES_DB=airflow", "--network-alias=postgres")
+    docker.env["POSTGRES_PASSWORD"] = password  # the container takes it from the docker client's environment
+    env = ("--env=POSTGRES_PASSWORD", "--env=POSTGRES_DB=airflow", "--network-alias=postgres")
     with detached(docker, network, "postgres", image, args=env) as name:
         deadline = time.monotonic() + 60
         while docker("exec", name, "pg_isready", "-h", "127.0.0.1", "-q", check=False).returncode != 0:
@@ -124,11 +125,11 @@ def postgres(docker, built, network):
 
 
 @pytest.fixture(scope="session")
-def airflow_env(postgres) -> dict[str, str]:
+def airflow_env(docker, postgres) -> dict[str, str]:
     # One Fernet key for every container of the session (each would otherwise write its own airflow.cfg with a key of
     # its own): connection passwords are stored encrypted, and a later container, or a later image, decrypts them.
     fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    return {
+    env = {
         "AIRFLOW__CORE__FERNET_KEY": fernet_key,
         "AIRFLOW__CORE__SQL_ALCHEMY_CONN": postgres,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -136,10 +137,14 @@ def airflow_env(postgres) -> dict[str, str]:
         "AIRFLOW__WEBSERVER__WORKERS": "2",
         "ASTRONOMER_WAIT_TIMEOUT": "60",
     }
+    docker.env.update(env)  # the values reach each container from the docker client's environment (env_args)
+    return env
 
 
 def env_args(env: dict[str, str]) -> list[str]:
-    return [f"--env={key}={value}" for key, value in env.items()]
+    """`--env=NAME` only: docker takes the value from its own environment, so the key and the database password
+    never appear on a command line (`ps` shows every docker command's arguments)."""
+    return [f"--env={key}" for key in env]
 
 
 def airflow_runner(docker: DockerCli, network: str, env: dict[str, str], image: str):

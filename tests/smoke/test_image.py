@@ -7,7 +7,7 @@ import html
 import json
 import os
 import re
-import time
+import secrets
 import uuid
 from pathlib import Path
 
@@ -160,7 +160,7 @@ def test_config_edits(docker, built):
 @pytest.mark.parametrize("user", ["", "root"])
 def test_tini_is_pid_1_and_airflow_runs_as_astro(docker, built, user):
     extra = ["--user", user] if user else []
-    name = f"smoke-tini-{user or 'default'}-{int(time.time())}"
+    name = f"smoke-tini-{user or 'default'}-{secrets.token_hex(6)}"
     docker("run", "--detach", "--name", name, *extra, built.image, "sleep", "300")
     try:
         # PID 1 execs its way to tini (entrypoint -> gosu, when started as root -> tini): wait for the end state
@@ -371,7 +371,7 @@ def _files_holding(docker, image: str, bundle: Path, line: str) -> list[str]:
 
 def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path):
     project = _onbuild_project(docker, tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\n")
-    tag = f"ac-release/smoke-onbuild:{int(time.time())}"
+    tag = f"ac-release/smoke-onbuild:{secrets.token_hex(6)}"
     bundle, planted = _planted_ca_bundle(tmp_path, built)
     result = _build_project(docker, built, project, tag, bundle)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -402,7 +402,7 @@ def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker,
         docker, tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n"
     )
     bundle, _ = _planted_ca_bundle(tmp_path, built)
-    result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{int(time.time())}", bundle)
+    result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{secrets.token_hex(6)}", bundle)
     assert result.returncode != 0
     version = built.ctx.version
     assert (

@@ -50,3 +50,16 @@ def test_a_kind_passes_only_when_every_part_passed_and_names_the_failed_parts_lo
     both = _combined([ok, ok], 71.0)
     assert (both.result, both.counts["tests"], both.log) == ("passed", 34, "a.log, a.log")
     assert _combined([bad], 9.0) is bad
+
+
+def test_container_environment_is_passed_by_name_never_by_value_on_a_command_line():
+    """The database password and the Fernet key reach the smoke containers from the docker client's environment:
+    `--env=NAME=value` put them in every docker command's argv, where `ps` shows them."""
+    from tests.smoke.conftest import env_args
+
+    assert env_args(
+        {"AIRFLOW__CORE__FERNET_KEY": "k3y", "AIRFLOW__CORE__SQL_ALCHEMY_CONN": "postgresql://p:pw@h/db"}
+    ) == [
+        "--env=AIRFLOW__CORE__FERNET_KEY",
+        "--env=AIRFLOW__CORE__SQL_ALCHEMY_CONN",
+    ]
