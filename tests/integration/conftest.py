@@ -101,6 +101,16 @@ def staging_release(staging, tmp_path_factory):
     run.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def staging_workflow_beside(request):
+    """When test_staging.py is selected, its release workflow's run to staging starts with the session, beside every
+    other module (it mostly waits on its jobs' bootstraps and builds), once the shared base image and build
+    environment exist (`built` makes them: two builds of one base image at once would race for its tag)."""
+    if any(item.path.name == "test_staging.py" for item in request.session.items):
+        request.getfixturevalue("built")
+        request.getfixturevalue("staging_release")
+
+
 @pytest.fixture(scope="session")
 def release_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("release")

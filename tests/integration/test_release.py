@@ -123,14 +123,11 @@ def signing_share(summary: str) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def builds_beside(request):
     """Every build of this file starts as early as what it builds on allows, so that CI's two cores always have
-    work: when test_staging.py is selected too, its release workflow's run to staging (the session fixture
-    `staging_release`); the kill-and-resume release and the nightlies on its services (`killed`, in a clone of its
-    own); then, in the foreground, the reference release; once it is done, the builds on its services (`backport`,
-    `runtime`). None shares a service, a cache or a record with another; the module's tests then wait for what they
-    read."""
+    work (the staging workflow's run, when selected, started with the session: conftest.staging_workflow_beside):
+    the kill-and-resume release and the nightlies on its services (`killed`, in a clone of its own); then, in the
+    foreground, the reference release; once it is done, the builds on its services (`backport`, `runtime`). None
+    shares a service, a cache or a record with another; the module's tests then wait for what they read."""
     selected = [item for item in request.session.items if item.path.name == "test_release.py"]
-    if any(item.path.name == "test_staging.py" for item in request.session.items):
-        request.getfixturevalue("staging_release")
     for name in ("killed", "reference", "backport", "runtime"):
         if any(name in item.fixturenames for item in selected):
             request.getfixturevalue(name)
