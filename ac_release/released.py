@@ -64,7 +64,7 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     if not earlier:
         return None
     version = max(earlier)
-    image = registry.remote_image(repository, str(version))
+    image = registry.remote_image(repository, version.image_tag)  # `4.2.1` for runtime-4.2.1
     return PreviousRelease(version, repository, image.digest) if image else None
 
 

@@ -250,3 +250,22 @@ def test_the_meta_wheel_is_built_again_when_its_product_versions_pins_change(tmp
     steps = wheel.check(changed)
     assert {step.action for step in steps} == {"build"}
     assert all(step.reason.startswith("inputs changed since it was built") for step in steps)
+
+
+@pytest.mark.parametrize(("version", "expected"), [("runtime-4.2.1", "4.2.0"), ("runtime-5.0.0", "4.2.1")])
+def test_a_runtime_release_upgrades_from_the_newest_earlier_runtime_release(tmp_path, monkeypatch, version, expected):
+    """Found by the image tag it was pushed under (`4.2.1`), not by its name on the command line (`runtime-4.2.1`):
+    the upgrade test of every Runtime release after the first was skipped as `no earlier release`."""
+    from ac_release.registry import RemoteImage
+    from ac_release.released import previous_release
+
+    world = World(tmp_path, monkeypatch, version)
+    repository = world.ctx.release_target.registries[0]
+    assert repository.endswith("/astro-runtime")
+    for number in ("4.2.0", "4.2.1"):
+        world.tags[(repository, number)] = RemoteImage(f"sha256:{number[-1] * 64}", f"sha256:{'c' * 64}")
+    found = previous_release(world.ctx)
+    assert found is not None and (str(found.version), found.digest) == (
+        f"runtime-{expected}",
+        f"sha256:{expected[-1] * 64}",
+    )
