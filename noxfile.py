@@ -57,8 +57,9 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def runtime(session: nox.Session) -> None:
-    """Astro Runtime 4.2.0 released on the line build of the reference AC release (test_release.py): not in a plain
-    `nox` yet, which it would take past its 45 minutes on 2 cores."""
+    """Astro Runtime 4.2.0, 4.2.1 and 5.0.0 released one after the other on the reference AC release's services
+    (test_release.py, marker `runtime`): not in a plain `nox`, which they would take past its 45 minutes on 2 cores
+    (three more releases, two of them with image builds and upgrade tests of their own)."""
     session.run(PYTHON, "-m", "pytest", "tests/integration/test_release.py", "-m", "runtime", *session.posargs)
 
 

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 VERSION = "2.2.4-1"
 RUNTIME = "runtime-4.2.0"  # Astro Runtime on the line build of VERSION
+RUNTIMES = (RUNTIME, "runtime-4.2.1", "runtime-5.0.0")  # then a patch on the same build, then a new line
 BACKPORT = REPO / "tests" / "data" / "backport"  # a real upstream fix 2.2.4 lacks, and its check
 FAULTS = [
     "after:preflight",
@@ -413,17 +414,42 @@ def backport(release_repo, reference, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runtime(release_repo, reference, tmp_path_factory):
-    """Astro Runtime 4.2.0, the second product on the same line build, released on the reference release's dist/ and
-    services (in a clone at the commit 2.2.4-1 was released from: the reference's tests commit in release_repo).
-    Its test (marker `runtime`, `nox -s runtime`) is not in a plain `nox`: CI's 45 minutes on 2 cores."""
+    """Astro Runtime on the reference release's dist/ and services, in a clone at the commit 2.2.4-1 was released
+    from (the reference's tests commit in release_repo), one release after the other, each after its dry run: 4.2.0
+    (the second product on AC's line build), 4.2.1 (a patch on the same build) and 5.0.0 (a new line, Airflow 2.3.0).
+    Its tests (marker `runtime`, `nox -s runtime`) are not in a plain `nox`: CI's 45 minutes on 2 cores."""
     directory = tmp_path_factory.mktemp("runtime")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
-    plan = invoke(clone, clone_config, "release", RUNTIME, "--dry-run")
-    run = Background.start(_command(clone, clone_config, ("release", RUNTIME)), directory / f"release-{RUNTIME}")
-    try:
-        yield {"clone": clone, "config": clone_config, "run": run, "plan": plan}
-    finally:
-        run.stop()
+
+    def release_each() -> dict[str, tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]]:
+        runs = {}
+        for version in RUNTIMES:
+            plan = invoke(clone, clone_config, "release", version, "--dry-run")
+            runs[version] = (plan, invoke(clone, clone_config, "release", version))
+            if runs[version][1].returncode != 0:
+                break
+        return runs
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="runtime") as pool:
+        yield {"clone": clone, "config": clone_config, "runs": pool.submit(release_each)}
+
+
+def _runtime_release(runtime, version: str) -> tuple[subprocess.CompletedProcess, Path, dict]:
+    """The release of `version` (its dry run said what it then did), its config and its record."""
+    runs = runtime["runs"].result(timeout=3600)
+    assert version in runs, f"{version} was not released: an earlier Runtime release failed"
+    plan, run = runs[version]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert steps_in(plan.stdout) == steps_in(run.stderr)
+    settings = load_settings(runtime["config"])
+    return run, runtime["config"], json.loads((settings.dist_dir / version / "release.json").read_text())
+
+
+def _runtime_images(config: Path) -> dict[str, str]:
+    """{tag: image id} of the Runtime repository of the reference's registry."""
+    (repository,) = load_settings(config).target(None).for_repository("ap-airflow", "astro-runtime").registries
+    return {tag: registry.remote_image(repository, tag).config for tag in _images(repository)}
 
 
 def _own_cache(directory: Path) -> Path:
@@ -755,18 +781,12 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
 
 @pytest.mark.runtime
 def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository(reference, runtime, figure):
-    """Runtime 4.2.0 (fixture `runtime`): the Airflow wheel and its signatures are 2.2.4-1's, reused and never made
-    again; its own meta wheel, images and tags; its upgrade test started from AC 2.2.4-1; AC's tags never moved."""
+    """Runtime 4.2.0: the Airflow wheel and its signatures are 2.2.4-1's, reused and never made again; its own meta
+    wheel, images and tags; its upgrade test started from AC 2.2.4-1; AC's tags never moved."""
     _, _, final, _ = reference
-    clone, config = runtime["clone"], runtime["config"]
-    run, _ = runtime["run"].wait()
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    run, config, manifest = _runtime_release(runtime, RUNTIME)
     figure(f"release {RUNTIME} on the line build of {VERSION}: {sum(parse_time_line(run.stderr).values()):.0f} s")
-    assert runtime["plan"].returncode == 0, runtime["plan"].stderr[-3000:]
-    assert steps_in(runtime["plan"].stdout) == steps_in(run.stderr)  # the dry run said what the release then did
-
     settings = load_settings(config)
-    manifest = json.loads((settings.dist_dir / RUNTIME / "release.json").read_text())
     wheels = {name: meta["sha256"] for name, meta in manifest["wheel"]["artifacts"].items()}
     line_build = {name: sha for name, sha in final["wheels"].items() if name.startswith("apache")}
     assert {name: wheels[name] for name in line_build} == line_build  # the same bytes AC 2.2.4-1 installs
@@ -785,12 +805,10 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
     assert tested["upgrade_from"] == VERSION  # Runtime's first release, from the AC release of its line build
     assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
-    (repository,) = settings.target(None).for_repository("ap-airflow", "astro-runtime").registries
     images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
-    pushed = {tag: registry.remote_image(repository, tag).config for tag in ("4.2.0", "4.2", "4.2.0-base", "4.2-base")}
-    assert pushed == {"4.2.0": images["onbuild"]["image"], "4.2": images["onbuild"]["image"]} | {
+    assert {tag: _runtime_images(config)[tag] for tag in ("4.2.0", "4.2.0-base")} == {
+        "4.2.0": images["onbuild"]["image"],
         "4.2.0-base": images["base"]["image"],
-        "4.2-base": images["base"]["image"],
     }
     after = state(config)
     for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
@@ -798,4 +816,71 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     assert "refs/tags/runtime-v4.2.0^{}" in after["git"]
     notes = (settings.dist_dir / RUNTIME / "RELEASE_NOTES.md").read_text()
     assert notes.startswith("# Astro Runtime 4.2.0 (2026-12-02)\n")
-    _ok(invoke(clone, config, "verify", RUNTIME))
+    _ok(invoke(runtime["clone"], config, "verify", RUNTIME))
+
+
+@pytest.mark.runtime
+def test_a_runtime_patch_installs_the_same_airflow_build_and_takes_its_minors_floating_tags(reference, runtime):
+    """Runtime 4.2.1 changes only its own packages: the Airflow wheel is 2.2.4-1's again (same sha256, reused), its
+    upgrade test starts from 4.2.0, and `4.2`, `4.2-base` move to it."""
+    _, _, final, _ = reference
+    run, config, manifest = _runtime_release(runtime, "runtime-4.2.1")
+    wheels = {name: meta["sha256"] for name, meta in manifest["wheel"]["artifacts"].items()}
+    line_build = {name: sha for name, sha in final["wheels"].items() if name.startswith("apache")}
+    assert {name: wheels[name] for name in line_build} == line_build
+    assert {a for s, a, target in steps_in(run.stderr) if s == "wheel" and "apache" in target} == {"reuse"}
+    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    assert tested["upgrade_from"] == RUNTIME
+    assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
+    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+    pushed = _runtime_images(config)
+    assert {tag: pushed[tag] for tag in ("4.2.1", "4.2", "4.2.1-base", "4.2-base")} == {
+        "4.2.1": images["onbuild"]["image"],
+        "4.2": images["onbuild"]["image"],
+        "4.2.1-base": images["base"]["image"],
+        "4.2-base": images["base"]["image"],
+    }
+    _ok(invoke(runtime["clone"], config, "verify", "runtime-4.2.1"))
+
+
+@pytest.mark.runtime
+def test_a_runtime_on_a_new_line_builds_that_line_upgrades_across_it_and_moves_no_other_tag(reference, runtime):
+    """Runtime 5.0.0 on Airflow 2.3.0: the line's own wheel, with its backported fix checked in the wheel stage;
+    the upgrade test migrates a database of Runtime 4.2.1 (Airflow 2.2.4) to 2.3.0; `5.0`, `5.0-base` are its own
+    and every 4.2 and AC tag stays where it was."""
+    _, _, final, _ = reference
+    run, config, manifest = _runtime_release(runtime, "runtime-5.0.0")
+    wheels = manifest["wheel"]["artifacts"]
+    assert sorted(wheels) == [
+        "apache-airflow-2.3.0+astro.1.tar.gz",
+        "apache_airflow-2.3.0+astro.1-py3-none-any.whl",
+        "astro_runtime-5.0.0-py3-none-any.whl",
+    ]
+    assert manifest["wheel"]["checks"]["patches"]["0001-mapped-literal-cross-product.check.py"].startswith("ok: ")
+    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    assert tested["upgrade_from"] == "runtime-4.2.1"
+    assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
+    settings = load_settings(config)
+
+    def images_of(version: str) -> dict[str, str]:
+        record = json.loads((settings.dist_dir / version / "release.json").read_text())
+        variants = record["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+        return {variant: image["image"] for variant, image in variants.items()}
+
+    first, patch, new = images_of(RUNTIME), images_of("runtime-4.2.1"), images_of("runtime-5.0.0")
+    assert _runtime_images(config) == {
+        "4.2.0": first["onbuild"],
+        "4.2.0-base": first["base"],
+        "4.2.1": patch["onbuild"],
+        "4.2": patch["onbuild"],  # 4.2 stays on 4.2.1
+        "4.2.1-base": patch["base"],
+        "4.2-base": patch["base"],
+        "5.0.0": new["onbuild"],
+        "5.0": new["onbuild"],
+        "5.0.0-base": new["base"],
+        "5.0-base": new["base"],
+    }
+    after = state(config)
+    for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
+        assert after["registry"][tag] == final["registry"][tag], tag
+    _ok(invoke(runtime["clone"], config, "verify", "runtime-5.0.0"))
