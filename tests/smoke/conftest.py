@@ -76,7 +76,7 @@ def built(docker) -> Built:
     settings = load_settings()
     target = os.environ.get("AC_SMOKE_TARGET") or None
     ctx = ReleaseContext.create(version, settings, target, console=Console(stderr=True, quiet=True))
-    (declared,) = [f for f in flavours_of(ctx.images_dir, ctx.line.airflow) if f.name == flavour] or [None]
+    declared = next((f for f in flavours_of(ctx.images_dir, ctx.line.airflow) if f.name == flavour), None)
     assert declared is not None, flavour
     entry = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours.get(flavour)
     require(entry is not None, f"images of {version} ({flavour}): run `invoke build {version}`")
