@@ -46,7 +46,9 @@ def lines_root(tmp_path):
     shutil.copytree(REPO / "products", root / "products")
     shutil.copytree(root / "images" / "2.2.4", root / "images" / "2.2.3")
     matrix = (REPO / "images" / "matrix.toml").read_text()
-    block = matrix[matrix.index('[lines."2.2.4"]') :]
+    start = matrix.index('[lines."2.2.4"]')
+    end = matrix.find("\n[lines.", start + 1)  # the 2.2.4 block alone: other lines may follow it
+    block = matrix[start : end if end >= 0 else len(matrix)]
     (root / "images" / "matrix.toml").write_text(matrix + "\n" + block.replace('"2.2.4"', '"2.2.3"'))
     return root
 
