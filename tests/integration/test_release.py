@@ -123,13 +123,13 @@ def signing_share(summary: str) -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def builds_beside(request):
-    """Every build of this file starts as early as what it builds on allows, so that CI's two cores always have
-    work (the staging workflow's run, when selected, started with the session: conftest.staging_workflow_beside):
-    the kill-and-resume release and the nightlies on its services (`killed`, in a clone of its own); then, in the
-    foreground, the reference release; once it is done, the builds on its services (`backport`, `runtime`). None
-    shares a service, a cache or a record with another; the module's tests then wait for what they read."""
+    """The kill-and-resume release and the nightlies on its services (`killed`, in a clone with services and a cache
+    of its own) start with the module, beside the reference release in the foreground, so that CI's two cores always
+    have work (the staging workflow's run, when selected, started with the session: conftest.staging_workflow_beside).
+    The builds on the reference's services (`backport`, `runtime`) start when a test first asks for them, after the
+    tests that hold the reference's services to its final state (a re-run moves nothing, verify, status)."""
     selected = [item for item in request.session.items if item.path.name == "test_release.py"]
-    for name in ("killed", "reference", "backport", "runtime"):
+    for name in ("killed", "reference"):
         if any(name in item.fixturenames for item in selected):
             request.getfixturevalue(name)
 
@@ -390,8 +390,8 @@ def backport(release_repo, reference, tmp_path_factory):
     """The README's backport workflow on the released 2.2.4-1, in a clone of the repository it was released from
     (the reference's tests commit and reset in that one), on the reference release's services:
     `invoke backport 2.2.4 <upstream fix>`, the check filled in, the entry dated, committed, then
-    `invoke release 2.2.4-2` started in the background once the reference release is done (builds_beside). It runs
-    beside the kill-and-resume and nightly builds, which use services of their own; its test waits for it."""
+    `invoke release 2.2.4-2` started in the background. It runs beside the kill-and-resume and nightly builds, which
+    use services of their own; its test waits for it."""
     directory = tmp_path_factory.mktemp("backport")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
     scaffolded = invoke(
@@ -498,7 +498,9 @@ def resumed(killed):
     return killed["resumed"].result(timeout=3600)
 
 
-def test_killed_anywhere_the_next_run_resumes_to_the_same_state(reference, resumed, figure):
+def test_killed_anywhere_the_next_run_resumes_to_the_same_state(reference, backport, resumed, figure):
+    """(It asks for `backport` first: the backport build starts here, beside the nightlies still running, once the
+    tests above have read the reference release's services as it left them.)"""
     _, _, final, _ = reference
     config, killed, run = resumed
     for fault, returncode, stderr in killed:
