@@ -374,12 +374,18 @@ def test_no_secret_in_output_logs_layers_or_history(reference, figure):
     assert not scan.findings, scan.report()
 
 
+def _clone(release_repo: Path, directory: Path) -> Path:
+    """A clone of the repository at its current commit, in `directory`/repo."""
+    clone = directory / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    return clone
+
+
 def _clone_on_reference(release_repo: Path, reference, directory: Path) -> tuple[Path, Path]:
     """A clone of the repository the reference release was made from, and a config giving it the reference's dist/
     and services: a build beside the others that shares what the reference released."""
     config, _, _, _ = reference
-    clone = directory / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    clone = _clone(release_repo, directory)
     clone_config = directory / "release.toml"
     clone_config.write_text(config.read_text().replace(f'root = "{release_repo}"', f'root = "{clone}"', 1))
     return clone, clone_config
@@ -449,7 +455,8 @@ def _runtime_release(runtime, version: str) -> tuple[subprocess.CompletedProcess
 def _runtime_images(config: Path) -> dict[str, str]:
     """{tag: image id} of the Runtime repository of the reference's registry."""
     (repository,) = load_settings(config).target(None).for_repository("ap-airflow", "astro-runtime").registries
-    return {tag: registry.remote_image(repository, tag).config for tag in _images(repository)}
+    tags = [tag for tag in registry.tags(repository) if not tag.startswith("sha256-")]  # cosign's aside, as _images
+    return {tag: registry.remote_image(repository, tag).config for tag in tags}
 
 
 def _own_cache(directory: Path) -> Path:
@@ -471,8 +478,7 @@ def killed(release_repo, tmp_path_factory, figure):
     line's nightlies. Started in a thread when the module starts (builds_beside), beside the reference release, in a
     clone made before any test commits in release_repo: `resumed` and `nightly` wait for their part."""
     directory = tmp_path_factory.mktemp("killed")
-    clone = directory / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(release_repo), str(clone)], check=True)
+    clone = _clone(release_repo, directory)
     config = write_config(directory, root=clone, dev_index=True, cache_dir=str(_own_cache(directory)))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="killed")
     resumed = pool.submit(_kill_and_resume, clone, config, figure)
@@ -808,7 +814,8 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     assert tested["upgrade_from"] == VERSION  # Runtime's first release, from the AC release of its line build
     assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
     images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
-    assert {tag: _runtime_images(config)[tag] for tag in ("4.2.0", "4.2.0-base")} == {
+    pushed = _runtime_images(config)
+    assert {tag: pushed[tag] for tag in ("4.2.0", "4.2.0-base")} == {
         "4.2.0": images["onbuild"]["image"],
         "4.2.0-base": images["base"]["image"],
     }
