@@ -109,7 +109,8 @@ def detached(docker: DockerCli, network: str, role: str, image: str, *command: s
 
 
 @pytest.fixture(scope="session")
-def postgres(docker, built, network):
+def postgres_container(docker, built, network):
+    """The session's PostgreSQL, ready: (container name, the URL Airflow connects with)."""
     image = ensure_postgres(
         built.ctx.docker, built.ctx.target.base_images, built.ctx.images_dir, built.ctx.cache, log=lambda _: None
     )
@@ -121,7 +122,25 @@ def postgres(docker, built, network):
         while docker("exec", name, "pg_isready", "-h", "127.0.0.1", "-q", check=False).returncode != 0:
             assert time.monotonic() < deadline, "PostgreSQL did not become ready in 60 s"
             time.sleep(0.5)
-        yield f"postgresql://postgres:{password}@postgres/airflow"  # no port: the entrypoint defaults it
+        yield name, f"postgresql://postgres:{password}@postgres/airflow"  # no port: the entrypoint defaults it
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_container) -> str:
+    return postgres_container[1]
+
+
+@pytest.fixture(scope="session")
+def sql(docker, postgres_container):
+    """One query on Airflow's database, inside its container (local connections need no password): the rows, one
+    line each, columns separated by `|`."""
+    name, _ = postgres_container
+
+    def query(statement: str) -> list[str]:
+        argv = ("psql", "--username=postgres", "--dbname=airflow", "--no-align", "--tuples-only", "--command")
+        return docker("exec", name, *argv, statement).stdout.splitlines()
+
+    return query
 
 
 @pytest.fixture(scope="session")
@@ -203,19 +222,23 @@ def scheduler(docker: DockerCli, network: str, image: str, env: dict[str, str], 
     return detached(docker, network, "scheduler", image, "airflow", "scheduler", args=(dags, *env_args(env)))
 
 
-def run_dag(airflow, dags: str) -> str:
-    """Trigger the smoke DAG (a scheduler must be running) and return the state its new run ends in."""
-    wait_for(lambda: "smoke" in airflow("dags", "list", "--output", "json", extra=(dags,)).stdout, "DAG smoke parsed")
+def run_dag(airflow, dags: str, sql) -> str:
+    """Trigger the smoke DAG once the running scheduler has stored it, and return the state its new run ends in.
+    The waits read the database: an `airflow` command per poll would start a container and import Airflow every
+    2 s, on the cores the scheduler it waits for needs."""
+    stored = "SELECT count(*) FROM dag JOIN serialized_dag USING (dag_id) WHERE dag_id = 'smoke'"
+    wait_for(lambda: sql(stored) == ["1"], "DAG smoke stored by the scheduler")
+    assert "smoke" in airflow("dags", "list", "--output", "json", extra=(dags,)).stdout
     airflow("dags", "unpause", "smoke", extra=(dags,))
-    before = len(last_json(airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(dags,)).stdout))
+    (before,) = sql("SELECT count(*) FROM dag_run WHERE dag_id = 'smoke'")
     airflow("dags", "trigger", "smoke", extra=(dags,))
-
-    def state():
-        runs = last_json(airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(dags,)).stdout)
-        newest = max(runs, key=lambda run: run["execution_date"]) if len(runs) > before else None
-        return newest["state"] if newest and newest["state"] in ("success", "failed") else None
-
-    return wait_for(state, "DAG run smoke finished")
+    newest = (  # the newest run's state once it is final, and only once the triggered run exists
+        "SELECT state FROM (SELECT state FROM dag_run WHERE dag_id = 'smoke' ORDER BY execution_date DESC LIMIT 1) run"
+        " WHERE state IN ('success', 'failed')"
+        f" AND (SELECT count(*) FROM dag_run WHERE dag_id = 'smoke') > {int(before)}"
+    )
+    (state,) = wait_for(lambda: sql(newest), "DAG run smoke finished")
+    return state
 
 
 def last_json(text: str):

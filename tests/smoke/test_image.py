@@ -251,10 +251,10 @@ def test_webserver_health_and_login_page(docker, built, network, airflow_env, in
 
 
 @pytest.mark.database
-def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, airflow, initialised_db, tmp_path):
+def test_scheduler_runs_a_dag_to_success(docker, built, network, airflow_env, airflow, sql, initialised_db, tmp_path):
     dags = smoke_dags(tmp_path)
     with scheduler(docker, network, built.image, airflow_env, dags):
-        assert run_dag(airflow, dags) == "success"
+        assert run_dag(airflow, dags, sql) == "success"
 
 
 def test_database_wait_times_out_with_its_message(docker, built, network):

@@ -56,7 +56,7 @@ def dags(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def used_database(docker, network, airflow_env, previous, previous_airflow, dags) -> None:
+def used_database(docker, network, airflow_env, previous, previous_airflow, dags, sql) -> None:
     """What a user of the earlier release has: an initialised database, a user, a connection with an encrypted
     password, a variable, a pool, a finished run."""
     previous_airflow("db", "init")
@@ -68,7 +68,7 @@ def used_database(docker, network, airflow_env, previous, previous_airflow, dags
     previous_airflow("variables", "set", "upgrade_var", "kept-across-the-upgrade")
     previous_airflow("pools", "set", "upgrade_pool", "3", "kept across the upgrade")
     with scheduler(docker, network, previous.reference, airflow_env, dags):
-        assert run_dag(previous_airflow, dags) == "success"
+        assert run_dag(previous_airflow, dags, sql) == "success"
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +117,9 @@ def test_the_encrypted_password_a_user_and_a_pool_survive(upgraded, airflow):
 
 
 def test_the_upgraded_database_keeps_the_old_run_and_schedules_a_new_one(
-    docker, built, network, airflow_env, airflow, upgraded, dags
+    docker, built, network, airflow_env, airflow, sql, upgraded, dags
 ):
     with scheduler(docker, network, built.image, airflow_env, dags):
-        assert run_dag(airflow, dags) == "success"
+        assert run_dag(airflow, dags, sql) == "success"
     runs = last_json(airflow("dags", "list-runs", "--dag-id", "smoke", "--output", "json", extra=(dags,)).stdout)
     assert [run["state"] for run in runs] == ["success", "success"]

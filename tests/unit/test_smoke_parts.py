@@ -10,7 +10,7 @@ from ac_release.records import Session
 from ac_release.stages.test import PARTS, _combined
 from tests.helpers import REPO
 
-DATABASE_FIXTURES = {"postgres", "airflow_env", "airflow", "initialised_db"}
+DATABASE_FIXTURES = {"postgres", "sql", "airflow_env", "airflow", "initialised_db"}
 
 
 class Collected:
