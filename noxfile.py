@@ -52,15 +52,7 @@ def unit(session: nox.Session) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """The real build in Docker, real pypiserver, the real sigstore client against the local instance."""
-    session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration and not runtime", *session.posargs)
-
-
-@nox.session
-def runtime(session: nox.Session) -> None:
-    """Astro Runtime 4.2.0, 4.2.1 and 5.0.0 released one after the other on the reference AC release's services
-    (test_release.py, marker `runtime`): not in a plain `nox`, which they would take past its 45 minutes on 2 cores
-    (three more releases, two of them with image builds and upgrade tests of their own)."""
-    session.run(PYTHON, "-m", "pytest", "tests/integration/test_release.py", "-m", "runtime", *session.posargs)
+    session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *session.posargs)
 
 
 @nox.session

@@ -37,21 +37,25 @@ def invoke(repo: Path, config: Path | None, env: dict[str, str], *args: str) -> 
     )
 
 
-def dispatch_command(repo: Path, env: dict[str, str], cache: Path) -> dict:
+def dispatch_command(repo: Path, env: dict[str, str], cache: Path, *args: str, version: str = VERSION) -> dict:
     """release.yml dispatched on the repository's current branch with version and target, and the secrets the
-    workflow expects; the event names the branch and the repository's default branch, as GitHub's does."""
+    workflow expects; the event names the branch and the repository's default branch, as GitHub's does. `args` go
+    to act (`-j plan`: that job alone)."""
     from tests.integration.test_workflows import act_command
 
     event = cache.parent / "event.json"
-    inputs = {"version": VERSION, "target": "staging"}
+    inputs = {"version": version, "target": "staging"}
     ref = f"refs/heads/{git(repo, 'rev-parse', '--abbrev-ref', 'HEAD').strip()}"
     event.write_text(json.dumps({"ref": ref, "inputs": inputs, "repository": {"default_branch": "main"}}))
-    args = ["-e", str(event), *(f"--input={k}={v}" for k, v in inputs.items())]
+    args = ("-e", str(event), *(f"--input={k}={v}" for k, v in inputs.items()), *args)
     return act_command(repo, repo / WORKFLOW, "workflow_dispatch", cache, *args, secrets=env)
 
 
-def dispatch(repo: Path, env: dict[str, str], cache: Path, timeout: int = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run(**dispatch_command(repo, env, cache), capture_output=True, timeout=timeout)
+def dispatch(
+    repo: Path, env: dict[str, str], cache: Path, *args: str, version: str = VERSION, timeout: int = 3600
+) -> subprocess.CompletedProcess:
+    command = dispatch_command(repo, env, cache, *args, version=version)
+    return subprocess.run(**command, capture_output=True, timeout=timeout)
 
 
 def dispatch_in_background(repo: Path, env: dict[str, str], cache: Path) -> Background:

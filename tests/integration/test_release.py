@@ -126,8 +126,8 @@ def builds_beside(request):
     """The kill-and-resume release and the nightlies on its services (`killed`, in a clone with services and a cache
     of its own) start with the module, beside the reference release in the foreground, so that CI's two cores always
     have work (the staging workflow's run, when selected, started with the session: conftest.staging_workflow_beside).
-    The builds on the reference's services (`backport`, `runtime`) start when a test first asks for them, after the
-    tests that hold the reference's services to its final state (a re-run moves nothing, verify, status)."""
+    The builds on the reference's services (`backport`, `runtime`) start together when a test first asks for them,
+    after the tests that hold the reference's services to its final state (a re-run moves nothing, verify, status)."""
     selected = [item for item in request.session.items if item.path.name == "test_release.py"]
     for name in ("killed", "reference"):
         if any(name in item.fixturenames for item in selected):
@@ -423,7 +423,7 @@ def runtime(release_repo, reference, tmp_path_factory):
     """Astro Runtime on the reference release's dist/ and services, in a clone at the commit 2.2.4-1 was released
     from (the reference's tests commit in release_repo), one release after the other, each after its dry run: 4.2.0
     (the second product on AC's line build), 4.2.1 (a patch on the same build) and 5.0.0 (a new line, Airflow 2.3.0).
-    Its tests (marker `runtime`, `nox -s runtime`) are not in a plain `nox`: CI's 45 minutes on 2 cores."""
+    Started in a thread beside the backport build and the nightlies (test_killed_… asks for it); its tests wait."""
     directory = tmp_path_factory.mktemp("runtime")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
 
@@ -504,9 +504,9 @@ def resumed(killed):
     return killed["resumed"].result(timeout=3600)
 
 
-def test_killed_anywhere_the_next_run_resumes_to_the_same_state(reference, backport, resumed, figure):
-    """(It asks for `backport` first: the backport build starts here, beside the nightlies still running, once the
-    tests above have read the reference release's services as it left them.)"""
+def test_killed_anywhere_the_next_run_resumes_to_the_same_state(reference, backport, runtime, resumed, figure):
+    """(It asks for `backport` and `runtime` first: those builds start here, beside the nightlies still running, once
+    the tests above have read the reference release's services as it left them.)"""
     _, _, final, _ = reference
     config, killed, run = resumed
     for fault, returncode, stderr in killed:

@@ -6,6 +6,7 @@ The repository's own release.toml is used; only the staging services' directory 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -82,6 +83,24 @@ def test_a_dispatch_from_another_branch_is_refused_before_any_secret_is_used(sta
     assert "release.yml runs from the default branch (main) only, not refs/heads/feature" in log
     assert "Set up the machine" not in log and "Dry run" not in log  # nothing ran after the guard
     assert not re.search(r"\[release/(wheel|images|promote|release)", log)
+
+
+def test_the_release_workflow_plans_an_astro_runtime_release_on_a_new_line(staging, released, tmp_path):
+    """release.yml takes a Runtime version as it takes AC's: its plan job (a fresh copy, .ci/bootstrap, the dry run
+    with the staging secrets, the matrix) for runtime-5.0.0, whose line (Airflow 2.3.0) nothing has built yet. (After
+    the release workflow's run, as above.)"""
+    release_repo, config, env = staging
+    result = dispatch(release_repo, env, tmp_path / "act", "-j", "plan", version="runtime-5.0.0", timeout=600)
+    log = _log(result)
+    assert result.returncode == 0, log[-5000:]
+    assert re.findall(r"\[release/plan ([^\]]*)\] 🏁  Job succeeded", log) == ["runtime-5.0.0 -> staging"]
+    (output,) = re.findall(r"::set-output:: matrix=(.*)", log)
+    assert json.loads(output) == {"include": [{"version": "runtime-5.0.0", "flavour": "bullseye"}]}
+    # the line's own wheel and the Runtime repositories of both staging registries, under seed 004's tags
+    assert "apache_airflow-2.3.0+astro.1-py3-none-any.whl" in log and "astro_runtime-5.0.0-py3-none-any.whl" in log
+    for repository in load_settings(config).target("staging").for_repository("ap-airflow", "astro-runtime").registries:
+        for tag in ("5.0.0", "5.0", "5.0.0-base", "5.0-base"):
+            assert f"{repository}:{tag} " in log, (repository, tag)
 
 
 @pytest.fixture(scope="module")
