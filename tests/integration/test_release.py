@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -423,38 +423,27 @@ def runtime(release_repo, reference, tmp_path_factory):
     """Astro Runtime on the reference release's dist/ and services, in a clone at the commit 2.2.4-1 was released
     from (the reference's tests commit in release_repo), one release after the other, each after its dry run: 4.2.0
     (the second product on AC's line build), 4.2.1 (a patch on the same build) and 5.0.0 (a new line, Airflow 2.3.0).
-    5.0.0's wheels and images need nothing of 4.2.x: they are made first, beside 4.2.0 and 4.2.1, as release.yml's
-    wheel and images jobs make them (`--stages`); its release then resumes from them once 4.2.1, which its upgrade
-    test starts from, is released. Started in threads beside the backport build and the nightlies (test_killed_…
-    asks for it); its tests wait."""
+    Started in a thread beside the backport build and the nightlies (test_killed_… asks for it); its tests wait."""
     directory = tmp_path_factory.mktemp("runtime")
     clone, clone_config = _clone_on_reference(release_repo, reference, directory)
-    new_line = RUNTIMES[-1]
 
-    def release_each(ahead: Future) -> dict[str, tuple[subprocess.CompletedProcess, ...]]:
+    def release_each() -> dict[str, tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]]:
         runs = {}
         for version in RUNTIMES:
-            if version == new_line and ahead.result().returncode != 0:
-                runs[version] = (ahead.result(),)
-                break
             plan = invoke(clone, clone_config, "release", version, "--dry-run")
             runs[version] = (plan, invoke(clone, clone_config, "release", version))
             if runs[version][1].returncode != 0:
                 break
         return runs
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="runtime") as pool:
-        ahead = pool.submit(invoke, clone, clone_config, "release", new_line, "--stages", "wheel,sign,publish,images")
-        yield {"clone": clone, "config": clone_config, "runs": pool.submit(release_each, ahead)}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="runtime") as pool:
+        yield {"clone": clone, "config": clone_config, "runs": pool.submit(release_each)}
 
 
 def _runtime_release(runtime, version: str) -> tuple[subprocess.CompletedProcess, Path, dict]:
     """The release of `version` (its dry run said what it then did), its config and its record."""
     runs = runtime["runs"].result(timeout=3600)
     assert version in runs, f"{version} was not released: an earlier Runtime release failed"
-    if len(runs[version]) == 1:  # its wheels and images, made ahead, failed
-        (ahead,) = runs[version]
-        raise AssertionError(ahead.stdout[-4000:] + ahead.stderr[-4000:])
     plan, run = runs[version]
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert plan.returncode == 0, plan.stderr[-3000:]
@@ -872,7 +861,7 @@ def test_a_runtime_on_a_new_line_builds_that_line_upgrades_across_it_and_moves_n
     _, _, final, _ = reference
     run, config, manifest = _runtime_release(runtime, "runtime-5.0.0")
     seconds = sum(parse_time_line(run.stderr).values())
-    figure(f"release runtime-5.0.0 after its wheels and images were made beside 4.2.x: {seconds:.0f} s")
+    figure(f"release runtime-5.0.0, the first build of the 2.3.0 line: {seconds:.0f} s")
     wheels = manifest["wheel"]["artifacts"]
     assert sorted(wheels) == [
         "apache-airflow-2.3.0+astro.1.tar.gz",
