@@ -30,7 +30,8 @@ from ac_release.records import PushRecord
 from ac_release.stages.push import pushed_seconds
 from ac_release.stages.test import KINDS
 
-DEPENDENCY_STEP = "uv pip install"  # the Dockerfile's one step that installs the locked dependencies
+# The Dockerfile's one step that installs every locked dependency of the line (its `line` stage)
+DEPENDENCY_STEP = "--requirement /build/line-requirements.txt"
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,11 @@ class ReleaseLine:
     def lock_file(self) -> Path:
         return (self.lock_dir or self.directory) / LOCK_FILE
 
+    @property
+    def line_lock_file(self) -> Path:
+        """The line's own lock, whatever product version the line is seen through (`lock_file` is that version's)."""
+        return self.directory / LOCK_FILE
+
     def with_pins(
         self, providers: dict[str, str], packages: tuple[str, ...], lock_dir: Path, cutoff: dt.date, name: str
     ) -> ReleaseLine:

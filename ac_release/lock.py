@@ -17,11 +17,17 @@ from ac_release.fsutil import atomic_write_text
 from ac_release.line import ReleaseLine
 
 
-def _compile(line: ReleaseLine, requirements: list[str], output: Path, extra: list[str]) -> None:
+def _compile(
+    line: ReleaseLine, requirements: list[str], output: Path, extra: list[str], prefer: Path | None = None
+) -> None:
     with tempfile.TemporaryDirectory(prefix="ac-lock-") as tmp:
         # A fixed relative input name keeps the annotations ("via -r requirements.in") the same on every machine.
         (Path(tmp) / "requirements.in").write_text("\n".join(requirements) + "\n")
-        produced = Path(tmp) / "out.txt"  # a fresh file: uv would otherwise prefer the pins already in it
+        produced = Path(tmp) / "out.txt"
+        # uv prefers the pins it finds in its output file: a fresh file, or `prefer`'s pins (never the old output, so
+        # that the same inputs give the same lock whatever was there before)
+        if prefer is not None:
+            shutil.copy(prefer, produced)
         argv = [
             find_uv_bin(),  # the pinned uv of this environment, whether or not its bin/ is on PATH
             "pip",
@@ -60,7 +66,10 @@ def regenerate(line: ReleaseLine, toolchain: bool = True) -> list[Path]:
     # Hashes of every file of every pin: the image and the wheel check install with `--require-hashes`, so a file
     # the index serves with other bytes, or a dependency missing from the lock, fails the install.
     line.lock_file.parent.mkdir(parents=True, exist_ok=True)
-    _compile(line, requirements, line.lock_file, ["--generate-hashes"])
+    # A product version's lock keeps the line's pins wherever its own requirements allow: its image installs only
+    # the difference on top of the line's venv (images/Dockerfile.j2, `product`).
+    prefer = line.line_lock_file if line.lock_file != line.line_lock_file else None
+    _compile(line, requirements, line.lock_file, ["--generate-hashes"], prefer=prefer)
     if not toolchain:
         return [line.lock_file]
     tools_cutoff = line.tools_cutoff.isoformat()

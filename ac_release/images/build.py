@@ -36,7 +36,8 @@ def inputs(ctx: ReleaseContext, flavour: Flavour) -> dict[str, Path]:
     files = {
         "Dockerfile": flavour.dockerfile(ctx.images_dir),
         "Dockerfile.onbuild": flavour.dockerfile(ctx.images_dir, ONBUILD),
-        "constraints.txt": ctx.line.lock_file,
+        "constraints.txt": ctx.line.lock_file,  # the product version's lock (AC's is the line's)
+        "line-constraints.txt": ctx.line.line_lock_file,  # the line's: what every product of the line starts from
         "build-requirements.txt": ctx.line.build_requirements_file,
     }
     files |= {f"include/{script}": ctx.images_dir / "include" / script for script in INCLUDE}

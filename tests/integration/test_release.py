@@ -819,6 +819,14 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
         "4.2.0": images["onbuild"]["image"],
         "4.2.0-base": images["base"]["image"],
     }
+    # Runtime's image is FROM the line's: every layer of AC's image up to the line's venv is one of its own too, and
+    # only the product's difference (its lock over the line's, its meta wheel, its footer) is a layer of its own.
+    made_by_ac = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
+    ac_image = made_by_ac["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]["base"]["image"]
+    ac_layers, runtime_layers = (_layers(image) for image in (ac_image, images["base"]["image"]))
+    assert len(ac_layers) == len(runtime_layers), (ac_layers, runtime_layers)
+    differing = [i for i, (made, own) in enumerate(zip(ac_layers, runtime_layers, strict=True)) if made != own]
+    assert differing == [len(ac_layers) - 2], (ac_layers, runtime_layers)  # the last: WORKDIR's, empty in both
     after = state(config)
     for tag in [t for t in final["registry"] if t.startswith("2.2.4-1")]:
         assert after["registry"][tag] == final["registry"][tag], tag  # AC's own tags never move for Runtime
@@ -826,6 +834,18 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     notes = (settings.dist_dir / RUNTIME / "RELEASE_NOTES.md").read_text()
     assert notes.startswith("# Astro Runtime 4.2.0 (2026-12-02)\n")
     _ok(invoke(runtime["clone"], config, "verify", RUNTIME))
+
+
+def _layers(image: str) -> list[str]:
+    from ac_release.config import docker_command
+
+    inspected = subprocess.run(
+        [*docker_command("auto"), "image", "inspect", "--format", "{{json .RootFS.Layers}}", image],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(inspected.stdout)
 
 
 @pytest.mark.runtime

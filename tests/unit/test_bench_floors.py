@@ -27,7 +27,7 @@ BUILD_LOG = """#9 [build 3/6] RUN python3.9 -m venv /opt/build-tools
 #12 [build 6/6] RUN --mount=type=cache,target=/root/.cache/uv \\
 #12 0.412 Resolved 402 packages
 #9 DONE 7.9s
-#12 [build 6/6] RUN --mount=type=cache,target=/root/.cache/uv     && /opt/build-tools/bin/uv pip install --quiet
+#12 [line 3/3] RUN --mount=type=cache     && uv pip install --quiet --requirement /build/line-requirements.txt
 #12 DONE 41.3s
 #13 [stage-2 1/5] COPY --from=build /opt/airflow /opt/airflow
 #13 DONE 6.2s

@@ -32,12 +32,16 @@ def test_the_image_pip_is_locked_at_the_matrix_version():
 
 
 def test_every_generated_dockerfile_installs_by_hash():
+    """The line's lock into the line's venv, then the product version's lock over it (AC's is the line's)."""
     for path, text in expected_files(REPO / "images").items():
-        if "uv pip install" not in text:
+        installs = [part.split("\n    && ", 1)[0] for part in text.split("/opt/build-tools/bin/uv pip install")[1:]]
+        if not installs:
             continue  # onbuild: installs nothing of its own
-        install = text[text.index("uv pip install") :].split("\n    && ", 1)[0]
-        assert "--require-hashes" in install, path
-        assert "--constraint /build/constraints.txt --requirement /build/requirements.txt" in install, path
+        assert all("--require-hashes" in install for install in installs), path
+        line, product = installs
+        assert "--constraint /build/line-constraints.txt --requirement /build/line-requirements.txt" in line, path
+        assert "--constraint /build/constraints.txt --requirement /build/requirements.txt" in product, path
+        assert "--exact" in product, path  # the product's venv is its lock: what the line has and it has not goes
         # the two built wheels are pinned by the sha256 the manifest gives as build arguments
         assert re.search(r"apache-airflow \S+ \"\$\{AIRFLOW_WHEEL_SHA256\}\"", text), path
         assert '"${META_WHEEL_SHA256}"' in text, path

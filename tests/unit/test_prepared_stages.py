@@ -45,9 +45,37 @@ def test_every_prepared_stage_exists_and_takes_nothing_of_the_release():
             assert "wheels/" not in text and "constraints.txt" not in text, (path, name)
 
 
-def test_the_dependency_step_builds_on_the_prepared_toolchain():
+def test_the_dependency_steps_build_on_the_prepared_toolchain():
     for path in _dockerfiles():
         stages = _stages(path.read_text())
-        (installing,) = [name for name, text in stages.items() if "uv pip install" in text]
-        assert "toolchain" in _closure(stages, installing), path
-        assert installing not in PREPARED_STAGES
+        installing = [name for name, text in stages.items() if "uv pip install" in text]
+        assert installing == ["line", "product"], path
+        for name in installing:
+            assert "toolchain" in _closure(stages, name), path
+            assert name not in PREPARED_STAGES
+
+
+# What the line's stages may take: the line build's Airflow wheel, the line's lock, the toolchain, the image scripts.
+LINE_CONTEXT = {
+    "build-requirements.txt",
+    "line-constraints.txt",
+    "wheels/${AIRFLOW_WHEEL}",
+    "include/entrypoint",
+    "include/clean-airflow-logs",
+}
+LINE_ARGS = {*ARGS_WITH_DEFAULTS, "AIRFLOW_PIP_VERSION", "AIRFLOW_WHEEL", "AIRFLOW_WHEEL_SHA256", "AIRFLOW_VERSION"}
+
+
+def test_the_line_stages_take_nothing_of_a_product():
+    """`airflow` (the runtime with the line's venv) is what every product image of a line build is FROM: a product's
+    lock, meta wheel, version or footer in it would give each product its own copy of the line's layers."""
+    for path in _dockerfiles():
+        stages = _stages(path.read_text())
+        for name in _closure(stages, "airflow"):
+            text = stages[name]
+            copied = {m[1] for m in re.finditer(r"^COPY (?!--from)(\S+)", text, re.M)}
+            assert copied <= LINE_CONTEXT, (path, name, copied)
+            assert set(re.findall(r"^ARG (\w+)", text, re.M)) <= LINE_ARGS, (path, name)
+            assert "META_" not in text and "UI_FOOTER" not in text and "AC_VERSION" not in text, (path, name)
+        final = re.split(r"^(?=FROM )", path.read_text(), flags=re.M)[-1]
+        assert final.startswith("FROM airflow\n"), path

@@ -1,0 +1,94 @@
+"""`invoke bench`'s line figures: every image made from one line build (each product version that installs it, each
+variant), built cold one after the other, the first one timed as the reference.
+
+The line's venv (Airflow and the line's lock) is one stage and one layer of every image of the line
+(images/Dockerfile.j2, `line` and `airflow`): after the first image, another product or variant builds only its own
+difference. The figures say how much that is, as a share of the first image, with the targets of the issue beside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ac_release.baseimage import ensure_base
+from ac_release.changelog import builds
+from ac_release.config import Settings
+from ac_release.context import ReleaseContext
+from ac_release.fsutil import sha256_file
+from ac_release.images import build
+from ac_release.images.matrix import VARIANTS
+from ac_release.images.state import flavours
+from ac_release.products import parse_version, products
+from ac_release.published import fetch_verified
+
+EACH_TARGET = 0.10  # every further image of a line build, as a share of the first one's cold build
+WHOLE_TARGET = 1.30  # every image of the line build together, against the first
+
+
+def same_line_build(root: Path, version: str) -> list[str]:
+    """`version`, then every other version declared in the tree that installs the same Airflow line build: AC's
+    builds in the line's changelog and each product's [versions] (`2.2.4-1` -> runtime-4.2.0, runtime-4.2.1)."""
+    wanted = parse_version(version, root)
+    changelog = root / "changelog" / f"{wanted.airflow_version}.md"
+    declared = builds(root / "changelog", wanted.airflow_version) if changelog.is_file() else []
+    declared += [f"{product.prefix}{number}" for product in products(root) for number in product.versions]
+    others = sorted(
+        {
+            other
+            for other in declared
+            if other != str(wanted) and parse_version(other, root).wheel_version == wanted.wheel_version
+        }
+    )
+    return [str(wanted), *others]
+
+
+@dataclass(frozen=True)
+class LineImage:
+    version: str
+    variant: str
+    seconds: float
+    size: int
+
+
+def measure_line(settings: Settings, target: str | None, versions: list[str], repository: str) -> list[LineImage]:
+    """Build the default flavour's images of each of `versions` (published on `target`'s index), in order, under
+    `repository`; the caller empties the build cache first."""
+    measured = []
+    for version in versions:
+        ctx = ReleaseContext.create(version, settings, target)
+        names = [name for name in ctx.artifact_names if name.endswith(".whl")]
+        wheels = fetch_verified(ctx, names, ctx.cache / "images" / version / "wheels", ctx.bundles)
+        pins = {name: sha256_file(path) for name, path in wheels.items()}
+        flavour = flavours(ctx)[0]
+        base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+        refs = {variant: f"{repository}:line-{version}-{flavour.name}-{variant}" for variant in VARIANTS}
+        built = build.build_flavour(
+            ctx, flavour, list(wheels.values()), build.build_args(ctx, flavour, base, pins), refs
+        )
+        measured += [
+            LineImage(version, variant, seconds, ctx.docker.image_size(image))
+            for variant, (image, seconds) in built.items()
+        ]
+    return measured
+
+
+def line_lines(images: list[LineImage]) -> list[str]:
+    """Every figure as a plain line, shares of the first image with the targets beside."""
+    first, *further = images
+    lines = [
+        f"line build: first image {first.version} {first.variant} cold {first.seconds:.1f} s, {first.size / 1e6:.0f} MB"
+    ]
+    for image in further:
+        share = image.seconds / first.seconds
+        lines.append(
+            f"line build: then {image.version} {image.variant} {image.seconds:.1f} s = {share:.3f} of the first "
+            f"({'within' if share < EACH_TARGET else 'over'} the {EACH_TARGET:.2f} target), {image.size / 1e6:.0f} MB "
+            f"({image.size / first.size:.2f}x its size)"
+        )
+    whole = sum(image.seconds for image in images) / first.seconds
+    lines.append(
+        f"line build: all {len(images)} images {sum(image.seconds for image in images):.1f} s = {whole:.2f}x the first "
+        f"({'within' if whole < WHOLE_TARGET else 'over'} the {WHOLE_TARGET:.2f}x target)"
+    )
+    return lines
