@@ -104,7 +104,7 @@ def _local_services_left_as_found(session: nox.Session):
 def bench(session: nox.Session, version: str) -> None:
     """Image build time and size against an AC-2022-style baseline, and every image of the version's line build (other
     products included, each built first) as a share of the first (clears the Docker build cache)."""
-    from ac_release.bench_line import same_line_build
+    from ac_release.line_builds import same_line_build
 
     with _local_services_left_as_found(session):
         for made_from_its_line_build in same_line_build(Path(__file__).parent, version):

@@ -18,13 +18,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ac_release.baseimage import ensure_base
-from ac_release.bench_line import line_lines, measure_line, same_line_build
+from ac_release.bench_line import line_lines, measure_line
 from ac_release.bench_release import measure_release, print_release
 from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.fsutil import sha256_file
 from ac_release.images import build
 from ac_release.images.matrix import ONBUILD, VARIANTS
 from ac_release.images.state import flavours
+from ac_release.line_builds import same_line_build
 from ac_release.lock import without_hashes
 from ac_release.published import fetch_verified
 
@@ -102,17 +103,18 @@ def run_bench(ctx: ReleaseContext, release: bool = True, json_path: Path | None 
             warm = _ours(ctx, selected, wheels, "warm")
             _prune(ctx)
             line_versions = same_line_build(ctx.settings.root, str(ctx.version))
-            line = measure_line(ctx.settings, ctx.release_target.name, line_versions, BENCH_REPOSITORY)
+            line, left_out = measure_line(ctx.settings, ctx.release_target.name, line_versions, BENCH_REPOSITORY)
     finally:
         remove_bench_images(ctx)
     figures = {"baseline": baseline, "cold": cold, "warm": warm, "line": [vars(image) for image in line]}
+    figures["line_left_out"] = left_out
     _print(
         ctx.console,
         f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)",
         selected,
         figures,
     )
-    for text in line_lines(line):
+    for text in line_lines(line, left_out):
         ctx.console.print(text, soft_wrap=True, highlight=False)
     if release:
         _prune(ctx)

@@ -9,38 +9,19 @@ difference. The figures say how much that is, as a share of the first image, wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ac_release.baseimage import ensure_base
-from ac_release.changelog import builds
 from ac_release.config import Settings
 from ac_release.context import ReleaseContext
+from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images import build
 from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavours
-from ac_release.products import parse_version, products
 from ac_release.published import fetch_verified
 
 EACH_TARGET = 0.10  # every further image of a line build, as a share of the first one's cold build
 WHOLE_TARGET = 1.30  # every image of the line build together, against the first
-
-
-def same_line_build(root: Path, version: str) -> list[str]:
-    """`version`, then every other version declared in the tree that installs the same Airflow line build: AC's
-    builds in the line's changelog and each product's [versions] (`2.2.4-1` -> runtime-4.2.0, runtime-4.2.1)."""
-    wanted = parse_version(version, root)
-    changelog = root / "changelog" / f"{wanted.airflow_version}.md"
-    declared = builds(root / "changelog", wanted.airflow_version) if changelog.is_file() else []
-    declared += [f"{product.prefix}{number}" for product in products(root) for number in product.versions]
-    others = sorted(
-        {
-            other
-            for other in declared
-            if other != str(wanted) and parse_version(other, root).wheel_version == wanted.wheel_version
-        }
-    )
-    return [str(wanted), *others]
 
 
 @dataclass(frozen=True)
@@ -51,14 +32,22 @@ class LineImage:
     size: int
 
 
-def measure_line(settings: Settings, target: str | None, versions: list[str], repository: str) -> list[LineImage]:
-    """Build the default flavour's images of each of `versions` (published on `target`'s index), in order, under
-    `repository`; the caller empties the build cache first."""
-    measured = []
-    for version in versions:
+def measure_line(
+    settings: Settings, target: str | None, versions: list[str], repository: str
+) -> tuple[list[LineImage], dict[str, str]]:
+    """Build the default flavour's images of each of `versions`, in order, under `repository` (the caller empties
+    the build cache first). A version whose wheels the target's index does not serve, verified, is left out with the
+    reason: ({measured images}, {version left out: why})."""
+    ready, left_out = {}, {}
+    for version in versions:  # every download before the first build: none of it counts in a build's time
         ctx = ReleaseContext.create(version, settings, target)
         names = [name for name in ctx.artifact_names if name.endswith(".whl")]
-        wheels = fetch_verified(ctx, names, ctx.cache / "images" / version / "wheels", ctx.bundles)
+        try:
+            ready[version] = (ctx, fetch_verified(ctx, names, ctx.cache / "images" / version / "wheels", ctx.bundles))
+        except ReleaseError as exc:
+            left_out[version] = f"{exc} (`invoke build {version}` first)"
+    measured = []
+    for version, (ctx, wheels) in ready.items():
         pins = {name: sha256_file(path) for name, path in wheels.items()}
         flavour = flavours(ctx)[0]
         base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
@@ -70,10 +59,10 @@ def measure_line(settings: Settings, target: str | None, versions: list[str], re
             LineImage(version, variant, seconds, ctx.docker.image_size(image))
             for variant, (image, seconds) in built.items()
         ]
-    return measured
+    return measured, left_out
 
 
-def line_lines(images: list[LineImage]) -> list[str]:
+def line_lines(images: list[LineImage], left_out: dict[str, str] | None = None) -> list[str]:
     """Every figure as a plain line, shares of the first image with the targets beside."""
     first, *further = images
     lines = [
@@ -91,4 +80,5 @@ def line_lines(images: list[LineImage]) -> list[str]:
         f"line build: all {len(images)} images {sum(image.seconds for image in images):.1f} s = {whole:.2f}x the first "
         f"({'within' if whole < WHOLE_TARGET else 'over'} the {WHOLE_TARGET:.2f}x target)"
     )
+    lines += [f"line build: {version} not measured: {why}" for version, why in (left_out or {}).items()]
     return lines

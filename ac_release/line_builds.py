@@ -5,26 +5,90 @@ built and signed once, by the first product version that makes it, and its bytes
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ac_release.context import ReleaseContext
+from ac_release import release_files
+from ac_release.changelog import builds
+from ac_release.context import ReleaseContext, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.manifest import FILENAME, Manifest
-from ac_release.names import line_build_names
+from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, attestation_name, bundle_name, line_build_names
+from ac_release.products import parse_version, products
+from ac_release.published import index_state
 from ac_release.records import WheelRecord
 
 
 @dataclass(frozen=True)
 class LineBuild:
-    release: str  # the product version whose dist/ holds it (`2.2.4-1`)
+    release: str  # the product version whose dist/ holds it (`2.2.4-1`), or will once read back
     dist: Path
     sha256: dict[str, str]  # file name -> sha256 its wheel record holds
+    # Where it is published, when this machine's dist/ does not hold it yet: `<registry>/…/release-files:<version>`
+    # (ac_release/restore.py reads it back into `dist` before the wheel and sign stages run)
+    published: str = ""
+    signed: frozenset[str] = frozenset()  # its bundles and attestations there
 
     def bundles(self, target: str) -> Path:
         """Where its signer's bundles and attestations are (ReleaseContext.bundles of that release)."""
         return self.dist / "sigstore" / target
+
+    def holds(self, signed: str, target: str) -> bool:
+        """Does it carry this bundle or attestation (in its dist/, or published with it)?"""
+        return signed in self.signed if self.published else (self.bundles(target) / signed).is_file()
+
+    @property
+    def where(self) -> str:
+        return f"{self.release}, read back from {self.published}" if self.published else self.release
+
+
+def line_build_source(ctx: ReleaseContext) -> LineBuild | None:
+    """Where the wheel and sign stages take this version's line build from rather than make it: another release in
+    dist/ (built_elsewhere), else, when dist/ does not hold it, the release that published it on the target
+    (published_line_build). One query for the dry run and the run: the run reads a published one back first."""
+    if found := built_elsewhere(ctx):
+        return found
+    names = line_build_names(ctx.version)
+    if all((ctx.dist / name).is_file() for name in names) or not services_running(ctx):
+        return None
+    if same_line_build(ctx.settings.root, str(ctx.version)) == [str(ctx.version)]:
+        return None  # no other version is declared on this line build
+    # A published line build is on the index first: the registries are asked only when the index serves it.
+    on_index = index_state(ctx)
+    return published_line_build(ctx) if all(name in on_index for name in names) else None
+
+
+def published_line_build(ctx: ReleaseContext) -> LineBuild | None:
+    """The first other version declared on this line build (same_line_build) whose release files on the target hold
+    a wheel record naming the line build, and the line build's bundles and attestations. Reads, never writes."""
+    names = line_build_names(ctx.version)
+    signed = line_build_signed(names)
+    for other in same_line_build(ctx.settings.root, str(ctx.version))[1:]:
+        source = ReleaseContext.create(other, ctx.settings, ctx.release_target.name)
+        if not source.target.registries or not services_running(source):
+            continue
+        repository = release_files.location(source.target.registries[0])
+        listed = release_files.listing(repository, other) or {}
+        if any(name not in listed for name in (WHEEL_RECORD, *signed)):
+            continue
+        record = WheelRecord.from_json(json.loads(release_files.fetch(repository, other, WHEEL_RECORD)))
+        if any(record.sha256(name) is None for name in names):
+            continue
+        return LineBuild(
+            other,
+            source.dist,
+            {name: record.sha256(name) for name in names},
+            published=f"{repository}:{other}",
+            signed=frozenset(signed),
+        )
+    return None
+
+
+def line_build_signed(names: list[str]) -> list[str]:
+    """The bundle and attestations of each file of a line build."""
+    return [bundle_name(n) for n in names] + [attestation_name(n, k) for n in names for k in ATTESTATION_KINDS]
 
 
 def built_elsewhere(ctx: ReleaseContext) -> LineBuild | None:
@@ -54,3 +118,20 @@ def planned_sha256(ctx: ReleaseContext, name: str, recorded: str | None, source:
     if recorded or source is None or (ctx.dist / name).exists():
         return recorded
     return source.sha256.get(name)
+
+
+def same_line_build(root: Path, version: str) -> list[str]:
+    """`version`, then every other version declared in the tree that installs the same Airflow line build: AC's
+    builds in the line's changelog and each product's [versions] (`2.2.4-1` -> runtime-4.2.0, runtime-4.2.1)."""
+    wanted = parse_version(version, root)
+    changelog = root / "changelog" / f"{wanted.airflow_version}.md"
+    declared = builds(root / "changelog", wanted.airflow_version) if changelog.is_file() else []
+    declared += [f"{product.prefix}{number}" for product in products(root) for number in product.versions]
+    others = sorted(
+        {
+            other
+            for other in declared
+            if other != str(wanted) and parse_version(other, root).wheel_version == wanted.wheel_version
+        }
+    )
+    return [str(wanted), *others]

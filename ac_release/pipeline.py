@@ -30,7 +30,7 @@ from ac_release.records import (
     TagRecord,
     WheelRecord,
 )
-from ac_release.restore import restore_release_files
+from ac_release.restore import restore_line_build, restore_release_files
 from ac_release.stage_times import time_line
 from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
 from ac_release.steps import Step, refuse_any
@@ -100,6 +100,8 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
                     # on a fresh machine (a workflow job), what the earlier jobs published, then every refusal of
                     # the stages to come, before the first write
                     restore_release_files(ctx)
+                    if {"wheel", "sign"} & set(names):  # the stages that reuse a line build another release made
+                        restore_line_build(ctx)
                     refuse_any(plan(ctx, [n for n in names if n != "preflight"]), ctx.version)
                     ahead = {
                         later: pool.submit(STAGES[later].prepare, ctx)

@@ -15,7 +15,7 @@ from ac_release import build_inputs, release_files
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.line_builds import built_elsewhere, planned_sha256
+from ac_release.line_builds import line_build_source, planned_sha256
 from ac_release.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, attestation_name
 from ac_release.published import index_state
 from ac_release.records import PublishRecord, WheelRecord
@@ -32,7 +32,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     anything (a dry run with the local services down says unknown)."""
     wheel = ctx.manifest.get(WheelRecord)
     on_index = index_state(ctx) if services_running(ctx) else None
-    source = built_elsewhere(ctx)
+    source = line_build_source(ctx)
     steps = []
     for name in ctx.artifact_names:
         where = f"{ctx.target.index.url.rstrip('/')}/{name}"

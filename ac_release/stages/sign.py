@@ -13,7 +13,7 @@ from ac_release.context import ReleaseContext, ensure_local_services
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_copy, atomic_write_bytes, sha256_file
 from ac_release.images.build import revision
-from ac_release.line_builds import built_elsewhere, planned_sha256
+from ac_release.line_builds import line_build_source, planned_sha256
 from ac_release.names import ATTESTATION_KINDS, attestation_name, bundle_name
 from ac_release.records import SignRecord, WheelRecord
 from ac_release.signing import sign, verify, verify_all
@@ -26,7 +26,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     """sign what has no bundle or attestation; keep one that verifies for these bytes and this identity; refuse an
     artifact whose bytes are not the wheel stage's, and a bundle or attestation that does not verify."""
     wheel = ctx.manifest.get(WheelRecord)
-    source = built_elsewhere(ctx)
+    source = line_build_source(ctx)
     steps = []
     for name in ctx.artifact_names:
         artifact = ctx.dist / name
@@ -46,10 +46,12 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 and ours
                 and source
                 and source.sha256.get(name) == ours
-                and (made := source.bundles(ctx.target.name) / path.name).is_file()
+                and source.holds(path.name, ctx.target.name)
             ):
-                reason = f"the line build's, signed when {source.release} was released: verified before it is kept"
-                steps.append(Step(NAME, "reuse", where, reason, data | {"from": made}))
+                reason = f"the line build's, signed when {source.where} was released: verified before it is kept"
+                steps.append(
+                    Step(NAME, "reuse", where, reason, data | {"from": source.bundles(ctx.target.name) / path.name})
+                )
             elif not path.exists() or not recorded or not artifact.exists():
                 steps.append(Step(NAME, "sign", where, f"as {ctx.target.signing.identity}", data))
             else:

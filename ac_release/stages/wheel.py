@@ -25,7 +25,7 @@ from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes, sha256_file
 from ac_release.images.matrix import build_packages
-from ac_release.line_builds import built_elsewhere
+from ac_release.line_builds import line_build_source
 from ac_release.names import line_build_names, meta_wheel_name
 from ac_release.patches import apply_series
 from ac_release.records import Artifact, WheelRecord
@@ -65,7 +65,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     compared byte for byte when promoted); refuse a recorded artifact whose bytes changed in dist/."""
     recorded = ctx.manifest.get(WheelRecord)
     fingerprint = input_fingerprint(ctx)
-    source = built_elsewhere(ctx)
+    source = line_build_source(ctx)
     steps = []
     for name in ctx.artifact_names:
         path, where = ctx.dist / name, f"dist/{ctx.version}/{name}"
@@ -83,9 +83,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
         elif path.exists():
             steps.append(Step(NAME, "build", where, "present but not recorded: rebuilt and compared byte for byte"))
         elif source and name in source.sha256:
-            reason = (
-                f"the line build {ctx.version.wheel_version}, made by {source.release}: sha256 {source.sha256[name]}"
-            )
+            reason = f"the line build {ctx.version.wheel_version}, made by {source.where}: sha256 {source.sha256[name]}"
             steps.append(
                 Step(NAME, "reuse", where, reason, {"from": source.dist / name, "sha256": source.sha256[name]})
             )

@@ -3,12 +3,14 @@ line's cut-off dates): a lock that drifts from its inputs, or a resolution that 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
 
 from ac_release.line import load_line
-from ac_release.lock import regenerate
+from ac_release.lock import hashed_pins, regenerate
+from ac_release.products import load_product, parse_version
 from ac_release.version import ACVersion
 from tests.helpers import REPO
 
@@ -24,3 +26,17 @@ def test_lock_regenerates_the_committed_files_byte_for_byte(tmp_path):
     assert [path.name for path in written] == ["constraints.txt", "build-requirements.txt"]
     for path in written:
         assert path.read_text() == (REPO / "wheel" / "2.2.4" / path.name).read_text(), path.name
+
+
+def test_a_product_version_lock_regenerates_byte_for_byte_keeping_the_lines_pins(tmp_path):
+    """`invoke lock runtime-4.2.1`: resolved as of its own release date, with the line's lock as uv's preferences, so
+    that its image adds to the line's layers only what the version must pin otherwise."""
+    version = parse_version("runtime-4.2.1", REPO)
+    product = load_product(REPO, version.product)
+    line = product.line_of(load_line(REPO / "wheel", version), version)
+    committed = line.lock_file
+    (written,) = regenerate(dataclasses.replace(line, lock_dir=tmp_path), toolchain=False)
+    assert written.read_text() == committed.read_text()
+    pins, line_pins = hashed_pins(written.read_text()), hashed_pins(line.line_lock_file.read_text())
+    kept = [name for name in pins if name in line_pins and pins[name][0] == line_pins[name][0]]
+    assert len(kept) > 0.9 * len(set(pins) & set(line_pins)), sorted(set(pins) & set(line_pins) - set(kept))

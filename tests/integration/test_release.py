@@ -836,6 +836,38 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     _ok(invoke(runtime["clone"], config, "verify", RUNTIME))
 
 
+@pytest.mark.runtime
+def test_a_runtime_job_on_a_fresh_machine_reuses_the_line_build_ac_published(reference, runtime, tmp_path):
+    """As release.yml's wheel job for Runtime 4.2.0 on a fresh runner: no dist/. The line build is read back as AC
+    2.2.4-1 published it (its wheel record and the line build's bundles and attestations from its release files, the
+    files from the index) and reused: the Airflow wheel is never built or signed again; its dry run says so. Before,
+    dist/ was the only place the wheel stage looked, and a fresh runner built the line build a second time."""
+    runtime["runs"].result(timeout=3600)
+    settings = load_settings(runtime["config"])
+    config = tmp_path / "release.toml"
+    config.write_text(runtime["config"].read_text().replace(str(settings.dist_dir), str(tmp_path / "dist")))
+    plan = _ok(invoke(runtime["clone"], config, "release", RUNTIME, "--dry-run"))
+    assert not (tmp_path / "dist" / VERSION).exists()  # the dry run reads what is published, writes nothing
+    run = _ok(invoke(runtime["clone"], config, "release", RUNTIME, "--stages", "wheel,sign"))
+    assert "restored the line build 2.2.4+astro.1 from " in run.stderr
+    assert f"/release-files:{VERSION}: apache_airflow-" in run.stderr
+    planned_actions = {(stage, target.rsplit("/", 1)[-1]): action for stage, action, target in steps_in(plan.stdout)}
+    actions = {(stage, target.rsplit("/", 1)[-1]): action for stage, action, target in steps_in(run.stderr)}
+    line_build = [name for name in os.listdir(settings.dist_dir / VERSION) if name.startswith("apache_airflow-")]
+    assert len(line_build) == 2  # the wheel and the sdist
+    for name in line_build:
+        assert actions[("wheel", name)] == planned_actions[("wheel", name)] == "reuse", (planned_actions, actions)
+        restored = tmp_path / "dist" / VERSION / name
+        assert restored.read_bytes() == (settings.dist_dir / VERSION / name).read_bytes()
+        made = tmp_path / "dist" / RUNTIME / name
+        assert made.read_bytes() == restored.read_bytes()
+        for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation"):
+            kept = tmp_path / "dist" / RUNTIME / "sigstore" / "local" / (name + suffix)
+            signed = settings.dist_dir / VERSION / "sigstore" / "local" / (name + suffix)
+            assert kept.read_bytes() == signed.read_bytes()
+    assert {action for (stage, _), action in actions.items() if stage == "sign"} <= {"reuse", "keep"}, actions
+
+
 def _layers(image: str) -> list[str]:
     from ac_release.config import docker_command
 

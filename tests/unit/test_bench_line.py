@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ac_release.bench_line import LineImage, line_lines, same_line_build
+from ac_release.bench_line import LineImage, line_lines
+from ac_release.line_builds import same_line_build
 from tests.helpers import REPO
 
 
@@ -26,3 +27,11 @@ def test_every_further_image_is_a_share_of_the_first_with_its_target():
         "(1.20x its size)",
         "line build: all 3 images 100.8 s = 1.26x the first (within the 1.30x target)",
     ]
+
+
+def test_a_version_of_the_line_build_that_is_not_published_is_named_with_what_to_do():
+    images = [LineImage("2.2.4-1", "base", 80.0, 900_000_000)]
+    left_out = {"runtime-4.2.1": "the index does not serve it (`invoke build runtime-4.2.1` first)"}
+    assert line_lines(images, left_out)[-1] == (
+        "line build: runtime-4.2.1 not measured: the index does not serve it (`invoke build runtime-4.2.1` first)"
+    )
