@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 VERSION = "2.2.4-1"
 RUNTIME = "runtime-4.2.0"  # Astro Runtime on the line build of VERSION
+LINE_BUILD = ("apache-airflow-2.2.4+astro.1.tar.gz", "apache_airflow-2.2.4+astro.1-py3-none-any.whl")  # VERSION's
 RUNTIMES = (RUNTIME, "runtime-4.2.1", "runtime-5.0.0")  # then a patch on the same build, then a new line
 BACKPORT = REPO / "tests" / "data" / "backport"  # a real upstream fix 2.2.4 lacks, and its check
 FAULTS = [
@@ -850,12 +851,10 @@ def test_a_runtime_job_on_a_fresh_machine_reuses_the_line_build_ac_published(ref
     assert not (tmp_path / "dist" / VERSION).exists()  # the dry run reads what is published, writes nothing
     run = _ok(invoke(runtime["clone"], config, "release", RUNTIME, "--stages", "wheel,sign"))
     assert "restored the line build 2.2.4+astro.1 from " in run.stderr
-    assert f"/release-files:{VERSION}: apache_airflow-" in run.stderr
+    assert f"/release-files:{VERSION}: {', '.join(LINE_BUILD)}\n" in run.stderr
     planned_actions = {(stage, target.rsplit("/", 1)[-1]): action for stage, action, target in steps_in(plan.stdout)}
     actions = {(stage, target.rsplit("/", 1)[-1]): action for stage, action, target in steps_in(run.stderr)}
-    line_build = [name for name in os.listdir(settings.dist_dir / VERSION) if name.startswith("apache_airflow-")]
-    assert len(line_build) == 2  # the wheel and the sdist
-    for name in line_build:
+    for name in LINE_BUILD:
         assert actions[("wheel", name)] == planned_actions[("wheel", name)] == "reuse", (planned_actions, actions)
         restored = tmp_path / "dist" / VERSION / name
         assert restored.read_bytes() == (settings.dist_dir / VERSION / name).read_bytes()
