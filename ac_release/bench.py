@@ -21,9 +21,8 @@ from ac_release.baseimage import ensure_base
 from ac_release.bench_line import line_lines, measure_line
 from ac_release.bench_release import measure_release, print_release
 from ac_release.context import ReleaseContext, ensure_local_services
-from ac_release.fsutil import sha256_file
 from ac_release.images import build
-from ac_release.images.matrix import ONBUILD, VARIANTS
+from ac_release.images.matrix import ONBUILD
 from ac_release.images.state import flavours
 from ac_release.line_builds import same_line_build
 from ac_release.lock import without_hashes
@@ -69,18 +68,10 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
 def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) -> dict:
     """Build every flavour as the images stage does (the shared build, the same arguments), under names of the
     benchmark's own: it never reads or writes the release's image names, manifest or registry."""
-    pins = {name: sha256_file(path) for name, path in wheels.items()}
     figures = {}
     for flavour in flavours:
-        base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
-        refs = {variant: f"{BENCH_REPOSITORY}:{label}-{flavour.name}-{variant}" for variant in VARIANTS}
-        built = build.build_flavour(
-            ctx, flavour, list(wheels.values()), build.build_args(ctx, flavour, base, pins), refs
-        )
-        figures[flavour.name] = {
-            variant: {"seconds": seconds, "size": ctx.docker.image_size(image)}
-            for variant, (image, seconds) in built.items()
-        }
+        built = build.build_named(ctx, flavour, wheels, f"{BENCH_REPOSITORY}:{label}")
+        figures[flavour.name] = {variant: {"seconds": s, "size": size} for variant, (s, size) in built.items()}
     return figures
 
 
@@ -106,8 +97,8 @@ def run_bench(ctx: ReleaseContext, release: bool = True, json_path: Path | None 
             line, left_out = measure_line(ctx.settings, ctx.release_target.name, line_versions, BENCH_REPOSITORY)
     finally:
         remove_bench_images(ctx)
-    figures = {"baseline": baseline, "cold": cold, "warm": warm, "line": [vars(image) for image in line]}
-    figures["line_left_out"] = left_out
+    figures = {"baseline": baseline, "cold": cold, "warm": warm}
+    figures |= {"line": [vars(image) for image in line], "line_left_out": left_out}
     _print(
         ctx.console,
         f"image build benchmark, AC {ctx.version} (ratios against the baseline of this run)",

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ac_release.baseimage import ensure_base
 from ac_release.config import Settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
 from ac_release.images import build
-from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavours
 from ac_release.published import fetch_verified
 
@@ -48,17 +45,8 @@ def measure_line(
             left_out[version] = f"{exc} (`invoke build {version}` first)"
     measured = []
     for version, (ctx, wheels) in ready.items():
-        pins = {name: sha256_file(path) for name, path in wheels.items()}
-        flavour = flavours(ctx)[0]
-        base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
-        refs = {variant: f"{repository}:line-{version}-{flavour.name}-{variant}" for variant in VARIANTS}
-        built = build.build_flavour(
-            ctx, flavour, list(wheels.values()), build.build_args(ctx, flavour, base, pins), refs
-        )
-        measured += [
-            LineImage(version, variant, seconds, ctx.docker.image_size(image))
-            for variant, (image, seconds) in built.items()
-        ]
+        built = build.build_named(ctx, flavours(ctx)[0], wheels, f"{repository}:line-{version}")
+        measured += [LineImage(version, variant, seconds, size) for variant, (seconds, size) in built.items()]
     return measured, left_out
 
 

@@ -15,7 +15,7 @@ from ac_release.context import ReleaseContext, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.manifest import FILENAME, Manifest
-from ac_release.names import ATTESTATION_KINDS, WHEEL_RECORD, attestation_name, bundle_name, line_build_names
+from ac_release.names import WHEEL_RECORD, line_build_names, signed_names
 from ac_release.products import parse_version, products
 from ac_release.published import index_state
 from ac_release.records import WheelRecord
@@ -53,19 +53,21 @@ def line_build_source(ctx: ReleaseContext) -> LineBuild | None:
     names = line_build_names(ctx.version)
     if all((ctx.dist / name).is_file() for name in names) or not services_running(ctx):
         return None
-    if same_line_build(ctx.settings.root, str(ctx.version)) == [str(ctx.version)]:
+    others = same_line_build(ctx.settings.root, str(ctx.version))[1:]
+    if not others:
         return None  # no other version is declared on this line build
     # A published line build is on the index first: the registries are asked only when the index serves it.
     on_index = index_state(ctx)
-    return published_line_build(ctx) if all(name in on_index for name in names) else None
+    return published_line_build(ctx, others) if all(name in on_index for name in names) else None
 
 
-def published_line_build(ctx: ReleaseContext) -> LineBuild | None:
-    """The first other version declared on this line build (same_line_build) whose release files on the target hold
-    a wheel record naming the line build, and the line build's bundles and attestations. Reads, never writes."""
+def published_line_build(ctx: ReleaseContext, others: list[str]) -> LineBuild | None:
+    """The first of `others` (the other versions declared on this line build, same_line_build) whose release files
+    on the target hold a wheel record naming the line build, and the line build's bundles and attestations. Reads,
+    never writes."""
     names = line_build_names(ctx.version)
-    signed = line_build_signed(names)
-    for other in same_line_build(ctx.settings.root, str(ctx.version))[1:]:
+    signed = signed_names(names)
+    for other in others:
         source = ReleaseContext.create(other, ctx.settings, ctx.release_target.name)
         if not source.target.registries or not services_running(source):
             continue
@@ -84,11 +86,6 @@ def published_line_build(ctx: ReleaseContext) -> LineBuild | None:
             signed=frozenset(signed),
         )
     return None
-
-
-def line_build_signed(names: list[str]) -> list[str]:
-    """The bundle and attestations of each file of a line build."""
-    return [bundle_name(n) for n in names] + [attestation_name(n, k) for n in names for k in ATTESTATION_KINDS]
 
 
 def built_elsewhere(ctx: ReleaseContext) -> LineBuild | None:

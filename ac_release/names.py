@@ -67,6 +67,10 @@ BUILD_INPUTS = "build-inputs.json"
 def release_files(version: ACVersion | ProductVersion, meta_project: str) -> list[str]:
     """What a user fetches beside the index to verify the artifacts: every bundle and attestation, and the record
     of the build (and a dev build's inputs digest)."""
-    names = artifact_names(version, meta_project)
-    signed = [bundle_name(n) for n in names] + [attestation_name(n, kind) for n in names for kind in ATTESTATION_KINDS]
+    signed = signed_names(artifact_names(version, meta_project))
     return sorted([*signed, WHEEL_RECORD, *([BUILD_INPUTS] if version.dev else [])])
+
+
+def signed_names(artifacts: list[str]) -> list[str]:
+    """The bundle and the attestations of each artifact."""
+    return [bundle_name(n) for n in artifacts] + [attestation_name(n, k) for n in artifacts for k in ATTESTATION_KINDS]

@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from ac_release.baseimage import ensure_base
 from ac_release.context import ReleaseContext
+from ac_release.fsutil import sha256_file
 from ac_release.git import git
-from ac_release.images.matrix import ONBUILD, Flavour
+from ac_release.images.matrix import ONBUILD, VARIANTS, Flavour
 from ac_release.names import run_log_stem
 
 INCLUDE = ("entrypoint", "clean-airflow-logs", "install-packages", "install-requirements")
@@ -158,3 +160,15 @@ def build_flavour(
                 )
             built[variant] = (image, round(time.monotonic() - started, 1))
     return built
+
+
+def build_named(
+    ctx: ReleaseContext, flavour: Flavour, wheels: dict[str, Path], prefix: str
+) -> dict[str, tuple[float, int]]:
+    """Build a flavour's images as the images stage does (the shared build, the same arguments, the wheels pinned by
+    their sha256) under `<prefix>-<flavour>-<variant>`, names of the benchmark's own: {variant: (seconds, size)}."""
+    pins = {name: sha256_file(path) for name, path in wheels.items()}
+    base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+    refs = {variant: f"{prefix}-{flavour.name}-{variant}" for variant in VARIANTS}
+    built = build_flavour(ctx, flavour, list(wheels.values()), build_args(ctx, flavour, base, pins), refs)
+    return {variant: (seconds, ctx.docker.image_size(image)) for variant, (image, seconds) in built.items()}
