@@ -59,7 +59,6 @@ def build_args(ctx: ReleaseContext, flavour: Flavour, base: str, pins: dict[str,
         "META_PROJECT": ctx.product.meta_project,
         "META_WHEEL": meta,
         "META_WHEEL_SHA256": pins[meta],
-        "EXTRAS": ",".join(ctx.line.all_extras),
         # OCI labels: the commit built from, and the line's SOURCE_DATE_EPOCH rather than the time of the build
         "OCI_SOURCE": SOURCE,
         "OCI_REVISION": revision(ctx.settings.root),

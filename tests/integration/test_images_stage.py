@@ -83,6 +83,26 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
     assert f"/build/wheels/{WHEEL}: FAILED" in log
 
 
+def test_a_lock_that_misses_a_dependency_fails_the_image_build_in_its_check(published, tmp_path, monkeypatch):
+    """The image installs its lock as it is (`--no-deps`: the lock is the resolution) and `uv pip check` then proves
+    the venv whole: a lock without a package another one needs fails the build, never ships a broken image."""
+    ctx, _ = published
+    wheels = _fetch(ctx, tmp_path)
+    lock = ctx.line.lock_file.read_text()
+    block = re.search(r"^idna==.*?\n(?=[a-z])", lock, re.M | re.S).group(0)
+    without_idna = tmp_path / "constraints.txt"
+    without_idna.write_text(lock.replace(block, ""))
+    inputs = build.inputs
+    monkeypatch.setattr(build, "inputs", lambda ctx, flavour: inputs(ctx, flavour) | {"constraints.txt": without_idna})
+    (flavour, *_) = flavours(ctx)
+    state = flavour_state(ctx, flavour)
+    refs = {"base": "ac-release/test-lock-gap:base", "onbuild": "ac-release/test-lock-gap:onbuild"}
+    with pytest.raises(ReleaseError, match=r"^docker build of ac-release/test-lock-gap:base failed"):
+        build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
+    log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
+    assert re.search(r"The package `requests` requires `idna.*`, but it's not installed", log), log[-3000:]
+
+
 def test_the_stages_prepared_ahead_are_what_the_build_then_finds_in_its_cache(published, tmp_path):
     """The release prepares the stages that need no wheel while its wheel stage runs (images.prepare, started by
     pipeline.run_stages): the images stage's build must then take every step of them from the build cache."""
