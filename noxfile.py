@@ -14,11 +14,11 @@ from ac_release.sessions import session_params
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-# Image sessions exist for every changelog build of every line (`invoke release` tests older builds too); ci.yml's
-# smoke jobs run each line's newest build's. A plain `nox` (.ci/run) leaves them out: the integration session's
-# releases run the same tests in their test stage (test_release.py releases the newest build, then upgrade-tests the
-# tree's nightly, N, from it, N-1, and a backport build likewise), so every CI run smoke-tests the newest build and
-# tests N-1 -> N.
+# Two tiers. The gate, a plain `nox` (.ci/run, every change): lint, unit, integration, whose one full release
+# smoke-tests the newest build in its test stage. The end-to-end tier, `nox -s e2e` (e2e.yml: daily, and on pushes
+# to main that touch the pipeline): the long scenarios, whose releases upgrade-test N-1 -> N (the backport build,
+# the nightly, the Runtime chain). Image sessions exist for every changelog build of every line (`invoke release`
+# tests older builds too); ci.yml's smoke jobs run each line's newest build's; neither tier runs them.
 IMAGE_SESSIONS = session_params(Path(__file__).parent)
 nox.options.sessions = ["lint", "unit", "integration"]
 nox.options.error_on_missing_interpreters = True
@@ -41,6 +41,7 @@ def lint(session: nox.Session) -> None:
 
 
 PYTHON = sys.executable  # every tool runs as `python -m` of this environment, never found on PATH
+SLOWEST = ("--durations=15", "--durations-min=0")  # where the time went, printed whole at the end of a tier
 
 
 @nox.session
@@ -51,8 +52,17 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """The real build in Docker, real pypiserver, the real sigstore client against the local instance."""
-    session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *session.posargs)
+    """One behaviour a test against the real parts (Docker engine, registry, index, Sigstore), and one full
+    `invoke release` with its smoke tests. The gate's last session: it ends with the slowest tests and their times."""
+    session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *SLOWEST, *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """The end-to-end tier, run daily and before a release (e2e.yml), not on every change: kill -9 at every point
+    and the resume, nightlies, the backport release, Runtime across two lines, the workflows under act, the locks
+    regenerated against PyPI."""
+    session.run(PYTHON, "-m", "pytest", "tests/e2e", "-m", "e2e", *SLOWEST, *session.posargs)
 
 
 @nox.session

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
+from ac_release.retry import Transient, retry
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
@@ -81,6 +82,12 @@ def _sources(suite: str) -> str:
     )
 
 
+# debootstrap's words for a download that did not arrive (the mirror or the network, not the archive's signature):
+# worth another try. A bad signature or a missing package is final.
+DOWNLOAD_FAILED = ("E: Failed getting release file", "E: Couldn't download", "E: Failed getting release signature")
+RETRY_DELAY = 5.0  # seconds before the second try, doubled before the third
+
+
 def _run(argv: list[str], what: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
@@ -88,7 +95,19 @@ def _run(argv: list[str], what: str) -> None:
         # debootstrap's reason is its `E:` line; the lines after it are advice
         errors = [line for line in lines if line.startswith("E: ")]
         reason = (errors or lines[-1:] or ["no output"])[0]
+        if reason.startswith(DOWNLOAD_FAILED):
+            raise Transient(f"exit {result.returncode}: {reason}")
         raise ReleaseError(f"{what} failed (exit {result.returncode}): {reason}")
+
+
+def _debootstrap(argv: list[str], what: str, rootfs: Path) -> None:
+    """debootstrap into an empty `rootfs`, tried again (from empty) when a download did not arrive."""
+
+    def attempt() -> None:
+        shutil.rmtree(rootfs, ignore_errors=True)
+        _run(argv, what)
+
+    retry(attempt, what=what, attempts=3, first_delay=RETRY_DELAY)
 
 
 def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KEYRING) -> str:
@@ -102,7 +121,7 @@ def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KE
     log(f"building base image {tag} from Debian's archive (once per input change)")
     with tempfile.TemporaryDirectory(prefix=f"ac-base-{suite}-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run(
+        _debootstrap(
             [
                 "debootstrap",
                 "--variant=minbase",
@@ -114,6 +133,7 @@ def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KE
                 DEBIAN_MIRROR,
             ],
             f"debootstrap {suite} (archive checked against {keyring})",
+            rootfs,
         )
         (rootfs / "etc/apt/sources.list").write_text(_sources(suite))
         _run(

@@ -1,4 +1,4 @@
-"""Shared test helpers: a release.toml for a test run, free ports."""
+"""Shared test helpers: a release.toml for a test run (its own cache), free ports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from ac_release.services.manager import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_CACHE = Path("~/.cache/ac-release").expanduser()  # the machine's cache, where the release.toml puts it
+SHARED_PARTS = ("uv", "sdists")  # what of it a test config's cache holds: content-addressed, downloaded once
 
 
 def git(root: Path, *args: str) -> str:
@@ -39,7 +41,7 @@ def write_config(
     identity: str = "release@ac-release.local",
     issuer: str = "https://oidc.ac-release.local",
     index_url: str | None = None,
-    cache_dir: str = "~/.cache/ac-release",
+    cache_dir: str | Path | None = None,
     instance: str = "local",
     services_dir: Path | None = None,
     password_file: Path | None = None,
@@ -52,8 +54,10 @@ def write_config(
     """A release.toml like the repository's, with its dist, services and ports in `directory`. With `staging`, also
     a staging target like the repository's (its services in `directory / "services-staging"`, its own ports, its
     secrets in the environment variables of STAGING_ENV); `staging_registry_credentials` leaves a registry's out.
-    With `dev_index`, the local services also run the dev index (dev builds, nightlies) on a port of its own."""
+    With `dev_index`, the local services also run the dev index (dev builds, nightlies) on a port of its own.
+    The cache is `directory / "cache"` (own_cache) unless `cache_dir` names one, taken as it is."""
     services_dir = services_dir or directory / "services"
+    cache_dir = own_cache(directory) if cache_dir is None else cache_dir
     password_file = password_file or services_dir / "pypi" / "password"
     pypi_port = pypi_port or free_port()
     registry_port = registry_port or free_port()
@@ -95,6 +99,21 @@ issuer = "{issuer}"
         with path.open("a") as config:
             config.write(_staging_target(directory, staging_registry_credentials))
     return path
+
+
+def own_cache(directory: Path) -> Path:
+    """`directory / "cache"`, a release's cache of its own (two releases running at once write their logs, build
+    contexts and Sigstore client caches by version), holding hard links to the machine's uv and sdist caches: their
+    files are content-addressed and never rewritten in place, the links cost nothing, and they work inside the
+    containers the cache is bind-mounted into (a symbolic link would lead nowhere there). Kept when it exists."""
+    cache = directory / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    for part in SHARED_PARTS:
+        if (SHARED_CACHE / part).is_dir() and not (cache / part).exists():
+            linked = subprocess.run(["cp", "-al", str(SHARED_CACHE / part), str(cache / part)], capture_output=True)
+            if linked.returncode != 0:  # another file system: the release fills its own (downloads again)
+                shutil.rmtree(cache / part, ignore_errors=True)
+    return cache
 
 
 # The environment variables the staging target reads its secrets from (write_config's and release.toml's).

@@ -1,20 +1,25 @@
 """Services a target runs on loopback (`local`, `staging`): started by the pipeline, data under one directory.
 
 Each service runs as a detached process with a pid file and a log; `up` is idempotent, `down` stops them. A target
-with `tls = true` gets a CA made here, an https index (pypiserver under gunicorn) taking the target's token, and
-registries over TLS that require their htpasswd credentials; the secrets come from the environment, as the
-release's clients read them, and the services keep only their bcrypt hashes.
+with `tls = true` gets a CA made here (dockerd trusts it through the certs.d entries `up` writes and `down` removes),
+an https index (pypiserver under gunicorn) taking the target's token, and registries over TLS that require their
+htpasswd credentials; the secrets come from the environment, as the release's clients read them, and the services
+keep only their bcrypt hashes.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import random
 import secrets
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -22,7 +27,7 @@ from pathlib import Path
 
 from ac_release.config import ServiceRegistry, ServicesSettings
 from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_text
+from ac_release.fsutil import atomic_write_bytes, atomic_write_text, sha256_bytes
 from ac_release.services.tls import ensure_server_certificate
 
 _PORT_KEYS = {"pypi-dev": "dev_pypi_port"}  # a service's port key in release.toml, where it is not `<name>_port`
@@ -163,23 +168,69 @@ class LocalServices:
             self.tls_dir / "server.key",
             self.settings.host,
         )
-        ca = (self.settings.ca_dir / "ca.crt").read_bytes()
+        self._trust_in_docker((self.settings.ca_dir / "ca.crt").read_bytes())
+        return made
+
+    # -- dockerd's CA entries: certs.d/HOST:PORT/ca.crt, outside the services' directory ----------------------------
+
+    def _docker_ca(self, registry: ServiceRegistry) -> Path:
+        return self.docker_certs / self.settings.registry_address(registry) / "ca.crt"
+
+    @property
+    def _docker_record(self) -> Path:
+        """The entries this service set wrote in certs.d, so that `down` removes those and no other: JSON,
+        {entry: {"sha256": of what was written, "directory": whether the HOST:PORT directory was made for it}}."""
+        return self.dir / "run" / "docker-certs.json"
+
+    def _written_to_docker(self) -> dict[str, dict]:
+        try:
+            return json.loads(self._docker_record.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _trust_in_docker(self, ca: bytes) -> None:
+        """The CA as each registry's entry: written whole (a temporary file renamed), the entry recorded before it is
+        written (a crash in between leaves a record of an entry never written, which `down` passes over)."""
+        written = self._written_to_docker()
+        digest = sha256_bytes(ca)
         for registry in self.settings.registries:
             path = self._docker_ca(registry)
-            if path.exists() and path.read_bytes() == ca:
+            entry = written.get(str(path))
+            if _read_or_none(path) == ca:
+                if entry is None:  # an earlier `up` of these services wrote it (the CA is theirs alone), unrecorded
+                    written[str(path)] = {"sha256": digest, "directory": _holds_only(path.parent, path.name)}
+                    self._record_docker(written)
                 continue
+            made_directory = not path.parent.exists() or (entry is not None and entry["directory"])
+            written[str(path)] = {"sha256": digest, "directory": made_directory}
+            self._record_docker(written)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(ca)
+                atomic_write_bytes(path, ca)
             except OSError as exc:
+                if entry is None:  # the record as it was: nothing written
+                    del written[str(path)]
+                else:
+                    written[str(path)] = entry
+                self._record_docker(written)
                 raise ReleaseError(
                     f"cannot write {path} ({exc.strerror}): dockerd reads a registry's CA from there; "
                     "run the services as a user who may write it (root)"
                 ) from None
-        return made
 
-    def _docker_ca(self, registry: ServiceRegistry) -> Path:
-        return self.docker_certs / self.settings.registry_address(registry) / "ca.crt"
+    def _record_docker(self, written: dict[str, dict]) -> None:
+        atomic_write_text(self._docker_record, json.dumps(written, indent=1, sort_keys=True) + "\n")
+
+    def _untrust_in_docker(self) -> None:
+        """Remove the entries this service set wrote, each only while it holds what was written (another service set
+        may have written its own CA there since), and a HOST:PORT directory only when it was made for the entry."""
+        for name, entry in self._written_to_docker().items():
+            path = Path(name)
+            content = _read_or_none(path)
+            if content is not None and sha256_bytes(content) == entry["sha256"]:
+                path.unlink()
+            if entry["directory"]:
+                _remove_empty(path.parent)
+        self._docker_record.unlink(missing_ok=True)
 
     def _prepare_pypi(self) -> bool:
         """The upload login: the target's token from the environment, or a password generated once into a 0600 file;
@@ -325,12 +376,7 @@ class LocalServices:
         for service in self.services():
             if self._stop(service, log):
                 log(f"services: {service.name} stopped")
-        ca = self.settings.ca_file
-        for registry in self.settings.registries if ca is not None and ca.is_file() else ():
-            path = self._docker_ca(registry)
-            if path.is_file() and path.read_bytes() == ca.read_bytes():  # ours: another CA there is left alone
-                path.unlink()
-                _remove_empty(path.parent)
+        self._untrust_in_docker()
 
     def status(self) -> dict[str, str]:
         return {
@@ -368,11 +414,85 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
+# free_port's reservations: a file per port, locked (flock) by the process that picked the port, for its life.
+PORTS_DIR_ENV = "AC_RELEASE_PORTS_DIR"
+PORTS_DIR = Path("/tmp/ac-release-ports")  # one for every user's runs on the machine (sticky, like /tmp)
+PORT_FLOOR = 15000  # picks stay above the ports configurations name (release.toml's 5000, 8765, 5010, ...)
+_picked: dict[int, int] = {}  # port -> the descriptor holding its lock: the ports this process picked
+_picking = threading.Lock()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now (a scratch configuration's service ports)."""
+    """A loopback port for a scratch configuration's service (tests, benchmarks), kept for it until the service binds
+    it: outside the kernel's ephemeral range, which clients' source ports come from; reserved for the life of this
+    process in a locked file per port (PORTS_DIR), so that no other process picking here gets it; and bindable now."""
+    directory = _ports_dir()
+    candidates = _port_candidates()
+    start = random.randrange(len(candidates))  # pickers starting at once mostly try different ports
+    with _picking:
+        for port in candidates[start:] + candidates[:start]:
+            if port in _picked:
+                continue
+            descriptor = _lock_port(directory / str(port))
+            if descriptor is None:
+                continue
+            if _bindable(port):
+                _picked[port] = descriptor  # never closed: the lock goes with the process
+                return port
+            os.close(descriptor)  # someone else's service (or a connection) holds it: leave the port alone
+    raise ReleaseError(f"no free port among {len(candidates)} outside the ephemeral range: see {directory}")
+
+
+def _ports_dir() -> Path:
+    directory = Path(os.environ.get(PORTS_DIR_ENV) or PORTS_DIR)
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        if directory == PORTS_DIR:
+            try:
+                directory.chmod(0o1777)
+            except OSError:  # made by another user meanwhile: theirs to set
+                pass
+    return directory
+
+
+def _port_candidates() -> list[int]:
+    """The ports above PORT_FLOOR outside the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range); all ports
+    above PORT_FLOOR when that range leaves none."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    outside = [*range(PORT_FLOOR, low), *range(max(high + 1, PORT_FLOOR), 65536)]
+    return outside or list(range(PORT_FLOOR, 65536))
+
+
+def _lock_port(path: Path) -> int | None:
+    """A descriptor holding the port's lock, None when another process holds it (or the file is not ours to open).
+    A read-only open: another user's file in the shared directory locks as well as our own."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        try:
+            descriptor = os.open(path, flags)
+        except FileNotFoundError:
+            descriptor = os.open(path, flags | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _bindable(port: int) -> bool:
+    """Nothing uses the port: no listener on any IPv4 address, and no connection's own end (no SO_REUSEADDR)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -393,6 +513,20 @@ def _write_htpasswd(path: Path, username: str, password: str) -> bool:
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
     atomic_write_text(path, f"{username}:{hashed}\n", mode=0o600)
     return True
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _holds_only(directory: Path, name: str) -> bool:
+    try:
+        return os.listdir(directory) == [name]
+    except OSError:
+        return False
 
 
 def _remove_empty(directory: Path) -> None:

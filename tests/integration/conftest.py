@@ -10,6 +10,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 
 import pytest
 from rich.console import Console
@@ -57,19 +58,25 @@ def docker_ready():
 
 
 @pytest.fixture(scope="module")
-def release_repo(tmp_path_factory, docker_ready):
+def release_repo(tmp_path_factory):
     """The working tree as it is (tracked and new files), committed in a repository of its own."""
     return committed_copy(tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="session")
-def staging(tmp_path_factory, docker_ready):
+def registry_server():
+    """Debian's docker-registry, which the local and staging services run (no Docker engine needed)."""
+    require(shutil.which("docker-registry") is not None, "docker-registry")
+
+
+@pytest.fixture(scope="session")
+def staging(tmp_path_factory, registry_server):
     """A committed copy of the tree whose release.toml has the staging services in a directory of this session (a
     machine's own staging stays untouched), on `main`; the staging secrets (made up here, as a CI secret store holds
     them), the services up, and an identity token minted by them for the staging identity, valid for the run.
     Session-wide: test_release.py starts the release workflow's run to staging beside its own releases."""
     from tests.helpers import STAGING_ENV, git
-    from tests.integration.staging_run import STAGING_DIR, invoke
+    from tests.staging_run import STAGING_DIR, invoke
 
     repo = committed_copy(tmp_path_factory.mktemp("staging-repo"))
     services_dir = tmp_path_factory.mktemp("staging-services")
@@ -90,25 +97,26 @@ def staging(tmp_path_factory, docker_ready):
     LocalServices(load_settings(config).target("staging").services).down(log=lambda _: None)
 
 
-@pytest.fixture(scope="session")
-def staging_release(staging, tmp_path_factory):
-    """release.yml dispatched to staging under act, started in the background: `.wait()` gives its result."""
-    from tests.integration.staging_run import dispatch_in_background
+@pytest.fixture(scope="module")
+def reference(release_repo, tmp_path_factory, figure, docker_ready):
+    """`invoke release 2.2.4-1` from an empty dist/, index, registry and remote, after its dry run, on services of
+    its own: (config, the run, what it left behind, the dry run). One per module that asks: the gate's
+    test_release.py, and the end-to-end tier's scenarios built on it."""
+    from tests.release_run import invoke, signing_share, state
 
-    repo, _, env = staging
-    run = dispatch_in_background(repo, env, tmp_path_factory.mktemp("act") / "cache")
-    yield run
-    run.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def staging_workflow_beside(request):
-    """When test_staging.py is selected, its release workflow's run to staging starts with the session, beside every
-    other module (it mostly waits on its jobs' bootstraps and builds), once the shared base image and build
-    environment exist (`built` makes them: two builds of one base image at once would race for its tag)."""
-    if any(item.path.name == "test_staging.py" for item in request.session.items):
-        request.getfixturevalue("built")
-        request.getfixturevalue("staging_release")
+    directory = tmp_path_factory.mktemp("reference")
+    config = write_config(directory, root=release_repo)
+    assert invoke(release_repo, config, "services.up").returncode == 0  # so that the dry run can read them
+    plan = invoke(release_repo, config, "release", VERSION, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    started = time.monotonic()
+    result = invoke(release_repo, config, "release", VERSION)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    figure(f"release {VERSION} from an empty dist/, index, registry and remote: {seconds:.0f} s")
+    figure(signing_share(result.stderr + result.stdout))
+    yield config, result, state(config), plan
+    LocalServices(load_settings(config).services).down(log=lambda _: None)
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +130,7 @@ def settings(release_dir):
 
 
 @pytest.fixture(scope="session")
-def services(settings):
+def services(settings, registry_server):
     local = LocalServices(settings.services)
     local.up(log=lambda _: None)
     yield local

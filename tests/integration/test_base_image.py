@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ac_release.baseimage import KEYRING, _tag, ensure_debian_base
+from ac_release.baseimage import KEYRING, _sources, _tag, ensure_debian_base
 from ac_release.config import docker_command
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
@@ -55,13 +55,28 @@ def test_a_missing_keyring_is_refused_before_any_download(docker, tmp_path):
 
 
 def test_the_base_is_built_from_the_signed_archive_and_tagged_by_its_keyring(docker, tmp_path):
-    """The real debootstrap with Debian's keyring (about a minute when not built yet); a copy of the same keyring
-    at another path is another input, so another tag."""
+    """The real debootstrap with Debian's keyring, every run (about a minute): a copy of the keyring at a path of this
+    test is another input, so a tag no earlier run (nor the release of this session) has built."""
     require(KEYRING.is_file(), f"{KEYRING} (debian-archive-keyring)")
-    tag = ensure_debian_base(docker, "bullseye", log=lambda _: None)
-    assert docker.image_id(tag)
-    python = docker("run", "--rm", tag, "python3", "--version", capture=True).stdout.decode()
-    assert python.startswith("Python 3.9.")
     moved = tmp_path / "debian-archive-keyring.gpg"
     shutil.copy(KEYRING, moved)
-    assert _tag("bullseye", moved) != tag == _tag("bullseye", KEYRING)
+    tag = _tag("bullseye", moved)
+    assert tag != _tag("bullseye", KEYRING)
+    assert docker.image_id(tag) is None
+    logged: list[str] = []
+    try:
+        assert ensure_debian_base(docker, "bullseye", log=logged.append, keyring=moved) == tag
+        assert logged == [f"building base image {tag} from Debian's archive (once per input change)"]
+        assert docker.image_id(tag)
+        # debootstrap's tree, imported as one layer, with the recipe's sources and Debian's Python
+        history = docker("history", "--format", "{{.Comment}}", tag, capture=True).stdout.decode()
+        assert history == "Imported from -\n"
+        script = "python3 --version && cat /etc/apt/sources.list"
+        shown = docker("run", "--rm", tag, "sh", "-c", script, capture=True).stdout.decode()
+        assert shown == "Python 3.9.2\n" + _sources("bullseye")
+        # built once: the next call finds the tag
+        assert ensure_debian_base(docker, "bullseye", log=logged.append, keyring=moved) == tag
+        assert len(logged) == 1
+    finally:
+        docker("image", "rm", tag, capture=True, check=False)
+    assert docker.image_id(tag) is None

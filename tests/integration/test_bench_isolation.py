@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 
 import pytest
 from rich.console import Console
@@ -22,11 +23,13 @@ from tests.helpers import REPO, write_config
 
 pytestmark = pytest.mark.integration
 
-TARGET = "benchiso"  # a target of this test's own: its release references are used by no one else
-
 
 @pytest.fixture
-def scratch(docker_ready, tmp_path):
+def scratch(docker_ready, tmp_path, monkeypatch):
+    # A target and a benchmark repository of this fixture's own: no other run (nor a real benchmark) names its images.
+    own = uuid.uuid4().hex[:12]
+    target = f"benchiso-{own}"
+    monkeypatch.setattr(bench, "BENCH_REPOSITORY", f"ac-release/bench-test-{own}")
     root = tmp_path / "repo"
     shutil.copytree(REPO / "wheel", root / "wheel")
     shutil.copytree(REPO / "products", root / "products")
@@ -35,8 +38,8 @@ def scratch(docker_ready, tmp_path):
     config = write_config(tmp_path, root=root)
     config.write_text(
         config.read_text()
-        .replace('default_target = "local"', f'default_target = "{TARGET}"')
-        .replace("[targets.local", f"[targets.{TARGET}")
+        .replace('default_target = "local"', f'default_target = "{target}"')
+        .replace("[targets.local", f"[targets.{target}")
     )
     ctx = ReleaseContext.create("2.2.4-1", load_settings(config), console=Console(stderr=True, quiet=True))
     base = ensure_debian_base(ctx.docker, "bullseye", log=lambda _: None)

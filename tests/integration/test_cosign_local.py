@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -126,16 +127,17 @@ def images(local, tmp_path_factory):
         "other": "LABEL ac-release.test=other\n",
         "intruded": "LABEL ac-release.test=intruded\n",
     }
+    local_repository = f"ac-release/cosign-test-{uuid.uuid4().hex[:12]}"  # this fixture's own: no other run tags it
     references = {}
     for name, recipe in recipes.items():
         (context / "Dockerfile").write_text(f"FROM {base}\n{recipe}")
-        tag = f"ac-release/cosign-test:{name}"
+        tag = f"{local_repository}:{name}"
         docker("build", "--quiet", "--network", "none", "--tag", tag, str(context), capture=True)
         digest = registry.push(docker, docker.image_id(tag), repository, name)
         references[name] = f"{repository}@{digest}"
     yield references
     # The engine is shared: drop this run's tags (the registry goes with the services' directory).
-    tags = [f"{prefix}:{name}" for prefix in ("ac-release/cosign-test", repository) for name in recipes]
+    tags = [f"{prefix}:{name}" for prefix in (local_repository, repository) for name in recipes]
     docker("rmi", *tags, capture=True, check=False)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 
 import pytest
 
+from ac_release.baseimage import ensure_base
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images import build
@@ -27,6 +29,12 @@ META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 
 def _fetch(ctx, tmp_path):
     return fetch_verified(ctx, [WHEEL, META], tmp_path / "wheels", ctx.bundles)
+
+
+def _own_refs(name: str) -> dict[str, str]:
+    """Image references of one test's own (a fresh repository each call): no other run names an image so."""
+    repository = f"ac-release/test-{name}-{uuid.uuid4().hex[:12]}"
+    return {"base": f"{repository}:base", "onbuild": f"{repository}:onbuild"}
 
 
 def test_published_wheels_are_fetched_from_the_index_and_verified(published, tmp_path):
@@ -76,8 +84,8 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
     tampered.write_bytes(bytes(data))
     (flavour, *_) = flavours(ctx)
     state = flavour_state(ctx, flavour)
-    refs = {"base": "ac-release/test-tampered:base", "onbuild": "ac-release/test-tampered:onbuild"}
-    with pytest.raises(ReleaseError, match=r"^docker build of ac-release/test-tampered:base failed"):
+    refs = _own_refs("tampered")
+    with pytest.raises(ReleaseError, match=rf"^docker build of {re.escape(refs['base'])} failed"):
         build.build_flavour(ctx, flavour, [tampered, wheels[META]], state.args, refs)
     log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
     assert f"/build/wheels/{WHEEL}: FAILED" in log
@@ -96,8 +104,8 @@ def test_a_lock_that_misses_a_dependency_fails_the_image_build_in_its_check(publ
     monkeypatch.setattr(build, "inputs", lambda ctx, flavour: inputs(ctx, flavour) | {"constraints.txt": without_idna})
     (flavour, *_) = flavours(ctx)
     state = flavour_state(ctx, flavour)
-    refs = {"base": "ac-release/test-lock-gap:base", "onbuild": "ac-release/test-lock-gap:onbuild"}
-    with pytest.raises(ReleaseError, match=r"^docker build of ac-release/test-lock-gap:base failed"):
+    refs = _own_refs("lock-gap")
+    with pytest.raises(ReleaseError, match=rf"^docker build of {re.escape(refs['base'])} failed"):
         build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
     log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
     assert re.search(r"The package `requests` requires `idna.*`, but it's not installed", log), log[-3000:]
@@ -105,40 +113,42 @@ def test_a_lock_that_misses_a_dependency_fails_the_image_build_in_its_check(publ
 
 def test_the_stages_prepared_ahead_are_what_the_build_then_finds_in_its_cache(published, tmp_path):
     """The release prepares the stages that need no wheel while its wheel stage runs (images.prepare, started by
-    pipeline.run_stages): the images stage's build must then take every step of them from the build cache."""
+    pipeline.run_stages) and the images stage waits for that work (pipeline._settle) before it builds: the build,
+    started once the prepare has returned, must take every RUN step of those stages from the build cache (CACHED,
+    never run again), and as the very steps the prepare built (the same BuildKit vertex digests)."""
     ctx, _ = published
-    images.prepare(ctx)
-    logs = ctx.cache / "logs"
-    prepared = {stage: (logs / f"2.2.4-1-local-images-bullseye-{stage}.log").read_text() for stage in PREPARED_STAGES}
-    steps = {stage: re.findall(rf"^#(\d+) \[{stage} \d+/\d+\] RUN ", log, re.M) for stage, log in prepared.items()}
-    assert all(steps.values()), steps  # each prepared stage runs its packages' step
     (flavour, *_) = flavours(ctx)
+    ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)  # as the stage does
+    logs = ctx.cache / "logs"
+    paths = {stage: logs / f"2.2.4-1-local-images-bullseye-{stage}.log" for stage in PREPARED_STAGES}
+    for path in paths.values():
+        path.unlink(missing_ok=True)  # every log read below is this test's own
+    images.prepare(ctx)  # returns once each prepared stage's build has ended
+    prepared = {stage: _run_steps(path.read_text(), stage) for stage, path in paths.items()}
+    # each prepared stage runs its packages' step, known by its vertex digest
+    assert all(prepared.values()) and all(d for steps in prepared.values() for d, _ in steps.values()), prepared
     state = flavour_state(ctx, flavour)
     wheels = _fetch(ctx, tmp_path)
-    refs = {"base": "ac-release/test-prepared:base", "onbuild": "ac-release/test-prepared:onbuild"}
+    refs = _own_refs("prepared")
     try:
         build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
         log = (logs / "2.2.4-1-local-images-bullseye-base.log").read_text()
-        for stage in PREPARED_STAGES:
-            runs = re.findall(rf"^#(\d+) \[{stage} \d+/\d+\] (RUN .*)$", log, re.M)
-            assert runs, stage
-            for step, command in runs:
-                # CACHED, or the prepare's own run, still in flight for another build of these stages (the staging
-                # release beside this session builds the same ones): BuildKit then reports that run and its time.
-                prepared_run = _done_seconds(prepared[stage], command)
-                assert re.search(rf"^#{step} CACHED$", log, re.M) or (
-                    prepared_run is not None and _done_seconds(log, command) == prepared_run
-                ), (stage, command[:80], prepared_run, _done_seconds(log, command))
+        for stage, steps in prepared.items():
+            assert _run_steps(log, stage) == {command: (digest, "CACHED") for command, (digest, _) in steps.items()}
     finally:
         for ref in refs.values():
             ctx.docker("image", "rm", ref, capture=True, check=False)
 
 
-def _done_seconds(log: str, command: str) -> str | None:
-    """`DONE <seconds>` of the step running `command` in a `--progress=plain` log; None when it has none (CACHED)."""
-    step = re.search(rf"^#(\d+) \[[^\]]+\] {re.escape(command)}$", log, re.M)
-    done = step and re.search(rf"^#{step[1]} DONE ([0-9.]+)s$", log, re.M)
-    return done[1] if done else None
+def _run_steps(log: str, stage: str) -> dict[str, tuple[str | None, str | None]]:
+    """The RUN steps of `stage` in a `--progress=plain` log: {command: (BuildKit vertex digest, how it ended)}, the
+    end being `CACHED`, `DONE <seconds>s` (it ran) or `ERROR ...`."""
+    steps = {}
+    for number, command in re.findall(rf"^#(\d+) \[{stage} \d+/\d+\] (RUN .*)$", log, re.M):
+        digest = re.search(rf"^#{number} (sha256:[0-9a-f]{{64}})$", log, re.M)
+        end = re.search(rf"^#{number} (CACHED|DONE [0-9.]+s|ERROR.*)$", log, re.M)
+        steps[command] = (digest and digest[1], end and end[1])
+    return steps
 
 
 def test_a_wrong_signer_identity_is_refused_before_any_build(published, tmp_path):

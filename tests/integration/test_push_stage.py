@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import uuid
 
 import pytest
 
@@ -70,19 +71,24 @@ def make_image():
 
     docker = Docker(docker_command("auto"))
     base = ensure_debian_base(docker, "bullseye", log=lambda _: None)
+    repository = f"ac-release/push-test-{uuid.uuid4().hex[:12]}"  # this fixture's own: no other run tags it
+    made = set()
 
     def build(label: str) -> str:
         dockerfile = f"FROM {base}\nLABEL ac-release.test={label}\n".encode()
         subprocess.run(
-            [*docker.argv, "build", "--quiet", "--tag", f"ac-release/push-test:{label}", "-"],
+            [*docker.argv, "build", "--quiet", "--tag", f"{repository}:{label}", "-"],
             input=dockerfile,
             check=True,
             capture_output=True,
             env=docker.env,
         )
-        return docker.image_id(f"ac-release/push-test:{label}")
+        made.add(f"{repository}:{label}")
+        return docker.image_id(f"{repository}:{label}")
 
-    return build
+    yield build
+    if made:
+        docker("image", "rm", *sorted(made), capture=True, check=False)
 
 
 def released(settings, version: str, base: str, onbuild: str, tested: bool = True, target: str | None = None):

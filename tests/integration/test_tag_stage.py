@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 
 import pytest
 
@@ -43,6 +44,8 @@ def ctx(tmp_path):
     # The release's images as the registry holds them: the notes read them there (the job that tags may not be the
     # one that pushed). Two tiny images, one per variant, under every tag of the release.
     (repository,) = context.target.registries
+    imported = f"ac-release/tag-test-{uuid.uuid4().hex[:12]}"  # this fixture's own: no other run tags it
+    made = []
     for variant, tags in (
         ("base", ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4", "2.2.4-bullseye")),
         ("onbuild", ("2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")),
@@ -51,11 +54,14 @@ def ctx(tmp_path):
         tree.mkdir()
         (tree / "variant").write_text(variant)
         tar = subprocess.run(["tar", "-C", str(tree), "-c", "."], capture_output=True, check=True).stdout
-        image = context.docker("import", "-", f"ac-release/tag-test:{variant}", input=tar, capture=True)
+        image = context.docker("import", "-", f"{imported}:{variant}", input=tar, capture=True)
+        made.append(f"{imported}:{variant}")
         for name in tags:
             context.docker("tag", image.stdout.decode().strip(), f"{repository}:{name}", capture=True)
+            made.append(f"{repository}:{name}")
             context.docker("push", "--quiet", f"{repository}:{name}", capture=True)
     yield context
+    context.docker("image", "rm", *made, capture=True, check=False)
     services.down(log=lambda _: None)  # the stage starts the local services it needs: none may outlive the test
 
 

@@ -317,13 +317,19 @@ def test_clean_airflow_logs_deletes_only_old_log_files(docker, built):
     ]
 
 
-def _onbuild_project(docker, tmp_path: Path, built, requirements: str) -> Path:
-    project = tmp_path / "project"
-    (project / "dags").mkdir(parents=True)
-    # FROM the tested image by id, under a name of this test's own: the release's reference is only a name, which
-    # another checkout on the same engine may move.
+@pytest.fixture
+def onbuild_base(docker, built):
+    """The tested onbuild image by id, under a name of this test's own, removed afterwards: the release's reference
+    is only a name, which another checkout on the same engine may move."""
     base = f"ac-release/smoke-onbuild-base:{uuid.uuid4().hex[:12]}"
     docker("tag", built.onbuild, base)
+    yield base
+    docker("image", "rm", base, check=False)
+
+
+def _onbuild_project(tmp_path: Path, base: str, requirements: str) -> Path:
+    project = tmp_path / "project"
+    (project / "dags").mkdir(parents=True)
     (project / "Dockerfile").write_text(f"FROM {base}\n")
     # A new comment each time: the steps that mount the CA bundle run, never come from the cache.
     (project / "packages.txt").write_bytes(f"# system packages, build {uuid.uuid4().hex}\r\njq\r\n".encode())
@@ -369,8 +375,8 @@ def _files_holding(docker, image: str, bundle: Path, line: str) -> list[str]:
     return docker("run", "--rm", "--user", "root", mount, image, *search, check=False, timeout=900).stdout.split()
 
 
-def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path):
-    project = _onbuild_project(docker, tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\n")
+def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path, onbuild_base):
+    project = _onbuild_project(tmp_path, onbuild_base, "apache-airflow-providers-openfaas==2.0.1\n")
     tag = f"ac-release/smoke-onbuild:{secrets.token_hex(6)}"
     bundle, planted = _planted_ca_bundle(tmp_path, built)
     result = _build_project(docker, built, project, tag, bundle)
@@ -397,9 +403,9 @@ def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built,
         docker("image", "rm", "--force", tag, check=False)
 
 
-def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path):
+def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path, onbuild_base):
     project = _onbuild_project(
-        docker, tmp_path, built, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n"
+        tmp_path, onbuild_base, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n"
     )
     bundle, _ = _planted_ca_bundle(tmp_path, built)
     result = _build_project(docker, built, project, f"ac-release/smoke-onbuild-refused:{secrets.token_hex(6)}", bundle)

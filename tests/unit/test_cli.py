@@ -13,7 +13,7 @@ INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
 
 
 def _invoke(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, cache_dir=tmp_path / "cache")  # not made: the command may make nothing
     env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
     return subprocess.run([*INVOKE, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
 

@@ -60,7 +60,7 @@ def test_cache_dir_can_be_overridden_from_the_environment(tmp_path, monkeypatch)
 
 def _config(tmp_path, *changes: tuple[str, str], append: str = "") -> Path:
     """The test config with each (old, new) replaced exactly once, plus `append`."""
-    path = write_config(tmp_path, pypi_port=8765, sigstore_port=8766, registry_port=5000)
+    path = write_config(tmp_path, pypi_port=8765, sigstore_port=8766, registry_port=5000, cache_dir="cache")
     text = path.read_text() + PRODUCTION
     for old, new in changes:
         assert text.count(old) == 1, old
@@ -248,7 +248,7 @@ BAD_VALUES = [
     ),
     (('docker = "auto"', "docker = 3"), "docker: expected a string, got an integer"),
     (
-        ('cache_dir = "~/.cache/ac-release"', 'cache_dir = ""'),
+        ('cache_dir = "cache"', 'cache_dir = ""'),
         "cache_dir: expected a non-empty string",
     ),
     (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
+import threading
 from dataclasses import replace
 
 import pytest
@@ -282,7 +282,13 @@ def test_a_fresh_machine_reads_the_release_files_back_and_refuses_a_record_the_i
     machine = fresh("images-job")
     assert restore.restore_release_files(machine) == sorted(files)
     assert machine.manifest.get(WheelRecord) == world.ctx.manifest.get(WheelRecord)
-    assert world.actions(publish) == {step.target: step.action for step in publish.check(machine)}  # all skip
+    url = world.ctx.target.index.url.rstrip("/")
+    assert {step.target: step.action for step in publish.check(machine)} == {
+        f"{url}/apache-airflow-2.2.4+astro.1.tar.gz": "skip",
+        f"{url}/{AIRFLOW}": "skip",
+        f"{url}/{META}": "skip",
+        f"{world.repository}/release-files:2.2.4-1": "skip",
+    }
     assert restore.restore_release_files(machine) == []  # nothing missing any more
     world.index[META] = IndexFile("f" * 64, "http://index/x")  # the index serves other bytes than the record names
     other = fresh("another-job")
@@ -423,12 +429,24 @@ def test_a_release_enters_each_stage_once(world, monkeypatch):
         def run(self, ctx, steps):
             calls.append(f"run {self.NAME}")
 
+    before_images = threading.Event()
+
+    class StageBeforeImages(FakeStage):
+        def run(self, ctx, steps):
+            super().run(ctx, steps)
+            before_images.set()
+
     class StageWithWorkAhead(FakeStage):
         def prepare(self, ctx):
-            time.sleep(0.2)  # still working when the stages before it run
+            # still working when the stages before it run: it ends only once the last of them has run
+            assert before_images.wait(timeout=60), "the work ahead ran alone: no stage before images ran meanwhile"
             calls.append(f"prepared {self.NAME}")
 
-    stages = {name: FakeStage(name) for name in pipeline.RELEASE} | {"images": StageWithWorkAhead("images")}
+    previous = pipeline.RELEASE[pipeline.RELEASE.index("images") - 1]
+    stages = {name: FakeStage(name) for name in pipeline.RELEASE} | {
+        previous: StageBeforeImages(previous),
+        "images": StageWithWorkAhead("images"),
+    }
     monkeypatch.setattr(pipeline, "STAGES", stages)
     monkeypatch.setattr(pipeline, "ensure_local_services", lambda ctx: None)
     monkeypatch.setattr(pipeline, "_summary", lambda ctx, timings: None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from packaging.version import Version
 
 from ac_release import build_inputs
 from ac_release.changelog import dev_build_entry, next_build
-from ac_release.config import load_settings
+from ac_release.config import IndexSettings, RegistryAccess, Secret, SigningSettings, load_settings
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.images.matrix import flavours_of
@@ -113,29 +114,47 @@ def test_dev_locations_of_each_target_of_the_repositorys_release_toml(monkeypatc
     monkeypatch.delenv("AC_RELEASE_CONFIG", raising=False)
     settings = load_settings(REPO / "release.toml")
     production = settings.target("production").for_dev_build()
-    assert production.index.url == "https://pip.astronomer.io/dev/"
-    assert production.index.username == "__token__" and production.index.password.env == "AC_INDEX_PASSWORD"
+    assert production.index == IndexSettings(
+        "https://pip.astronomer.io/dev/", "__token__", Secret(env="AC_INDEX_PASSWORD")
+    )  # the release index's token
     assert production.registries == ("quay.io/astronomer/ap-airflow-dev", "docker.io/astronomerinc/ap-airflow-dev")
+    assert [r.access for r in production.registries] == [RegistryAccess(), RegistryAccess()]  # `docker login`'s
 
     local = settings.target("local").for_dev_build()
-    assert local.index.url == "http://127.0.0.1:8767/"
-    assert local.index.password == settings.target("local").index.password  # the same login as the release index
+    # the same login as the release index (http://127.0.0.1:8765/)
+    assert local.index == IndexSettings(
+        "http://127.0.0.1:8767/", "ac-release", Secret(file=REPO / ".services" / "pypi" / "password")
+    )
     assert local.registries == ("127.0.0.1:5000/astronomer/ap-airflow-dev",)
+    assert [r.access for r in local.registries] == [RegistryAccess(tls_verify=False)]
 
-    staging = settings.target("staging")
-    dev = staging.for_dev_build()
-    assert dev.index.url == "https://127.0.0.1:8777/" and dev.index.ca_file == staging.index.ca_file
+    services = Path.home() / ".local" / "state" / "ac-release" / "staging"  # the staging services' dir
+    dev = settings.target("staging").for_dev_build()
+    assert dev.index == IndexSettings(
+        "https://127.0.0.1:8777/", "__token__", Secret(env="AC_STAGING_INDEX_TOKEN"), services / "tls" / "ca" / "ca.crt"
+    )
     assert dev.registries == ("127.0.0.1:5010/astronomer/ap-airflow-dev", "127.0.0.1:5011/astronomerinc/ap-airflow-dev")
-    assert [r.access for r in dev.registries] == [r.access for r in staging.registries]  # the same credentials
-    assert (dev.git_remote, dev.signing) == (staging.git_remote, staging.signing)
+    assert [r.access for r in dev.registries] == [  # the release registries' credentials
+        RegistryAccess(True, services / "tls" / "ca", "ac-release+staging", Secret(env="AC_STAGING_QUAY_PASSWORD")),
+        RegistryAccess(True, services / "tls" / "ca", "acreleasestaging", Secret(env="AC_STAGING_HUB_PASSWORD")),
+    ]
+    assert dev.git_remote == str(services / "git" / "ac-release.git")
+    assert dev.signing == SigningSettings(
+        "custom",
+        "release@staging.ac-release.local",
+        "https://oidc.staging.ac-release.local",
+        services / "sigstore" / "trust_config.json",
+    )
 
 
 def test_a_dev_build_context_goes_to_the_dev_locations_and_reads_releases_from_the_release_repository(tmp_path):
-    settings = load_settings(write_config(tmp_path, registry_port=5000, dev_index=True))
+    config = write_config(tmp_path, pypi_port=8765, registry_port=5000, dev_index=True)
+    config.write_text(re.sub(r"(?m)^dev_pypi_port = \d+$", "dev_pypi_port = 8767", config.read_text(), count=1))
+    settings = load_settings(config)
     ctx = ReleaseContext.create(NIGHTLY, settings)
     assert ctx.target.registries == ("127.0.0.1:5000/astronomer/ap-airflow-dev",)
     assert ctx.release_target.registries == ("127.0.0.1:5000/astronomer/ap-airflow",)
-    assert ctx.target.index.url == settings.services.dev_index_url != ctx.release_target.index.url
+    assert (ctx.target.index.url, ctx.release_target.index.url) == ("http://127.0.0.1:8767/", "http://127.0.0.1:8765/")
     release = ReleaseContext.create("2.2.4-1", settings)
     assert release.target is release.release_target
 
@@ -191,7 +210,7 @@ def test_a_target_with_services_derives_its_dev_locations(tmp_path):
 def test_the_tag_stage_skips_a_dev_build_and_promote_says_it_moves_nothing(tmp_path):
     ctx = ReleaseContext.create(NIGHTLY, load_settings(write_config(tmp_path, dev_index=True)))
     (step,) = tag.check(ctx)
-    assert (step.action, step.target) == ("skip", f"v{NIGHTLY}@{ctx.target.git_remote}")
+    assert (step.action, step.target) == ("skip", f"v2.2.4-2-dev2026120101@{tmp_path / 'services/git/ac-release.git'}")
     assert step.reason.startswith("no release tag for dev builds")
     (step,) = promote.check(ctx)
     assert (step.action, step.reason) == ("skip", "a dev build moves no floating tag")
@@ -269,7 +288,7 @@ def test_the_inputs_digest_follows_the_inputs_only(tmp_path):
     ],
 )
 def test_invoke_nightly_refuses_bad_input_in_one_line(tmp_path, args, message):
-    config = write_config(tmp_path, dev_index=True)
+    config = write_config(tmp_path, dev_index=True, cache_dir=tmp_path / "cache")  # not made: nothing may be
     env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), "nightly", *args, "--dry-run"],

@@ -185,7 +185,7 @@ CONFIG_CASES = [
         "config-cache-dir-is-a-file",
         ("status", "2.2.4-1"),
         "cache_dir is not a directory",
-        config=(('cache_dir = "~/.cache/ac-release"', 'cache_dir = "{dir}/cache/keep.txt"'),),
+        config=(('cache_dir = "cache"', 'cache_dir = "{dir}/cache/keep.txt"'),),
         env=(("AC_RELEASE_CACHE", UNSET),),
     ),
     Case(
@@ -551,7 +551,9 @@ def _run(case: Case, directory: Path, base_repo: Path) -> Outcome:
         root = directory / "repo"
         _committed_copy(base_repo, root, case.repo)
         watched.append(root)
-    config = write_config(directory, pypi_port=8765, sigstore_port=8766, registry_port=5000, root=root)
+    config = write_config(  # the cache: `directory / "cache"`, watched, as AC_RELEASE_CACHE names it
+        directory, pypi_port=8765, sigstore_port=8766, registry_port=5000, root=root, cache_dir="cache"
+    )
     text = config.read_text() + PRODUCTION
     for old, new in case.config:
         old, new = (part.replace("{dir}", str(directory)) for part in (old, new))

@@ -33,10 +33,13 @@ def test_the_image_pip_is_locked_at_the_matrix_version():
 
 def test_every_generated_dockerfile_installs_by_hash():
     """The line's lock into the line's venv, then the product version's lock over it (AC's is the line's)."""
+    checked, onbuild = [], []
     for path, text in expected_files(REPO / "images").items():
         installs = [part.split("\n    && ", 1)[0] for part in text.split("/opt/build-tools/bin/uv pip install")[1:]]
         if not installs:
+            onbuild.append(str(path.relative_to(REPO)))
             continue  # onbuild: installs nothing of its own
+        checked.append(str(path.relative_to(REPO)))
         assert all("--require-hashes" in install for install in installs), path
         line, product = installs
         assert "--constraint /build/line-constraints.txt --requirement /build/line-requirements.txt" in line, path
@@ -45,6 +48,9 @@ def test_every_generated_dockerfile_installs_by_hash():
         # the two built wheels are pinned by the sha256 the manifest gives as build arguments
         assert re.search(r"apache-airflow \S+ \"\$\{AIRFLOW_WHEEL_SHA256\}\"", text), path
         assert '"${META_WHEEL_SHA256}"' in text, path
+    # every line of images/matrix.toml (one flavour each): its image checked, its onbuild image installing nothing
+    assert sorted(checked) == ["images/2.2.4/bullseye/Dockerfile", "images/2.3.0/bullseye/Dockerfile"]
+    assert sorted(onbuild) == ["images/2.2.4/bullseye/onbuild/Dockerfile", "images/2.3.0/bullseye/onbuild/Dockerfile"]
 
 
 def test_the_wheel_check_installs_by_hash():

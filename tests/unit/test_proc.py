@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import sys
 import time
 
@@ -11,15 +13,18 @@ import pytest
 from ac_release import proc
 
 
-def _alive(pid: int) -> bool:
+def _exited(pid: int, within: float = 60) -> bool:
+    """Whether the process `pid` (not necessarily our child) has exited, waiting for it up to `within` seconds: a
+    zombie waiting for its parent counts as exited. The wait only bounds a failure; it ends as soon as the process
+    does."""
     try:
-        os.kill(pid, 0)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        return False
-    try:  # a zombie waiting for its parent counts as gone
-        return open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+        return True  # exited and reaped already
+    try:
+        return bool(select.select([pidfd], [], [], within)[0])  # a pidfd is readable once its process exited
+    finally:
+        os.close(pidfd)
 
 
 def test_a_hang_is_stopped_with_everything_it_started(tmp_path, monkeypatch):
@@ -28,16 +33,35 @@ def test_a_hang_is_stopped_with_everything_it_started(tmp_path, monkeypatch):
     pids = tmp_path / "pids"
     # a shell that starts a grandchild and hangs, ignoring SIGTERM: only SIGKILL of the group stops both
     script = f"trap '' TERM; sleep 300 & echo $$ $! > {pids}; wait"
-    started = time.monotonic()
+    started: list = []
+    popen = proc.subprocess.Popen
+    monkeypatch.setattr(proc.subprocess, "Popen", lambda *a, **k: started.append(popen(*a, **k)) or started[-1])
+    sent: list[tuple[int, int]] = []
+    kill = proc._kill
+    monkeypatch.setattr(proc, "_kill", lambda group, sig: sent.append((group, sig)) or kill(group, sig))
+
+    def until_the_shell_ignores_term(process):
+        """Called within the bound: the signals must reach a shell that set its trap, and a started grandchild."""
+        waited = time.monotonic() + 60
+        while not (pids.exists() and pids.read_text().endswith("\n")):
+            assert time.monotonic() < waited, "the shell never wrote its pids"
+            time.sleep(0.01)
+
     with pytest.raises(proc.Timeout) as error:
-        proc.run(["/bin/sh", "-c", script, "--password=hunter2"], kind="skopeo")
-    assert time.monotonic() - started < 1 + proc._STOP_GRACE + 3
+        proc.run(
+            ["/bin/sh", "-c", script, "--password=hunter2"], kind="skopeo", while_running=until_the_shell_ignores_term
+        )
     assert str(error.value) == (
         "sh did not finish within 1 s and was stopped; check the network or the service it talks to, then run again"
     )
+    (process,) = started
+    # SIGTERM to the whole group first, then, the grace over, SIGKILL: the shell ignored SIGTERM, SIGKILL ended it
+    assert sent[:2] == [(process.pid, signal.SIGTERM), (process.pid, signal.SIGKILL)]
+    assert set(sent[2:]) <= {(process.pid, signal.SIGKILL)}  # stopped again on the way out: only SIGKILL, a no-op
+    assert process.returncode == -signal.SIGKILL
     shell, grandchild = map(int, pids.read_text().split())
-    time.sleep(0.2)
-    assert not _alive(shell) and not _alive(grandchild)
+    assert shell == process.pid
+    assert _exited(shell) and _exited(grandchild)
     assert proc.live_groups() == set()
 
 

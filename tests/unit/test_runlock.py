@@ -45,7 +45,7 @@ def holder(tmp_path):
 @pytest.mark.parametrize("task", [["sign", "2.2.4-1"], ["images", "2.2.4-1"], ["release", "2.2.4-1"]])
 def test_a_second_writing_command_is_refused_naming_the_holder(tmp_path, holder, task):
     process, dist = holder
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, cache_dir=tmp_path / "cache")  # not made: the refused command makes nothing
     before = _tree(tmp_path)
     env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
     result = subprocess.run([*INVOKE, *task], capture_output=True, text=True, env=env, cwd=tmp_path)

@@ -129,6 +129,22 @@ def test_the_ci_workflow_is_lint_unit_integration_then_smoke_per_flavour():
         assert checkout["with"]["persist-credentials"] is False
 
 
+def test_the_end_to_end_tier_runs_daily_off_the_hour_and_on_pushes_to_main_that_touch_the_pipeline():
+    workflow = load(REPO / ".github" / "workflows" / "e2e.yml")
+    on = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    ((schedule,),) = [list(entry.values()) for entry in on["schedule"]]
+    minute, hour, *every_day = schedule.split()
+    assert (minute, hour, every_day) == ("17", "4", ["*", "*", "*"])  # daily, not at minute 0
+    assert on["push"]["branches"] == ["main"]
+    assert {"ac_release/**", "images/**", "wheel/**", "products/**", ".github/workflows/**"} <= set(on["push"]["paths"])
+    assert "workflow_dispatch" in on
+    (job,) = workflow["jobs"].values()
+    assert [s["run"] for s in job["steps"] if "run" in s] == [".ci/bootstrap", ".venv/bin/nox -s e2e"]
+    (checkout,) = [s for s in job["steps"] if "uses" in s]
+    assert checkout["with"]["persist-credentials"] is False
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
 PLANNED = {
     "jobs": {
         "plan": {

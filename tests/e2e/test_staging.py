@@ -17,12 +17,12 @@ import pytest
 from ac_release import registry, release_files
 from ac_release.config import load_settings
 from ac_release.names import WHEEL_RECORD
+from tests.act import act_log
 from tests.helpers import STAGING_ENV, git
-from tests.integration.staging_run import VERSION, dispatch, invoke
-from tests.integration.test_workflows import _log
 from tests.secret_scan import SecretScan, identity_token_secret, secret
+from tests.staging_run import VERSION, dispatch, invoke
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 
 
 def test_the_staging_services_are_tls_with_credentials(staging):
@@ -78,11 +78,21 @@ def test_a_dispatch_from_another_branch_is_refused_before_any_secret_is_used(sta
         result = dispatch(release_repo, env, tmp_path / "act", timeout=600)
     finally:
         git(release_repo, "checkout", "-q", "main")
-    log = _log(result)
+    log = act_log(result)
     assert result.returncode != 0
-    assert "release.yml runs from the default branch (main) only, not refs/heads/feature" in log
-    assert "Set up the machine" not in log and "Dry run" not in log  # nothing ran after the guard
-    assert not re.search(r"\[release/(wheel|images|promote|release)", log)
+    plan = "[release/plan 2.2.4-1 -> staging]"
+    guard = "Refuse a dispatch from any branch but the default one, before any secret is used"
+    # the guard is the only step the job ran (between act's own set-up and completion), it failed with its one
+    # line, and no other job started
+    assert re.findall(r"^(\[[^\]]+\]) ⭐ Run (.+)$", log, re.MULTILINE) == [
+        (plan, "Set up job"),
+        (plan, f"Main {guard}"),
+        (plan, "Complete job"),
+    ], log[-5000:]
+    assert re.findall(r"::error::(.+)", log) == [
+        "release.yml runs from the default branch (main) only, not refs/heads/feature"
+    ]
+    assert f"{plan}   ❌  Failure - Main {guard}" in log and f"{plan} exit status 1" in log
 
 
 def test_the_release_workflow_plans_an_astro_runtime_release_on_a_new_line(staging, released, tmp_path):
@@ -91,7 +101,7 @@ def test_the_release_workflow_plans_an_astro_runtime_release_on_a_new_line(stagi
     the release workflow's run, as above.)"""
     release_repo, config, env = staging
     result = dispatch(release_repo, env, tmp_path / "act", "-j", "plan", version="runtime-5.0.0", timeout=600)
-    log = _log(result)
+    log = act_log(result)
     assert result.returncode == 0, log[-5000:]
     assert re.findall(r"\[release/plan ([^\]]*)\] 🏁  Job succeeded", log) == ["runtime-5.0.0 -> staging"]
     (output,) = re.findall(r"::set-output:: matrix=(.*)", log)
@@ -109,7 +119,7 @@ def released(staging, staging_release, figure, tmp_path_factory):
     now), then `invoke verify` of its result from another checkout."""
     repo, _, env = staging
     result, seconds = staging_release.wait()
-    log = _log(result)
+    log = act_log(result)
     (tmp_path_factory.getbasetemp() / "release-workflow.log").write_text(log)  # the whole run, to read afterwards
     assert result.returncode == 0, log[-8000:]
     figure(f"release.yml {VERSION} -> staging under act (5 jobs, each in a fresh copy): {seconds:.0f} s")

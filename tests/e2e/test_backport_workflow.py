@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from ac_release.services.tls import ensure_server_certificate
+from tests.act import act, act_log
 from tests.helpers import REPO, git
-from tests.integration.test_workflows import _log, act
 from tests.local_http import LocalHTTPServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 
 WORKFLOW = ".github/workflows/backport.yml"
 DATA = REPO / "tests" / "data" / "backport"
@@ -75,7 +75,7 @@ def patch_server(tmp_path_factory):
 def dispatch(repo: Path, patch_url: str, cache: Path) -> tuple[int, str]:
     inputs = ["--input", "line=2.2.4", "--input", f"patch={patch_url}"]
     result = act(repo, repo / WORKFLOW, "workflow_dispatch", cache, *inputs, timeout=900)
-    log = _log(result)
+    log = act_log(result)
     (cache.parent / "act.log").write_text(log)  # the whole run, to read after a failure
     return result.returncode, log
 

@@ -41,7 +41,7 @@ def dispatch_command(repo: Path, env: dict[str, str], cache: Path, *args: str, v
     """release.yml dispatched on the repository's current branch with version and target, and the secrets the
     workflow expects; the event names the branch and the repository's default branch, as GitHub's does. `args` go
     to act (`-j plan`: that job alone)."""
-    from tests.integration.test_workflows import act_command
+    from tests.act import act_command
 
     event = cache.parent / "event.json"
     inputs = {"version": version, "target": "staging"}

