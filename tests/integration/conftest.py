@@ -57,6 +57,17 @@ def docker_ready():
     require(shutil.which("patch") is not None, "patch")
 
 
+@pytest.fixture(scope="session")
+def debian_base(docker_ready) -> str:
+    """The pipeline's own Debian bullseye base (debootstrap from the signed archive): built once per machine, keyed
+    by its inputs, and shared by every fixture that needs a small image. A session fixture, so that it is made before
+    any module traps the network for the clients it tests (test_cosign_local's `offline`): debootstrap downloads."""
+    from ac_release.baseimage import ensure_debian_base
+    from ac_release.docker import Docker
+
+    return ensure_debian_base(Docker(docker_command("auto")), "bullseye", log=lambda _: None)
+
+
 @pytest.fixture(scope="module")
 def release_repo(tmp_path_factory):
     """The working tree as it is (tracked and new files), committed in a repository of its own."""

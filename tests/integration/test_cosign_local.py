@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from ac_release import cosign, provenance, registry, sbom
-from ac_release.baseimage import ensure_debian_base
 from ac_release.config import docker_command, load_settings
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
@@ -112,11 +111,11 @@ def probe_wheel(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def images(local, tmp_path_factory):
+def images(local, debian_base, tmp_path_factory):
     """Three small images on the pipeline's Debian base, pushed; {name: REGISTRY/REPO@sha256:...}."""
     settings, _ = local
     docker = Docker(docker_command("auto"))
-    base = ensure_debian_base(docker, "bullseye", log=lambda _: None)
+    base = debian_base  # made before `offline` trapped the network
     context = tmp_path_factory.mktemp("image-context")
     probe_wheel(context)
     repository = f"127.0.0.1:{settings.services.registry_port}/test/cosign"

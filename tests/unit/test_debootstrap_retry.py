@@ -1,7 +1,5 @@
-"""debootstrap's download failures are tried again from an empty root; a refused signature is final at once.
-
-Found by a gate run: `E: Failed getting release file .../bullseye/Release` (the mirror did not answer once) failed
-three attest tests that only needed the base image."""
+"""debootstrap's download failures (the mirror or the network did not answer) are tried again from an empty root; a
+signature the keyring refuses is final at once."""
 
 from __future__ import annotations
 
