@@ -1,7 +1,7 @@
-"""The staging target's services and its release.yml run under act, shared by test_staging.py and, so that the two
-long runs of the integration session overlap, started by test_release.py when both are selected (conftest.py's
-`staging` and `staging_release` fixtures). The run has a committed copy of the tree of its own; it shares no target,
-service, image name, tag or record with test_release.py's releases (those are `local`'s)."""
+"""The staging target's services and its release.yml run under act: the `staging` fixture (tests/integration/
+conftest.py) and the run started with the end-to-end tier's session (tests/e2e/conftest.py `staging_release`), which
+test_staging.py reads. The run has a committed copy of the tree of its own; it shares no target, service, image name,
+tag or record with the `local` releases beside it."""
 
 from __future__ import annotations
 

@@ -23,10 +23,8 @@ import pytest
 from ac_release import registry
 from ac_release.config import docker_command, load_settings
 from ac_release.names import artifact_names
-from ac_release.pipeline import RELEASE
 from ac_release.services.manager import LocalServices
 from ac_release.stage_times import parse_time_line
-from ac_release.steps import parse_line
 from ac_release.version import ACVersion
 from tests.helpers import REPO, Background, own_cache, write_config
 from tests.helpers import git as _git
@@ -228,11 +226,6 @@ def _images(repository: str) -> dict[str, str]:
     }
 
 
-def _steps(output: str) -> list[tuple[str, str, str]]:
-    found = [parse_line(line.strip(), RELEASE) for line in output.splitlines()]
-    return [step for step in found if step and step[0] != "preflight"]
-
-
 def _on_day(day: dt.date) -> tuple[str, str]:
     """The nightly's day, given: a run that crosses midnight UTC still builds and compares one day's nightlies."""
     return ("--date", day.isoformat())
@@ -332,7 +325,7 @@ def test_the_nightly_is_upgrade_tested_from_the_release(nightly):
 def test_a_second_nightly_with_the_same_inputs_does_nothing(nightly):
     version, again = nightly["version"], nightly["again"]
     assert again.stdout.splitlines() == [f"{version}: same inputs as {version}, verified: nothing to do"]
-    assert not _steps(again.stdout + again.stderr), again.stderr  # no stage ran
+    assert not steps_in(again.stdout + again.stderr), again.stderr  # no stage ran
 
 
 def test_a_second_nightly_on_a_machine_that_did_not_build_the_first_does_nothing(nightly, tmp_path):

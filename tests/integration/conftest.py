@@ -85,7 +85,8 @@ def staging(tmp_path_factory, registry_server):
     """A committed copy of the tree whose release.toml has the staging services in a directory of this session (a
     machine's own staging stays untouched), on `main`; the staging secrets (made up here, as a CI secret store holds
     them), the services up, and an identity token minted by them for the staging identity, valid for the run.
-    Session-wide: test_release.py starts the release workflow's run to staging beside its own releases."""
+    Session-wide: the end-to-end tier starts the release workflow's run to staging with the session, and the
+    gate's push tests use its two TLS registries."""
     from tests.helpers import STAGING_ENV, git
     from tests.staging_run import STAGING_DIR, invoke
 
