@@ -20,7 +20,7 @@ from ac_release.context import ReleaseContext, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes
 from ac_release.line_builds import line_build_source
-from ac_release.names import WHEEL_RECORD
+from ac_release.names import BUILD_INPUTS, WHEEL_RECORD, signed_names
 from ac_release.published import fetch_verified, index_state
 from ac_release.records import WheelRecord
 from ac_release.runlock import held
@@ -28,20 +28,31 @@ from ac_release.runlock import held
 
 def restore_release_files(ctx: ReleaseContext) -> list[str]:
     """Fetch every published release file dist/ lacks; returns their names. Files already here are kept (the
-    stages compare them with what is published and refuse a difference)."""
+    stages compare them with what is published and refuse a difference). A name the registry's annotations give is
+    trusted only as the release's record accounts for it (_accounted: the record here, else the one published);
+    any other, or one that is not a plain file name, is refused before anything is written."""
     if not ctx.target.registries or not services_running(ctx):
         return []
     repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
+    where = f"{repository}:{tag}"
     published = release_files.listing(repository, tag)
     if published is None:
         return []
-    missing = release_files.fetch_files(
-        repository, tag, [name for name in sorted(published) if not (ctx.bundles / name).is_file()]
-    )
+    _refuse_unplain(published, where)  # before a name is joined onto dist/, even to ask whether it is there
+    here = ctx.manifest.get(WheelRecord)
+    fetched = {}
+    if here is None and WHEEL_RECORD in published:  # the record that accounts for the others: fetched first
+        fetched = release_files.fetch_files(repository, tag, [WHEEL_RECORD])
+    read_back = WheelRecord.from_json(json.loads(fetched[WHEEL_RECORD])) if fetched else None
+    _refuse_unaccounted(sorted(published), _accounted(here or read_back, ctx.version.dev), where)
+    wanted = [name for name in sorted(published) if not (ctx.bundles / name).is_file()]
+    missing = {name: fetched[name] for name in wanted if name in fetched}
+    if rest := [name for name in wanted if name not in fetched]:
+        missing |= release_files.fetch_files(repository, tag, rest)
     record = None
-    if WHEEL_RECORD in missing and ctx.manifest.get(WheelRecord) is None:  # else built here: publish compares them
-        record = WheelRecord.from_json(json.loads(missing[WHEEL_RECORD]))
-        _check_against_index(ctx, record, f"{repository}:{tag}")  # before anything is written
+    if WHEEL_RECORD in missing and here is None:  # else built here: publish compares them
+        record = read_back
+        _check_against_index(ctx, record, where)  # before anything is written
     for name, data in missing.items():
         atomic_write_bytes(ctx.bundles / name, data)
     if record is not None:
@@ -50,6 +61,36 @@ def restore_release_files(ctx: ReleaseContext) -> list[str]:
     if restored:
         ctx.log(f"restored from {repository}:{tag}: {', '.join(restored)}")
     return restored
+
+
+def _plain(name: object) -> bool:
+    """A file name of its own: not a path (no `/` or `\\`, so never absolute), not `.` or `..`, no NUL, not empty."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def _accounted(record: WheelRecord | None, dev: bool) -> set[str]:
+    """The release files a release's record accounts for, as the publish stage pushes them: the record itself, the
+    bundle and attestations of each artifact it names (names.signed_names), and a dev build's inputs digest."""
+    names = {WHEEL_RECORD, *([BUILD_INPUTS] if dev else [])}
+    return names | set(signed_names(sorted(record.artifacts))) if record is not None else names
+
+
+def _refuse_unplain(names, where: str) -> None:
+    for name in names:
+        if not _plain(name):
+            raise ReleaseError(
+                f"refusing the release file {name!r} of {where}: not a plain file name; "
+                f"remove it from {where} or republish"
+            )
+
+
+def _refuse_unaccounted(names: list[str], accounted: set[str], where: str) -> None:
+    for name in names:
+        if name not in accounted:
+            raise ReleaseError(
+                f"refusing the release file {name!r} of {where}: not the wheel record, nor a bundle or attestation "
+                f"of an artifact it names; remove it from {where} or republish"
+            )
 
 
 def _check_against_index(ctx: ReleaseContext, record: WheelRecord, where: str) -> None:
@@ -74,8 +115,10 @@ def restore_line_build(ctx: ReleaseContext) -> str | None:
         return None
     other = ReleaseContext.create(source.release, ctx.settings, ctx.release_target.name)
     repository, tag = source.published.rsplit(":", 1)
-    files = release_files.fetch_files(repository, tag, [WHEEL_RECORD, *sorted(source.signed)])
-    record = WheelRecord.from_json(json.loads(files.pop(WHEEL_RECORD)))
+    _refuse_unplain([WHEEL_RECORD, *sorted(source.signed, key=repr)], source.published)
+    record = WheelRecord.from_json(json.loads(release_files.fetch(repository, tag, WHEEL_RECORD)))
+    _refuse_unaccounted(sorted(source.signed), _accounted(record, other.version.dev), source.published)
+    files = release_files.fetch_files(repository, tag, sorted(source.signed))
     if {name: record.sha256(name) for name in source.sha256} != source.sha256:
         raise ReleaseError(f"{source.published} changed while it was read: run again")
     if (here := other.manifest.get(WheelRecord)) is not None and here.to_json() != record.to_json():
