@@ -4,6 +4,7 @@ the build's immutable tag, once every flavour is pushed, tested and attested.
 A floating tag moves only when this build is the highest released build of its Airflow version on that registry:
 releasing an older build, another line or a dev build never moves it. Nothing local is read: the source of every
 move is what the registry holds under the immutable tag, so the step runs on any machine (a workflow's own job).
+Each move is decided again right before it is made: a newer build of the line released since `check()` keeps it.
 """
 
 from __future__ import annotations
@@ -32,16 +33,20 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 floating = flavour.floating_tags(ctx.version, variant)
                 if not floating:
                     continue
-                immutable = flavour.tags(ctx.version, variant)[-1]
-                data = {"repository": repository, "immutable": immutable}
                 if not running:
                     steps += [Step(NAME, "unknown", f"{repository}:{tag}", "registry not running") for tag in floating]
                     continue
-                source = registry.remote_image(repository, immutable)
-                highest = highest_released_build(repository, ctx.version, immutable)
-                for tag in floating:
-                    steps.append(_floating(ctx, repository, tag, source, highest, data | {"tag": tag}))
+                steps += _decide(ctx, repository, flavour.tags(ctx.version, variant)[-1], floating)
     return steps
+
+
+def _decide(ctx: ReleaseContext, repository: str, immutable: str, floating: list[str]) -> list[Step]:
+    """The decision for floating tags of one image, on what the registry holds now: check() decides with it, and
+    run() again right before a move (another build of the line may have been released since check())."""
+    source = registry.remote_image(repository, immutable)
+    highest = highest_released_build(repository, ctx.version, immutable)
+    data = {"repository": repository, "immutable": immutable}
+    return [_floating(ctx, repository, tag, source, highest, data | {"tag": tag}) for tag in floating]
 
 
 def _floating(ctx, repository: str, tag: str, source: registry.RemoteImage | None, highest: int, data) -> Step:
@@ -64,6 +69,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
     tags: list[PushedTag] = []
     for step in steps if not ctx.version.dev else ():
         repository, tag = step.data["repository"], step.data["tag"]
+        if step.open:  # decided earlier: decide again on what the registry holds now, right before the move
+            step = _fresh(ctx, step)
         if step.action == "keep":
             tags.append(PushedTag(repository, tag, "", "", True, "kept"))
             continue
@@ -82,3 +89,14 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
     record = PromoteRecord(tags)
     ctx.save(record)
     return record
+
+
+def _fresh(ctx: ReleaseContext, step: Step) -> Step:
+    """The decision for `step`'s floating tag made again now: two builds of one line promoting at once must not
+    leave the tag on the older one (it decided `move` before the newer build was released, and moves after it)."""
+    (fresh,) = _decide(ctx, step.data["repository"], step.data["immutable"], [step.data["tag"]])
+    if fresh.action == "keep":
+        ctx.log(f"promote: {fresh.target} kept: {fresh.reason} (released while this run promoted)")
+    elif fresh.action == "skip":
+        ctx.log(f"promote: {fresh.target} present: {fresh.reason} (moved while this run promoted)")
+    return fresh
