@@ -130,7 +130,7 @@ def nightly(c, line, target=None, dry_run=False, date=None):
             f"the git tree has uncommitted changes ({dirty}): a nightly is made from a commit; commit or stash them"
         )
     services = LocalServices(configured.services) if configured.services else None
-    if services is not None and not dry_run:
+    if services is not None and not dry_run and not configured.standing_services:  # staging's stand on their host
         services.up(log=lambda message: print(message, file=sys.stderr))
     readable = services is None or all(state.startswith("up") for state in services.status().values())
     state = nightlies.DevState(dev_target, settings) if readable else None
@@ -288,11 +288,12 @@ def bench(c, version, target=None, release=True, json=None):
 @_reports_errors
 def matrix(c, version, github_output=False):
     """Print the workflows' job matrix as JSON: one {version, flavour} per image flavour to build and test."""
-    from ac_release.images.ci_matrix import as_json, ci_matrix, write_github_output
+    from ac_release.images.ci_matrix import NEWEST, as_json, ci_matrix, floating_group, write_github_output
 
-    jobs = ci_matrix(load_settings().root, version)
+    root = load_settings().root
+    jobs = ci_matrix(root, version)
     if github_output:
-        write_github_output(jobs)
+        write_github_output(jobs, floating_group(root, version) if version != NEWEST else None)
     print(as_json(jobs))
 
 
@@ -412,29 +413,45 @@ def services_status(c, target=None):
         print(f"{name:10} {state}")
 
 
-@task(help=_SERVICES_HELP | {"lifetime": "seconds the token is valid (default 600; a workflow run needs longer)"})
+@task(
+    help={
+        "target": "a target of release.toml with services of its own (default: staging)",
+        "workflow": "the workflow file under .github/workflows/ whose job signs (default: release.yml)",
+        "ref": "the git ref the run is for (default: refs/heads/main)",
+        "repository": "OWNER/REPO (default: astronomer/ap-airflow)",
+        "event": "the event that triggered the run (default: workflow_dispatch)",
+        "environment": "the job's environment (default: the target's name; '' for none)",
+        "sha": "the commit of the run (default: the checkout's HEAD)",
+        "lifetime": "seconds the request token is valid (default 7200: a whole workflow run)",
+    }
+)
 @_reports_errors
-def services_token(c, target=None, lifetime=600):
-    """Print an identity token of the target's own Sigstore service for its identity (a secret: stdout only).
+def services_actions_env(
+    c,
+    target="staging",
+    workflow="release.yml",
+    ref="refs/heads/main",
+    repository="astronomer/ap-airflow",
+    event="workflow_dispatch",
+    environment=None,
+    sha=None,
+    lifetime=7200,
+):
+    """Print the environment of a GitHub Actions job with `id-token: write` served by the target's own Sigstore
+    (GITHUB_ACTIONS, ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, a secret: stdout only), e.g. for `act --env-file`: the
+    clients fetch their identity token themselves, as in production."""
+    from ac_release.services.actions_env import export_lines
 
-    For a target with `instance = "custom"` the release reads it from SIGSTORE_IDENTITY_TOKEN, as in production."""
-    from ac_release.signing import mint_identity_token
-
-    if lifetime <= 0:
-        raise ReleaseError(f"--lifetime {lifetime}: give a positive number of seconds")
-    chosen, services = _services_of(target)
-    if not all(state.startswith("up") for state in services.status().values()):
-        raise ReleaseError(
-            f"the services of {chosen.name} are not running: run `invoke services.up --target {chosen.name}`"
-        )
-    print(mint_identity_token(chosen, lifetime))
+    job = {"workflow": workflow, "ref": ref, "repository": repository, "event": event, "sha": sha}
+    for line in export_lines(load_settings(), target, job, environment, lifetime):
+        print(line)
 
 
 services = Collection("services")
 services.add_task(services_up, "up")
 services.add_task(services_down, "down")
 services.add_task(services_status, "status")
-services.add_task(services_token, "token")
+services.add_task(services_actions_env, "actions-env")
 images = Collection("images")
 images.add_task(images_build, "build", default=True)
 images.add_task(images_generate, "generate")

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 from ac_release.docker import Docker
@@ -32,6 +33,10 @@ REPOSITORY = "ac-release/debian"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 OFFICIAL_IMAGES = Path(__file__).parents[1] / "images" / "official-images.toml"
 _PINNED = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$")
+# The OCI labels by which every release image records the base it is built FROM (images/Dockerfile.j2): the
+# reference without its digest, and the digest `base_digest` decides. `invoke verify` reads them from the registry.
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 
 
 def official_images(path: Path = OFFICIAL_IMAGES) -> dict[str, str]:
@@ -174,6 +179,41 @@ def base_reference(mode: str, distro: str, python: str) -> str:
         _check_keyring(KEYRING)
         return _tag(distro, KEYRING)
     raise ReleaseError(f"unknown base_images mode {mode!r}: use 'official' or 'debootstrap' in release.toml")
+
+
+def base_digest(base_image: str, image_id: str | None, labels: Mapping[str, str] | None = None) -> str:
+    """The base image as a digest, the one rule of the build's base labels, attest's provenance and verify: the
+    pinned digest of an official image, else (a debootstrap base, built on the build machine and never pushed) its
+    image id there, `image_id` from the local engine. With a pushed image's `labels` (verify, on any machine; attest),
+    the digest is the one they record: they must name `base_image`, a debootstrap base's as `image_id` where the
+    engine has it, an official base's as its pin (a label never overrides a pin)."""
+    name, _, pinned = base_image.partition("@")
+    if labels is None:
+        if not pinned and not image_id:
+            raise ReleaseError(f"base image {base_image} is not in the Docker engine: run `invoke images` to build it")
+        return pinned or image_id
+    recorded = f"{labels.get(BASE_NAME_LABEL) or '(none)'}@{labels.get(BASE_DIGEST_LABEL) or '(none)'}"
+    if labels.get(BASE_NAME_LABEL) != name or not labels.get(BASE_DIGEST_LABEL):
+        raise ReleaseError(f"the image's labels name its base {recorded}, not {name}")
+    if (expected := pinned or image_id) and labels[BASE_DIGEST_LABEL] != expected:
+        source = f"the pin of {OFFICIAL_IMAGES.name}" if pinned else "the Docker engine"
+        raise ReleaseError(f"the image's labels name its base {recorded}, {source} says {name}@{expected}")
+    return labels[BASE_DIGEST_LABEL]
+
+
+def labelled_base(mode: str, distro: str, python: str, labels: Mapping[str, str]) -> tuple[str, str]:
+    """(reference, digest) of a flavour's base as a pushed image's labels record it, needing nothing of the build
+    machine: an official base must be its pin; a debootstrap base's tag (a hash of the build machine's recipe and
+    Debian keyring) and image id are the labels', the tag one of this pipeline's Debian `distro` bases."""
+    if mode == "debootstrap":
+        name = labels.get(BASE_NAME_LABEL) or ""
+        if not re.fullmatch(rf"{re.escape(REPOSITORY)}:{re.escape(distro)}-[0-9a-f]{{12}}", name):
+            raise ReleaseError(
+                f"the image's label {BASE_NAME_LABEL} is {name!r}, not a {REPOSITORY}:{distro}-<hash> base"
+            )
+        return name, base_digest(name, None, labels)
+    reference = base_reference(mode, distro, python)
+    return reference, base_digest(reference, None, labels)
 
 
 def ensure_base(docker: Docker, mode: str, distro: str, python: str, log=print) -> str:

@@ -61,12 +61,51 @@ class IndexSettings:
         return self.url.rstrip("/") + "/simple/"
 
 
+GITHUB = "https://github.com"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who must have signed an artifact: the certificate's identity (SAN) and OIDC issuer; for GitHub Actions'
+    ambient identity also the repository and ref the certificate's GitHub extensions must name (the SAN names the
+    workflow file)."""
+
+    identity: str
+    issuer: str
+    repository: str | None = None
+    ref: str | None = None
+
+    @property
+    def github(self) -> bool:
+        return self.repository is not None
+
+
 @dataclass(frozen=True)
 class SigningSettings:
+    """`local` signs as `identity` with tokens its own Sigstore mints. Every other instance signs with GitHub Actions'
+    ambient identity, fetched per signature: `releases` and `nightlies` name the workflow of `repository` that signs
+    each (`release.yml@refs/heads/main`), and a certificate of one never passes the other's gate."""
+
     instance: str  # "local": the pipeline's own instance; "public": public-good Sigstore; "custom": trust_config
-    identity: str  # the certificate identity every bundle must carry (email or URI)
     issuer: str
+    identity: str | None = None  # the local instance's fixed identity (an email address)
+    repository: str | None = None  # OWNER/REPO of the workflows that sign
+    releases: str | None = None  # WORKFLOW_FILE@REF
+    nightlies: str | None = None
     trust_config: Path | None = None
+
+    @property
+    def ambient(self) -> bool:
+        return self.instance != "local"
+
+    def signer(self, nightly: bool = False) -> Signer:
+        if not self.ambient:
+            assert self.identity is not None
+            return Signer(self.identity, self.issuer)
+        assert self.repository and self.releases and self.nightlies
+        workflow_ref = self.nightlies if nightly else self.releases
+        ref = workflow_ref.split("@", 1)[1]
+        return Signer(f"{GITHUB}/{self.repository}/.github/workflows/{workflow_ref}", self.issuer, self.repository, ref)
 
 
 @dataclass(frozen=True)
@@ -208,6 +247,9 @@ class Target:
     registries: tuple[Registry, ...]
     git_remote: str  # where the release tag is pushed: a remote name or URL, or a path
     services: ServicesSettings | None = None  # the services the pipeline starts and owns for this target
+    # [targets.<name>.services]: standing services (staging), started once on their host with `invoke services.up
+    # --target <name>`; a release only reaches them. Without: the local target's, which a release starts itself.
+    standing_services: bool = False
     dev: DevLocations | None = None  # [targets.<name>.dev], or derived from the services' dev_pypi_port
 
     @property
@@ -363,14 +405,18 @@ def _target(base: Path, path: Path, name: str, data: dict, shared: ServicesSetti
         index=index_settings,
         signing=SigningSettings(
             instance=signing["instance"],
-            identity=signing["identity"],
             issuer=signing["issuer"],
+            identity=signing.get("identity"),
+            repository=signing.get("repository"),
+            releases=signing.get("releases"),
+            nightlies=signing.get("nightlies"),
             trust_config=_path(base, trust_config) if trust_config else services.trust_config if services else None,
         ),
         base_images=data.get("base_images", "official"),
         registries=services.repositories() if services else tuple(Registry(r) for r in data["registries"]),
         git_remote=str(services.git_remote) if services else _git_remote(base, data["git_remote"]),
         services=services,
+        standing_services="services" in data,
         dev=_dev_locations(data, services, index_settings),
     )
     if services is not None:

@@ -409,8 +409,64 @@ def _index_url(url: str, key: str, local_services: bool, name: str = "url") -> N
             )
 
 
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+_WORKFLOW_REF = re.compile(r"[A-Za-z0-9._-]+\.ya?ml@refs/(heads|tags)/[A-Za-z0-9._/-]+", re.ASCII)
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", re.ASCII)
+
+
+def _local_identity(signing: dict, key: str) -> None:
+    """The local instance mints tokens for one fixed identity (an email address)."""
+    for name in ("repository", "releases", "nightlies"):
+        if name in signing:
+            raise SchemaError(
+                f"{key}.{name}", "the local instance signs as its fixed identity, not a workflow's: remove it"
+            )
+    identity = _string(signing, key, "identity", required=True)
+    if not _EMAIL.fullmatch(identity):
+        raise SchemaError(f"{key}.identity", f"expected an email address, got {_q(identity)}")
+
+
+def _workflow_identity(signing: dict, key: str) -> None:
+    """Every instance but `local` signs with GitHub Actions' ambient identity: which workflow at which ref signs
+    releases, and which signs nightlies."""
+    if "identity" in signing:
+        raise SchemaError(
+            f"{key}.identity",
+            "only the local instance signs as a fixed identity; this one signs as the workflow that runs: name it "
+            'with repository = "OWNER/REPO", releases = "release.yml@refs/heads/main" and nightlies = '
+            '"nightly.yml@refs/heads/main"',
+        )
+    issuer = _string(signing, key, "issuer", required=True)
+    _url(issuer, f"{key}.issuer", "")  # a malformed URL is told as such first
+    if issuer != GITHUB_ACTIONS_ISSUER:
+        raise SchemaError(
+            f"{key}.issuer", f"GitHub Actions' tokens are issued by {GITHUB_ACTIONS_ISSUER}, got {_q(issuer)}"
+        )
+    repository = _string(signing, key, "repository", required=True)
+    if not _REPOSITORY.fullmatch(repository):
+        raise SchemaError(f"{key}.repository", f"expected OWNER/REPO, got {_q(repository)}")
+    named = {}
+    for name in ("releases", "nightlies"):
+        workflow_ref = _string(signing, key, name, required=True)
+        if not _WORKFLOW_REF.fullmatch(workflow_ref):
+            raise SchemaError(
+                f"{key}.{name}",
+                f"expected WORKFLOW_FILE@refs/heads/BRANCH (e.g. release.yml@refs/heads/main), got {_q(workflow_ref)}",
+            )
+        named[name] = workflow_ref
+    if named["releases"].split("@")[0] == named["nightlies"].split("@")[0]:
+        raise SchemaError(
+            f"{key}.nightlies", "the same workflow as releases: a nightly's certificate would pass a release's gate"
+        )
+
+
 def _signing(value: Any, key: str, local_services: bool, own_services: bool = False) -> None:
-    signing = _table(value, key, ("instance", "identity", "issuer", "trust_config"), ("instance", "identity", "issuer"))
+    signing = _table(
+        value,
+        key,
+        ("instance", "identity", "issuer", "trust_config", "repository", "releases", "nightlies"),
+        ("instance", "issuer"),
+    )
     instance = _choice(signing, key, "instance", SIGNING_INSTANCES)
     if instance == "local" and not local_services:
         raise SchemaError(f"{key}.instance", "'local' is the pipeline's own Sigstore: it needs local_services = true")
@@ -428,11 +484,10 @@ def _signing(value: Any, key: str, local_services: bool, own_services: bool = Fa
         )
     if instance != "custom" and trust_config is not None:
         raise SchemaError(f"{key}.trust_config", "only instance = 'custom' reads a trust config; remove it")
-    identity = _string(signing, key, "identity", required=True)
-    if not _EMAIL.fullmatch(identity):
-        parts = _url(identity, f"{key}.identity", "")
-        if parts.scheme != "https" or not parts.hostname:
-            raise SchemaError(f"{key}.identity", f"expected an email address or an https:// URI, got {_q(identity)}")
+    if instance == "local":
+        _local_identity(signing, key)
+    else:
+        _workflow_identity(signing, key)
     issuer = _string(signing, key, "issuer", required=True)
     parts = _url(issuer, f"{key}.issuer", "")
     if parts.scheme != "https" or not parts.hostname:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ac_release.config import Settings, Target, docker_command
+from ac_release.config import Settings, Signer, Target, docker_command
 from ac_release.docker import Docker
+from ac_release.errors import ReleaseError
 from ac_release.line import ReleaseLine, load_line
 from ac_release.manifest import Manifest, R
 from ac_release.names import artifact_names, release_files
@@ -73,6 +74,12 @@ class ReleaseContext:
         return release_files(self.version, self.product.meta_project)
 
     @property
+    def signer(self) -> Signer:
+        """Who signs this build on its target: a nightly's signer is the nightly workflow, anything else the release
+        workflow's (the local target: its one identity)."""
+        return self.target.signing.signer(nightly=bool(self.version.nightly))
+
+    @property
     def dist(self) -> Path:
         return self.settings.dist_dir / self.version.dist_name
 
@@ -116,11 +123,21 @@ def _for_product(settings: Settings, target: Target, product: Product) -> Target
 
 
 def ensure_local_services(ctx: ReleaseContext) -> None:
-    """Targets that own their services get them started (idempotent) before a stage talks to them."""
-    if ctx.target.services is not None:
-        from ac_release.services.manager import LocalServices
+    """The local target's services are started (idempotent) before a stage talks to them. A target's standing
+    services (staging) are only reached: a release never starts them, nor makes their keys or CA."""
+    if ctx.target.services is None:
+        return
+    from ac_release.services.manager import LocalServices
 
-        LocalServices(ctx.target.services).up(log=ctx.log)
+    services = LocalServices(ctx.target.services)
+    if not ctx.target.standing_services:
+        services.up(log=ctx.log)
+        return
+    if down := [name for name, state in services.status().items() if not state.startswith("up")]:
+        raise ReleaseError(
+            f"the services of target {ctx.target.name} do not answer ({', '.join(down)}): they stand on their host, "
+            f"started once there with `invoke services.up --target {ctx.target.name}`"
+        )
 
 
 def services_running(ctx: ReleaseContext) -> bool:

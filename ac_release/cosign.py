@@ -30,7 +30,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ac_release.config import Registry, RegistryAccess, is_loopback_registry
+from ac_release.config import Registry, RegistryAccess, Signer, is_loopback_registry
 from ac_release.errors import ReleaseError
 from ac_release.registry import registry_of
 from ac_release.tlsclients import registry_env
@@ -188,14 +188,15 @@ def cosign_binary() -> str:
 # --- signing ------------------------------------------------------------------------------------------------------
 
 
-def sign_image(trust: Trust, reference: str | ImageReference, identity_token: str) -> None:
-    """Keyless signature of the manifest digest, pushed as `sha256-<hex>.sig` beside the image."""
+def sign_image(trust: Trust, reference: str | ImageReference, identity_token: str | None) -> None:
+    """Keyless signature of the manifest digest, pushed as `sha256-<hex>.sig` beside the image. Without a token,
+    cosign asks GitHub Actions' identity provider itself (its `github-actions` provider)."""
     image = ImageReference.coerce(reference)
     _cosign(trust, ["sign", "--yes", *_signing_args(trust, image), str(image)], image, token=identity_token)
 
 
 def attest_image(
-    trust: Trust, reference: str | ImageReference, predicate_file: Path, predicate_type: str, identity_token: str
+    trust: Trust, reference: str | ImageReference, predicate_file: Path, predicate_type: str, identity_token: str | None
 ) -> None:
     """Keyless in-toto attestation (subject: the manifest digest) pushed beside the image; one per predicate type."""
     image = ImageReference.coerce(reference)
@@ -212,25 +213,32 @@ def _signing_args(trust: Trust, image: ImageReference) -> list[str]:
 # --- verification -------------------------------------------------------------------------------------------------
 
 
-def verify_image(trust: Trust, reference: str | ImageReference, identity: str, issuer: str) -> list[dict]:
-    """The image's signatures by `identity` from `issuer`, verified offline; returns their simple-signing payloads."""
+def verify_image(trust: Trust, reference: str | ImageReference, signer: Signer) -> list[dict]:
+    """The image's signatures by `signer`, verified offline; returns their simple-signing payloads."""
     image = ImageReference.coerce(reference)
-    result = _cosign(trust, ["verify", *_verify_args(image, identity, issuer), str(image)], image)
+    result = _cosign(trust, ["verify", *certificate_args(signer), *_registry_args(image), str(image)], image)
     payloads = json.loads(result.stdout)
     signed = [
         p for p in payloads if p.get("critical", {}).get("image", {}).get("docker-manifest-digest") == image.digest
     ]
     if not signed:
-        raise ReleaseError(f"no signature of {image} by {identity}: the verified signatures name other digests")
+        raise ReleaseError(f"no signature of {image} by {signer.identity}: the verified signatures name other digests")
     return signed
 
 
 def verify_attestation(
-    trust: Trust, reference: str | ImageReference, predicate_type: str, identity: str, issuer: str
+    trust: Trust, reference: str | ImageReference, predicate_type: str, signer: Signer
 ) -> list[dict]:
-    """The in-toto statements of `predicate_type` attested for this digest by `identity`, verified offline."""
+    """The in-toto statements of `predicate_type` attested for this digest by `signer`, verified offline."""
     image = ImageReference.coerce(reference)
-    args = ["verify-attestation", "--type", predicate_type, *_verify_args(image, identity, issuer), str(image)]
+    args = [
+        "verify-attestation",
+        "--type",
+        predicate_type,
+        *certificate_args(signer),
+        *_registry_args(image),
+        str(image),
+    ]
     result = _cosign(trust, args, image)
     expected_type = PREDICATE_TYPES.get(predicate_type, predicate_type)
     statements = []
@@ -243,35 +251,33 @@ def verify_attestation(
             statements.append(statement)
     if not statements:
         raise ReleaseError(
-            f"no {expected_type} attestation for {image} by {identity}: the verified ones are for other digests"
+            f"no {expected_type} attestation for {image} by {signer.identity}: the verified ones are for other digests"
         )
     return statements
 
 
 def verify_attested_predicate(
-    trust: Trust, reference: str | ImageReference, predicate_type: str, predicate_file: Path, identity: str, issuer: str
+    trust: Trust, reference: str | ImageReference, predicate_type: str, predicate_file: Path, signer: Signer
 ) -> dict:
     """The verified statement whose predicate is exactly the JSON of `predicate_file` (e.g. the published SBOM)."""
     expected = json.loads(Path(predicate_file).read_text(encoding="utf-8"))
-    statements = verify_attestation(trust, reference, predicate_type, identity, issuer)
+    statements = verify_attestation(trust, reference, predicate_type, signer)
     for statement in statements:
         if statement.get("predicate") == expected:
             return statement
     raise ReleaseError(
         f"the {predicate_type} attested for {reference} is not {Path(predicate_file).name}: "
-        f"the file differs from what {identity} signed"
+        f"the file differs from what {signer.identity} signed"
     )
 
 
-def verify_blob(trust: Trust, artifact: Path, bundle: Path, identity: str, issuer: str) -> None:
+def verify_blob(trust: Trust, artifact: Path, bundle: Path, signer: Signer) -> None:
     """A file's Sigstore bundle (e.g. a wheel's, made by sigstore-python), checked by cosign as a user would."""
     with tempfile.TemporaryDirectory(prefix="ac-cosign-root-") as tmp:
         trusted_root = Path(tmp) / "trusted_root.json"
         trusted_root.write_text(json.dumps(trust.trusted_root), encoding="utf-8")
         args = ["verify-blob", "--new-bundle-format", "--trusted-root", str(trusted_root), "--bundle", str(bundle)]
-        _cosign(
-            trust, [*args, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer, str(artifact)], None
-        )
+        _cosign(trust, [*args, *certificate_args(signer), str(artifact)], None)
 
 
 def _signed_digest(payload: dict) -> str | None:
@@ -283,8 +289,15 @@ def _names_digest(statement: dict, digest: str) -> bool:
     return any(subject.get("digest", {}).get(algorithm) == hex_digest for subject in statement.get("subject", []))
 
 
-def _verify_args(image: ImageReference, identity: str, issuer: str) -> list[str]:
-    return ["--certificate-identity", identity, "--certificate-oidc-issuer", issuer, *_registry_args(image)]
+def certificate_args(signer: Signer) -> list[str]:
+    """Who must have signed, as `cosign verify` takes it: the identity and issuer, and for GitHub Actions' identity
+    the repository and ref the certificate's GitHub extensions name."""
+    args = ["--certificate-identity", signer.identity, "--certificate-oidc-issuer", signer.issuer]
+    if signer.github:
+        assert signer.repository and signer.ref
+        args += ["--certificate-github-workflow-repository", signer.repository]
+        args += ["--certificate-github-workflow-ref", signer.ref]
+    return args
 
 
 # --- running cosign -----------------------------------------------------------------------------------------------

@@ -18,14 +18,26 @@ from ac_release.names import NOTES
 from ac_release.published import fetch_verified
 from ac_release.records import TagRecord
 
+GH_TIMEOUT_S = 600  # one call; an upload of every asset takes well under a minute, a hung connection forever
+
 
 def _gh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if shutil.which("gh") is None:
         raise ReleaseError("the GitHub CLI `gh` is not installed: the GitHub release is made in GitHub Actions")
-    result = subprocess.run(["gh", *args], capture_output=True, text=True)
+    try:
+        result = subprocess.run(["gh", *args], capture_output=True, text=True, timeout=GH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ReleaseError(
+            f"gh {args[0]} {args[1]} did not finish in {GH_TIMEOUT_S} s: check GitHub's status and run the step again"
+        ) from None
     if check and result.returncode != 0:
         raise ReleaseError(f"gh {args[0]} {args[1]} failed: {result.stderr.strip().splitlines()[-1:]}")
     return result
+
+
+def release_title(ctx: ReleaseContext) -> str:
+    """The product and the version its users know: "Astronomer Certified 2.2.4-1", "Astro Runtime 4.2.0"."""
+    return f"{ctx.product.title} {ctx.version.image_tag}"
 
 
 def publish_github_release(ctx: ReleaseContext) -> str:
@@ -46,7 +58,7 @@ def publish_github_release(ctx: ReleaseContext) -> str:
             tag,
             "--verify-tag",
             "--title",
-            f"Astronomer Certified {ctx.version}",
+            release_title(ctx),
             "--notes-file",
             str(ctx.dist / NOTES),
             *map(str, assets),

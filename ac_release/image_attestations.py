@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ac_release import cosign, provenance, registry, sbom
+from ac_release.config import Signer
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
@@ -41,15 +42,6 @@ class ImageCheck:
 
 def cosign_tag(digest: str, suffix: str) -> str:
     return f"sha256-{digest.removeprefix('sha256:')}.{suffix}"
-
-
-def base_digest(base_image: str, image_id: str | None) -> str:
-    """The base image as a digest: the pinned digest of an official image, else its local image id."""
-    if "@sha256:" in base_image:
-        return base_image.rsplit("@", 1)[1]
-    if not image_id:
-        raise ReleaseError(f"base image {base_image} is not in the Docker engine: run `invoke images` to build it")
-    return image_id
 
 
 def expected_inputs(ctx: ReleaseContext, wheel: WheelRecord, base_image: str, base: str, commit: str) -> dict:
@@ -93,8 +85,7 @@ def statement(ctx: ReleaseContext, repository: str, digest: str, inputs: dict, f
 def check_image(
     trust: cosign.Trust,
     reference: str | cosign.ImageReference,
-    identity: str,
-    issuer: str,
+    signer: Signer,
     inputs: list[provenance.Input],
     package: tuple[str, str],
     tags: list[str] | None = None,
@@ -107,7 +98,7 @@ def check_image(
     if {cosign_tag(image.digest, "sig"), cosign_tag(image.digest, "att")} <= set(tags):
         held = [registry.remote_image(image.registry, cosign_tag(image.digest, suffix)) for suffix in ("sig", "att")]
         inputs_key = tuple(json.dumps(i.descriptor(), sort_keys=True) for i in inputs)
-        key = (str(image), identity, issuer, *(h.digest if h else None for h in held), inputs_key, package)
+        key = (str(image), signer, *(h.digest if h else None for h in held), inputs_key, package)
         if key in _verified:
             return _verified[key]
     result = ImageCheck()
@@ -115,7 +106,7 @@ def check_image(
         result.missing.append("signature")
     else:
         try:
-            cosign.verify_image(trust, image, identity, issuer)
+            cosign.verify_image(trust, image, signer)
             result.verified.append("signature")
         except ReleaseError as exc:
             result.refused.append(f"signature: {exc}")
@@ -124,7 +115,7 @@ def check_image(
             result.missing.append(kind)
             continue
         try:
-            (verified, *_) = cosign.verify_attestation(trust, image, kind, identity, issuer)
+            (verified, *_) = cosign.verify_attestation(trust, image, kind, signer)
         except ReleaseError as exc:
             if "none of the attestations matched the predicate type" in str(exc):
                 result.missing.append(kind)  # others are attested, this one is not
@@ -156,7 +147,7 @@ def _problem(kind: str, statement: dict, image, inputs: list[provenance.Input], 
 def make(
     trust: cosign.Trust,
     reference: str | cosign.ImageReference,
-    token: str,
+    token: str | None,
     missing: list[str],
     sboms: tuple[Path, Path],
     predicate: Path,

@@ -23,10 +23,10 @@ def render(ctx: ReleaseContext, entry: Entry, images: list[ReleasedImage]) -> st
         "| file | sha256 | Sigstore bundle |",
         "| --- | --- | --- |",
     ]
-    wheel, signing = ctx.manifest.get(WheelRecord), ctx.target.signing
+    wheel, signer = ctx.manifest.get(WheelRecord), ctx.signer
     for name, artifact in sorted(wheel.artifacts.items() if wheel else []):
         lines.append(f"| `{name}` | `{artifact.sha256}` | `{bundle_name(name)}` |")
-    lines += ["", f"Signed with Sigstore as `{signing.identity}` (issuer `{signing.issuer}`)."]
+    lines += ["", f"Signed with Sigstore as `{signer.identity}` (issuer `{signer.issuer}`)."]
     if images:
         lines += ["", "## Images", "", "| image | digest | tags |", "| --- | --- | --- |"]
         for image in sorted(images, key=lambda i: (i.repository, i.digest)):

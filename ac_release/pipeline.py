@@ -31,6 +31,7 @@ from ac_release.records import (
     WheelRecord,
 )
 from ac_release.restore import restore_line_build, restore_release_files
+from ac_release.signing import require_ambient_identity
 from ac_release.stage_times import time_line
 from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
 from ac_release.steps import Step, refuse_any
@@ -102,7 +103,10 @@ def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
                     restore_release_files(ctx)
                     if {"wheel", "sign"} & set(names):  # the stages that reuse a line build another release made
                         restore_line_build(ctx)
-                    refuse_any(plan(ctx, [n for n in names if n != "preflight"]), ctx.version)
+                    planned = plan(ctx, [n for n in names if n != "preflight"])
+                    refuse_any(planned, ctx.version)
+                    if any(step.open for step in planned if step.stage in ("sign", "attest")):
+                        require_ambient_identity(ctx)  # a job without GitHub's identity stops before the build
                     ahead = {
                         later: pool.submit(STAGES[later].prepare, ctx)
                         for later in names[2:]  # a stage runs before it: something to overlap with

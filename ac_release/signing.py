@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ac_release import proc
-from ac_release.config import Target
+from ac_release.config import Signer, Target
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
@@ -46,7 +46,7 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
         argv += ["--trust-config", str(trust_config)]
     cache = ctx.cache / "sigstore"
     base_env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != TOKEN_ENV},  # a stored token is never what signs
         "XDG_CACHE_HOME": str(cache / "cache"),
         "XDG_DATA_HOME": str(cache / "data"),
         "COLUMNS": "1000",  # the client logs through rich: keep each message on one line
@@ -57,22 +57,63 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
     )
 
 
-def _identity_token(ctx: ReleaseContext) -> dict[str, str]:
-    """The OIDC token as an environment variable (never on a command line): minted locally or ambient."""
-    if ctx.target.signing.instance == "local":
+AMBIENT_ENV = ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
+def require_ambient_identity(ctx: ReleaseContext) -> None:
+    """A target signing with GitHub Actions' identity signs only where a job can ask for it (never a stored token,
+    never a browser login)."""
+    if not ctx.target.signing.ambient:
+        return
+    missing = [name for name in AMBIENT_ENV if not os.environ.get(name)]
+    if missing:
+        raise ReleaseError(
+            f"target {ctx.target.name} signs with GitHub Actions' identity and this job has none ({missing[0]} is not "
+            f"set): run it in its workflow with `permissions: id-token: write`, or rehearse on staging after "
+            f'`eval "$(invoke services.actions-env --target staging)"`'
+        )
+
+
+def _identity_env(ctx: ReleaseContext) -> dict[str, str]:
+    """What the sigstore client signs with: a token the local instance mints (in the environment, never on a command
+    line), or nothing, so that the client asks GitHub Actions' provider itself."""
+    if not ctx.target.signing.ambient:
         return {TOKEN_ENV: mint_identity_token(ctx.target)}
-    return {TOKEN_ENV: os.environ[TOKEN_ENV]} if os.environ.get(TOKEN_ENV) else {}
+    require_ambient_identity(ctx)
+    return {}
+
+
+def identity_token(ctx: ReleaseContext) -> str:
+    """A fresh identity token for an in-process signature: minted locally, or fetched from GitHub Actions' provider
+    now (it expires in minutes: fetched per use, never kept)."""
+    if not ctx.target.signing.ambient:
+        return mint_identity_token(ctx.target)
+    require_ambient_identity(ctx)
+    from sigstore.oidc import IdentityError, detect_credential
+
+    try:
+        token = detect_credential()
+    except IdentityError as exc:
+        raise ReleaseError(f"GitHub Actions' identity provider gave no token: {exc}") from None
+    if not token:
+        raise ReleaseError("GitHub Actions' identity provider gave no token: check `permissions: id-token: write`")
+    return token
+
+
+def cosign_identity_token(ctx: ReleaseContext) -> str | None:
+    """cosign's token: minted locally, or None, so that cosign asks GitHub Actions' provider itself."""
+    if not ctx.target.signing.ambient:
+        return mint_identity_token(ctx.target)
+    require_ambient_identity(ctx)
+    return None
 
 
 def mint_identity_token(target: Target, lifetime_s: int = 600) -> str:
-    """An identity token of the target's own Sigstore service for the target's identity and issuer: what the local
-    target signs with, and what `invoke services.token` hands a target with `instance = "custom"` (a secret)."""
+    """An identity token of the local target's own Sigstore for its identity: what `local` signs with."""
     from ac_release.services.sigstore_local import LocalSigstore
 
-    if target.services is None:
-        raise ReleaseError(
-            f"target {target.name} runs no Sigstore service here: its identity token comes from its issuer"
-        )
+    if target.signing.ambient or target.services is None or target.signing.identity is None:
+        raise ReleaseError(f"target {target.name} signs with GitHub Actions' identity: no token is minted for it")
     state = target.services.dir / "sigstore" / "state"
     return LocalSigstore(state, issuer=target.signing.issuer).identity_token(target.signing.identity, lifetime_s)
 
@@ -94,33 +135,44 @@ def _reason(result: subprocess.CompletedProcess) -> str:
 
 def sign(ctx: ReleaseContext, artifacts: list[Path], output_dir: Path) -> None:
     """Write `<artifact>.sigstore.json` for every artifact into `output_dir`."""
-    result = _sigstore(
-        ctx, "sign", "--output-directory", str(output_dir), *map(str, artifacts), env=_identity_token(ctx)
-    )
+    result = _sigstore(ctx, "sign", "--output-directory", str(output_dir), *map(str, artifacts), env=_identity_env(ctx))
     if result.returncode != 0:
         raise ReleaseError(f"sigstore sign failed: {_reason(result)}")
 
 
+def verify_args(signer: Signer) -> list[str]:
+    """`sigstore verify` as a stranger runs it: `github` with the workflow (the SAN), repository and ref for GitHub
+    Actions' identity; `identity` for the local instance's."""
+    if not signer.github:
+        return ["identity", "--cert-identity", signer.identity, "--cert-oidc-issuer", signer.issuer]
+    assert signer.repository and signer.ref
+    return ["github", "--cert-identity", signer.identity, "--repository", signer.repository, "--ref", signer.ref]
+
+
+def signer_policy(signer: Signer):
+    """The same check as `verify_args`, for the client's API (attestations are verified in process)."""
+    from sigstore.verify import policy
+
+    identity = policy.Identity(identity=signer.identity, issuer=signer.issuer)
+    if not signer.github:
+        return identity
+    assert signer.repository and signer.ref
+    return policy.AllOf(
+        [identity, policy.GitHubWorkflowRepository(signer.repository), policy.GitHubWorkflowRef(signer.ref)]
+    )
+
+
 def verify(ctx: ReleaseContext, artifact: Path, bundle: Path) -> None:
-    """The verification gate: `artifact` must be signed by the target's identity, or the release stops here."""
-    signing = ctx.target.signing
+    """The verification gate: `artifact` must be signed by this build's signer, or the release stops here."""
+    signer = ctx.signer
     if not bundle.is_file():
         raise ReleaseError(
             f"no signature for {artifact.name}: {bundle.name} is missing; run `invoke sign {ctx.version}`"
         )
-    args = [
-        "verify",
-        "identity",
-        "--bundle",
-        str(bundle),
-        "--cert-identity",
-        signing.identity,
-        "--cert-oidc-issuer",
-        signing.issuer,
-    ]
-    if signing.instance == "public":
+    args = ["verify", *verify_args(signer), "--bundle", str(bundle)]
+    if ctx.target.signing.instance == "public":
         args.append("--offline")  # the trust root shipped with the pinned client; no TUF refresh needed
-    key = (sha256_file(artifact), sha256_file(bundle), signing.identity, signing.issuer, str(_trust_config(ctx)))
+    key = (sha256_file(artifact), sha256_file(bundle), signer, str(_trust_config(ctx)))
     if key in _verified:
         return
     result = _sigstore(ctx, *args, str(artifact))

@@ -6,7 +6,9 @@ release-files artifact in the first registry), never from dist/ or the manifest.
 It checks each artifact's sha256, bundle and PEP 740 attestations with the target's identity and issuer; each
 image's signature and attestations with cosign (a client this repository did not write); that the image's SBOM lists
 the released Airflow, installed from the released wheel whose sha256 the provenance and the image label name; that
-the provenance's subject is the pushed digest and its materials are the release's inputs. Then it resolves every
+the provenance's subject is the pushed digest and its materials are the release's inputs, the base image the one
+the image's OCI base labels record (an official base at its pin), never the local Docker engine's (a debootstrap base is
+built on the build machine and never pushed). Then it resolves every
 immutable tag (and the floating tags that point to the same digest), pulls each image by digest and runs `airflow
 version` in it.
 """
@@ -18,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ac_release import cosign, image_attestations, provenance, registry, release_files, sbom, wheel_attestations
-from ac_release.baseimage import base_reference
+from ac_release.baseimage import labelled_base
 from ac_release.context import ReleaseContext
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import atomic_write_bytes
@@ -41,7 +43,7 @@ def fetch_release_files(ctx: ReleaseContext, directory: Path) -> None:
 def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
     """Nothing local is read: no manifest, no dist/. What is verified is what the index and the registries serve."""
     checks: list[tuple[str, str]] = []
-    signing = ctx.target.signing
+    signer = ctx.signer
     with tempfile.TemporaryDirectory(prefix="ac-verify-") as tmp:
         client, published = Path(tmp) / "files", Path(tmp) / "published"
         fetch_release_files(ctx, published)
@@ -51,7 +53,7 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
         for name in names:
             for kind in ATTESTATION_KINDS:
                 wheel_attestations.check(ctx, fetched[name], published / attestation_name(name, kind), kind)
-            checks.append((name, f"sha256 {wheel.sha256(name)}, bundle and attestations of {signing.identity}"))
+            checks.append((name, f"sha256 {wheel.sha256(name)}, bundle and attestations of {signer.identity}"))
     images = sorted(released_images(ctx), key=lambda image: (image.repository, image.digest))
     checks += _verify_attestations(ctx, wheel, images)
     for image in images:
@@ -70,7 +72,7 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
 
 
 def _verify_attestations(ctx: ReleaseContext, wheel: WheelRecord, images: list[ReleasedImage]) -> list[tuple[str, str]]:
-    signing = ctx.target.signing
+    signer = ctx.signer
     trust = cosign.trust_of(ctx)
     airflow_wheel = next(n for n in wheel.artifacts if n.startswith("apache_airflow-") and n.endswith(".whl"))
     package = ("apache-airflow", ctx.version.wheel_version)
@@ -80,12 +82,13 @@ def _verify_attestations(ctx: ReleaseContext, wheel: WheelRecord, images: list[R
         reference = cosign.ImageReference.of(repository, image.digest)
         labels = registry.labels(repository, image.digest)
         commit = labels.get(image_attestations.REVISION_LABEL, "")
-        base_image = base_reference(ctx.target.base_images, image.flavour.distro, image.flavour.python)
-        base = image_attestations.base_digest(base_image, ctx.docker.image_id(base_image))
+        try:  # the base the pushed image records, never this machine's engine (a debootstrap base is the builder's)
+            flavour = image.flavour
+            base_image, base = labelled_base(ctx.target.base_images, flavour.distro, flavour.python, labels)
+        except ReleaseError as exc:
+            raise ReleaseError(f"{reference}: {exc}") from exc
         inputs = image_attestations.expected_inputs(ctx, wheel, base_image, base, commit)
-        found = image_attestations.check_image(
-            trust, reference, signing.identity, signing.issuer, image_attestations.flat(inputs), package
-        )
+        found = image_attestations.check_image(trust, reference, signer, image_attestations.flat(inputs), package)
         if found.refused or found.missing:
             problems = found.refused + [f"{kind}: missing" for kind in found.missing]
             raise ReleaseError(f"{reference}: {'; '.join(problems)}")
@@ -109,7 +112,7 @@ def _verify_attestations(ctx: ReleaseContext, wheel: WheelRecord, images: list[R
                 f"{reference} attestations",
                 f"signature, CycloneDX + SPDX SBOMs (apache-airflow=={ctx.version.wheel_version} from {airflow_wheel} "
                 f"sha256 {named[airflow_wheel]}), SLSA provenance of this digest with the manifest's inputs, "
-                f"by {signing.identity}",
+                f"by {signer.identity}",
             )
         )
     return checks

@@ -19,7 +19,7 @@ from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.build import SOURCE
 from ac_release.records import WheelRecord
-from ac_release.signing import TOKEN_ENV, _identity_token, _trust_config
+from ac_release.signing import _trust_config, identity_token, signer_policy
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -88,9 +88,7 @@ def verifier(ctx: ReleaseContext) -> Verifier:
 
 def sign(ctx: ReleaseContext, jobs: list[tuple[Path, str, dict | None]]) -> dict[tuple[str, str], bytes]:
     """Attest each (artifact, kind, predicate) with one signing certificate; returns the attestations' JSON bytes."""
-    token = _identity_token(ctx).get(TOKEN_ENV)
-    if not token:
-        raise ReleaseError(f"no OIDC identity token to attest with: set {TOKEN_ENV} (public Sigstore in CI)")
+    token = identity_token(ctx)  # fetched now: GitHub Actions' tokens expire in minutes
     from pypi_attestations import Attestation, Distribution
     from sigstore.dsse import DigestSet, StatementBuilder, Subject
     from sigstore.errors import Error as SigstoreError
@@ -124,21 +122,18 @@ def sign(ctx: ReleaseContext, jobs: list[tuple[Path, str, dict | None]]) -> dict
 def check(ctx: ReleaseContext, artifact: Path, attestation_file: Path, kind: str) -> None:
     """The attestation must be signed by the target's identity, name this file and its sha256, carry the kind's
     predicate type and, for provenance, name the inputs that decided the bytes; raises ReleaseError otherwise."""
-    signing = ctx.target.signing
+    signer = ctx.signer
     where = attestation_file.name
     if not attestation_file.is_file():
         raise ReleaseError(f"{where} is missing")
     from pypi_attestations import Attestation
     from sigstore.errors import Error as SigstoreError
-    from sigstore.verify import policy
 
     try:
         attestation = Attestation.model_validate_json(attestation_file.read_bytes())
-        _, payload = verifier(ctx).verify_dsse(
-            attestation.to_bundle(), policy.Identity(identity=signing.identity, issuer=signing.issuer)
-        )
+        _, payload = verifier(ctx).verify_dsse(attestation.to_bundle(), signer_policy(signer))
     except (SigstoreError, ValueError) as exc:
-        raise ReleaseError(f"{where} does not verify as {signing.identity}: {str(exc).splitlines()[0]}") from None
+        raise ReleaseError(f"{where} does not verify as {signer.identity}: {str(exc).splitlines()[0]}") from None
     statement = json.loads(payload)
     subjects = statement.get("subject", [])
     ours = {"name": artifact.name, "digest": {"sha256": sha256_file(artifact)}}

@@ -14,17 +14,29 @@ from ac_release.workflow_lint import tool
 PLATFORM = "ubuntu-24.04=-self-hosted"
 
 
+AMBIENT = ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
 def act_command(directory: Path, workflow: Path, event: str, cache: Path, *args: str, secrets=None) -> dict:
     """act as a developer runs it in `directory`, with its workspaces under `cache` (not ~/.cache/act), as keyword
     arguments of subprocess.run or Popen. `--secret NAME` takes the value from act's environment: no secret on a
-    command line."""
+    command line. GitHub Actions' identity variables among `secrets` reach every job's environment as GitHub sets
+    them, through an env file only its owner reads (act's `--env NAME` without a value passes nothing)."""
+    secrets = dict(secrets or {})
+    ambient = {name: secrets.pop(name) for name in AMBIENT if name in secrets}
     # What the runner around this test set (GITHUB_*, this venv first on PATH) must not leak into the inner run.
     scripts = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != scripts)
-    env |= secrets or {}
+    env |= secrets
     argv = [str(tool("act")), event, "-W", str(workflow), "-P", PLATFORM, "--action-cache-path", str(cache), *args]
-    argv += [f"--secret={name}" for name in secrets or {}]
+    argv += [f"--secret={name}" for name in secrets]
+    if ambient:
+        env_file = cache.parent / "actions.env"
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        env_file.touch(mode=0o600)
+        env_file.write_text("".join(f"{name}={value}\n" for name, value in ambient.items()))
+        argv += ["--env-file", str(env_file)]
     return {"args": argv, "cwd": directory, "env": env, "stdin": subprocess.DEVNULL, "text": True}
 
 

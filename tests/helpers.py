@@ -50,6 +50,7 @@ def write_config(
     staging: bool = False,
     staging_registry_credentials: tuple[bool, bool] = (True, True),
     dev_index: bool = False,
+    workflows: tuple[str, str, str] | None = None,
 ) -> Path:
     """A release.toml like the repository's, with its dist, services and ports in `directory`. With `staging`, also
     a staging target like the repository's (its services in `directory / "services-staging"`, its own ports, its
@@ -92,13 +93,21 @@ password_file = "{password_file}"
 
 [targets.local.signing]
 instance = "{instance}"
-identity = "{identity}"
 issuer = "{issuer}"
+{_signer_lines(identity, workflows)}
 """)
     if staging:
         with path.open("a") as config:
             config.write(_staging_target(directory, staging_registry_credentials))
     return path
+
+
+def _signer_lines(identity: str, workflows: tuple[str, str, str] | None) -> str:
+    """The local instance's fixed identity, or (repository, releases, nightlies): GitHub Actions' workflows."""
+    if workflows is None:
+        return f'identity = "{identity}"'
+    repository, releases, nightlies = workflows
+    return f'repository = "{repository}"\nreleases = "{releases}"\nnightlies = "{nightlies}"'
 
 
 def own_cache(directory: Path) -> Path:
@@ -116,11 +125,21 @@ def own_cache(directory: Path) -> Path:
     return cache
 
 
+# How release.toml's staging and production targets name who signs: GitHub Actions' identity of a workflow.
+GITHUB_SIGNING = """issuer = "https://token.actions.githubusercontent.com"
+repository = "astronomer/ap-airflow"
+releases = "release.yml@refs/heads/main"
+nightlies = "nightly.yml@refs/heads/main"
+"""
+RELEASE_IDENTITY = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
+NIGHTLY_IDENTITY = "https://github.com/astronomer/ap-airflow/.github/workflows/nightly.yml@refs/heads/main"
+
+
 # The environment variables the staging target reads its secrets from (write_config's and release.toml's).
 STAGING_ENV = {
-    "index": "AC_STAGING_INDEX_TOKEN",
-    "quay": "AC_STAGING_QUAY_PASSWORD",
-    "hub": "AC_STAGING_HUB_PASSWORD",
+    "index": "AC_INDEX_PASSWORD",
+    "quay": "AC_QUAY_PASSWORD",
+    "hub": "AC_HUB_PASSWORD",
 }
 
 
@@ -155,13 +174,12 @@ password_env = "{STAGING_ENV["index"]}"
 
 [targets.staging.signing]
 instance = "custom"
-identity = "release@staging.ac-release.local"
-issuer = "https://oidc.staging.ac-release.local"
-"""
+{GITHUB_SIGNING}"""
 
 
 # A production target as release.toml declares one (no services of its own), for tests that add it to a config.
-PRODUCTION = """
+PRODUCTION = (
+    """
 [targets.production]
 base_images = "official"
 registries = ["quay.io/astronomer/ap-airflow"]
@@ -174,9 +192,9 @@ password_env = "AC_INDEX_PASSWORD"
 
 [targets.production.signing]
 instance = "public"
-identity = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
-issuer = "https://token.actions.githubusercontent.com"
 """
+    + GITHUB_SIGNING
+)
 
 
 @dataclass

@@ -236,7 +236,7 @@ def release_secrets(
         keys = LocalServices(ctx.settings.services).sigstore_dir / "state" / "keys"
         for key in ("ca", "oidc"):
             found.append(private_key_secret(f"local Sigstore {key} key", (keys / f"{key}.key.pem").read_bytes()))
-        token = signing._identity_token(ctx)[signing.TOKEN_ENV]
+        token = signing.identity_token(ctx)
         found.append(identity_token_secret("Sigstore identity token", token))
     return found
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from ac_release.baseimage import ensure_base
+from ac_release.baseimage import base_digest, ensure_base
 from ac_release.context import ReleaseContext
 from ac_release.fsutil import sha256_file
 from ac_release.git import git
@@ -66,6 +66,13 @@ def build_args(ctx: ReleaseContext, flavour: Flavour, base: str, pins: dict[str,
         "IMAGE_TITLE": f"{ctx.product.title} {ctx.line.airflow} ({flavour.distro}, Python {flavour.python})",
         "UI_FOOTER": ctx.product.footer(ctx.version),
     }
+
+
+def base_labels(ctx: ReleaseContext, base: str) -> dict[str, str]:
+    """The build arguments of the OCI base-image labels, read once the base exists: the image records its base,
+    so that `invoke verify` needs nothing of this machine (a debootstrap base is never pushed). Not in `build_args`:
+    the fingerprint already covers the base (its reference and image id)."""
+    return {"OCI_BASE_NAME": base.split("@")[0], "OCI_BASE_DIGEST": base_digest(base, ctx.docker.image_id(base))}
 
 
 def revision(root: Path) -> str:
@@ -143,7 +150,7 @@ def build_flavour(
     built = {}
     with _context(ctx, flavour, wheels) as context:
         for variant, dockerfile, variant_args, extra in (
-            ("base", None, args, _secrets(ctx)),
+            ("base", None, args | base_labels(ctx, args["BASE_IMAGE"]), _secrets(ctx)),
             (ONBUILD, context / "Dockerfile.onbuild", {"BASE_IMAGE": refs["base"]}, []),
         ):
             ctx.log(f"images: building {refs[variant]}")

@@ -12,10 +12,11 @@ from ac_release import github_output
 from ac_release.errors import ReleaseError
 from ac_release.images.matrix import flavours_of
 from ac_release.line import known_lines
-from ac_release.products import parse_version
+from ac_release.products import load_product, parse_version
 from ac_release.sessions import session_params
 
 OUTPUT_NAME = "matrix"
+GROUP_OUTPUT_NAME = "floating_group"
 # `invoke matrix newest`: invoke has no optional positional argument, so "no version" is spelled as a word.
 NEWEST = "newest"
 
@@ -37,14 +38,25 @@ def ci_matrix(root: Path, version: str = NEWEST) -> dict:
     return {"include": [{"version": v, "flavour": f} for v, f in pairs]}
 
 
+def floating_group(root: Path, version: str) -> str:
+    """The floating tags a release of `version` may move, as one name (`certified-2.2.4`, `runtime-4.2`): the
+    release workflow's promote jobs of one group run one at a time, whichever builds they promote."""
+    parsed = parse_version(version, root)
+    product = load_product(root, parsed.product)
+    return f"{product.name}-{product.tagging.floating.format(**parsed.floating_fields)}"
+
+
 def as_json(matrix: dict) -> str:
     """One line: a step output (`name=value` in $GITHUB_OUTPUT) cannot span lines."""
     return json.dumps(matrix)
 
 
-def write_github_output(matrix: dict) -> Path:
-    """Append `matrix=<json>` to the file GitHub Actions names in $GITHUB_OUTPUT (the step's outputs)."""
-    return github_output.write_github_output({OUTPUT_NAME: as_json(matrix)})
+def write_github_output(matrix: dict, group: str | None = None) -> Path:
+    """Append `matrix=<json>` (and `floating_group=<name>`) to the file GitHub Actions names in $GITHUB_OUTPUT (the
+    step's outputs)."""
+    return github_output.write_github_output(
+        {OUTPUT_NAME: as_json(matrix)} | ({GROUP_OUTPUT_NAME: group} if group else {})
+    )
 
 
 def lines_matrix(wheel_dir: Path) -> dict:

@@ -1,5 +1,10 @@
 """A local Sigstore instance (OIDC issuer, Fulcio with a CT log, Rekor v1) that the real `sigstore` CLI and cosign use.
 
+It also serves GitHub Actions' ID token endpoint (`GET /actions/token?api-version=2.0&audience=A` with
+`Authorization: bearer <request token>`): a job registered with `register_actions_job` gets fresh GitHub-shaped tokens,
+and Fulcio certifies them as public Fulcio does (the workflow URI and GitHub's extensions), so that clients run with
+GITHUB_ACTIONS, ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN take production's ambient path.
+
 Point the client at it with `sigstore --trust-config FILE ...`, where FILE comes from `write_trust_config`.
 All key material and the log live in `state_dir`, so a restart keeps the same trusted root and a
 continuing log: bundles signed before a restart still verify. The OIDC issuer is a fixed string, not
@@ -14,12 +19,15 @@ from __future__ import annotations
 import argparse
 import base64
 import fcntl
+import hashlib
 import json
 import logging
 import re
+import secrets
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +40,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ac_release.services import sigstore_local_fulcio as fulcio
 from ac_release.services import sigstore_local_rekor as rekor
-from ac_release.services.sigstore_local_oidc import InvalidToken, issue_token, verify_token
-from ac_release.services.sigstore_local_state import InstanceState, key_id, load_or_create_state, spki_der
+from ac_release.services.sigstore_local_oidc import InvalidToken, issue_token, sign_claims, verify_token
+from ac_release.services.sigstore_local_state import (
+    InstanceState,
+    key_id,
+    load_or_create_state,
+    spki_der,
+    write_file_if_absent,
+)
 
 DEFAULT_ISSUER = "https://oidc.ac-release.local"
 OPERATOR = "ac-release.local"
@@ -44,6 +58,10 @@ TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 PEM_CHAIN = "application/pem-certificate-chain"
+
+ACTIONS_TOKEN_PATH = "/actions/token"
+ACTIONS_TOKEN_LIFETIME_S = 300  # like GitHub's: a job fetches a token per use and never keeps it
+ACTIONS_JOBS_DIR = "actions-jobs"  # in the state dir: one file per request token, named by its sha256
 
 _logger = logging.getLogger(__name__)
 
@@ -106,6 +124,23 @@ class LocalSigstore:
     def identity_token(self, identity: str, lifetime_s: int = 600) -> str:
         """A token for `identity` that this instance's Fulcio accepts; needs no running server."""
         return issue_token(self._state.oidc_key, self.issuer, identity, lifetime_s)
+
+    def register_actions_job(self, claims: dict[str, str], lifetime_s: int = 7200) -> str:
+        """Register a GitHub Actions job (its claims: actions_identity.job_claims) and return its request token, the
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN with which `GET /actions/token` mints the job's identity tokens for
+        `lifetime_s`. Only the token's sha256 is stored; needs no running server."""
+        if lifetime_s <= 0:
+            raise ValueError("lifetime_s must be positive")
+        jobs = self.state_dir / ACTIONS_JOBS_DIR
+        jobs.mkdir(mode=0o700, exist_ok=True)
+        now = time.time()
+        for path in jobs.glob("*.json"):  # forget the jobs whose request token has expired
+            if _read_json(path).get("expires", 0) < now:
+                path.unlink(missing_ok=True)
+        request_token = secrets.token_urlsafe(32)
+        record = {"claims": claims, "expires": int(now) + lifetime_s}
+        write_file_if_absent(_job_file(jobs, request_token), json.dumps(record).encode(), mode=0o600)
+        return request_token
 
     def write_trust_config(self, path: Path) -> Path:
         """Write the ClientTrustConfig for `sigstore --trust-config`; the server must be started."""
@@ -177,6 +212,8 @@ class LocalSigstore:
             return self._signing_cert(headers, body)
         if method == "POST" and path == "/api/v1/signingCert":
             return self._legacy_signing_cert(headers, body)
+        if method == "GET" and path == ACTIONS_TOKEN_PATH:
+            return self._actions_token(headers, query)
         if method == "GET" and path == "/api/v2/trustBundle":
             return HTTPStatus.OK, fulcio.trust_bundle_response(self._state.ca_cert)
         if method == "POST" and path == "/api/v1/log/entries":
@@ -198,8 +235,7 @@ class LocalSigstore:
             token, csr = fulcio.parse_signing_cert_request(body, bearer_token)
             claims = verify_token(self._state.oidc_key.public_key(), token, self.issuer)
             public_key = fulcio.check_proof_of_possession(csr)
-            identity = fulcio.identity_from_claims(claims)
-            certificate = fulcio.issue_signing_certificate(self._state, public_key, identity, self.issuer)
+            certificate = fulcio.issue_signing_certificate(self._state, public_key, claims, self.issuer)
         except InvalidToken as exc:
             return _error(HTTPStatus.UNAUTHORIZED, str(exc))
         except fulcio.CertificateRequestRejected as exc:
@@ -214,15 +250,39 @@ class LocalSigstore:
         try:
             request = fulcio.parse_legacy_signing_cert_request(body)
             claims = verify_token(self._state.oidc_key.public_key(), bearer[len("Bearer ") :].strip(), self.issuer)
-            identity = fulcio.identity_from_claims(claims)
-            public_key = fulcio.check_legacy_proof_of_possession(request, identity)
-            certificate = fulcio.issue_signing_certificate(self._state, public_key, identity, self.issuer)
+            # The challenge is the token's subject, also for a GitHub Actions token (certified as its workflow URI).
+            public_key = fulcio.check_legacy_proof_of_possession(request, fulcio.identity_from_claims(claims))
+            certificate = fulcio.issue_signing_certificate(self._state, public_key, claims, self.issuer)
         except InvalidToken as exc:
             return _error(HTTPStatus.UNAUTHORIZED, str(exc))
         except fulcio.CertificateRequestRejected as exc:
             return _error(HTTPStatus.BAD_REQUEST, str(exc))
         # The SCT is embedded in the certificate: no detached `SCT` header.
         return HTTPStatus.CREATED, Raw(fulcio.legacy_signing_cert_response(certificate, self._state.ca_cert), PEM_CHAIN)
+
+    def _actions_token(self, headers: dict[str, str], query: dict[str, list[str]]) -> tuple[int, object]:
+        """GitHub Actions' ID token endpoint: a fresh token of the job that holds the request token."""
+        scheme, _, request_token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not request_token.strip():
+            return _error(HTTPStatus.UNAUTHORIZED, "no request token: send it as an `Authorization: bearer` header")
+        job = _read_json(_job_file(self.state_dir / ACTIONS_JOBS_DIR, request_token.strip()))
+        if not job:
+            return _error(HTTPStatus.UNAUTHORIZED, "unknown request token")
+        now = int(time.time())
+        if job["expires"] < now:
+            return _error(HTTPStatus.UNAUTHORIZED, "the request token has expired")
+        audience = query.get("audience", [""])[0]
+        if not audience:
+            return _error(HTTPStatus.BAD_REQUEST, "no audience: add `audience=...` to the query")
+        claims = job["claims"] | {
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ACTIONS_TOKEN_LIFETIME_S,
+            "jti": secrets.token_hex(16),
+        }
+        return HTTPStatus.OK, {"value": sign_claims(self._state.oidc_key, claims)}
 
     def _release_state_dir(self) -> None:
         if self._state_lock is not None:
@@ -259,6 +319,18 @@ def _found_or_404(entry: dict | None) -> tuple[int, object]:
 def _error(status: HTTPStatus, message: str) -> tuple[int, object]:
     # Both clients read `message`; Rekor's error model also wants `code`.
     return status, {"code": int(status), "message": message}
+
+
+def _job_file(jobs: Path, request_token: str) -> Path:
+    return jobs / f"{hashlib.sha256(request_token.encode()).hexdigest()}.json"
+
+
+def _read_json(path: Path) -> dict:
+    """The JSON object in `path`, or {} if there is none (a job file removed meanwhile)."""
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
 
 
 def _int_or_minus_one(text: str) -> int:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from ac_release.services import actions_identity
 from ac_release.services.sigstore_local_oidc import is_email
 from ac_release.services.sigstore_local_state import InstanceState, key_id
 
@@ -43,13 +45,25 @@ class CertificateRequestRejected(Exception):
 
 
 def identity_from_claims(claims: dict) -> str:
-    """The identity Fulcio certifies: a verified email if the token has one, else the subject."""
+    """The token's subject as Fulcio takes it: a verified email if the token has one, else `sub`. The legacy v1
+    challenge is a signature over it; the certificate names it, unless the token is GitHub Actions' (`certified`)."""
     email = claims.get("email")
     if email is not None:
         if claims.get("email_verified") is not True:
             raise CertificateRequestRejected("identity token email is not verified")
         return str(email)
     return str(claims["sub"])
+
+
+def certified(claims: dict) -> tuple[str, dict[str, bytes]]:
+    """The certificate's identity and extra extensions (dotted OID -> value). A GitHub Actions token gets the workflow
+    URI and GitHub's extensions, as public Fulcio issues them; any other token its email or subject, nothing more."""
+    if not actions_identity.is_actions_token(claims):
+        return identity_from_claims(claims), {}
+    try:
+        return actions_identity.certificate_identity(claims), actions_identity.certificate_extensions(claims)
+    except KeyError as exc:
+        raise CertificateRequestRejected(f"GitHub Actions identity token has no {exc.args[0]!r} claim") from None
 
 
 def parse_signing_cert_request(body: bytes, bearer_token: str | None) -> tuple[str, x509.CertificateSigningRequest]:
@@ -123,10 +137,11 @@ def _accepted_key(public_key: object) -> ec.EllipticCurvePublicKey:
 
 
 def issue_signing_certificate(
-    state: InstanceState, public_key: ec.EllipticCurvePublicKey, identity: str, issuer: str
+    state: InstanceState, public_key: ec.EllipticCurvePublicKey, claims: dict, issuer: str
 ) -> x509.Certificate:
-    """A leaf certificate for `identity`, chained to the instance CA, carrying exactly one SCT."""
-    builder = _leaf_builder(state, public_key, identity, issuer)
+    """A leaf certificate for the token's identity (see `certified`), chained to the instance CA, with one SCT."""
+    identity, extensions = certified(claims)
+    builder = _leaf_builder(state, public_key, identity, issuer, extensions)
     # The SCT signs the *precertificate* TBS, which a verifier rebuilds from the final certificate by
     # dropping the SCT-list extension (cryptography's `tbs_precertificate_bytes`). So sign once
     # without that extension, sign the SCT over that TBS, then append the SCT list as the last
@@ -166,11 +181,22 @@ def subject_alternative_name(identity: str) -> x509.GeneralName:
 
 
 def _leaf_builder(
-    state: InstanceState, public_key: ec.EllipticCurvePublicKey, identity: str, issuer: str
+    state: InstanceState,
+    public_key: ec.EllipticCurvePublicKey,
+    identity: str,
+    issuer: str,
+    extensions: Mapping[str, bytes],
 ) -> x509.CertificateBuilder:
     not_before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     ca_ski = state.ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
+    sigstore_extensions = {
+        # 57264.1.1 holds the raw issuer string (what `verify identity --cert-oidc-issuer` checks);
+        # 57264.1.8 is its DER UTF8String successor.
+        OIDC_ISSUER_OID.dotted_string: issuer.encode(),
+        OIDC_ISSUER_V2_OID.dotted_string: asn1.encode_der(issuer),
+        **extensions,
+    }
+    builder = (
         x509.CertificateBuilder()
         # Like Fulcio: an empty subject, the identity lives in the (then critical) SAN.
         .subject_name(x509.Name([]))
@@ -184,11 +210,11 @@ def _leaf_builder(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .add_extension(x509.SubjectAlternativeName([subject_alternative_name(identity)]), critical=True)
-        # 57264.1.1 holds the raw issuer string (what `verify identity --cert-oidc-issuer` checks);
-        # 57264.1.8 is its DER UTF8String successor.
-        .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_OID, issuer.encode()), critical=False)
-        .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_V2_OID, asn1.encode_der(issuer)), critical=False)
     )
+    for oid in sorted(sigstore_extensions, key=lambda dotted: [int(arc) for arc in dotted.split(".")]):  # as Fulcio
+        extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), sigstore_extensions[oid])
+        builder = builder.add_extension(extension, critical=False)
+    return builder
 
 
 def _digital_signature_only() -> x509.KeyUsage:

@@ -34,7 +34,6 @@ def issue_token(
     if lifetime_s <= 0:
         raise ValueError("lifetime_s must be positive")
     issued_at = int(time.time()) if now is None else now
-    header = {"alg": "ES256", "typ": "JWT", "kid": token_key_id(key.public_key())}
     claims = {
         "iss": issuer,
         "aud": AUDIENCE,
@@ -46,6 +45,12 @@ def issue_token(
     }
     if is_email(identity):
         claims |= {"email": identity, "email_verified": True}
+    return sign_claims(key, claims)
+
+
+def sign_claims(key: ec.EllipticCurvePrivateKey, claims: dict) -> str:
+    """`claims` as an ES256 JWT signed with `key`."""
+    header = {"alg": "ES256", "typ": "JWT", "kid": token_key_id(key.public_key())}
     signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}".encode()
     r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
     raw_signature = r.to_bytes(_P256_COORDINATE_BYTES, "big") + s.to_bytes(_P256_COORDINATE_BYTES, "big")

@@ -12,13 +12,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from ac_release import cosign, image_attestations, registry, sbom
+from ac_release.baseimage import base_digest
 from ac_release.context import ReleaseContext, ensure_local_services, services_running
 from ac_release.errors import ReleaseError
 from ac_release.fsutil import sha256_file
 from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavours
 from ac_release.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
-from ac_release.signing import TOKEN_ENV, _identity_token
+from ac_release.signing import cosign_identity_token
 from ac_release.steps import Step, open_steps
 
 NAME = "attest"
@@ -28,13 +29,13 @@ WHAT = "signature, CycloneDX and SPDX SBOMs, SLSA provenance"
 def check(ctx: ReleaseContext) -> list[Step]:
     if not services_running(ctx):
         return [Step(NAME, "unknown", where, "registry not running") for where, _ in _targets(ctx)]
-    identity, issuer = ctx.target.signing.identity, ctx.target.signing.issuer
+    signer = ctx.signer
     pushed = ctx.record(PushRecord)
     digests = {(t.repository, t.tag): t.digest for t in pushed.tags if t.digest and not t.floating} if pushed else {}
     images, wheel = ctx.record(ImagesRecord), ctx.manifest.get(WheelRecord)
     targets = _targets(ctx)
     if images is None or wheel is None or not any(digests.get((d["repository"], d["tag"])) for _, d in targets):
-        return [Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data) for where, data in targets]
+        return [Step(NAME, "sign", where, f"once pushed: {WHAT} as {signer.identity}", data) for where, data in targets]
     trust = cosign.trust_of(ctx)
     tags = {repository: registry.tags(repository) for repository in ctx.target.registries}
 
@@ -42,15 +43,14 @@ def check(ctx: ReleaseContext) -> list[Step]:
         repository = data["repository"]
         digest = digests.get((repository, data["tag"]))
         if digest is None:
-            return Step(NAME, "sign", where, f"once pushed: {WHAT} as {identity}", data)
+            return Step(NAME, "sign", where, f"once pushed: {WHAT} as {signer.identity}", data)
         image = cosign.ImageReference.of(repository, digest)  # reached with the registry's TLS and login
         try:
             inputs = _inputs(ctx, images, wheel, data["flavour"], image)
             found = image_attestations.check_image(
                 trust,
                 image,
-                identity,
-                issuer,
+                signer,
                 image_attestations.flat(inputs),
                 ("apache-airflow", ctx.version.wheel_version),
                 tags[repository],
@@ -62,8 +62,8 @@ def check(ctx: ReleaseContext) -> list[Step]:
             reason = f"{image}: {'; '.join(found.refused)}; remove them from the registry to attest again"
             return Step(NAME, "refuse", where, reason, data)
         if found.missing:
-            return Step(NAME, "sign", where, f"{image}: {', '.join(found.missing)} as {identity}", data)
-        return Step(NAME, "keep", where, f"{image}: {WHAT} verify as {identity}", data)
+            return Step(NAME, "sign", where, f"{image}: {', '.join(found.missing)} as {signer.identity}", data)
+        return Step(NAME, "keep", where, f"{image}: {WHAT} verify as {signer.identity}", data)
 
     # Each image is verified on its own (cosign waits on the registry and Sigstore): two at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -85,8 +85,11 @@ def _inputs(
     ctx: ReleaseContext, images: ImagesRecord, wheel: WheelRecord, flavour: str, image: cosign.ImageReference
 ) -> dict:
     entry = images.flavours[flavour]
-    base = image_attestations.base_digest(entry.base_image, ctx.docker.image_id(entry.base_image))
-    commit = registry.labels(image.registry, image.digest).get(image_attestations.REVISION_LABEL, "")
+    labels = registry.labels(image.registry, image.digest)
+    # the digest the build labelled the image with, which verify reads back: where this engine has a debootstrap
+    # base, its id must be that label; an official base's label must be its pin
+    base = base_digest(entry.base_image, ctx.docker.image_id(entry.base_image), labels)
+    commit = labels.get(image_attestations.REVISION_LABEL, "")
     return image_attestations.expected_inputs(ctx, wheel, entry.base_image, base, commit)
 
 
@@ -122,7 +125,7 @@ def _scan_all(ctx: ReleaseContext, out, steps: list[Step]) -> dict[str, tuple]:
 
 def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
     ensure_local_services(ctx)
-    signing = ctx.target.signing
+    signer = ctx.signer
     trust = cosign.trust_of(ctx)
     out = ctx.dist / "attestations" / ctx.target.name
     todo = open_steps(steps)
@@ -130,9 +133,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
         if "digest" not in step.data:
             raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
     scanned = _scan_all(ctx, out, todo)
-    token = _identity_token(ctx).get(TOKEN_ENV) if todo else None
-    if todo and not token:
-        raise ReleaseError(f"no OIDC identity token for cosign: set {TOKEN_ENV} (public Sigstore in CI)")
+    token = cosign_identity_token(ctx) if todo else None  # None: cosign asks GitHub Actions' provider per call
 
     def attest(step: Step) -> None:
         data = step.data
@@ -141,7 +142,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
             ctx, data["repository"], data["digest"], data["inputs"], data["flavour"], data["variant"]
         )
         predicate = image_attestations.write_predicate(out / f"{_stem(data)}.provenance.json", statement)
-        ctx.log(f"attest: {', '.join(data['missing'])} of {reference} as {signing.identity}")
+        ctx.log(f"attest: {', '.join(data['missing'])} of {reference} as {signer.identity}")
         with ctx.view.row(f"attest {reference}", level=1):
             image_attestations.make(trust, reference, token, data["missing"], scanned[data["digest"]], predicate)
 
@@ -153,8 +154,8 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
     if not_done := [step for step in after if step.action not in ("keep", "skip")]:
         raise ReleaseError(f"after attesting, {not_done[0].target}: {not_done[0].action}: {not_done[0].reason}")
     record = AttestRecord(
-        identity=signing.identity,
-        issuer=signing.issuer,
+        identity=signer.identity,
+        issuer=signer.issuer,
         images=[
             AttestedImage(
                 repository=step.data["repository"],

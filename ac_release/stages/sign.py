@@ -53,7 +53,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
                     Step(NAME, "reuse", where, reason, data | {"from": source.bundles(ctx.target.name) / path.name})
                 )
             elif not path.exists() or not recorded or not artifact.exists():
-                steps.append(Step(NAME, "sign", where, f"as {ctx.target.signing.identity}", data))
+                steps.append(Step(NAME, "sign", where, f"as {ctx.signer.identity}", data))
             else:
                 try:
                     if kind is None:
@@ -63,7 +63,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 except ReleaseError as exc:
                     steps.append(Step(NAME, "refuse", where, f"{exc}; delete it to sign again", data))
                 else:
-                    reason = f"verifies for sha256 {ours} as {ctx.target.signing.identity}"
+                    reason = f"verifies for sha256 {ours} as {ctx.signer.identity}"
                     steps.append(Step(NAME, "keep", where, reason, data))
     return steps
 
@@ -107,7 +107,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
     unsigned = [ctx.dist / s.data["artifact"] for s in wanted if s.data["kind"] is None]
     unattested = [(ctx.dist / s.data["artifact"], s.data["kind"]) for s in wanted if s.data["kind"] is not None]
     if unsigned:
-        ctx.log(f"sign: signing {', '.join(a.name for a in unsigned)} as {ctx.target.signing.identity}")
+        ctx.log(f"sign: signing {', '.join(a.name for a in unsigned)} as {ctx.signer.identity}")
         staging = Path(tempfile.mkdtemp(prefix=".sign-", dir=ctx.bundles))
         try:
             sign(ctx, unsigned, staging)
@@ -134,11 +134,11 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
             shutil.rmtree(staging, ignore_errors=True)
     if not unsigned and not unattested:
         ctx.log("sign: every artifact already carries a bundle and attestations that verify, skipping")
-    signing = ctx.target.signing
+    signer = ctx.signer
     record = SignRecord(
-        identity=signing.identity,
-        issuer=signing.issuer,
-        instance=signing.instance,
+        identity=signer.identity,
+        issuer=signer.issuer,
+        instance=ctx.target.signing.instance,
         bundles={name: sha256_file(ctx.bundles / bundle_name(name)) for name in names},
         attestations={
             attestation_name(name, kind): sha256_file(ctx.bundles / attestation_name(name, kind))

@@ -7,14 +7,17 @@ The repository's own release.toml is used; only the staging services' directory 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from ac_release import registry, release_files
+from ac_release import cosign, registry, release_files
 from ac_release.config import load_settings
 from ac_release.names import WHEEL_RECORD
 from tests.act import act_log
@@ -162,7 +165,8 @@ def test_the_release_workflow_releases_to_staging_job_by_job(staging, released, 
     scan = SecretScan(
         [
             *(secret(f"${name}", env[name]) for name in STAGING_ENV.values()),
-            identity_token_secret("staging identity token", env["SIGSTORE_IDENTITY_TOKEN"]),
+            secret("the Actions identity request token", env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]),
+            identity_token_secret("an Actions identity token", actions_token(env)),
         ]
     )
     scan.text(log, "the workflow run's log")
@@ -178,3 +182,97 @@ def test_nothing_released_to_staging_is_read_as_the_local_targets(staging, relea
     assert planned.returncode == 0, planned.stderr[-2000:]
     actions = {line.split()[1] for line in planned.stdout.splitlines()[1:] if line.split()[:1] != ["preflight"]}
     assert "skip" not in actions and "keep" not in actions, planned.stdout
+
+
+def actions_token(env: dict[str, str]) -> str:
+    """A token of the staging services' GitHub Actions identity provider, asked for as a job asks."""
+    request = urllib.request.Request(
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience=sigstore",
+        headers={"Authorization": f"bearer {env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)["value"]
+
+
+RELEASE_SAN = "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
+
+
+def test_a_stranger_verifies_the_staging_release_with_the_stock_clients_github_flags(
+    staging, released, tmp_path, monkeypatch, figure
+):
+    """The commands README's "Releasing" gives for production, with staging's trust root: `sigstore verify github`
+    for each published file, `cosign verify` with the GitHub workflow flags for each image; a certificate of the
+    nightly workflow, another ref or another repository is refused."""
+    _, config, env = staging
+    for name in STAGING_ENV.values():
+        monkeypatch.setenv(name, env[name])
+    target = load_settings(config).target("staging")
+    trust_config = str(target.signing.trust_config)
+    where = release_files.location(target.registries[0])
+    published = release_files.listing(where, VERSION)
+    packages = target.services.dir / "pypi" / "packages"  # what the index serves
+    wheels = sorted(path for path in packages.iterdir() if path.name.endswith((".whl", ".tar.gz")))
+    bundles = release_files.fetch_files(where, VERSION, [f"{path.name}.sigstore.json" for path in wheels])
+    github = ["--repository", "astronomer/ap-airflow", "--ref", "refs/heads/main", "--trigger", "workflow_dispatch"]
+    client_env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "data")}
+
+    def sigstore_verify(path: Path, *flags: str) -> subprocess.CompletedProcess:
+        bundle = tmp_path / f"{path.name}.sigstore.json"
+        bundle.write_bytes(bundles[bundle.name])
+        argv = [sys.executable, "-m", "sigstore", "--trust-config", trust_config, "verify", "github"]
+        argv += ["--bundle", str(bundle), *flags, str(path)]
+        return subprocess.run(argv, capture_output=True, text=True, env=client_env)
+
+    assert published and len(wheels) == 3
+    for path in wheels:
+        ok = sigstore_verify(path, "--cert-identity", RELEASE_SAN, *github)
+        assert ok.returncode == 0 and f"OK: {path}" in ok.stdout + ok.stderr, ok.stderr[-2000:]
+    figure(f"sigstore verify github --cert-identity {RELEASE_SAN} {' '.join(github)}: OK for {len(wheels)} files")
+    nightly_san = RELEASE_SAN.replace("release.yml", "nightly.yml")
+    for flags in (
+        ["--cert-identity", nightly_san, *github],
+        ["--cert-identity", RELEASE_SAN, *github[:3], "refs/heads/feature", *github[4:]],
+        ["--cert-identity", RELEASE_SAN, "--repository", "someone/fork", *github[2:]],
+        ["--cert-identity", RELEASE_SAN, *github[:5], "push"],
+    ):
+        refused = sigstore_verify(wheels[0], *flags)
+        assert refused.returncode != 0, flags
+    # cosign, as a user runs it: the image by digest, the workflow's identity and the GitHub extensions it names
+    (image,) = [i for i in released_images_of(config) if i.repository == target.registries[0]][:1]
+    reference = cosign.ImageReference.of(target.registry(image.repository), image.digest)
+    flags = [
+        "--certificate-identity", RELEASE_SAN,
+        "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+        "--certificate-github-workflow-repository", "astronomer/ap-airflow",
+        "--certificate-github-workflow-ref", "refs/heads/main",
+        "--certificate-github-workflow-trigger", "workflow_dispatch",
+    ]  # fmt: skip
+    trust = cosign.Trust.load(target.signing.trust_config)
+    with cosign.environment(trust, reference) as cosign_env:
+        verified = subprocess.run(
+            [cosign.cosign_binary(), "verify", *flags, str(reference)], capture_output=True, text=True, env=cosign_env
+        )
+        assert verified.returncode == 0, verified.stderr[-2000:]
+        (payload, *_) = json.loads(verified.stdout)
+        optional = payload["optional"]
+        assert (optional["Subject"], optional["githubWorkflowRepository"], optional["githubWorkflowRef"]) == (
+            RELEASE_SAN,
+            "astronomer/ap-airflow",
+            "refs/heads/main",
+        )
+        figure(f"cosign verify {reference}: " + json.dumps({k: v for k, v in optional.items() if k != "Bundle"}))
+        other_ref = [*flags[:7], "refs/heads/feature", *flags[8:]]
+        refused = subprocess.run(
+            [cosign.cosign_binary(), "verify", *other_ref, str(reference)],
+            capture_output=True,
+            text=True,
+            env=cosign_env,
+        )
+        assert refused.returncode != 0
+
+
+def released_images_of(config: Path):
+    from ac_release.context import ReleaseContext
+    from ac_release.released import released_images
+
+    return released_images(ReleaseContext.create(VERSION, load_settings(config), "staging"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import time
@@ -84,7 +85,8 @@ def registry_server():
 def staging(tmp_path_factory, registry_server):
     """A committed copy of the tree whose release.toml has the staging services in a directory of this session (a
     machine's own staging stays untouched), on `main`; the staging secrets (made up here, as a CI secret store holds
-    them), the services up, and an identity token minted by them for the staging identity, valid for the run.
+    them), the services up, and GitHub Actions' identity variables of a release.yml job on main, which staging's
+    services serve as GitHub does (`invoke services.actions-env`).
     Session-wide: the end-to-end tier starts the release workflow's run to staging with the session, and the
     gate's push tests use its two TLS registries."""
     from tests.helpers import STAGING_ENV, git
@@ -101,12 +103,20 @@ def staging(tmp_path_factory, registry_server):
     env = {name: secrets.token_urlsafe(24) for name in STAGING_ENV.values()}
     up = invoke(repo, None, env, "services.up", "--target", "staging")
     assert up.returncode == 0, up.stderr
-    token = invoke(repo, None, env, "services.token", "--target", "staging", "--lifetime", "5400")
-    assert token.returncode == 0, token.stderr
-    env["SIGSTORE_IDENTITY_TOKEN"] = token.stdout.strip()
-    assert env["SIGSTORE_IDENTITY_TOKEN"].count(".") == 2 and not token.stderr
+    env |= actions_env(repo, env)  # GitHub Actions' identity of release.yml on main, as its jobs get it
     yield repo, config, env
     LocalServices(load_settings(config).target("staging").services).down(log=lambda _: None)
+
+
+def actions_env(repo, env: dict[str, str], *args: str) -> dict[str, str]:
+    """What `invoke services.actions-env --target staging` exports: a job's GitHub Actions identity variables."""
+    from tests.staging_run import invoke
+
+    printed = invoke(repo, None, env, "services.actions-env", "--target", "staging", *args)
+    assert printed.returncode == 0 and not printed.stderr, printed.stderr
+    exports = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in printed.stdout.splitlines())
+    assert sorted(exports) == ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL", "GITHUB_ACTIONS"]
+    return exports
 
 
 @pytest.fixture(scope="module")

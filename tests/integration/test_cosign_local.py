@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ac_release import cosign, provenance, registry, sbom
-from ac_release.config import docker_command, load_settings
+from ac_release.config import Signer, docker_command, load_settings
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
 from ac_release.services.manager import LocalServices
@@ -160,7 +160,7 @@ def sboms(images, tmp_path_factory, figure) -> tuple[Path, Path]:
 
 def test_signed_image_verifies(trust, signed, figure):
     started = time.monotonic()
-    payloads = cosign.verify_image(trust, signed, IDENTITY, ISSUER)
+    payloads = cosign.verify_image(trust, signed, Signer(IDENTITY, ISSUER))
     figure(f"cosign verify: {time.monotonic() - started:.2f} s")
     assert [p["critical"]["image"]["docker-manifest-digest"] for p in payloads] == [signed.split("@")[1]]
     assert payloads[0]["critical"]["identity"]["docker-reference"] == signed.split("@")[0]
@@ -168,19 +168,19 @@ def test_signed_image_verifies(trust, signed, figure):
 
 def test_a_signature_is_checked_against_the_issuer_too(trust, signed):
     with pytest.raises(ReleaseError, match="cosign verify .* failed: no matching signatures"):
-        cosign.verify_image(trust, signed, IDENTITY, "https://token.actions.githubusercontent.com")
+        cosign.verify_image(trust, signed, Signer(IDENTITY, "https://token.actions.githubusercontent.com"))
 
 
 def test_unsigned_image_is_refused(trust, images):
     with pytest.raises(ReleaseError, match=r"cosign verify .* failed: no signatures found"):
-        cosign.verify_image(trust, images["other"], IDENTITY, ISSUER)
+        cosign.verify_image(trust, images["other"], Signer(IDENTITY, ISSUER))
 
 
 def test_signature_by_another_identity_is_refused(trust, local, images):
     cosign.sign_image(trust, images["intruded"], token(local, INTRUDER))
-    assert cosign.verify_image(trust, images["intruded"], INTRUDER, ISSUER)  # the signature itself is sound
+    assert cosign.verify_image(trust, images["intruded"], Signer(INTRUDER, ISSUER))  # the signature itself is sound
     with pytest.raises(ReleaseError, match="none of the expected identities matched"):
-        cosign.verify_image(trust, images["intruded"], IDENTITY, ISSUER)
+        cosign.verify_image(trust, images["intruded"], Signer(IDENTITY, ISSUER))
 
 
 def test_a_token_of_another_instance_gets_no_signature(trust, images, tmp_path):
@@ -205,19 +205,19 @@ def test_attested_sboms_verify_and_a_swapped_sbom_is_refused(trust, local, signe
     cosign.attest_image(trust, signed, spdx, "spdxjson", token(local))
     figure(f"cosign attest of CycloneDX + SPDX ({spdx.stat().st_size // 1024} KiB): {time.monotonic() - started:.2f} s")
     started = time.monotonic()
-    statement = cosign.verify_attested_predicate(trust, signed, "cyclonedx", cyclonedx, IDENTITY, ISSUER)
+    statement = cosign.verify_attested_predicate(trust, signed, "cyclonedx", cyclonedx, Signer(IDENTITY, ISSUER))
     figure(f"cosign verify-attestation (CycloneDX): {time.monotonic() - started:.2f} s")
     assert statement["subject"][0]["digest"]["sha256"] == signed.split("sha256:")[1]
-    assert cosign.verify_attested_predicate(trust, signed, "spdxjson", spdx, IDENTITY, ISSUER)
+    assert cosign.verify_attested_predicate(trust, signed, "spdxjson", spdx, Signer(IDENTITY, ISSUER))
     # The SPDX document in the CycloneDX slot, and a CycloneDX SBOM with one package less.
     with pytest.raises(ReleaseError, match="is not probe.spdx.json: the file differs from what"):
-        cosign.verify_attested_predicate(trust, signed, "cyclonedx", spdx, IDENTITY, ISSUER)
+        cosign.verify_attested_predicate(trust, signed, "cyclonedx", spdx, Signer(IDENTITY, ISSUER))
     swapped = json.loads(cyclonedx.read_text())
     swapped["components"] = [c for c in swapped["components"] if c.get("name") != PROBE]
     swapped_file = cyclonedx.with_name("swapped.cdx.json")
     swapped_file.write_text(json.dumps(swapped))
     with pytest.raises(ReleaseError, match="is not swapped.cdx.json"):
-        cosign.verify_attested_predicate(trust, signed, "cyclonedx", swapped_file, IDENTITY, ISSUER)
+        cosign.verify_attested_predicate(trust, signed, "cyclonedx", swapped_file, Signer(IDENTITY, ISSUER))
 
 
 def test_attestation_for_another_digest_is_refused(trust, local, images, sboms):
@@ -238,9 +238,9 @@ def test_attestation_for_another_digest_is_refused(trust, local, images, sboms):
         check=True,
         capture_output=True,
     )
-    assert cosign.verify_attestation(trust, images["probe"], "cyclonedx", IDENTITY, ISSUER)
+    assert cosign.verify_attestation(trust, images["probe"], "cyclonedx", Signer(IDENTITY, ISSUER))
     with pytest.raises(ReleaseError, match="cosign verify-attestation .* failed: .*no matching subject digest found"):
-        cosign.verify_attestation(trust, images["other"], "cyclonedx", IDENTITY, ISSUER)
+        cosign.verify_attestation(trust, images["other"], "cyclonedx", Signer(IDENTITY, ISSUER))
 
 
 def test_provenance_attestation_names_the_release_inputs(trust, local, signed, tmp_path):
@@ -263,7 +263,7 @@ def test_provenance_attestation_names_the_release_inputs(trust, local, signed, t
     predicate = tmp_path / "provenance.json"
     predicate.write_text(json.dumps(statement["predicate"]))
     cosign.attest_image(trust, signed, predicate, "slsaprovenance1", token(local))
-    (verified,) = cosign.verify_attestation(trust, signed, "slsaprovenance1", IDENTITY, ISSUER)
+    (verified,) = cosign.verify_attestation(trust, signed, "slsaprovenance1", Signer(IDENTITY, ISSUER))
     assert verified["subject"] == statement["subject"]
     expected = [inputs["sdist"], *inputs["patches"], inputs["lock"], *inputs["wheels"], inputs["base_image"]]
     assert provenance.mismatched_inputs(verified, [*expected, inputs["source"]]) == []
@@ -290,14 +290,14 @@ def test_cosign_verifies_the_first_bundle_of_a_new_local_instance(tmp_path):
         )
         assert signed.returncode == 0, signed.stderr
     trust = cosign.Trust.load(trust_config)
-    cosign.verify_blob(trust, artifact, bundle, IDENTITY, ISSUER)
+    cosign.verify_blob(trust, artifact, bundle, Signer(IDENTITY, ISSUER))
     with pytest.raises(ReleaseError, match="cosign verify-blob .* failed"):
-        cosign.verify_blob(trust, artifact, bundle, INTRUDER, ISSUER)
+        cosign.verify_blob(trust, artifact, bundle, Signer(INTRUDER, ISSUER))
     tampered = tmp_path / "tampered" / PROBE_WHEEL
     tampered.parent.mkdir()
     tampered.write_bytes(artifact.read_bytes() + b"\0")
     with pytest.raises(ReleaseError, match="cosign verify-blob .* failed"):
-        cosign.verify_blob(trust, tampered, bundle, IDENTITY, ISSUER)
+        cosign.verify_blob(trust, tampered, bundle, Signer(IDENTITY, ISSUER))
 
 
 def test_cosign_without_the_trust_material_would_go_to_the_tuf_cdn(signed, offline, tmp_path):

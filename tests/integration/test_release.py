@@ -7,6 +7,7 @@ nightlies, the backport release, the Runtime chain) are the end-to-end tier's: t
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -207,6 +208,49 @@ def test_verify_status_and_dry_run(reference):
     assert set(planned(result.stdout).values()) == {"keep", "skip"}  # a finished release: nothing left to do
     assert files(dist) == before
     assert state(config) == final
+
+
+def test_verify_needs_nothing_of_the_machine_that_built(reference, tmp_path):
+    """The release is built FROM a debootstrap base made here from Debian's archive and never pushed: its images
+    record it in their OCI base labels, and `invoke verify` passes with a Docker engine that never held it (a docker
+    CLI that knows no `ac-release/debian` image and no image of that id, and notes every call it gets). The local
+    engine keeps its base: other tests, and other releases on this machine, need it."""
+    from ac_release import registry
+    from ac_release.baseimage import BASE_DIGEST_LABEL, BASE_NAME_LABEL, base_reference
+    from ac_release.config import docker_command
+
+    config, _, final, _ = reference
+    settings = load_settings(config)
+    (repository,) = settings.target(None).registries
+    base = base_reference("debootstrap", "bullseye", "3.9")
+    docker = docker_command("auto")
+    base_id = subprocess.run(
+        [*docker, "image", "inspect", "--format", "{{.Id}}", base], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for tag in ("2.2.4-1", "2.2.4-1-onbuild"):
+        labels = registry.labels(repository, final["registry"][tag][0])
+        assert (labels[BASE_NAME_LABEL], labels[BASE_DIGEST_LABEL]) == (base, base_id)
+    calls = tmp_path / "docker-calls"
+    cli = tmp_path / "docker"
+    cli.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> {shlex.quote(str(calls))}\n"
+        f'case "$*" in *ac-release/debian*|*{base_id.removeprefix("sha256:")}*)\n'
+        '    echo "Error response from daemon: No such image" >&2; exit 1;;\n'
+        "esac\n"
+        f'exec {shlex.join(docker)} "$@"\n'
+    )
+    cli.chmod(0o755)
+    elsewhere = tmp_path / "release.toml"
+    text = config.read_text()
+    assert text.count('docker = "auto"') == 1
+    elsewhere.write_text(text.replace('docker = "auto"', f'docker = "{cli}"'))
+    verified = invoke(settings.root, elsewhere, "verify", VERSION)
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    asked = calls.read_text().splitlines()
+    assert any(call.startswith("pull ") for call in asked)  # verify's Docker engine was this one
+    assert not [call for call in asked if "ac-release/debian" in call or base_id.removeprefix("sha256:") in call]
+    assert subprocess.run([*docker, "image", "inspect", base], capture_output=True).returncode == 0  # still here
 
 
 def test_no_secret_in_output_logs_layers_or_history(reference, figure):

@@ -45,7 +45,7 @@ def planted(tmp_path, docker_ready):
         found[1].name: registry,
         found[2].name: (keys / "keys" / "ca.key.pem").read_text(),
         found[3].name: (keys / "keys" / "oidc.key.pem").read_text(),
-        found[4].name: signing._identity_token(ctx)[signing.TOKEN_ENV],  # another mint than the scan's
+        found[4].name: signing.identity_token(ctx),  # another mint than the scan's
     }
     return found, values
 

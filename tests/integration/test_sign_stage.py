@@ -129,9 +129,12 @@ def test_sign_stage_refuses_an_artifact_that_is_not_the_wheel_stages(signed, tmp
 def test_gate_verifies_a_real_production_bundle_offline(signed, tmp_path):
     """Public-good Sigstore, as in GitHub Actions: the same gate, only the target's settings differ."""
     ctx, _ = signed
-    identity = "https://github.com/trailofbits/pypi-attestation-models/.github/workflows/release.yml@refs/tags/v0.0.4a2"
+    workflows = ("trailofbits/pypi-attestation-models", "release.yml@refs/tags/v0.0.4a2", "nightly.yml@refs/heads/main")
     public = context_like(
-        ctx, tmp_path, instance="public", identity=identity, issuer="https://token.actions.githubusercontent.com"
+        ctx, tmp_path, instance="public", workflows=workflows, issuer="https://token.actions.githubusercontent.com"
+    )
+    assert public.signer.identity == (
+        "https://github.com/trailofbits/pypi-attestation-models/.github/workflows/release.yml@refs/tags/v0.0.4a2"
     )
     artifact = PRODUCTION / "pypi_attestation_models-0.0.4a2.tar.gz"
     bundle = PRODUCTION / "pypi_attestation_models-0.0.4a2.tar.gz.sigstore"

@@ -21,7 +21,7 @@ from ac_release.git import git
 from ac_release.images.build import SOURCE, created
 from ac_release.images.state import flavours
 from ac_release.line import provider_distribution
-from ac_release.records import WheelRecord
+from ac_release.records import ImagesRecord, WheelRecord
 from tests.secret_scan import SecretScan, release_secrets
 from tests.smoke.conftest import SMOKE_DAG, detached, env_args, last_json, run_dag, scheduler, smoke_dags, wait_for
 
@@ -49,6 +49,9 @@ def test_airflow_version_equals_the_labels(docker, built):
     assert labels["maintainer"] == "Astronomer <humans@astronomer.io>"
     revision = labels["org.opencontainers.image.revision"]
     (flavour,) = [f for f in flavours(built.ctx) if f.name == built.flavour_name]
+    # the base it is built FROM: an official base at its pin, a debootstrap base (never pushed) by its image id here
+    base, _, pinned = built.ctx.record(ImagesRecord).flavours[built.flavour_name].base_image.partition("@")
+    base_digest = pinned or docker("image", "inspect", "--format", "{{.Id}}", base).stdout.strip()
     assert {k: v for k, v in labels.items() if k.startswith("org.opencontainers.")} == {
         "org.opencontainers.image.version": str(version),
         "org.opencontainers.image.title": f"{built.ctx.product.title} {version.airflow_version} "
@@ -57,6 +60,8 @@ def test_airflow_version_equals_the_labels(docker, built):
         "org.opencontainers.image.revision": revision,
         # the line's SOURCE_DATE_EPOCH, not the time of the build
         "org.opencontainers.image.created": created(built.ctx.line.source_date_epoch),
+        "org.opencontainers.image.base.name": base,
+        "org.opencontainers.image.base.digest": base_digest,
     }
     # built from a commit of this repository's history
     assert re.fullmatch(r"[0-9a-f]{40}", revision)

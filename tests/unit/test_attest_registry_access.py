@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ac_release import cosign, release_files, sbom
-from ac_release.config import Registry, RegistryAccess, Secret
+from ac_release.config import Registry, RegistryAccess, Secret, Signer
 from ac_release.cosign import ImageReference, Trust
 from ac_release.errors import ReleaseError
 from ac_release.services.tls import ensure_server_certificate
@@ -80,7 +80,11 @@ def test_a_reference_of_a_target_registry_carries_its_access(tls_dir):
 def test_cosign_gets_the_ca_bundle_and_a_private_login_in_its_environment_only(tls_dir, password, tmp_path):
     """The staging registry is on loopback, yet TLS: no plain-HTTP flag, and the secrets only in the environment."""
     image = ImageReference.of(staging_registry(tls_dir), DIGEST)
-    args = [*cosign._signing_args(Trust.public(), image), *cosign._verify_args(image, "release@x", "https://i")]
+    args = [
+        *cosign._signing_args(Trust.public(), image),
+        *cosign.certificate_args(Signer("release@x", "https://i")),
+        *cosign._registry_args(image),
+    ]
     assert not [arg for arg in args if arg.startswith(INSECURE)]
     with cosign.environment(Trust.public(), image, token=TOKEN) as env:
         assert_ca_bundle(env, tls_dir)

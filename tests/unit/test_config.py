@@ -2,9 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.config import Secret, load_settings
+from ac_release.config import Secret, Signer, load_settings
 from ac_release.errors import ReleaseError
-from tests.helpers import PRODUCTION, REPO, write_config
+from tests.helpers import NIGHTLY_IDENTITY, PRODUCTION, RELEASE_IDENTITY, REPO, write_config
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 def test_repository_config_has_local_default_and_production():
@@ -16,9 +18,13 @@ def test_repository_config_has_local_default_and_production():
     assert production.registries == ("quay.io/astronomer/ap-airflow", "docker.io/astronomerinc/ap-airflow")
     assert production.signing.instance == "public"
     assert production.signing.issuer == "https://token.actions.githubusercontent.com"
-    assert production.signing.identity == (
-        "https://github.com/astronomer/ap-airflow/.github/workflows/release.yml@refs/heads/main"
-    )
+    assert production.signing.ambient and production.signing.identity is None
+    release, nightly = production.signing.signer(nightly=False), production.signing.signer(nightly=True)
+    assert release == Signer(RELEASE_IDENTITY, GITHUB_ISSUER, "astronomer/ap-airflow", "refs/heads/main")
+    assert nightly == Signer(NIGHTLY_IDENTITY, GITHUB_ISSUER, "astronomer/ap-airflow", "refs/heads/main")
+    # staging signs as production does; only its trust root differs
+    assert settings.target("staging").signing.signer(nightly=False) == release
+    assert not local.signing.ambient and local.signing.signer(nightly=True) == local.signing.signer(nightly=False)
     assert production.index.password.env == "AC_INDEX_PASSWORD"
 
 
@@ -194,7 +200,35 @@ BAD_VALUES = [
     ),
     (
         ('identity = "release@ac-release.local"', 'identity = "release"'),
-        "targets.local.signing.identity: expected an email address or an https:// URI, got 'release'",
+        "targets.local.signing.identity: expected an email address, got 'release'",
+    ),
+    (
+        ('repository = "astronomer/ap-airflow"\nreleases', 'identity = "https://github.com/x"\nreleases'),
+        "targets.production.signing.identity: only the local instance signs as a fixed identity; this one signs as "
+        'the workflow that runs: name it with repository = "OWNER/REPO", releases = "release.yml@refs/heads/main" '
+        'and nightlies = "nightly.yml@refs/heads/main"',
+    ),
+    (
+        ('releases = "release.yml@refs/heads/main"', 'releases = "release.yml"'),
+        "targets.production.signing.releases: expected WORKFLOW_FILE@refs/heads/BRANCH (e.g. "
+        "release.yml@refs/heads/main), got 'release.yml'",
+    ),
+    (
+        ('nightlies = "nightly.yml@refs/heads/main"', 'nightlies = "release.yml@refs/heads/main"'),
+        "targets.production.signing.nightlies: the same workflow as releases: a nightly's certificate would pass a "
+        "release's gate",
+    ),
+    (
+        ('issuer = "https://token.actions.githubusercontent.com"', 'issuer = "https://oidc.example.com"'),
+        "targets.production.signing.issuer: GitHub Actions' tokens are issued by "
+        "https://token.actions.githubusercontent.com, got 'https://oidc.example.com'",
+    ),
+    (
+        (
+            'identity = "release@ac-release.local"',
+            'identity = "release@ac-release.local"\nreleases = "r.yml@refs/heads/main"',
+        ),
+        "targets.local.signing.releases: the local instance signs as its fixed identity, not a workflow's: remove it",
     ),
     (
         ('username = "__token__"', 'username = "a:b"'),

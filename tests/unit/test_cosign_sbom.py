@@ -180,4 +180,8 @@ def test_trust_of_a_local_target_is_its_services_trust_config(tmp_path):
 
 
 def test_trust_of_a_public_target_is_the_shipped_public_good_root(tmp_path):
-    assert cosign.trust_of(release_context(tmp_path, instance="public")) == Trust.public()
+    workflows = ("astronomer/ap-airflow", "release.yml@refs/heads/main", "nightly.yml@refs/heads/main")
+    public = release_context(
+        tmp_path, instance="public", workflows=workflows, issuer="https://token.actions.githubusercontent.com"
+    )
+    assert cosign.trust_of(public) == Trust.public()

@@ -370,9 +370,10 @@ def test_git_tag_is_made_kept_or_refused(world):
 def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
     monkeypatch.setenv("AC_INDEX_PASSWORD", "planted-index-password")
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "planted-token")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "planted-request-token")  # GitHub's, in a signing job
     monkeypatch.setenv("AC_RELEASE_CONFIG", "/some/release.toml")
     env = test.session_env(world.ctx, "bullseye")
-    assert "planted-index-password" not in env.values() and "planted-token" not in env.values()
+    assert not {"planted-index-password", "planted-token", "planted-request-token"} & set(env.values())
     assert env["AC_RELEASE_CONFIG"] == "/some/release.toml"  # the same configuration as the release
     assert (env["AC_SMOKE_VERSION"], env["AC_SMOKE_FLAVOUR"], env["AC_SMOKE_TARGET"]) == (
         "2.2.4-1",

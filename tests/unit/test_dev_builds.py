@@ -131,19 +131,21 @@ def test_dev_locations_of_each_target_of_the_repositorys_release_toml(monkeypatc
     services = Path.home() / ".local" / "state" / "ac-release" / "staging"  # the staging services' dir
     dev = settings.target("staging").for_dev_build()
     assert dev.index == IndexSettings(
-        "https://127.0.0.1:8777/", "__token__", Secret(env="AC_STAGING_INDEX_TOKEN"), services / "tls" / "ca" / "ca.crt"
+        "https://127.0.0.1:8777/", "__token__", Secret(env="AC_INDEX_PASSWORD"), services / "tls" / "ca" / "ca.crt"
     )
     assert dev.registries == ("127.0.0.1:5010/astronomer/ap-airflow-dev", "127.0.0.1:5011/astronomerinc/ap-airflow-dev")
     assert [r.access for r in dev.registries] == [  # the release registries' credentials
-        RegistryAccess(True, services / "tls" / "ca", "ac-release+staging", Secret(env="AC_STAGING_QUAY_PASSWORD")),
-        RegistryAccess(True, services / "tls" / "ca", "acreleasestaging", Secret(env="AC_STAGING_HUB_PASSWORD")),
+        RegistryAccess(True, services / "tls" / "ca", "ac-release+staging", Secret(env="AC_QUAY_PASSWORD")),
+        RegistryAccess(True, services / "tls" / "ca", "acreleasestaging", Secret(env="AC_HUB_PASSWORD")),
     ]
     assert dev.git_remote == str(services / "git" / "ac-release.git")
     assert dev.signing == SigningSettings(
         "custom",
-        "release@staging.ac-release.local",
-        "https://oidc.staging.ac-release.local",
-        services / "sigstore" / "trust_config.json",
+        "https://token.actions.githubusercontent.com",
+        repository="astronomer/ap-airflow",
+        releases="release.yml@refs/heads/main",
+        nightlies="nightly.yml@refs/heads/main",
+        trust_config=services / "sigstore" / "trust_config.json",
     )
 
 

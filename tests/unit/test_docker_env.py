@@ -15,6 +15,7 @@ def test_a_planted_secret_does_not_reach_the_docker_cli(monkeypatch, tmp_path):
     monkeypatch.setenv("AC_RELEASE_TEST_SECRET", "planted-secret-value")
     monkeypatch.setenv("TWINE_PASSWORD", "planted-twine-password")
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "planted-oidc-token")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "planted-request-token")
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/docker.sock")
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     monkeypatch.setenv("BUILDKIT_PROGRESS", "plain")
@@ -22,7 +23,8 @@ def test_a_planted_secret_does_not_reach_the_docker_cli(monkeypatch, tmp_path):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     seen = json.loads(Docker(PRINT_ENV)("version", capture=True).stdout)
-    assert not {"planted-secret-value", "planted-twine-password", "planted-oidc-token"} & set(seen.values())
+    planted = {"planted-secret-value", "planted-twine-password", "planted-oidc-token", "planted-request-token"}
+    assert not planted & set(seen.values())
     assert set(seen) <= {
         "PATH",
         "HOME",

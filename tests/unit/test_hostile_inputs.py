@@ -117,7 +117,9 @@ FLAG_CASES = [
     Case("flag-unknown-stage", ("release", "2.2.4-1", "--stages", "images,tests"), "unknown stage 'tests': --stages"),
     Case("flag-empty-stages", ("release", "2.2.4-1", "--stages="), "--stages is empty: name one or more of"),
     Case("flag-unknown-flavour", (*DRY_RUN, "--flavour", "trixie"), "no flavour 'trixie' for Airflow 2.2.4"),
-    Case("flag-token-lifetime-zero", ("services.token", "--lifetime", "0"), "--lifetime 0: give a positive number"),
+    Case(
+        "flag-token-lifetime-zero", ("services.actions-env", "--lifetime", "0"), "--lifetime 0: give a positive number"
+    ),
 ]
 TARGET_CASES = [
     Case("target-empty", (*DRY_RUN, "--target", ""), "empty target name: choose one of local, production"),

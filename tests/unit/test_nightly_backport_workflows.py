@@ -61,8 +61,9 @@ def test_backport_is_a_dispatch_with_line_and_patch_url():
 def test_backport_downloads_backports_commits_dry_runs_then_opens_the_pull_request():
     (job_id, job), *others = load(BACKPORT)["jobs"].items()
     assert (job_id, others) == ("backport", [])
-    # write access to push the branch and open the pull request; no environment, so no release secret
-    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    # write access to push the branch, open the pull request and dispatch CI on it; no environment, so no release
+    # secret
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write", "actions": "write"}
     assert "environment" not in job and "secrets." not in BACKPORT.read_text()
     steps = job["steps"]
     assert steps[0] == {"uses": CHECKOUT, "with": {"persist-credentials": False}}
@@ -96,6 +97,8 @@ def test_backport_downloads_backports_commits_dry_runs_then_opens_the_pull_reque
                 "gh auth setup-git",
                 'git push origin "$BRANCH"',
                 'gh pr create --base "$BASE" --head "$BRANCH" --title "$TITLE" --body "$BODY"',
+                # its pull request gets CI: a dispatch starts a workflow where GITHUB_TOKEN's push and PR do not
+                'gh workflow run ci.yml --ref "$BRANCH"',
             ],
             {
                 "GH_TOKEN": "${{ github.token }}",  # the job's token, in the one step that talks to GitHub
@@ -169,9 +172,15 @@ def test_nightly_gets_the_secrets_release_yml_gives_its_publishing_jobs():
     steps = {s["name"].split(" (")[0]: s for s in load(NIGHTLY)["jobs"]["nightly"]["steps"] if "name" in s}
     assert {k: v for k, v in steps["Nightly build of the line"]["env"].items() if "secrets." in v} == secrets
     dry_run = {k: v for k, v in steps["Nightly dry run of the line"]["env"].items() if "secrets." in v}
-    assert dry_run == {k: v for k, v in secrets.items() if k != "SIGSTORE_IDENTITY_TOKEN"}  # it signs nothing
+    assert dry_run == secrets  # no identity token among them: signing asks GitHub Actions' provider
     (login,) = [s for s in release["images"]["steps"] if "docker login" in s.get("run", "")]
     assert steps["Log in to the registries"]["run"] == login["run"]
     assert steps["Log in to the registries"]["env"] == login["env"]
     login_if = steps["Log in to the registries"]["if"]
     assert login_if == "(inputs.target || 'production') == 'production' && !inputs.dry_run"
+
+
+def test_the_ci_workflow_takes_the_dispatch_backport_makes_on_its_branch():
+    """GitHub starts no workflow for a push or pull request made with GITHUB_TOKEN; ci.yml takes a dispatch on a ref."""
+    triggers = load(REPO / ".github" / "workflows" / "ci.yml")["on"]
+    assert set(triggers) == {"push", "pull_request", "workflow_dispatch"} and triggers["workflow_dispatch"] is None

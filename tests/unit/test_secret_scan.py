@@ -101,7 +101,7 @@ def test_each_secret_is_found_as_it_is_and_in_the_encodings_a_leak_takes(ctx):
     # A token minted later by the sign stage's code path differs from the one the scan was made from: still found.
     from ac_release import signing
 
-    later = signing._identity_token(ctx)[signing.TOKEN_ENV]
+    later = signing.identity_token(ctx)
     for leak in (f"SIGSTORE_IDENTITY_TOKEN={later}", base64.b64encode(f"x:{later}".encode()).decode()):
         assert found(every, leak) == {token.name}, leak
 

@@ -28,12 +28,12 @@ def test_repository_staging_target_derives_its_addresses_from_its_services():
     services = staging.services
     assert services.dir == Path("~/.local/state/ac-release/staging").expanduser() and services.tls
     assert staging.index.url == f"https://127.0.0.1:{services.pypi_port}/"
-    assert staging.index.username == "__token__" and staging.index.password == Secret(env="AC_STAGING_INDEX_TOKEN")
+    assert staging.index.username == "__token__" and staging.index.password == Secret(env="AC_INDEX_PASSWORD")
     assert staging.index.ca_file == services.dir / "tls" / "ca" / "ca.crt"
     assert staging.registries == ("127.0.0.1:5010/astronomer/ap-airflow", "127.0.0.1:5011/astronomerinc/ap-airflow")
     assert [r.access.password.env for r in staging.registries] == [
-        "AC_STAGING_QUAY_PASSWORD",
-        "AC_STAGING_HUB_PASSWORD",
+        "AC_QUAY_PASSWORD",
+        "AC_HUB_PASSWORD",
     ]
     assert staging.git_remote == str(services.dir / "git" / "ac-release.git")
     assert staging.signing.instance == "custom"
@@ -126,7 +126,7 @@ STAGING_BAD = [
         "got 'Astronomer Inc'",
     ),
     (
-        ('password_env = "AC_STAGING_HUB_PASSWORD"', 'password_env = "AC HUB"'),
+        ('password_env = "AC_HUB_PASSWORD"', 'password_env = "AC HUB"'),
         "targets.staging.services.registries[1].password_env: expected an environment variable name, got 'AC HUB'",
     ),
     (
@@ -196,7 +196,7 @@ def test_a_local_address_that_differs_from_services_is_refused(tmp_path):
 
 def test_staging_secrets_are_environment_variables():
     assert set(STAGING_ENV.values()) == {
-        "AC_STAGING_INDEX_TOKEN",
-        "AC_STAGING_QUAY_PASSWORD",
-        "AC_STAGING_HUB_PASSWORD",
+        "AC_INDEX_PASSWORD",
+        "AC_QUAY_PASSWORD",
+        "AC_HUB_PASSWORD",
     }

@@ -219,7 +219,7 @@ def test_the_release_workflow_is_plan_wheel_images_per_flavour_promote_release()
     workflow = load(REPO / ".github" / "workflows" / "release.yml")
     jobs = workflow["jobs"]
     assert list(jobs) == ["plan", "wheel", "images", "promote", "release"]
-    assert [jobs[j].get("needs") for j in jobs] == [None, "plan", ["plan", "wheel"], "images", "promote"]
+    assert [jobs[j].get("needs") for j in jobs] == [None, "plan", ["plan", "wheel"], ["plan", "images"], "promote"]
     # the least each job needs: only wheel and images sign (the wheels; the pushed digests), only release writes
     assert {j: job["permissions"] for j, job in jobs.items()} == {
         "plan": {"contents": "read"},
@@ -231,11 +231,24 @@ def test_the_release_workflow_is_plan_wheel_images_per_flavour_promote_release()
     for job_id, job in jobs.items():
         assert job["environment"] == "${{ inputs.target }}", job_id  # production's secrets behind its environment
         (checkout,) = [step for step in job["steps"] if "uses" in step]
-        assert checkout["with"]["persist-credentials"] is (job_id == "release"), job_id
+        assert checkout["with"]["persist-credentials"] is False, job_id  # no job's token stays in .git/config
     # a dispatch from another branch is refused first, before the checkout and any step that sees a secret
     guard = jobs["plan"]["steps"][0]
     assert guard["if"] == BRANCH_GUARD_IF and "secrets." not in str(guard)
-    assert workflow["concurrency"] == {"group": "release-${{ inputs.version }}", "cancel-in-progress": False}
+    assert workflow["concurrency"] == {
+        "group": "release-${{ inputs.target }}-${{ inputs.version }}",
+        "cancel-in-progress": False,
+    }
+    # the releases moving one product line's floating tags promote one at a time, whichever versions they are
+    assert jobs["promote"]["concurrency"] == {
+        "group": "promote-${{ inputs.target }}-${{ needs.plan.outputs.floating_group }}",
+        "cancel-in-progress": False,
+    }
+    assert jobs["plan"]["outputs"]["floating_group"] == "${{ steps.matrix.outputs.floating_group }}"
+    # the tag push's token: in the tag step's environment only, for git's credential helper
+    tagging = [step for step in jobs["release"]["steps"] if "PUSH_TOKEN" in step.get("env", {})]
+    assert [step["run"] for step in tagging] == ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages tag']
+    assert tagging[0]["env"]["GIT_CONFIG_KEY_0"] == "credential.https://github.com.helper"
     # each job runs its part of the one pipeline; the images job one flavour of the computed matrix
     commands = {j: [line for s in job["steps"] for line in s.get("run", "").splitlines() if "invoke" in line]
                 for j, job in jobs.items()}  # fmt: skip
