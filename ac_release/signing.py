@@ -1,7 +1,8 @@
 """Sigstore signing and the verification gate, through the real `sigstore` client.
 
-Which instance signs is a setting of the target: the pipeline's own local instance, the public-good instance
-(ambient OIDC in GitHub Actions), or a private one named by a trust config. The code path is the same.
+Which instance signs is a setting of the target: the pipeline's own local instance, the public-good instance, or a
+private one named by a trust config. Who signs too: the local instance's fixed identity, or on every other target
+GitHub Actions' ambient identity of the workflow that runs (config.Signer). The code path is the same.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ac_release.fsutil import sha256_file
 from ac_release.names import bundle_name
 
 TOKEN_ENV = "SIGSTORE_IDENTITY_TOKEN"
-# Bundles that verified in this process, by (artifact sha256, bundle sha256, identity, issuer, trust config): the
+# Bundles that verified in this process, by (artifact sha256, bundle sha256, signer, trust config): the
 # preflight, the stage and the gate ask the same question of the same bytes.
 _verified: set[tuple] = set()
 

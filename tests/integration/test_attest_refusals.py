@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from ac_release import cosign, image_attestations, provenance, release_files
+from ac_release.config import Signer
 from ac_release.errors import ReleaseError
 from tests.integration.test_cosign_local import (  # noqa: F401  (fixtures)
     IDENTITY,
@@ -56,7 +57,7 @@ def predicate_file(tmp_path, reference: str, sdist: str = "sdist"):
 
 def check(trust, reference):
     expected = image_attestations.flat(inputs())
-    return image_attestations.check_image(trust, reference, IDENTITY, ISSUER, expected, (PROBE, PROBE_VERSION))
+    return image_attestations.check_image(trust, reference, Signer(IDENTITY, ISSUER), expected, (PROBE, PROBE_VERSION))
 
 
 def test_a_complete_set_verifies_and_a_swapped_sbom_or_another_sdist_is_refused(trust, local, images, sboms, tmp_path):

@@ -96,6 +96,14 @@ def test_a_copy_that_fails_fails_the_stage_in_one_line_and_the_release_resumes(s
     assert ctx.record(PushRecord) is None  # nothing recorded for a stage that failed
 
     monkeypatch.setattr(registry, "push", pushed)
-    record = run_stage(ctx, "push")  # restarts the registry it finds stopped, pushes what is missing
+    # staging's services stand on their host: a release refuses while one is down, and never starts it itself
+    with pytest.raises(ReleaseError) as error:
+        run_stage(ctx, "push")
+    assert str(error.value) == (
+        f"the services of target staging do not answer ({second_service.name}): they stand on their host, started "
+        "once there with `invoke services.up --target staging`"
+    )
+    services.up(log=lambda _: None)  # the host brings it back
+    record = run_stage(ctx, "push")  # pushes what is missing
     assert {(t.repository, t.action) for t in record.tags} == {(first, "present"), (second, "pushed")}
     assert {registry.remote_image(second, tag).config for tag in TAGS} == {a}
