@@ -39,7 +39,7 @@ STEPS = [
     "Backport",
     "Commit the backport on its branch",
     "Release dry run of the next build",
-    "Push the branch and open the pull request",
+    "Push the branch, open the pull request and run CI on it",
 ]
 
 
