@@ -140,7 +140,8 @@ def _combined(parts: list[Session], seconds: float) -> Session:
 def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
     """The earlier release by digest, pulled here with the registry's login: the upgrade session gets no secret."""
     ctx.log(f"test: pulling {previous.reference} ({previous.version}) to upgrade from")
-    with registry.authenticated(ctx.docker, ctx.target.registry(previous.repository)) as docker:
+    # a release repository: a dev build's own target holds only the dev repositories, not their login
+    with registry.authenticated(ctx.docker, ctx.release_target.registry(previous.repository)) as docker:
         docker("pull", "--quiet", previous.reference, capture=True)
 
 
