@@ -1,8 +1,8 @@
-"""nightly.yml dispatched under act (each job in a fresh copy of a committed tree) with `dry_run: true` and
-`target: staging`, against the staging services up on 127.0.0.1 with the secrets the workflow expects: the lines
-job computes the matrix, and the line's job reads the staging dev index and dev registries (TLS, credentials) to
-decide its nightly version and prints the plan, writing nothing. A full nightly (build, sign, publish, test, push)
-takes minutes per line and is run by hand (README, "The workflows"), not in CI."""
+"""nightly.yml under act (each job in a fresh copy of a committed tree) with `target: staging`, against the staging
+services standing on 127.0.0.1 with the secrets the workflow expects: a dry-run dispatch computes the matrix and each
+line's job reads the staging dev index and dev registries (TLS, credentials) to decide its nightly version and prints
+the plan, writing nothing; then a full nightly of line 2.2.4 signs as nightly.yml through staging's GitHub Actions
+identity provider, and the release gate refuses its certificate."""
 
 from __future__ import annotations
 
