@@ -3,13 +3,13 @@
 It starts from an empty directory and the target's public trust material (trust config / trusted root) only. It
 downloads every artifact from the index, and every bundle and attestation from where users fetch them (the
 release-files artifact in the first registry), never from dist/ or the manifest.
-It checks each artifact's sha256, bundle and PEP 740 attestations with the target's identity and issuer; each
-image's signature and attestations with cosign (a client this repository did not write); that the image's SBOM lists
-the released Airflow, installed from the released wheel whose sha256 the provenance and the image label name; that
-the provenance's subject is the pushed digest and its materials are the release's inputs, the base image the one
-the image's OCI base labels record (an official base at its pin), never the local Docker engine's (a debootstrap base is
-built on the build machine and never pushed). Then it resolves every
-immutable tag (and the floating tags that point to the same digest), pulls each image by digest and runs `airflow
+It checks each artifact's sha256, bundle and PEP 740 attestations against the version's signer (its workflow,
+repository and ref for GitHub Actions' identity); each image's signature and attestations with cosign (a client this
+repository did not write); that the image's SBOM lists the released Airflow, installed from the released wheel whose
+sha256 the provenance and the image label name; that the provenance's subject is the pushed digest and its materials
+are the release's inputs, the base image the one the image's OCI base labels record (an official base at its pin),
+never the local Docker engine's (a debootstrap base is built on the build machine and never pushed). Then it resolves
+every immutable tag (and the floating tags that point to the same digest), pulls each image by digest and runs `airflow
 version` in it.
 """
 
