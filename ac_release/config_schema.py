@@ -426,7 +426,7 @@ def _local_identity(signing: dict, key: str) -> None:
         raise SchemaError(f"{key}.identity", f"expected an email address, got {_q(identity)}")
 
 
-def _workflow_identity(signing: dict, key: str) -> None:
+def _workflow_identity(signing: dict, key: str, issuer: str) -> None:
     """Every instance but `local` signs with GitHub Actions' ambient identity: which workflow at which ref signs
     releases, and which signs nightlies."""
     if "identity" in signing:
@@ -436,8 +436,6 @@ def _workflow_identity(signing: dict, key: str) -> None:
             'with repository = "OWNER/REPO", releases = "release.yml@refs/heads/main" and nightlies = '
             '"nightly.yml@refs/heads/main"',
         )
-    issuer = _string(signing, key, "issuer", required=True)
-    _url(issuer, f"{key}.issuer", "")  # a malformed URL is told as such first
     if issuer != GITHUB_ACTIONS_ISSUER:
         raise SchemaError(
             f"{key}.issuer", f"GitHub Actions' tokens are issued by {GITHUB_ACTIONS_ISSUER}, got {_q(issuer)}"
@@ -484,11 +482,11 @@ def _signing(value: Any, key: str, local_services: bool, own_services: bool = Fa
         )
     if instance != "custom" and trust_config is not None:
         raise SchemaError(f"{key}.trust_config", "only instance = 'custom' reads a trust config; remove it")
-    if instance == "local":
-        _local_identity(signing, key)
-    else:
-        _workflow_identity(signing, key)
     issuer = _string(signing, key, "issuer", required=True)
     parts = _url(issuer, f"{key}.issuer", "")
     if parts.scheme != "https" or not parts.hostname:
         raise SchemaError(f"{key}.issuer", f"expected an https:// URL, got {_q(issuer)}")
+    if instance == "local":
+        _local_identity(signing, key)
+    else:
+        _workflow_identity(signing, key, issuer)

@@ -75,21 +75,20 @@ def require_ambient_identity(ctx: ReleaseContext) -> None:
         )
 
 
-def _identity_env(ctx: ReleaseContext) -> dict[str, str]:
-    """What the sigstore client signs with: a token the local instance mints (in the environment, never on a command
-    line), or nothing, so that the client asks GitHub Actions' provider itself."""
+def client_token(ctx: ReleaseContext) -> str | None:
+    """The token a client (the sigstore CLI, cosign) is handed, in its environment and never on a command line: one
+    the local instance mints, or None, so that the client asks GitHub Actions' provider itself."""
     if not ctx.target.signing.ambient:
-        return {TOKEN_ENV: mint_identity_token(ctx.target)}
+        return mint_identity_token(ctx.target)
     require_ambient_identity(ctx)
-    return {}
+    return None
 
 
 def identity_token(ctx: ReleaseContext) -> str:
     """A fresh identity token for an in-process signature: minted locally, or fetched from GitHub Actions' provider
     now (it expires in minutes: fetched per use, never kept)."""
-    if not ctx.target.signing.ambient:
-        return mint_identity_token(ctx.target)
-    require_ambient_identity(ctx)
+    if (minted := client_token(ctx)) is not None:
+        return minted
     from sigstore.oidc import IdentityError, detect_credential
 
     try:
@@ -99,14 +98,6 @@ def identity_token(ctx: ReleaseContext) -> str:
     if not token:
         raise ReleaseError("GitHub Actions' identity provider gave no token: check `permissions: id-token: write`")
     return token
-
-
-def cosign_identity_token(ctx: ReleaseContext) -> str | None:
-    """cosign's token: minted locally, or None, so that cosign asks GitHub Actions' provider itself."""
-    if not ctx.target.signing.ambient:
-        return mint_identity_token(ctx.target)
-    require_ambient_identity(ctx)
-    return None
 
 
 def mint_identity_token(target: Target, lifetime_s: int = 600) -> str:
@@ -136,7 +127,14 @@ def _reason(result: subprocess.CompletedProcess) -> str:
 
 def sign(ctx: ReleaseContext, artifacts: list[Path], output_dir: Path) -> None:
     """Write `<artifact>.sigstore.json` for every artifact into `output_dir`."""
-    result = _sigstore(ctx, "sign", "--output-directory", str(output_dir), *map(str, artifacts), env=_identity_env(ctx))
+    result = _sigstore(
+        ctx,
+        "sign",
+        "--output-directory",
+        str(output_dir),
+        *map(str, artifacts),
+        env={TOKEN_ENV: token} if (token := client_token(ctx)) else {},
+    )
     if result.returncode != 0:
         raise ReleaseError(f"sigstore sign failed: {_reason(result)}")
 

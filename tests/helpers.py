@@ -7,6 +7,9 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,3 +234,36 @@ class Background:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)  # the command and every process it started
             self.process.wait()
+
+
+@contextmanager
+def throwaway_registry(directory: Path, delete: bool = False) -> Iterator[str]:
+    """Debian's docker-registry as services/manager.py runs one (plain HTTP on loopback, no auth), its data in
+    `directory / "data"`, on a free port; yields `127.0.0.1:PORT` once it answers, and stops it afterwards. With
+    `delete`, manifests may be deleted through the API."""
+    port = free_port()
+    deletion = "  delete:\n    enabled: true\n" if delete else ""
+    (directory / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
+        f"{deletion}http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    server = subprocess.Popen(
+        ["docker-registry", "serve", str(directory / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    loopback = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                loopback.open(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "docker-registry did not start"
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait()

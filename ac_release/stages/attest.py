@@ -19,7 +19,7 @@ from ac_release.fsutil import sha256_file
 from ac_release.images.matrix import VARIANTS
 from ac_release.images.state import flavours
 from ac_release.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
-from ac_release.signing import cosign_identity_token
+from ac_release.signing import client_token
 from ac_release.steps import Step, open_steps
 
 NAME = "attest"
@@ -133,7 +133,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
         if "digest" not in step.data:
             raise ReleaseError(f"{step.target}: not pushed yet: run `invoke release {ctx.version}`")
     scanned = _scan_all(ctx, out, todo)
-    token = cosign_identity_token(ctx) if todo else None  # None: cosign asks GitHub Actions' provider per call
+    token = client_token(ctx) if todo else None  # None: cosign asks GitHub Actions' provider per call
 
     def attest(step: Step) -> None:
         data = step.data

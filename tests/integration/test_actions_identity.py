@@ -38,7 +38,7 @@ from ac_release.services import sigstore_local_fulcio as fulcio
 from ac_release.services.actions_identity import ActionsJob
 from ac_release.services.sigstore_local import ACTIONS_JOBS_DIR, ACTIONS_TOKEN_LIFETIME_S, LocalSigstore
 from ac_release.services.sigstore_local_state import load_or_create_state
-from tests.helpers import REPO, free_port, write_config
+from tests.helpers import REPO, throwaway_registry, write_config
 from tests.integration.conftest import require
 
 pytestmark = pytest.mark.integration
@@ -292,30 +292,8 @@ def test_cosign_signs_a_blob_with_its_github_provider(cosign_env, trust, tmp_pat
 def registry(tmp_path_factory) -> Iterator[str]:
     """A throwaway Debian docker-registry on loopback (plain HTTP, no auth), as services/manager.py runs one."""
     require(os.path.exists("/usr/bin/docker-registry"), "docker-registry")
-    directory, port = tmp_path_factory.mktemp("actions-registry"), free_port()
-    (directory / "config.yml").write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    server = subprocess.Popen(
-        ["docker-registry", "serve", str(directory / "config.yml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _NO_PROXY.open(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "docker-registry did not start"
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait()
+    with throwaway_registry(tmp_path_factory.mktemp("actions-registry")) as address:
+        yield address
 
 
 def push_image(registry: str, repository: str) -> str:

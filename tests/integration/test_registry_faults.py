@@ -22,7 +22,7 @@ from ac_release import proc, registry
 from ac_release.config import docker_command
 from ac_release.docker import Docker
 from ac_release.errors import ReleaseError
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, throwaway_registry
 
 pytestmark = pytest.mark.integration
 
@@ -35,29 +35,8 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 def local_registry(tmp_path_factory, docker_ready):
     """Debian's docker-registry configured as services/manager.py does: plain HTTP on loopback, no auth."""
     directory = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    (directory / "config.yml").write_text(
-        "version: 0.1\nlog:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    server = subprocess.Popen(
-        ["docker-registry", "serve", str(directory / "config.yml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and server.poll() is None, "docker-registry did not start"
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}", directory / "data"
-    server.terminate()
-    server.wait()
+    with throwaway_registry(directory, delete=True) as address:
+        yield address, directory / "data"
     # What the pushes left in the engine: registry.push names the image after its remote reference, and an image
     # whose tag moved on keeps that repository's digest.
     docker = docker_command("auto")
@@ -69,7 +48,7 @@ def local_registry(tmp_path_factory, docker_ready):
     pushed = [
         f"{repository}:{tag}" if tag != "<none>" else f"{repository}@{digest}"
         for repository, tag, digest in (line.split(" ") for line in listed)
-        if repository.startswith(f"127.0.0.1:{port}/")
+        if repository.startswith(f"{address}/")
     ]
     if pushed:
         subprocess.run([*docker, "image", "rm", *pushed], capture_output=True)

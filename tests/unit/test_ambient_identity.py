@@ -32,7 +32,7 @@ def test_a_stored_token_does_not_sign(staging, tmp_path, monkeypatch):
     for sign in (
         lambda: signing.sign(staging, [tmp_path / "a.whl"], tmp_path),
         lambda: signing.identity_token(staging),
-        lambda: signing.cosign_identity_token(staging),
+        lambda: signing.client_token(staging),
     ):
         with pytest.raises(ReleaseError) as error:
             sign()
@@ -61,7 +61,7 @@ def test_with_the_ambient_identity_the_client_asks_its_provider_and_sees_no_stor
     signing.sign(staging, [tmp_path / "a.whl"], tmp_path)
     assert "SIGSTORE_IDENTITY_TOKEN" not in seen["env"] and "--identity-token" not in seen["argv"]
     assert seen["env"]["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] == "request-token"  # the client's own detection uses it
-    assert signing.cosign_identity_token(staging) is None  # cosign asks its GitHub provider itself
+    assert signing.client_token(staging) is None  # cosign asks its GitHub provider itself
 
 
 def test_the_local_target_mints_its_own_tokens(tmp_path, monkeypatch):
