@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nox
 
-from ac_release.sessions import session_params
+from ac_release.model.nox_sessions import session_params
 
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
@@ -27,8 +27,8 @@ nox.options.error_on_missing_interpreters = True
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff on the code; zizmor (auditor persona) and actionlint with shellcheck on the GitHub Actions workflows."""
-    from ac_release.errors import ReleaseError
-    from ac_release.workflow_lint import WORKFLOWS, actionlint_command, zizmor_command
+    from ac_release.commands.workflow_lint import WORKFLOWS, actionlint_command, zizmor_command
+    from ac_release.core.errors import ReleaseError
 
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -97,7 +97,7 @@ def _image_tests(session: nox.Session, marker: str, version: str, flavour: str) 
 @contextlib.contextmanager
 def _local_services_left_as_found(session: nox.Session):
     """Services a session had to start are stopped again: a CI run must not leave ports taken on its machine."""
-    from ac_release.config import load_settings
+    from ac_release.model.config import load_settings
     from ac_release.services.manager import LocalServices
 
     services = LocalServices(load_settings().services)
@@ -114,7 +114,7 @@ def _local_services_left_as_found(session: nox.Session):
 def bench(session: nox.Session, version: str) -> None:
     """Image build time and size against an AC-2022-style baseline, and every image of the version's line build (other
     products included, each built first) as a share of the first (clears the Docker build cache)."""
-    from ac_release.line_builds import same_line_build
+    from ac_release.world.line_builds import same_line_build
 
     with _local_services_left_as_found(session):
         for made_from_its_line_build in same_line_build(Path(__file__).parent, version):

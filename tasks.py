@@ -10,11 +10,11 @@ from pathlib import Path
 
 from invoke import Collection, Exit, ParseError, Program, task
 
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import DEBUG_ENV, ReleaseError, describe_decode_error, describe_os_error, one_line
-from ac_release.pipeline import RELEASE, plan, print_steps, released_state, run_stages, stage_names
-from ac_release.runlock import held
+from ac_release.core.errors import DEBUG_ENV, ReleaseError, describe_decode_error, describe_os_error, one_line
+from ac_release.model.config import load_settings
+from ac_release.pipeline.run import RELEASE, plan, print_steps, released_state, run_stages, stage_names
+from ac_release.pipeline.runlock import held
+from ac_release.world.context import ReleaseContext
 
 
 def _reports_errors(function):
@@ -116,8 +116,8 @@ def release(c, version, target=None, dry_run=False, stages=None, flavour=None):
 def nightly(c, line, target=None, dry_run=False, date=None):
     """Build the line's current tree as a dated dev build (`2.2.4-2-dev2026120101`, images `2.2.4-nightly-20261201`):
     the same inputs again the same day do nothing; other inputs get the next sequence."""
-    from ac_release import nightly as nightlies
-    from ac_release.git import uncommitted
+    from ac_release.clients.git import uncommitted
+    from ac_release.commands import nightly as nightlies
     from ac_release.services.manager import LocalServices
 
     settings = load_settings()
@@ -168,7 +168,7 @@ def status(c, version, target=None):
 @_reports_errors
 def verify(c, version, target=None):
     """From a clean client: download and verify every artifact, pull every image by digest, run airflow version."""
-    from ac_release.verify import run_verify
+    from ac_release.supply_chain.verify import run_verify
 
     ctx = ReleaseContext.create(version, load_settings(), target)
     for what, result in run_verify(ctx):
@@ -184,7 +184,7 @@ def verify(c, version, target=None):
 @_reports_errors
 def github_release(c, version, target=None):
     """Publish the tag's notes with the wheels, bundles and manifest as the GitHub release (in GitHub Actions)."""
-    from ac_release.github import publish_github_release
+    from ac_release.commands.github_release import publish_github_release
 
     print(publish_github_release(ReleaseContext.create(version, load_settings(), target)))
 
@@ -254,7 +254,7 @@ def images_build(c, version, target=None):
 @_reports_errors
 def images_generate(c):
     """Render images/<airflow>/<flavour>/[onbuild/]Dockerfile from images/Dockerfile.j2 and images/matrix.toml."""
-    from ac_release.images.generate import generate
+    from ac_release.building.dockerfiles import generate
 
     settings = load_settings()
     for path in generate(settings.root / "images"):
@@ -272,7 +272,7 @@ def images_generate(c):
 def bench(c, version, target=None, release=True, json=None):
     """Image build time and size, and the whole release, against an AC-2022-style baseline built in the same run
     (clears the Docker build cache)."""
-    from ac_release.bench import run_bench
+    from ac_release.bench.main import run_bench
 
     ctx = ReleaseContext.create(version, load_settings(), target)
     with held(ctx.dist, str(ctx.version)):
@@ -288,7 +288,7 @@ def bench(c, version, target=None, release=True, json=None):
 @_reports_errors
 def matrix(c, version, github_output=False):
     """Print the workflows' job matrix as JSON: one {version, flavour} per image flavour to build and test."""
-    from ac_release.images.ci_matrix import NEWEST, as_json, ci_matrix, floating_group, write_github_output
+    from ac_release.commands.ci_matrix import NEWEST, as_json, ci_matrix, floating_group, write_github_output
 
     root = load_settings().root
     jobs = ci_matrix(root, version)
@@ -301,8 +301,8 @@ def matrix(c, version, github_output=False):
 @_reports_errors
 def lines(c, github_output=False):
     """Print the release lines (wheel/<airflow>/line.toml) as a job matrix: one {line} per line (nightly.yml)."""
-    from ac_release.images.ci_matrix import as_json, lines_matrix
-    from ac_release.images.ci_matrix import write_github_output as write_matrix
+    from ac_release.commands.ci_matrix import as_json, lines_matrix
+    from ac_release.commands.ci_matrix import write_github_output as write_matrix
 
     jobs = lines_matrix(load_settings().wheel_dir)
     if github_output:
@@ -315,10 +315,10 @@ def lines(c, github_output=False):
 def lock(c, line):
     """Regenerate wheel/<line>/constraints.txt and build-requirements.txt, or a product version's
     products/<product>/<version>/constraints.txt, with uv, as of their cut-off."""
-    from ac_release.line import load_line
-    from ac_release.lock import regenerate
-    from ac_release.products import load_product, parse_version
-    from ac_release.version import ACVersion
+    from ac_release.building.lock import regenerate
+    from ac_release.model.line import load_line
+    from ac_release.model.products import load_product, parse_version
+    from ac_release.model.version import ACVersion
 
     settings = load_settings()
     if (settings.wheel_dir / line / "line.toml").is_file():
@@ -350,9 +350,9 @@ def lock(c, line):
 def backport(c, line, patch, github_output=False):
     """Add a patch to a line's series (proven to apply to the pinned sdist), with a check to fill in and the
     undated changelog entry of the next build."""
-    from ac_release.backport import backport as add_backport
-    from ac_release.backport import pull_request
-    from ac_release.github_output import require_github_output, write_github_output
+    from ac_release.clients.github_output import require_github_output, write_github_output
+    from ac_release.commands.backport import backport as add_backport
+    from ac_release.commands.backport import pull_request
 
     if github_output:
         require_github_output()  # before anything is written
@@ -371,7 +371,7 @@ def backport(c, line, patch, github_output=False):
 @_reports_errors
 def lock_tools(c, upgrade=False):
     """Regenerate requirements/pipeline.txt: the pipeline's own dependencies (pyproject.toml) locked with hashes."""
-    from ac_release.lock import regenerate_tools
+    from ac_release.building.lock import regenerate_tools
 
     settings = load_settings()
     path = regenerate_tools(settings.root, upgrade=upgrade)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ac_release.workflow_lint import tool
+from ac_release.commands.workflow_lint import tool
 
 PLATFORM = "ubuntu-24.04=-self-hosted"
 

@@ -11,12 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ac_release import registry
-from ac_release.config import load_settings
-from ac_release.pipeline import RELEASE
+from ac_release.clients import registry
+from ac_release.model.config import load_settings
+from ac_release.pipeline.run import RELEASE
+from ac_release.pipeline.stage_times import parse_time_line
 from ac_release.services.manager import LocalServices
-from ac_release.stage_times import parse_time_line
-from ac_release.steps import parse_line
+from ac_release.stages.steps import parse_line
 
 VERSION = "2.2.4-1"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ac_release.config import docker_command
-from ac_release.docker import docker_env
+from ac_release.clients.docker import docker_env
+from ac_release.model.config import docker_command
 
 # Shorter forms would match by chance somewhere in a gigabyte of image.
 MIN_FORM = 16
@@ -224,8 +224,8 @@ def release_secrets(
     instance's CA and OIDC keys. A secret that cannot be read fails here (a scan without it would prove nothing).
     Registry credentials come from `docker login`, outside the pipeline: the caller passes them. `index_password`
     False leaves out a password the caller cannot see (the test stage never passes the environment's secrets on)."""
-    from ac_release import signing
     from ac_release.services.manager import LocalServices
+    from ac_release.supply_chain import signing
 
     index = ctx.target.index
     found = [secret(f"index password ({index.password.describe()})", index.password.read())] if index_password else []

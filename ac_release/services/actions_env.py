@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import shlex
 
-from ac_release.config import Settings
-from ac_release.errors import ReleaseError
-from ac_release.git import head
+from ac_release.clients.git import head
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import Settings
 from ac_release.services import actions_identity
 from ac_release.services.manager import LocalServices
 from ac_release.services.sigstore_local import ACTIONS_TOKEN_PATH, LocalSigstore

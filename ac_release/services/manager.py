@@ -25,9 +25,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ac_release.config import ServiceRegistry, ServicesSettings
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_bytes, atomic_write_text, sha256_bytes
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_bytes, atomic_write_text, sha256_bytes
+from ac_release.model.config import ServiceRegistry, ServicesSettings
 from ac_release.services.tls import ensure_server_certificate
 
 _PORT_KEYS = {"pypi-dev": "dev_pypi_port"}  # a service's port key in release.toml, where it is not `<name>_port`

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ac_release import cosign, image_attestations, registry, sbom
-from ac_release.baseimage import base_digest
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.images.matrix import VARIANTS
-from ac_release.images.state import flavours
-from ac_release.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
-from ac_release.signing import client_token
-from ac_release.steps import Step, open_steps
+from ac_release.building.baseimage import base_digest
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.model.flavours import VARIANTS
+from ac_release.model.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
+from ac_release.stages.steps import Step, open_steps
+from ac_release.supply_chain import cosign, image_attestations, sbom
+from ac_release.supply_chain.signing import client_token
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
 
 NAME = "attest"
 WHAT = "signature, CycloneDX and SPDX SBOMs, SLSA provenance"

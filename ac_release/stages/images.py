@@ -6,15 +6,15 @@ gate against their bundles, and are then handed to the build, which checks their
 
 from __future__ import annotations
 
-from ac_release.baseimage import base_reference, ensure_base
-from ac_release.context import ReleaseContext, ensure_local_services
-from ac_release.images import build
-from ac_release.images.generate import drift
-from ac_release.images.matrix import VARIANTS
-from ac_release.images.state import flavour_state, flavours
-from ac_release.published import fetch_verified
-from ac_release.records import FlavourImages, ImagesRecord, VariantImage
-from ac_release.steps import Step, open_steps
+from ac_release.building import image_build as build
+from ac_release.building.baseimage import base_reference, ensure_base
+from ac_release.building.dockerfiles import drift
+from ac_release.building.image_state import flavour_state
+from ac_release.model.flavours import VARIANTS
+from ac_release.model.records import FlavourImages, ImagesRecord, VariantImage
+from ac_release.stages.steps import Step, open_steps
+from ac_release.supply_chain.fetch import fetch_verified
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours
 
 NAME = "images"
 

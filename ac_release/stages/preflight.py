@@ -9,13 +9,13 @@ from __future__ import annotations
 import shutil
 import urllib.error
 
-from ac_release import registry
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.git import uncommitted
-from ac_release.index import open_url
-from ac_release.retry import retry
-from ac_release.steps import Step
+from ac_release.clients import registry
+from ac_release.clients.git import uncommitted
+from ac_release.clients.index import open_url
+from ac_release.clients.retry import retry
+from ac_release.core.errors import ReleaseError
+from ac_release.stages.steps import Step
+from ac_release.world.context import ReleaseContext, ensure_local_services, services_running
 
 NAME = "preflight"
 
@@ -47,7 +47,7 @@ def check_index_credentials(ctx: ReleaseContext) -> None:
 def check_committed_inputs(ctx: ReleaseContext) -> None:
     """A release is made from a commit, and its changelog entry is dated: checked before anything starts. A dev
     build is made from a commit too; it needs no dated entry (the changelog is still checked)."""
-    from ac_release.changelog import dev_build_entry, release_entry
+    from ac_release.model.changelog import dev_build_entry, release_entry
 
     if dirty := uncommitted(ctx.settings.root):
         raise ReleaseError(

@@ -9,14 +9,13 @@ Each move is decided again right before it is made: a newer build of the line re
 
 from __future__ import annotations
 
-from ac_release import registry
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.images.matrix import VARIANTS
-from ac_release.images.state import flavours
-from ac_release.records import PromoteRecord, PushedTag
-from ac_release.released import highest_released_build
-from ac_release.steps import Step
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import VARIANTS
+from ac_release.model.records import PromoteRecord, PushedTag
+from ac_release.stages.steps import Step
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
+from ac_release.world.released_images import highest_released_build
 
 NAME = "promote"
 

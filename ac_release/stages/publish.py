@@ -1,6 +1,6 @@
 """Stage `publish`: upload the signed artifacts to the target's pip index with twine, then their bundles,
 attestations and the wheel stage's record as the release-files artifact of the target's first registry
-(`<registry>/release-files:<version>`, ac_release/release_files.py).
+(`<registry>/release-files:<version>`, ac_release/clients/oci_release_files.py).
 
 The index is read first: a file already there with the same sha256 is skipped, the same name with other bytes is
 refused. The verification gate runs before anything is uploaded. The release files are what a machine that did not
@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import hashlib
 
-from ac_release import build_inputs, release_files
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.line_builds import line_build_source, planned_sha256
-from ac_release.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, attestation_name
-from ac_release.published import index_state
-from ac_release.records import PublishRecord, WheelRecord
-from ac_release.signing import verify_all
-from ac_release.steps import Step, open_steps
-from ac_release.upload import upload
+from ac_release.building import build_inputs
+from ac_release.clients import oci_release_files as release_files
+from ac_release.clients.upload import upload
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_bytes, sha256_file
+from ac_release.model.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, attestation_name
+from ac_release.model.records import PublishRecord, WheelRecord
+from ac_release.stages.steps import Step, open_steps
+from ac_release.supply_chain.signing import verify_all
+from ac_release.world.context import ReleaseContext, ensure_local_services, services_running
+from ac_release.world.index_state import index_state
+from ac_release.world.line_builds import line_build_source, planned_sha256
 
 NAME = "publish"
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import time
 
-from ac_release import registry
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.images.matrix import VARIANTS
-from ac_release.images.state import flavour_state, flavours
-from ac_release.records import ImagesRecord, PushedTag, PushRecord, SessionsRecord
-from ac_release.steps import Step
+from ac_release.building.image_state import flavour_state
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import VARIANTS
+from ac_release.model.records import ImagesRecord, PushedTag, PushRecord, SessionsRecord
+from ac_release.stages.steps import Step
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
 
 NAME = "push"
 _PUSHED = re.compile(

@@ -8,16 +8,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ac_release import wheel_attestations
-from ac_release.context import ReleaseContext, ensure_local_services
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_copy, atomic_write_bytes, sha256_file
-from ac_release.images.build import revision
-from ac_release.line_builds import line_build_source, planned_sha256
-from ac_release.names import ATTESTATION_KINDS, attestation_name, bundle_name
-from ac_release.records import SignRecord, WheelRecord
-from ac_release.signing import sign, verify, verify_all
-from ac_release.steps import Step, open_steps
+from ac_release.building.image_build import revision
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_copy, atomic_write_bytes, sha256_file
+from ac_release.model.names import ATTESTATION_KINDS, attestation_name, bundle_name
+from ac_release.model.records import SignRecord, WheelRecord
+from ac_release.stages.steps import Step, open_steps
+from ac_release.supply_chain import wheel_attestations
+from ac_release.supply_chain.signing import sign, verify, verify_all
+from ac_release.world.context import ReleaseContext, ensure_local_services
+from ac_release.world.line_builds import line_build_source, planned_sha256
 
 NAME = "sign"
 

@@ -6,16 +6,16 @@ another commit, here or on the remote, is refused.
 
 from __future__ import annotations
 
-from ac_release.changelog import dev_build_entry, release_entry
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_text
-from ac_release.git import git, head, local_tag_commit, remote_tag_commit
-from ac_release.names import NOTES
-from ac_release.notes import render
-from ac_release.records import TagRecord
-from ac_release.released import released_images
-from ac_release.steps import Step
+from ac_release.building.notes import render
+from ac_release.clients.git import git, head, local_tag_commit, remote_tag_commit
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_text
+from ac_release.model.changelog import dev_build_entry, release_entry
+from ac_release.model.names import NOTES
+from ac_release.model.records import TagRecord
+from ac_release.stages.steps import Step
+from ac_release.world.context import ReleaseContext, ensure_local_services, services_running
+from ac_release.world.released_images import released_images
 
 NAME = "tag"
 

@@ -1,6 +1,6 @@
 """Stage `test`: the smoke and upgrade tests of every flavour, run by pytest against the exact images the push
 stage pushes (by id), with the release's target. The upgrade test starts from the newest earlier release on the
-target's registry (ac_release/released.py); a first release has none, and its record says so.
+target's registry (ac_release/world/released_images.py); a first release has none, and its record says so.
 
 The stage pulls the earlier release by digest itself, with the registry's own login (registry.authenticated), and
 names it to the upgrade session in AC_SMOKE_UPGRADE_FROM (`<version> <repository>@<digest>`): the sessions get no
@@ -23,14 +23,14 @@ import xml.etree.ElementTree as ElementTree
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ac_release import proc, registry
-from ac_release.context import ReleaseContext, ensure_local_services, services_running
-from ac_release.errors import ReleaseError
-from ac_release.images.state import flavour_state, flavours
-from ac_release.names import run_log_stem
-from ac_release.records import FlavourTest, ImagesRecord, Session, SessionsRecord
-from ac_release.released import PreviousRelease, previous_release
-from ac_release.steps import Step, open_steps
+from ac_release.building.image_state import flavour_state
+from ac_release.clients import proc, registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.names import run_log_stem
+from ac_release.model.records import FlavourTest, ImagesRecord, Session, SessionsRecord
+from ac_release.stages.steps import Step, open_steps
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
+from ac_release.world.released_images import PreviousRelease, previous_release
 
 NAME = "test"
 KINDS = ("smoke", "upgrade")

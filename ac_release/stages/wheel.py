@@ -4,7 +4,7 @@
 Built in the line's hermetic build environment from the hash-pinned upstream sdist plus the patch series, with the
 line's SOURCE_DATE_EPOCH, so a rebuild gives the same bytes. A line build another product version already made
 (AC 2.2.4-1's `2.2.4+astro.1`, for Runtime 4.2.0) is taken from its dist/ with its recorded sha256, never built
-again (ac_release/line_builds.py). Outputs land in dist/<version>/ only once complete.
+again (ac_release/world/line_builds.py). Outputs land in dist/<version>/ only once complete.
 """
 
 from __future__ import annotations
@@ -20,23 +20,23 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
-from ac_release.buildenv import DOCKERFILE, BuildEnv, ensure_buildenv
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_bytes, sha256_file
-from ac_release.images.matrix import build_packages
-from ac_release.line_builds import line_build_source
-from ac_release.names import line_build_names, meta_wheel_name
-from ac_release.patches import apply_series
-from ac_release.records import Artifact, WheelRecord
-from ac_release.reproducible import clamp_tree_mtimes, normalize_sdist
-from ac_release.sdist import fetch_sdist
-from ac_release.stamp import stamp_version, write_meta_project
-from ac_release.steps import Step, open_steps
+from ac_release.building.buildenv import DOCKERFILE, BuildEnv, ensure_buildenv
+from ac_release.building.patches import apply_series
+from ac_release.building.reproducible import clamp_tree_mtimes, normalize_sdist
+from ac_release.building.sdist import fetch_sdist
+from ac_release.building.stamp import stamp_version, write_meta_project
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_bytes, sha256_file
+from ac_release.model.flavours import build_packages
+from ac_release.model.names import line_build_names, meta_wheel_name
+from ac_release.model.records import Artifact, WheelRecord
+from ac_release.stages.steps import Step, open_steps
+from ac_release.world.context import ReleaseContext
+from ac_release.world.line_builds import line_build_source
 
 NAME = "wheel"
 RECIPE = "1"  # bump when this module changes what it builds
-WHEEL_CHECK = Path(__file__).parents[1] / "wheelcheck.sh"
+WHEEL_CHECK = Path(__file__).parents[1] / "building" / "wheelcheck.sh"
 
 
 def input_fingerprint(ctx: ReleaseContext) -> str:
@@ -50,7 +50,7 @@ def input_fingerprint(ctx: ReleaseContext) -> str:
         (line.directory / "line.toml").read_bytes(),
         line.build_requirements_file.read_bytes(),
         DOCKERFILE.read_bytes(),
-        (Path(__file__).parents[1] / "stamp.py").read_bytes(),
+        (Path(__file__).parents[1] / "building" / "stamp.py").read_bytes(),
         # the meta wheel's own: its project, its title and what it pins (a product version's providers, packages)
         repr((ctx.product.meta_project, ctx.product.title, ctx.line.meta_pins)).encode(),
     ]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.line import load_line
-from ac_release.lock import hashed_pins, regenerate
-from ac_release.products import load_product, parse_version
-from ac_release.version import ACVersion
+from ac_release.building.lock import hashed_pins, regenerate
+from ac_release.model.line import load_line
+from ac_release.model.products import load_product, parse_version
+from ac_release.model.version import ACVersion
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.e2e

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import release_files, signing
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
-from ac_release.nightly import DevState
+from ac_release.clients import oci_release_files as release_files
+from ac_release.commands.nightly import DevState
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.supply_chain import signing
+from ac_release.world.context import ReleaseContext
 from tests.act import act, act_log
 from tests.helpers import STAGING_ENV, git
 from tests.secret_scan import SecretScan, secret

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import registry
-from ac_release.config import docker_command, load_settings
-from ac_release.names import artifact_names
+from ac_release.clients import registry
+from ac_release.model.config import docker_command, load_settings
+from ac_release.model.names import artifact_names
+from ac_release.model.version import ACVersion
+from ac_release.pipeline.stage_times import parse_time_line
 from ac_release.services.manager import LocalServices
-from ac_release.stage_times import parse_time_line
-from ac_release.version import ACVersion
 from tests.helpers import REPO, Background, own_cache, write_config
 from tests.helpers import git as _git
 from tests.release_run import (
@@ -392,7 +392,7 @@ def test_other_inputs_or_a_partial_build_take_the_next_sequence_and_a_dirty_tree
     release_repo = nightly["repo"]  # the clone the nightlies were built from
     released_from = _git(release_repo, "rev-parse", "HEAD").strip()
     try:
-        _commit(release_repo, "ac_release/nightly.py", "# an input changed\n")
+        _commit(release_repo, "ac_release/commands/nightly.py", "# an input changed\n")
         second = ACVersion.nightly_of("2.2.4", 2, today, 2)
         dry = _ok(invoke(release_repo, config, "nightly", "2.2.4", "--target", "local", *_on_day(today), "--dry-run"))
         assert dry.stdout.splitlines()[0] == f"{second}: inputs differ from {version}: next sequence"

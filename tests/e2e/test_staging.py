@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import cosign, registry, release_files
-from ac_release.config import load_settings
-from ac_release.names import WHEEL_RECORD
+from ac_release.clients import oci_release_files as release_files
+from ac_release.clients import registry
+from ac_release.model.config import load_settings
+from ac_release.model.names import WHEEL_RECORD
+from ac_release.supply_chain import cosign
 from tests.act import act_log
 from tests.helpers import STAGING_ENV, git
 from tests.secret_scan import SecretScan, identity_token_secret, secret
@@ -274,7 +276,7 @@ def test_a_stranger_verifies_the_staging_release_with_the_stock_clients_github_f
 
 
 def released_images_of(config: Path):
-    from ac_release.context import ReleaseContext
-    from ac_release.released import released_images
+    from ac_release.world.context import ReleaseContext
+    from ac_release.world.released_images import released_images
 
     return released_images(ReleaseContext.create(VERSION, load_settings(config), "staging"))

@@ -16,10 +16,10 @@ import time
 import pytest
 from rich.console import Console
 
-from ac_release.config import docker_command, load_settings
-from ac_release.context import ReleaseContext
-from ac_release.pipeline import run_stage
+from ac_release.model.config import docker_command, load_settings
+from ac_release.pipeline.run import run_stage
 from ac_release.services.manager import LocalServices
+from ac_release.world.context import ReleaseContext
 from tests.helpers import committed_copy, write_config
 
 VERSION = "2.2.4-1"
@@ -63,8 +63,8 @@ def debian_base(docker_ready) -> str:
     """The pipeline's own Debian bullseye base (debootstrap from the signed archive): built once per machine, keyed
     by its inputs, and shared by every fixture that needs a small image. A session fixture, so that it is made before
     any module traps the network for the clients it tests (test_cosign_local's `offline`): debootstrap downloads."""
-    from ac_release.baseimage import ensure_debian_base
-    from ac_release.docker import Docker
+    from ac_release.building.baseimage import ensure_debian_base
+    from ac_release.clients.docker import Docker
 
     return ensure_debian_base(Docker(docker_command("auto")), "bullseye", log=lambda _: None)
 

@@ -31,13 +31,13 @@ from cryptography import x509
 from cryptography.hazmat import asn1
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ac_release import cosign
-from ac_release.errors import ReleaseError
+from ac_release.core.errors import ReleaseError
 from ac_release.services import actions_identity
 from ac_release.services import sigstore_local_fulcio as fulcio
 from ac_release.services.actions_identity import ActionsJob
 from ac_release.services.sigstore_local import ACTIONS_JOBS_DIR, ACTIONS_TOKEN_LIFETIME_S, LocalSigstore
 from ac_release.services.sigstore_local_state import load_or_create_state
+from ac_release.supply_chain import cosign
 from tests.helpers import REPO, throwaway_registry, write_config
 from tests.integration.conftest import require
 
@@ -569,8 +569,8 @@ def gate_context(version: str, trust_config: Path):
     Sigstore: the gate of `version` as the sign and publish stages and `invoke verify` ask it."""
     import dataclasses
 
-    from ac_release.config import load_settings
-    from ac_release.context import ReleaseContext
+    from ac_release.model.config import load_settings
+    from ac_release.world.context import ReleaseContext
 
     ctx = ReleaseContext.create(version, load_settings(REPO / "release.toml"), "staging")
     ctx.target = dataclasses.replace(
@@ -582,7 +582,7 @@ def gate_context(version: str, trust_config: Path):
 def test_the_release_gate_refuses_a_nightlys_certificate_and_the_nightly_gate_a_releases(
     release_bundle, nightly_bundle, trust_config
 ):
-    from ac_release.signing import verify
+    from ac_release.supply_chain.signing import verify
 
     release, nightly = gate_context("2.2.4-1", trust_config), gate_context("2.2.4-2-dev2026120701", trust_config)
     verify(release, *release_bundle)

@@ -1,5 +1,5 @@
 # ruff: noqa: F811  (the fixtures of test_cosign_local are imported by name, and named again as arguments)
-"""The checks of the attest stage and of `invoke verify` (ac_release/image_attestations.py, release_files.py)
+"""The checks of the attest stage and of `invoke verify` (image_attestations.py, oci_release_files.py)
 against the local Sigstore and registry, on test_cosign_local's tiny images: a complete set verifies, and each
 refused case is refused: an unsigned image, a signature by another identity, an attestation for another digest, a
 swapped SBOM, a provenance naming another sdist, a bundle missing from the published location."""
@@ -12,9 +12,10 @@ import subprocess
 
 import pytest
 
-from ac_release import cosign, image_attestations, provenance, release_files
-from ac_release.config import Signer
-from ac_release.errors import ReleaseError
+from ac_release.clients import oci_release_files as release_files
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import Signer
+from ac_release.supply_chain import cosign, image_attestations, provenance
 from tests.integration.test_cosign_local import (  # noqa: F401  (fixtures)
     IDENTITY,
     INTRUDER,

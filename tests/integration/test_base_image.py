@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from ac_release.baseimage import KEYRING, _sources, _tag, ensure_debian_base
-from ac_release.config import docker_command
-from ac_release.docker import Docker
-from ac_release.errors import ReleaseError
+from ac_release.building.baseimage import KEYRING, _sources, _tag, ensure_debian_base
+from ac_release.clients.docker import Docker
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import docker_command
 from tests.integration.conftest import require
 
 pytestmark = pytest.mark.integration

@@ -13,12 +13,12 @@ import uuid
 import pytest
 from rich.console import Console
 
-from ac_release import bench
-from ac_release.baseimage import ensure_debian_base
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.images.matrix import ONBUILD, VARIANTS
-from ac_release.images.state import flavours, local_ref
+from ac_release.bench import main as bench
+from ac_release.building.baseimage import ensure_debian_base
+from ac_release.building.image_state import local_ref
+from ac_release.model.config import load_settings
+from ac_release.model.flavours import ONBUILD, VARIANTS
+from ac_release.world.context import ReleaseContext, flavours
 from tests.helpers import REPO, write_config
 
 pytestmark = pytest.mark.integration

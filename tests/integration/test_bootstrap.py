@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.lock import TOOLS_LOCK, hashed_pins
+from ac_release.building.lock import TOOLS_LOCK, hashed_pins
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration

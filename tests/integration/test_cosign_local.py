@@ -24,12 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import cosign, provenance, registry, sbom
-from ac_release.config import Signer, docker_command, load_settings
-from ac_release.docker import Docker
-from ac_release.errors import ReleaseError
+from ac_release.clients import registry
+from ac_release.clients.docker import Docker
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import Signer, docker_command, load_settings
 from ac_release.services.manager import LocalServices
 from ac_release.services.sigstore_local import LocalSigstore
+from ac_release.supply_chain import cosign, provenance, sbom
 from tests.helpers import write_config
 from tests.integration.conftest import require
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.baseimage import ensure_debian_base
-from ac_release.config import docker_command
-from ac_release.docker import Docker
+from ac_release.building.baseimage import ensure_debian_base
+from ac_release.clients.docker import Docker
+from ac_release.model.config import docker_command
 from tests.helpers import REPO
 from tests.integration.conftest import require
 

@@ -9,16 +9,17 @@ import uuid
 
 import pytest
 
-from ac_release.baseimage import ensure_base
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.images import build
-from ac_release.images.build import PREPARED_STAGES
-from ac_release.images.state import flavour_state, flavours
-from ac_release.pipeline import run_stage
-from ac_release.published import fetch_verified
-from ac_release.records import WheelRecord
+from ac_release.building import image_build as build
+from ac_release.building.baseimage import ensure_base
+from ac_release.building.image_build import PREPARED_STAGES
+from ac_release.building.image_state import flavour_state
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.model.records import WheelRecord
+from ac_release.pipeline.run import run_stage
 from ac_release.stages import images
+from ac_release.supply_chain.fetch import fetch_verified
+from ac_release.world.context import flavours
 from tests.integration.conftest import context_like, own_bundle_mismatch
 
 pytestmark = pytest.mark.integration

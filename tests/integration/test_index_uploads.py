@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from ac_release.config import load_settings
+from ac_release.model.config import load_settings
 from ac_release.services.manager import LocalServices
 from tests.helpers import write_config
 

@@ -13,9 +13,9 @@ import io
 import pytest
 from rich.console import Console
 
-from ac_release import registry
-from ac_release.pipeline import run_stage
-from ac_release.records import PromoteRecord
+from ac_release.clients import registry
+from ac_release.model.records import PromoteRecord
+from ac_release.pipeline.run import run_stage
 from ac_release.stages import promote
 from tests.integration import test_push_stage
 from tests.integration.test_push_stage import released

@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 
-from ac_release.config import load_settings
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.pipeline import run_stage
-from ac_release.published import index_state
-from ac_release.records import WheelRecord
+from ac_release.clients.upload import upload
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.model.config import load_settings
+from ac_release.model.records import WheelRecord
+from ac_release.pipeline.run import run_stage
 from ac_release.services.manager import LocalServices
 from ac_release.stages import preflight, publish
-from ac_release.upload import upload
+from ac_release.world.index_state import index_state
 from tests.helpers import free_port, write_config
 from tests.integration.conftest import make_context, own_bundle_mismatch
 
@@ -26,7 +26,7 @@ META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 
 @pytest.fixture
 def no_backoff(monkeypatch):
-    monkeypatch.setattr("ac_release.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
 
 
 def _packages(services: LocalServices) -> dict[str, tuple[str, int]]:

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from ac_release import registry
-from ac_release.config import load_settings
-from ac_release.errors import ReleaseError
-from ac_release.pipeline import run_stage
-from ac_release.records import PushRecord
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.model.records import PushRecord
+from ac_release.pipeline.run import run_stage
 from ac_release.services.manager import LocalServices
 from tests.helpers import STAGING_ENV, write_config
 from tests.integration import test_push_stage
@@ -74,7 +74,7 @@ def test_the_second_registry_gets_the_first_ones_manifests_by_copy_and_both_are_
 
 def test_a_copy_that_fails_fails_the_stage_in_one_line_and_the_release_resumes(staging, make_image, monkeypatch):
     settings, services = staging
-    monkeypatch.setattr("ac_release.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
     first, second = settings.target("staging").registries
     a = make_image("a")
     ctx = released(settings, VERSION, a, a, target="staging")

@@ -10,13 +10,12 @@ import uuid
 
 import pytest
 
-from ac_release import registry
-from ac_release.baseimage import ensure_debian_base
-from ac_release.config import load_settings
-from ac_release.errors import ReleaseError
-from ac_release.images.state import flavour_state, flavours
-from ac_release.pipeline import run_stage
-from ac_release.records import (
+from ac_release.building.baseimage import ensure_debian_base
+from ac_release.building.image_state import flavour_state
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.model.records import (
     Artifact,
     FlavourImages,
     FlavourTest,
@@ -26,9 +25,11 @@ from ac_release.records import (
     VariantImage,
     WheelRecord,
 )
-from ac_release.released import previous_release
+from ac_release.pipeline.run import run_stage
 from ac_release.services.manager import LocalServices
 from ac_release.stages import push
+from ac_release.world.context import flavours
+from ac_release.world.released_images import previous_release
 from tests.helpers import REPO, write_config
 from tests.integration.conftest import make_context
 
@@ -66,8 +67,8 @@ def settings(tmp_path, lines_root, docker_ready):
 @pytest.fixture(scope="module")
 def make_image():
     """Small distinct images (a label each) on the pipeline's Debian base."""
-    from ac_release.config import docker_command
-    from ac_release.docker import Docker
+    from ac_release.clients.docker import Docker
+    from ac_release.model.config import docker_command
 
     docker = Docker(docker_command("auto"))
     base = ensure_debian_base(docker, "bullseye", log=lambda _: None)
@@ -231,7 +232,7 @@ def test_untested_images_are_refused_before_any_push(settings, make_image):
 
 
 def test_a_registry_down_mid_release_gives_one_clear_line_and_the_push_resumes(settings, make_image, monkeypatch):
-    monkeypatch.setattr("ac_release.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
     a = make_image("a")
     services = LocalServices(settings.services)
     (repository,) = settings.target(None).registries

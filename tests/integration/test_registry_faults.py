@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import proc, registry
-from ac_release.config import docker_command
-from ac_release.docker import Docker
-from ac_release.errors import ReleaseError
+from ac_release.clients import proc, registry
+from ac_release.clients.docker import Docker
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import docker_command
 from tests.helpers import REPO, throwaway_registry
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ def test_the_push_failpoint_fires_only_after_a_layer_reached_the_registry(local_
     host, data = local_registry
     image = make_image("failpoint", size=8 << 20)
     script = (
-        "import sys; from ac_release.docker import Docker; from ac_release.registry import push; "
+        "import sys; from ac_release.clients.docker import Docker; from ac_release.clients.registry import push; "
         "push(Docker(sys.argv[2:]), sys.argv[1], 'HOST/failpoint', '2.2.4-1')"
     ).replace("HOST", host)
     killed = subprocess.run(

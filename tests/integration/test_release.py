@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.config import load_settings
-from ac_release.pipeline import RELEASE
+from ac_release.model.config import load_settings
+from ac_release.pipeline.run import RELEASE
 from ac_release.services.manager import LocalServices
 from tests.helpers import git as _git
 from tests.helpers import write_config
@@ -123,8 +123,8 @@ def test_conflicting_immutable_and_git_tags_are_refused_before_anything_is_built
     services = LocalServices(settings.services)
     try:
         (repository,) = settings.target(None).registries
-        from ac_release.baseimage import base_reference
-        from ac_release.config import docker_command
+        from ac_release.building.baseimage import base_reference
+        from ac_release.model.config import docker_command
 
         docker = docker_command("auto")
         subprocess.run(
@@ -215,9 +215,9 @@ def test_verify_needs_nothing_of_the_machine_that_built(reference, tmp_path):
     record it in their OCI base labels, and `invoke verify` passes with a Docker engine that never held it (a docker
     CLI that knows no `ac-release/debian` image and no image of that id, and notes every call it gets). The local
     engine keeps its base: other tests, and other releases on this machine, need it."""
-    from ac_release import registry
-    from ac_release.baseimage import BASE_DIGEST_LABEL, BASE_NAME_LABEL, base_reference
-    from ac_release.config import docker_command
+    from ac_release.building.baseimage import BASE_DIGEST_LABEL, BASE_NAME_LABEL, base_reference
+    from ac_release.clients import registry
+    from ac_release.model.config import docker_command
 
     config, _, final, _ = reference
     settings = load_settings(config)
@@ -260,7 +260,7 @@ def test_no_secret_in_output_logs_layers_or_history(reference, figure):
     finds each of them where it leaks. The local target has no registry credentials."""
     from rich.console import Console
 
-    from ac_release.context import ReleaseContext
+    from ac_release.world.context import ReleaseContext
     from tests.secret_scan import SecretScan, release_secrets
 
     config, result, _, plan = reference

@@ -12,10 +12,10 @@ import uuid
 import pytest
 from rich.console import Console
 
-from ac_release.config import docker_command, load_settings
-from ac_release.context import ReleaseContext
-from ac_release.docker import docker_env
+from ac_release.clients.docker import docker_env
+from ac_release.model.config import docker_command, load_settings
 from ac_release.services.sigstore_local_state import load_or_create_state
+from ac_release.world.context import ReleaseContext
 from tests.helpers import write_config
 from tests.secret_scan import SecretScan, docker_config_auth, release_secrets
 
@@ -38,7 +38,7 @@ def planted(tmp_path, docker_ready):
     ctx = ReleaseContext.create("2.2.4-1", settings, console=Console(stderr=True, quiet=True))
     registry = "stand-in-" + secrets.token_urlsafe(18)
     found = release_secrets(ctx, registry_credentials={REGISTRY: registry})
-    from ac_release import signing
+    from ac_release.supply_chain import signing
 
     values = {
         found[0].name: password.read_text().strip(),

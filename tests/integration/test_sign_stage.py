@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.pipeline import run_stage
-from ac_release.records import SignRecord, WheelRecord
-from ac_release.signing import verify
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.model.records import SignRecord, WheelRecord
+from ac_release.pipeline.run import run_stage
+from ac_release.supply_chain.signing import verify
 from tests.helpers import REPO
 from tests.integration.conftest import context_like, make_context, own_bundle_mismatch
 

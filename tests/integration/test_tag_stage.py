@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from ac_release import registry
-from ac_release.config import load_settings
-from ac_release.errors import ReleaseError
-from ac_release.pipeline import run_stage
-from ac_release.records import Artifact, TagRecord, WheelRecord
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.model.records import Artifact, TagRecord, WheelRecord
+from ac_release.pipeline.run import run_stage
 from ac_release.services.manager import LocalServices
 from ac_release.stages import tag
 from tests.helpers import REPO, write_config

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import proc
-from ac_release.config import IndexSettings, Secret
-from ac_release.errors import ReleaseError
-from ac_release.upload import upload
+from ac_release.clients import proc
+from ac_release.clients.upload import upload
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import IndexSettings, Secret
 from tests.helpers import REPO
 from tests.local_http import LocalHTTPServer
 
@@ -94,7 +94,7 @@ class HangingIndex:
 def fast(monkeypatch):
     monkeypatch.setitem(proc.TIMEOUTS, "twine upload", 8)
     monkeypatch.setattr(proc, "_STOP_GRACE", 1)
-    monkeypatch.setattr("ac_release.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
 
 
 @pytest.mark.parametrize("landed", ["ours", "absent", "other"])
@@ -144,8 +144,8 @@ def test_the_upload_failpoint_fires_while_the_file_is_reaching_the_index(tmp_pat
     artifact = _sdist(tmp_path, 16 << 20)
     index = SlowIndex()
     script = (
-        "import sys; from pathlib import Path; from ac_release.config import IndexSettings, Secret; "
-        "from ac_release.upload import upload; "
+        "import sys; from pathlib import Path; from ac_release.model.config import IndexSettings, Secret; "
+        "from ac_release.clients.upload import upload; "
         "upload(IndexSettings(sys.argv[1], 'ac-release', Secret(env='UNUSED')), Path(sys.argv[2]), 'pw')"
     )
     with LocalHTTPServer(index) as server:

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from ac_release import wheel_attestations
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.supply_chain import wheel_attestations
 from tests.integration.conftest import context_like, make_context
 from tests.integration.test_cosign_local import INTRUDER, probe_wheel
 

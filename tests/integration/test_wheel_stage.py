@@ -8,11 +8,11 @@ from email.parser import Parser
 
 import pytest
 
-from ac_release.config import load_settings
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.pipeline import run_stage
-from ac_release.records import WheelRecord
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.model.config import load_settings
+from ac_release.model.records import WheelRecord
+from ac_release.pipeline.run import run_stage
 from tests.helpers import write_config
 from tests.integration.conftest import make_context
 

@@ -1,4 +1,4 @@
-"""The wheel stage's install check (ac_release/wheelcheck.sh) installs every file by hash, in the real build
+"""The wheel stage's install check (ac_release/building/wheelcheck.sh) installs every file by hash, in the real build
 environment with the real uv: here with two small wheels standing in for the built ones (an `apache-airflow` that
 needs `six`, and its meta wheel), so that a check takes seconds instead of a wheel build."""
 
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.buildenv import ensure_buildenv
-from ac_release.lock import hashed_pins
+from ac_release.building.buildenv import ensure_buildenv
+from ac_release.building.lock import hashed_pins
 from tests.helpers import REPO
 from tests.integration.conftest import make_context
 
 pytestmark = pytest.mark.integration
 
-WHEELCHECK = REPO / "ac_release" / "wheelcheck.sh"
+WHEELCHECK = REPO / "ac_release" / "building" / "wheelcheck.sh"
 AIRFLOW_WHEEL = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
 META_WHEEL = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 

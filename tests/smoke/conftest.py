@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ac_release.config import docker_command, load_settings
-from ac_release.context import ReleaseContext
-from ac_release.images.matrix import Flavour, flavours_of
-from ac_release.images.postgres import ensure_postgres
-from ac_release.records import ImagesRecord
+from ac_release.building.postgres import ensure_postgres
+from ac_release.model.config import docker_command, load_settings
+from ac_release.model.flavours import Flavour, flavours_of
+from ac_release.model.records import ImagesRecord
+from ac_release.world.context import ReleaseContext
 from tests.integration.conftest import require
 
 pytestmark = pytest.mark.smoke

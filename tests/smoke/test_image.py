@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ac_release.git import git
-from ac_release.images.build import SOURCE, created
-from ac_release.images.state import flavours
-from ac_release.line import provider_distribution
-from ac_release.records import ImagesRecord, WheelRecord
+from ac_release.building.image_build import SOURCE, created
+from ac_release.clients.git import git
+from ac_release.model.line import provider_distribution
+from ac_release.model.records import ImagesRecord, WheelRecord
+from ac_release.world.context import flavours
 from tests.secret_scan import SecretScan, release_secrets
 from tests.smoke.conftest import SMOKE_DAG, detached, env_args, last_json, run_dag, scheduler, smoke_dags, wait_for
 

@@ -18,9 +18,9 @@ import secrets
 
 import pytest
 
-from ac_release.products import parse_version
-from ac_release.released import PreviousRelease, previous_release
+from ac_release.model.products import parse_version
 from ac_release.stages.test import UPGRADE_FROM_ENV
+from ac_release.world.released_images import PreviousRelease, previous_release
 from tests.integration.conftest import require
 from tests.smoke.conftest import airflow_runner, last_json, run_dag, scheduler, smoke_dags
 

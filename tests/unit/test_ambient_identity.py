@@ -5,10 +5,11 @@ import subprocess
 
 import pytest
 
-from ac_release import proc, signing
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
+from ac_release.clients import proc
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.supply_chain import signing
+from ac_release.world.context import ReleaseContext
 from tests.helpers import REPO, write_config
 
 NO_IDENTITY = (

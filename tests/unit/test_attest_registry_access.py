@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import cosign, release_files, sbom
-from ac_release.config import Registry, RegistryAccess, Secret, Signer
-from ac_release.cosign import ImageReference, Trust
-from ac_release.errors import ReleaseError
+from ac_release.clients import oci_release_files as release_files
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import Registry, RegistryAccess, Secret, Signer
 from ac_release.services.tls import ensure_server_certificate
+from ac_release.supply_chain import cosign, sbom
+from ac_release.supply_chain.cosign import ImageReference, Trust
 from tests.local_http import LocalHTTPServer
 
 DIGEST = "sha256:" + "ab" * 32
@@ -289,12 +290,12 @@ def test_the_test_stage_pulls_the_earlier_release_with_the_registrys_login_and_n
     """The sessions get no secret, so a registry requiring credentials is read and pulled from by the stage."""
     from rich.console import Console
 
-    from ac_release.config import load_settings
-    from ac_release.context import ReleaseContext
-    from ac_release.docker import Docker
-    from ac_release.released import PreviousRelease
+    from ac_release.clients.docker import Docker
+    from ac_release.model.config import load_settings
+    from ac_release.model.version import ACVersion
     from ac_release.stages import test as test_stage
-    from ac_release.version import ACVersion
+    from ac_release.world.context import ReleaseContext
+    from ac_release.world.released_images import PreviousRelease
     from tests.helpers import STAGING_ENV, write_config
 
     for name in STAGING_ENV.values():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.backport import _changelog_with, read_patch, section_for
+from ac_release.commands.backport import _changelog_with, read_patch, section_for
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from ac_release import baseimage, image_attestations, provenance, verify
-from ac_release.baseimage import base_digest, labelled_base, official_base
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
-from ac_release.image_attestations import ImageCheck
-from ac_release.images import build
-from ac_release.images.generate import render
-from ac_release.images.matrix import load_matrix
-from ac_release.images.state import flavours
-from ac_release.records import Artifact, WheelRecord
-from ac_release.released import ReleasedImage
+from ac_release.building import baseimage
+from ac_release.building import image_build as build
+from ac_release.building.baseimage import base_digest, labelled_base, official_base
+from ac_release.building.dockerfiles import render
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.model.flavours import load_matrix
+from ac_release.model.records import Artifact, WheelRecord
+from ac_release.supply_chain import image_attestations, provenance, verify
+from ac_release.supply_chain.image_attestations import ImageCheck
+from ac_release.world.context import ReleaseContext, flavours
+from ac_release.world.released_images import ReleasedImage
 from tests.helpers import REPO, write_config
 
 NAME, DIGEST = "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest"

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from ac_release import bench_release
-from ac_release.bench_floors import (
+from ac_release.bench import release as bench_release
+from ac_release.bench.floors import (
     DEPENDENCY_STEP,
     Floor,
     above_floors,
@@ -17,7 +17,7 @@ from ac_release.bench_floors import (
     measure_floors,
     slowest_test,
 )
-from ac_release.config import load_settings
+from ac_release.model.config import load_settings
 from ac_release.stages.push import pushed_line, pushed_seconds
 from tests.helpers import REPO
 from tests.unit.test_bench_release import FIGURES, STAGES

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ac_release.bench_line import LineImage, line_lines
-from ac_release.line_builds import same_line_build
+from ac_release.bench.line import LineImage, line_lines
+from ac_release.world.line_builds import same_line_build
 from tests.helpers import REPO
 
 

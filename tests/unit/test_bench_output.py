@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from ac_release import bench
+from ac_release.bench import main as bench
 from tests.helpers import REPO
 
 FLAVOURS = [SimpleNamespace(name="bullseye"), SimpleNamespace(name="bookworm-python3.11-with-a-long-name")]
@@ -53,9 +53,9 @@ def test_a_terminal_keeps_the_table_and_the_lines():
 
 
 def test_the_benchmark_never_imports_a_stage():
-    """Its builds go through the shared ac_release.images.build, under its own names, never through a stage."""
-    tree = ast.parse((REPO / "ac_release" / "bench.py").read_text())
+    """Its builds go through the shared ac_release.building.image_build, under its own names, never through a stage."""
+    tree = ast.parse((REPO / "ac_release" / "bench" / "main.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not [m for m in imported if m and m.startswith("ac_release.stages")]
-    assert "ac_release.images" in imported
+    assert "ac_release.building" in imported

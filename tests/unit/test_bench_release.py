@@ -10,10 +10,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ac_release import bench_release
-from ac_release.bench_release import ReleaseFigures, ReleaseRun
-from ac_release.config import load_settings
-from ac_release.stage_times import parse_time_line, time_line
+from ac_release.bench import release as bench_release
+from ac_release.bench.release import ReleaseFigures, ReleaseRun
+from ac_release.model.config import load_settings
+from ac_release.pipeline.stage_times import parse_time_line, time_line
 from tests.helpers import REPO
 
 STAGES = {"preflight": 2.1, "wheel": 98.4, "sign": 4.0, "publish": 3.2, "images": 80.5, "test": 120.0, "push": 30.2}

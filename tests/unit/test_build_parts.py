@@ -10,12 +10,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.line import Sdist
-from ac_release.patches import apply_series
-from ac_release.reproducible import clamp_tree_mtimes, normalize_sdist
-from ac_release.sdist import fetch_sdist
-from ac_release.stamp import stamp_version
+from ac_release.building.patches import apply_series
+from ac_release.building.reproducible import clamp_tree_mtimes, normalize_sdist
+from ac_release.building.sdist import fetch_sdist
+from ac_release.building.stamp import stamp_version
+from ac_release.core.errors import ReleaseError
+from ac_release.model.line import Sdist
 
 PATCH = """\
 From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ac_release.changelog import SECTIONS, builds, newest_build, parse, release_entry
-from ac_release.errors import ReleaseError
-from ac_release.version import ACVersion
+from ac_release.core.errors import ReleaseError
+from ac_release.model.changelog import SECTIONS, builds, newest_build, parse, release_entry
+from ac_release.model.version import ACVersion
 from tests.helpers import REPO
 
 GOOD = """# Astronomer Certified 2.2.4

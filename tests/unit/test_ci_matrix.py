@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.images.ci_matrix import ci_matrix
-from ac_release.sessions import session_params
+from ac_release.commands.ci_matrix import ci_matrix
+from ac_release.core.errors import ReleaseError
+from ac_release.model.nox_sessions import session_params
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]

@@ -9,7 +9,7 @@ import sys
 
 from pypi_attestations import AttestationType
 
-from ac_release import wheel_attestations
+from ac_release.supply_chain import wheel_attestations
 from tests.helpers import REPO
 
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.config import Secret, Signer, load_settings
-from ac_release.errors import ReleaseError
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import Secret, Signer, load_settings
 from tests.helpers import NIGHTLY_IDENTITY, PRODUCTION, RELEASE_IDENTITY, REPO, write_config
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -356,7 +356,7 @@ def test_ipv6_and_localhost_service_hosts_are_loopback(tmp_path):
     ],
 )
 def test_loopback_registry_compares_the_parsed_host(repository, loopback):
-    from ac_release.config import is_loopback_registry
+    from ac_release.model.config import is_loopback_registry
 
     assert is_loopback_registry(repository) is loopback
 
@@ -371,7 +371,7 @@ def test_loopback_registry_compares_the_parsed_host(repository, loopback):
     ],
 )
 def test_tls_is_skipped_only_for_loopback_registries(repository, flags):
-    from ac_release.registry import _tls
+    from ac_release.clients.registry import _tls
 
     assert _tls(repository) == flags
 

@@ -11,11 +11,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 
-from ac_release import cosign, sbom
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.cosign import ImageReference, Trust
-from ac_release.errors import ReleaseError
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.supply_chain import cosign, sbom
+from ac_release.supply_chain.cosign import ImageReference, Trust
+from ac_release.world.context import ReleaseContext
 from tests.helpers import write_config
 
 DIGEST = "sha256:" + "ab" * 32

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from ac_release import baseimage
-from ac_release.errors import ReleaseError
+from ac_release.building import baseimage
+from ac_release.core.errors import ReleaseError
 
 WHAT = "debootstrap bullseye (archive checked against k.gpg)"
 NOT_FETCHED = "E: Failed getting release file http://deb.debian.org/debian/dists/bullseye/Release"

@@ -16,16 +16,16 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from ac_release import build_inputs
-from ac_release.changelog import dev_build_entry, next_build
-from ac_release.config import IndexSettings, RegistryAccess, Secret, SigningSettings, load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
-from ac_release.images.matrix import flavours_of
-from ac_release.names import BUILD_INPUTS, release_files
-from ac_release.nightly import parse_date, parse_line
+from ac_release.building import build_inputs
+from ac_release.commands.nightly import parse_date, parse_line
+from ac_release.core.errors import ReleaseError
+from ac_release.model.changelog import dev_build_entry, next_build
+from ac_release.model.config import IndexSettings, RegistryAccess, Secret, SigningSettings, load_settings
+from ac_release.model.flavours import flavours_of
+from ac_release.model.names import BUILD_INPUTS, release_files
+from ac_release.model.version import ACVersion
 from ac_release.stages import promote, tag
-from ac_release.version import ACVersion
+from ac_release.world.context import ReleaseContext
 from tests.helpers import PRODUCTION, REPO, git, write_config
 
 NIGHTLY = "2.2.4-2-dev2026120101"

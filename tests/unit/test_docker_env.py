@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ac_release.docker import Docker
+from ac_release.clients.docker import Docker
 
 # Stands in for the docker client: prints the environment it was started with.
 PRINT_ENV = [sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"]

@@ -68,7 +68,7 @@ def test_every_failure_is_one_line_and_a_nonzero_exit(monkeypatch, exception, me
 
 
 def test_release_error_spanning_lines_is_joined(monkeypatch):
-    from ac_release.errors import ReleaseError
+    from ac_release.core.errors import ReleaseError
 
     exit = _exit_of(ReleaseError("docker push failed:\n  layer 3\n  denied"))
     assert (exit.message, exit.code) == ("error: docker push failed: layer 3 denied", 1)

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.retry import retry
+from ac_release.clients.retry import retry
+from ac_release.core.errors import ReleaseError
 from tests.local_http import LocalHTTPServer
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.errors import ReleaseError
+from ac_release.core.errors import ReleaseError
 from ac_release.services import manager
 from ac_release.services.manager import free_port
 from tests.helpers import REPO

@@ -5,10 +5,10 @@ import stat
 
 import pytest
 
-from ac_release import github
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
+from ac_release.commands import github_release as github
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.world.context import ReleaseContext
 from tests.helpers import REPO
 
 

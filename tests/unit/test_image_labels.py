@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.git import head
-from ac_release.images import build
-from ac_release.images.generate import render
-from ac_release.images.matrix import load_matrix
-from ac_release.images.state import flavours
+from ac_release.building import image_build as build
+from ac_release.building.dockerfiles import render
+from ac_release.clients.git import head
+from ac_release.model.config import load_settings
+from ac_release.model.flavours import load_matrix
+from ac_release.world.context import ReleaseContext, flavours
 from tests.helpers import REPO, write_config
 
 

@@ -4,11 +4,11 @@ import shutil
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.images.generate import drift, generate, render
-from ac_release.images.matrix import flavours_of, load_matrix
-from ac_release.sessions import session_name, session_params
-from ac_release.version import ACVersion
+from ac_release.building.dockerfiles import drift, generate, render
+from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import flavours_of, load_matrix
+from ac_release.model.nox_sessions import session_name, session_params
+from ac_release.model.version import ACVersion
 from tests.helpers import REPO
 
 IMAGES = REPO / "images"

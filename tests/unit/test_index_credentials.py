@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from http.server import BaseHTTPRequestHandler
 
-from ac_release import index
-from ac_release.config import IndexSettings, Secret
+from ac_release.clients import index
+from ac_release.model.config import IndexSettings, Secret
 from tests.local_http import LocalHTTPServer
 
 PASSWORD = "planted-index-password"

@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.line import load_line, provider_distribution
-from ac_release.version import ACVersion
+from ac_release.core.errors import ReleaseError
+from ac_release.model.line import load_line, provider_distribution
+from ac_release.model.version import ACVersion
 from tests.helpers import REPO
 
 LINE = load_line(REPO / "wheel", ACVersion.parse("2.2.4-1"))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.github_output import write_github_output
-from ac_release.images.ci_matrix import lines_matrix
+from ac_release.clients.github_output import write_github_output
+from ac_release.commands.ci_matrix import lines_matrix
+from ac_release.core.errors import ReleaseError
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]

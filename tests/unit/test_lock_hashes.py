@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from ac_release.images.generate import expected_files
-from ac_release.images.matrix import load_matrix
-from ac_release.lock import hashed_pins, without_hashes
+from ac_release.building.dockerfiles import expected_files
+from ac_release.building.lock import hashed_pins, without_hashes
+from ac_release.model.flavours import load_matrix
 from tests.helpers import REPO
 
 LOCKS = sorted((REPO / "wheel").glob("*/constraints.txt")) + sorted((REPO / "wheel").glob("*/build-requirements.txt"))
@@ -54,7 +54,7 @@ def test_every_generated_dockerfile_installs_by_hash():
 
 
 def test_the_wheel_check_installs_by_hash():
-    script = (REPO / "ac_release" / "wheelcheck.sh").read_text()
+    script = (REPO / "ac_release" / "building" / "wheelcheck.sh").read_text()
     assert "--require-hashes --constraint /lock/constraints.txt" in script
 
 

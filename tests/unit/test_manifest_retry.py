@@ -3,11 +3,11 @@ import urllib.error
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_bytes
-from ac_release.manifest import Manifest
-from ac_release.records import Artifact, PublishRecord, WheelRecord
-from ac_release.retry import Transient, retry
+from ac_release.clients.retry import Transient, retry
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_bytes
+from ac_release.model.manifest import Manifest
+from ac_release.model.records import Artifact, PublishRecord, WheelRecord
 
 WHEEL = WheelRecord("f" * 64, {"a.whl": Artifact("00", 3)}, {}, "buildenv", 1645660800)
 

@@ -4,8 +4,8 @@ and the exact commands (the run-step and matrix rules of every workflow are in t
 import pytest
 import yaml
 
-from ac_release.workflow_lint import WORKFLOWS as LINTED
-from ac_release.workflow_lint import actionlint_command, workflow_files, zizmor_command
+from ac_release.commands.workflow_lint import WORKFLOWS as LINTED
+from ac_release.commands.workflow_lint import actionlint_command, workflow_files, zizmor_command
 from tests.helpers import REPO
 from tests.unit.test_workflow_shape import BRANCH_GUARD_IF, DOWNLOAD, WORKFLOWS
 

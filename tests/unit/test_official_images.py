@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from ac_release.baseimage import OFFICIAL_IMAGES, official_base, official_image, official_images
-from ac_release.errors import ReleaseError
-from ac_release.images.matrix import load_matrix
-from ac_release.images.postgres import OFFICIAL as POSTGRES
+from ac_release.building.baseimage import OFFICIAL_IMAGES, official_base, official_image, official_images
+from ac_release.building.postgres import OFFICIAL as POSTGRES
+from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import load_matrix
 from tests.helpers import REPO
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")

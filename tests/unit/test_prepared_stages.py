@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ac_release.images.build import PREPARED_STAGES
+from ac_release.building.image_build import PREPARED_STAGES
 from tests.helpers import REPO
 
 # What a prepared stage may take from the build context and the build arguments.

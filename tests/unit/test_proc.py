@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ac_release import proc
+from ac_release.clients import proc
 
 
 def _exited(pid: int, within: float = 60) -> bool:

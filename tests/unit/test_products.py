@@ -9,18 +9,17 @@ import pytest
 from packaging.version import Version
 from rich.console import Console
 
-from ac_release.changelog import release_entry
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import sha256_file
-from ac_release.images.matrix import load_matrix
-from ac_release.images.state import flavours
-from ac_release.lock import hashed_pins
-from ac_release.names import line_build_names
-from ac_release.products import load_product, parse_version, products
-from ac_release.records import Artifact, WheelRecord
+from ac_release.building.lock import hashed_pins
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import sha256_file
+from ac_release.model.changelog import release_entry
+from ac_release.model.config import load_settings
+from ac_release.model.flavours import load_matrix
+from ac_release.model.names import line_build_names
+from ac_release.model.products import load_product, parse_version, products
+from ac_release.model.records import Artifact, WheelRecord
 from ac_release.stages import publish, sign, wheel
+from ac_release.world.context import ReleaseContext, flavours
 from tests.helpers import REPO, write_config
 from tests.unit.test_cli import _invoke
 from tests.unit.test_decisions import World
@@ -149,7 +148,7 @@ def test_every_runtime_lock_holds_its_versions_pins_with_hashes(number, airflow,
 
 
 def _line(airflow: str = "2.2.4"):
-    from ac_release.line import load_line
+    from ac_release.model.line import load_line
 
     return load_line(REPO / "wheel", parse_version(f"{airflow}-1", REPO))
 
@@ -161,7 +160,7 @@ def test_runtime_changelog_entries_are_found_by_their_product_version():
 
 
 def test_the_highest_patch_of_a_minor_chooses_the_floating_tags(monkeypatch):
-    from ac_release import released
+    from ac_release.world import released_images as released
 
     tags = ["4.2.0", "4.2.0-base", "4.2.1-base", "4.2.10", "4.3.0", "4.2.2-python-3.9", "runtime-4.2.9"]
     monkeypatch.setattr(released.registry, "tags", lambda repository: tags)
@@ -256,8 +255,8 @@ def test_the_meta_wheel_is_built_again_when_its_product_versions_pins_change(tmp
 def test_a_runtime_release_upgrades_from_the_newest_earlier_runtime_release(tmp_path, monkeypatch, version, expected):
     """Found by the image tag it was pushed under (`4.2.1`), not by its name on the command line (`runtime-4.2.1`):
     the upgrade test of every Runtime release after the first was skipped as `no earlier release`."""
-    from ac_release.registry import RemoteImage
-    from ac_release.released import previous_release
+    from ac_release.clients.registry import RemoteImage
+    from ac_release.world.released_images import previous_release
 
     world = World(tmp_path, monkeypatch, version)
     repository = world.ctx.release_target.registries[0]

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from ac_release import provenance
-from ac_release.errors import ReleaseError
-from ac_release.provenance import file_input, git_input, image_input
+from ac_release.core.errors import ReleaseError
+from ac_release.supply_chain import provenance
+from ac_release.supply_chain.provenance import file_input, git_input, image_input
 
 REPOSITORY = "127.0.0.1:5000/astronomer/ap-airflow"
 COMMIT = "3d08b10" + "0" * 33

@@ -1,4 +1,4 @@
-"""Release files are read back (ac_release/restore.py) only under the names the release's own record accounts for:
+"""Release files are read back (pipeline/restore_dist.py) only under the names the release's own record accounts for:
 the wheel record, and each artifact's bundle and attestations. A name from the registry's annotations that is not
 a plain file name, or that the record does not account for, is refused in one line before anything is written."""
 
@@ -9,15 +9,16 @@ import hashlib
 import pytest
 from rich.console import Console
 
-from ac_release import release_files, restore
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
-from ac_release.fsutil import atomic_write_bytes
-from ac_release.index import IndexFile
-from ac_release.line_builds import LineBuild
-from ac_release.names import WHEEL_RECORD, line_build_names, signed_names
-from ac_release.records import Artifact, WheelRecord
+from ac_release.clients import oci_release_files as release_files
+from ac_release.clients.index import IndexFile
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_bytes
+from ac_release.model.config import load_settings
+from ac_release.model.names import WHEEL_RECORD, line_build_names, signed_names
+from ac_release.model.records import Artifact, WheelRecord
+from ac_release.pipeline import restore_dist as restore
+from ac_release.world.context import ReleaseContext
+from ac_release.world.line_builds import LineBuild
 from tests.helpers import write_config
 
 VERSION = "2.2.4-1"

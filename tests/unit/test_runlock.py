@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.runlock import held, lock_path
+from ac_release.core.errors import ReleaseError
+from ac_release.pipeline.runlock import held, lock_path
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
 HOLD = (
-    "import sys, time; from pathlib import Path; from ac_release.runlock import held\n"
+    "import sys, time; from pathlib import Path; from ac_release.pipeline.runlock import held\n"
     "with held(Path(sys.argv[1]), '2.2.4-1'):\n"
     "    print('held', flush=True)\n"
     "    time.sleep(120)\n"

@@ -12,11 +12,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.errors import ReleaseError
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
 from ac_release.services.sigstore_local_oidc import issue_token
 from ac_release.services.sigstore_local_state import load_or_create_state
+from ac_release.world.context import ReleaseContext
 from tests.helpers import write_config
 from tests.secret_scan import (
     Secret,
@@ -99,7 +99,7 @@ def test_each_secret_is_found_as_it_is_and_in_the_encodings_a_leak_takes(ctx):
         for leak in (pem, json.dumps({"key": pem.decode()}).encode(), der, base64.b64encode(der)):
             assert found(every, leak) == {item.name}, (name, leak[:20])
     # A token minted later by the sign stage's code path differs from the one the scan was made from: still found.
-    from ac_release import signing
+    from ac_release.supply_chain import signing
 
     later = signing.identity_token(ctx)
     for leak in (f"SIGSTORE_IDENTITY_TOKEN={later}", base64.b64encode(f"x:{later}".encode()).decode()):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ac_release.records import Session
+from ac_release.model.records import Session
 from ac_release.stages.test import PARTS, _combined
 from tests.helpers import REPO
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ac_release.config import Registry, RegistryAccess, Secret, load_settings
-from ac_release.errors import ReleaseError
-from ac_release.registry import _tls, registry_of
+from ac_release.clients.registry import _tls, registry_of
+from ac_release.clients.tlsclients import auth_dir, ca_env
+from ac_release.core.errors import ReleaseError
+from ac_release.model.config import Registry, RegistryAccess, Secret, load_settings
 from ac_release.services.manager import LocalServices
 from ac_release.services.tls import ensure_server_certificate
-from ac_release.tlsclients import auth_dir, ca_env
 from tests.helpers import REPO, STAGING_ENV, write_config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.config import load_settings
+from ac_release.model.config import load_settings
 from tests import helpers
 from tests.helpers import write_config
 

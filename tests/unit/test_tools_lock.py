@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ac_release.lock import hashed_pins as locked
+from ac_release.building.lock import hashed_pins as locked
 from tests.helpers import REPO
 
 HINT = "pyproject.toml and requirements/pipeline.txt disagree: run `invoke lock-tools` and commit the lock"
@@ -78,7 +78,7 @@ def test_a_pin_without_hash_is_caught():
 
 
 def test_the_lock_is_the_one_lock_tools_writes():
-    from ac_release.lock import TOOLS_LOCK
+    from ac_release.building.lock import TOOLS_LOCK
 
     assert Path("requirements/pipeline.txt") == TOOLS_LOCK
     assert (

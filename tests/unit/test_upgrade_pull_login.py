@@ -4,12 +4,12 @@ the dev build's own (dev) repositories."""
 
 import contextlib
 
-from ac_release import registry
-from ac_release.config import load_settings
-from ac_release.context import ReleaseContext
-from ac_release.released import PreviousRelease
+from ac_release.clients import registry
+from ac_release.model.config import load_settings
+from ac_release.model.version import ACVersion
 from ac_release.stages import test
-from ac_release.version import ACVersion
+from ac_release.world.context import ReleaseContext
+from ac_release.world.released_images import PreviousRelease
 from tests.helpers import REPO
 
 

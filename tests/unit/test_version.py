@@ -1,9 +1,9 @@
 import pytest
 from packaging.version import Version
 
-from ac_release.errors import ReleaseError
-from ac_release.released import release_tag_version
-from ac_release.version import ACVersion
+from ac_release.core.errors import ReleaseError
+from ac_release.model.version import ACVersion
+from ac_release.world.released_images import release_tag_version
 
 
 def test_release_spellings_are_derived_from_one_input():

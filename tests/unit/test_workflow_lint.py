@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ac_release.errors import ReleaseError
-from ac_release.workflow_lint import actionlint_command, tool, zizmor_command
+from ac_release.commands.workflow_lint import actionlint_command, tool, zizmor_command
+from ac_release.core.errors import ReleaseError
 from tests.helpers import REPO
 
 # Clean for both linters, except for what each test plants in it.
@@ -89,7 +89,7 @@ def test_the_linters_come_from_this_environment_not_from_path():
 
 
 def test_a_missing_linter_names_the_extra_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr("ac_release.tools.sysconfig.get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr("ac_release.clients.tools.sysconfig.get_path", lambda name: str(tmp_path))
     with pytest.raises(ReleaseError) as error:
         tool("shellcheck")
     assert (

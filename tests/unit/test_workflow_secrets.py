@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from ac_release.config import load_settings
+from ac_release.model.config import load_settings
 from tests.helpers import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))

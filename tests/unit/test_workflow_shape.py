@@ -9,9 +9,9 @@ from string import Template
 import pytest
 import yaml
 
-from ac_release.images.ci_matrix import OUTPUT_NAME, ci_matrix
-from ac_release.pipeline import RELEASE
-from ac_release.sessions import session_name
+from ac_release.commands.ci_matrix import OUTPUT_NAME, ci_matrix
+from ac_release.model.nox_sessions import session_name
+from ac_release.pipeline.run import RELEASE
 from tests.helpers import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))

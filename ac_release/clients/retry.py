@@ -1,0 +1,58 @@
+"""Retries with exponential backoff for transient network failures; anything else fails at once."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+import urllib.error
+from collections.abc import Callable
+from typing import TypeVar
+
+from ac_release.core.errors import ReleaseError
+
+T = TypeVar("T")
+
+
+class Transient(Exception):
+    """Raised by a step to say: this failure may pass, try again."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    # http.client.HTTPException: a cut body (IncompleteRead), a garbled status line, ... (RemoteDisconnected is
+    # also a ConnectionError)
+    if isinstance(exc, Transient | ConnectionError | TimeoutError | socket.timeout | http.client.HTTPException):
+        return True
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500 or exc.code == 429
+    return isinstance(exc, urllib.error.URLError)
+
+
+def retry(
+    step: Callable[[], T],
+    *,
+    what: str,
+    attempts: int = 4,
+    first_delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if attempt == attempts:
+                raise ReleaseError(f"{what} failed after {attempts} attempts: {_reason(exc)}") from exc
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__

@@ -1,1 +1,0 @@
-"""Docker images of a release: the flavour matrix, the generated Dockerfiles, their tags."""

@@ -1,0 +1,170 @@
+"""`changelog/<airflow>.md`: one file per Airflow version, newest build first, a fixed set of sections.
+
+# Astronomer Certified 2.2.4
+## 2.2.4-1, 2026-11-22
+### Bug Fixes
+- ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import read_utf8
+from ac_release.model.products import parse_version
+from ac_release.model.version import ACVersion, ProductVersion
+
+SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
+_BUILD = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$")
+_SECTION = re.compile(r"^### (?P<name>.+)$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+UNDATED = "TBD"
+# Tabs are text; every other control character (NUL, ESC, ...) and the Unicode line separators are refused.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
+
+
+@dataclass
+class Entry:
+    version: str
+    date: str
+    line: int
+    sections: dict[str, list[str]] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        return "\n\n".join(f"### {name}\n" + "\n".join(items) for name, items in self.sections.items())
+
+
+def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version_of=ACVersion.parse) -> list[Entry]:
+    """The entries of a changelog, newest first; any malformed line is refused naming file and line. AC's changelog of
+    a line by default; a product's changelog of a series (`# Astro Runtime 4.2`, `## runtime-4.2.0, 2022-03-10`)
+    with its `title` and its versions' parser."""
+    where = f"changelog/{path.name}"
+    lines = _read_lines(path, airflow, where)
+    if not lines or lines[0] != f"# {title} {airflow}":
+        raise ReleaseError(f"{where}:1: the first line must be `# {title} {airflow}`")
+    entries: list[Entry] = []
+    section: list[str] | None = None
+    for number, text in enumerate(lines[1:], start=2):
+        if match := _BUILD.match(text):
+            version = match["version"]
+            try:
+                parsed = version_of(version)
+            except ReleaseError as exc:
+                raise ReleaseError(f"{where}:{number}: {exc}") from None
+            if parsed.series != airflow:
+                raise ReleaseError(f"{where}:{number}: {version} does not belong in the changelog of {airflow}")
+            if not is_date(match["date"]) and match["date"] != UNDATED:
+                raise ReleaseError(
+                    f"{where}:{number}: {version} is dated {match['date']!r}: write the date as YYYY-MM-DD "
+                    f"(a real calendar date), or {UNDATED} until the release"
+                )
+            if any(e.version == version for e in entries):
+                raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
+            if entries and version_of(entries[-1].version) < parsed:
+                raise ReleaseError(f"{where}:{number}: {version} is listed below {entries[-1].version}: newest first")
+            entries.append(Entry(version, match["date"], number))
+            section = None
+        elif match := _SECTION.match(text):
+            if not entries:
+                raise ReleaseError(f"{where}:{number}: a section before the first `## <version>, <date>` heading")
+            if match["name"] not in SECTIONS:
+                raise ReleaseError(
+                    f"{where}:{number}: unknown section {match['name']!r}: use one of {', '.join(SECTIONS)}"
+                )
+            section = entries[-1].sections.setdefault(match["name"], [])
+        elif text.startswith("#"):
+            raise ReleaseError(f"{where}:{number}: unexpected heading {text!r}")
+        elif text.strip():
+            if section is None:
+                raise ReleaseError(f"{where}:{number}: text outside a section")
+            if text.startswith("- "):
+                if not text[2:].strip():
+                    raise ReleaseError(f"{where}:{number}: empty bullet: write the entry after `- `")
+                section.append(text)
+            elif text.startswith("  ") and section:
+                section[-1] += "\n" + text
+            else:
+                raise ReleaseError(f"{where}:{number}: entries are `- ` bullets")
+    for entry in entries:
+        empty = [name for name, items in entry.sections.items() if not items]
+        if not entry.sections or empty:
+            raise ReleaseError(
+                f"{where}:{entry.line}: {entry.version} has an empty entry or section {empty or ''}".strip()
+            )
+    return entries
+
+
+def is_date(text: str) -> bool:
+    """YYYY-MM-DD and a real calendar date; `date.fromisoformat` alone also takes 20261122 and 2026-W47-7."""
+    try:
+        return _DATE.fullmatch(text) is not None and dt.date.fromisoformat(text) is not None
+    except ValueError:
+        return False
+
+
+def _read_lines(path: Path, airflow: str, where: str) -> list[str]:
+    if not path.exists():
+        raise ReleaseError(f"no changelog for Airflow {airflow}: add {path.name} to changelog/")
+    if not path.is_file():
+        raise ReleaseError(f"{where} is not a file: make it the changelog of Airflow {airflow}")
+    text = read_utf8(path, where).replace("\r\n", "\n")
+    if control := _CONTROL.search(text):
+        line = text.count("\n", 0, control.start()) + 1
+        raise ReleaseError(f"{where}:{line}: control character U+{ord(control[0]):04X}: remove it")
+    return text.split("\n")
+
+
+def release_entry(
+    changelog_dir: Path, version: ACVersion | ProductVersion, title: str = "Astronomer Certified"
+) -> Entry:
+    """The entry of the build being released: present, dated (not TBD), well-formed. `title`: its product's."""
+    name = version.changelog_name
+    entries = parse(
+        changelog_dir / f"{name}.md", version.series, title, lambda text: parse_version(text, changelog_dir.parent)
+    )
+    entry = next((e for e in entries if e.version == str(version)), None)
+    if entry is None:
+        raise ReleaseError(
+            f"changelog/{name}.md has no entry for {version}: add `## {version}, YYYY-MM-DD` "
+            f"with its sections before releasing"
+        )
+    if not is_date(entry.date):
+        raise ReleaseError(
+            f"changelog/{name}.md:{entry.line}: {version} is dated {entry.date!r}: "
+            f"set the release date (YYYY-MM-DD) before releasing"
+        )
+    return entry
+
+
+def dev_build_entry(changelog_dir: Path, version: ACVersion) -> Entry | None:
+    """The notes of a dev build `2.2.4-N-dev…`: the entry of `2.2.4-N` when the changelog has one, dated or TBD (a
+    dev build is made from the line's current tree, before its release is dated), else None. The changelog is
+    still checked whole."""
+    entries = parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version)
+    return next((e for e in entries if e.version == f"{version.airflow_version}-{version.build}"), None)
+
+
+def next_build(changelog_dir: Path, airflow: str) -> int:
+    """The build number the line's current tree makes: the newest entry's when it is still TBD, else the next."""
+    entries = parse(changelog_dir / f"{airflow}.md", airflow)
+    if not entries:
+        raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
+    newest = entries[0]
+    build = ACVersion.parse(newest.version).build
+    return build if newest.date == UNDATED else build + 1
+
+
+def builds(changelog_dir: Path, airflow: str) -> list[str]:
+    """Every build of a line in its changelog, newest first."""
+    entries = parse(changelog_dir / f"{airflow}.md", airflow)
+    if not entries:
+        raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
+    return [entry.version for entry in entries]
+
+
+def newest_build(changelog_dir: Path, airflow: str) -> str:
+    return builds(changelog_dir, airflow)[0]

@@ -1,0 +1,110 @@
+"""The flavour matrix (`images/matrix.toml`) and the tags computed from it: never typed by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ac_release.core.errors import ReleaseError
+from ac_release.model.products import Tagging
+from ac_release.model.version import ACVersion, ProductVersion
+
+MATRIX_FILE = "matrix.toml"
+ONBUILD = "onbuild"
+
+
+@dataclass(frozen=True)
+class Flavour:
+    airflow: str
+    name: str  # the distro unless the matrix names it: part of its tags, so it never changes by itself
+    distro: str
+    python: str
+    pip: str
+    default: bool  # the line's first flavour also gets the tags without a distro
+    runtime_packages: tuple[str, ...]
+    build_packages: tuple[str, ...]
+    sole: bool = True  # the line's only flavour
+    tagging: Tagging = field(default_factory=Tagging)  # the product's (with_tagging); AC's by default
+
+    def with_tagging(self, tagging: Tagging) -> Flavour:
+        return dataclasses.replace(self, tagging=tagging)
+
+    def dockerfile(self, images_dir: Path, variant: str = "base") -> Path:
+        directory = images_dir / self.airflow / self.name
+        return (directory / ONBUILD if variant == ONBUILD else directory) / "Dockerfile"
+
+    def tags(self, version: ACVersion | ProductVersion, variant: str = "base") -> list[str]:
+        """Immutable tags of one build, by the product's tagging: AC's `2.2.4-1-bullseye` (and `2.2.4-1` for the
+        default flavour), a nightly's `2.2.4-nightly-20261201-bullseye`; Runtime's `4.2.0`, `4.2.0-base`. The last is
+        the one that names this flavour alone."""
+        return self._tags(version.image_tag, variant)
+
+    def floating_tags(self, version: ACVersion | ProductVersion, variant: str = "base") -> list[str]:
+        """Tags that follow the highest release of their group (AC: a line's builds, `2.2.4`; Runtime: a minor's
+        patches, `4.2`); dev builds have none."""
+        return [] if version.dev else self._tags(self.tagging.floating.format(**version.floating_fields), variant)
+
+    def _tags(self, prefix: str, variant: str) -> list[str]:
+        suffix = self.tagging.variants[variant]
+        segment = self.tagging.flavour.format(name=self.name, distro=self.distro, python=self.python)
+        tags = [f"{prefix}{suffix}"] if self.default else []
+        if self.tagging.flavour_alone or not self.sole:
+            tags.append(f"{prefix}{segment}{suffix}")
+        return tags
+
+
+VARIANTS = ("base", ONBUILD)
+
+
+def load_matrix(images_dir: Path) -> dict[str, list[Flavour]]:
+    """{airflow line: [flavours]}, the first flavour of a line being its default."""
+    path = images_dir / MATRIX_FILE
+    try:
+        data = tomllib.loads(path.read_text())
+        distros = data["distros"]
+        matrix = {}
+        for airflow, line in data["lines"].items():
+            flavours = []
+            for index, entry in enumerate(line["flavours"]):
+                distro, python = entry["distro"], entry["python"]
+                name = entry.get("name", distro)
+                flavours.append(
+                    Flavour(
+                        airflow=airflow,
+                        name=name,
+                        distro=distro,
+                        python=python,
+                        pip=line["pip"],
+                        default=index == 0,
+                        runtime_packages=tuple(distros[distro]["runtime"]),
+                        build_packages=tuple(distros[distro]["build"]),
+                        sole=len(line["flavours"]) == 1,
+                    )
+                )
+            if duplicates := [n for n, count in Counter(f.name for f in flavours).items() if count > 1]:
+                raise ReleaseError(
+                    f"{path}: line {airflow} has several flavours named {duplicates[0]!r}: give all but one a "
+                    f'`name` (e.g. name = "{duplicates[0]}-python3.12")'
+                )
+            matrix[airflow] = flavours
+    except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise ReleaseError(f"{path}: malformed image matrix ({exc!r})") from exc
+    return matrix
+
+
+def build_packages(images_dir: Path, distro: str) -> tuple[str, ...]:
+    """The compilers and -dev headers of a distro (`[distros.<distro>] build`)."""
+    try:
+        return tuple(tomllib.loads((images_dir / MATRIX_FILE).read_text())["distros"][distro]["build"])
+    except KeyError:
+        raise ReleaseError(f"images/{MATRIX_FILE} has no [distros.{distro}] build packages") from None
+
+
+def flavours_of(images_dir: Path, airflow: str) -> list[Flavour]:
+    matrix = load_matrix(images_dir)
+    if airflow not in matrix:
+        raise ReleaseError(f'no image flavours for Airflow {airflow}: add [lines."{airflow}"] to images/{MATRIX_FILE}')
+    return matrix[airflow]

@@ -1,0 +1,161 @@
+"""The typed context every stage receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from rich.console import Console
+
+from ac_release.clients.docker import Docker
+from ac_release.core.errors import ReleaseError
+from ac_release.core.progress import LiveView, console
+from ac_release.model.config import Settings, Signer, Target, docker_command
+from ac_release.model.flavours import Flavour, flavours_of
+from ac_release.model.line import ReleaseLine, load_line
+from ac_release.model.manifest import Manifest, R
+from ac_release.model.names import artifact_names, release_files
+from ac_release.model.products import DEFAULT_PRODUCT, Product, load_product, parse_version
+from ac_release.model.records import Record
+from ac_release.model.version import ACVersion, ProductVersion
+
+
+@dataclass
+class ReleaseContext:
+    """`target` is where this build goes: for a dev build (`2.2.4-2-dev`, a nightly) the target's dev index and dev
+    registries, chosen here and nowhere else; `release_target` is the target as configured, whose registries hold
+    the releases (an upgrade test starts from the newest of them)."""
+
+    version: ACVersion | ProductVersion
+    line: ReleaseLine  # as the product version installs it (Product.line_of)
+    settings: Settings
+    target: Target
+    console: Console = field(default_factory=console)
+    releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
+    view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
+    flavour: str | None = None  # one image flavour only (a workflow's images job); None: every flavour of the line
+    release_target: Target | None = None  # None: `target`
+
+    def __post_init__(self) -> None:
+        if self.release_target is None:
+            self.release_target = self.target
+
+    @classmethod
+    def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:
+        parsed = parse_version(version, settings.root)
+        product = load_product(settings.root, parsed.product)
+        line = product.line_of(load_line(settings.wheel_dir, parsed), parsed)
+        configured = _for_product(settings, settings.target(target), product)
+        build_target = configured.for_dev_build() if parsed.dev else configured
+        ctx = cls(
+            version=parsed, line=line, settings=settings, target=build_target, release_target=configured, **kwargs
+        )
+        ctx.__dict__["product"] = product  # read once: the cached property would load the same file again
+        if ctx.flavour is not None:
+            flavours(ctx)  # an unknown flavour is refused here, before anything runs
+        return ctx
+
+    @cached_property
+    def product(self) -> Product:
+        return load_product(self.settings.root, self.version.product)
+
+    def release_target_of(self, product: Product) -> Target:
+        """The release target as another product sees it: its repositories beside this product's."""
+        return _for_product(self.settings, self.settings.target(self.release_target.name), product)
+
+    @property
+    def artifact_names(self) -> list[str]:
+        return artifact_names(self.version, self.product.meta_project)
+
+    @property
+    def release_files(self) -> list[str]:
+        return release_files(self.version, self.product.meta_project)
+
+    @property
+    def signer(self) -> Signer:
+        """Who signs this build on its target: a nightly's signer is the nightly workflow, anything else the release
+        workflow's (the local target: its one identity)."""
+        return self.target.signing.signer(nightly=bool(self.version.nightly))
+
+    @property
+    def dist(self) -> Path:
+        return self.settings.dist_dir / self.version.dist_name
+
+    @property
+    def bundles(self) -> Path:
+        """Where the Sigstore bundles of this target's signer live: one directory per target."""
+        return self.dist / "sigstore" / self.target.name
+
+    @property
+    def images_dir(self) -> Path:
+        return self.settings.root / "images"
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.dist, str(self.version))
+
+    def record(self, kind: type[R]) -> R | None:
+        """This target's record of a stage (the wheel stage's is shared by every target)."""
+        return self.manifest.get(kind, self.target.name)
+
+    def save(self, record: Record) -> None:
+        self.manifest.put(record, self.target.name)
+
+    @cached_property
+    def docker(self) -> Docker:
+        docker = Docker(docker_command(self.settings.docker))
+        docker.ensure_engine()
+        return docker
+
+    @property
+    def cache(self) -> Path:
+        return self.settings.cache_dir
+
+    def log(self, message: str) -> None:
+        self.console.print(message, soft_wrap=True)  # a log line is never wrapped or cut: digests print whole
+
+
+def _for_product(settings: Settings, target: Target, product: Product) -> Target:
+    """A target as configured names AC's image repositories; a product's are beside them (Target.for_repository)."""
+    return target.for_repository(load_product(settings.root, DEFAULT_PRODUCT).repository, product.repository)
+
+
+def ensure_local_services(ctx: ReleaseContext) -> None:
+    """The local target's services are started (idempotent) before a stage talks to them. A target's standing
+    services (staging) are only reached: a release never starts them, nor makes their keys or CA."""
+    if ctx.target.services is None:
+        return
+    from ac_release.services.manager import LocalServices
+
+    services = LocalServices(ctx.target.services)
+    if not ctx.target.standing_services:
+        services.up(log=ctx.log)
+        return
+    if down := [name for name, state in services.status().items() if not state.startswith("up")]:
+        raise ReleaseError(
+            f"the services of target {ctx.target.name} do not answer ({', '.join(down)}): they stand on their host, "
+            f"started once there with `invoke services.up --target {ctx.target.name}`"
+        )
+
+
+def services_running(ctx: ReleaseContext) -> bool:
+    """Can the target's remote state be read without starting anything? Always for targets with services of their
+    own elsewhere; for `local`, only while the pipeline's services run (the dry run never starts them)."""
+    if ctx.target.services is None:
+        return True
+    from ac_release.services.manager import LocalServices
+
+    return all(state.startswith("up") for state in LocalServices(ctx.target.services).status().values())
+
+
+def flavours(ctx: ReleaseContext) -> list[Flavour]:
+    """The line's flavours, or the one the context is restricted to (`--flavour`)."""
+    every = [f.with_tagging(ctx.product.tagging) for f in flavours_of(ctx.images_dir, ctx.line.airflow)]
+    if ctx.flavour is None:
+        return every
+    chosen = [flavour for flavour in every if flavour.name == ctx.flavour]
+    if not chosen:
+        names = ", ".join(flavour.name for flavour in every)
+        raise ReleaseError(f"no flavour {ctx.flavour!r} for Airflow {ctx.line.airflow}: one of {names}")
+    return chosen

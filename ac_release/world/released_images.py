@@ -1,0 +1,110 @@
+"""What is released on a target's registry: where an upgrade test starts, and which build is the highest.
+
+The upgrade test starts from the newest earlier release of the product on the target's first registry.
+
+Users upgrade from what was released, so the starting point is read from the registry, never from local images:
+the previous build of the same Airflow version (2.2.4-1 for 2.2.4-2), or else the newest release of an older
+line. Its image is the line's default flavour (`X.Y.Z-N`, the tag every release has), pinned by digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ac_release.clients import registry
+from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import VARIANTS, Flavour
+from ac_release.model.products import Product, load_product
+from ac_release.model.version import ACVersion, ProductVersion
+from ac_release.world.context import ReleaseContext, flavours
+
+
+@dataclass(frozen=True)
+class PreviousRelease:
+    version: ACVersion | ProductVersion
+    repository: str
+    digest: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def release_tag_version(tag: str, product: Product | None = None) -> ACVersion | ProductVersion | None:
+    """The release a tag names when it is the version's own tag (AC's `2.2.4-1`; with a product whose versions
+    have a prefix, its declared `4.2.0`); distro, variant, dev or anything else: None."""
+    try:
+        version = product.version(product.prefix + tag) if product and product.prefix else ACVersion.parse(tag)
+    except ReleaseError:
+        return None
+    return None if version.dev else version
+
+
+def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
+    """The newest release older than this build on the target's first release registry (a dev build's too), or
+    None for a first release."""
+    repository = ctx.release_target.registries[0]
+    earlier = [
+        v
+        for tag in registry.tags(repository)
+        if (v := release_tag_version(tag, ctx.product)) and v.release_key < ctx.version.release_key
+    ]
+    if not earlier and ctx.product.upgrade_from:
+        # A product's first release upgrades from the product its users came from (AC 2.2.4-1 -> Runtime 4.2.0):
+        # its newest release of this line build or an older one, in that product's repository beside this one.
+        other = load_product(ctx.settings.root, ctx.product.upgrade_from)
+        repository = ctx.release_target_of(other).registries[0]
+        ours = (ctx.version.airflow, ctx.version.build)
+        earlier = [
+            v
+            for tag in registry.tags(repository)
+            if (v := release_tag_version(tag, other)) and (v.airflow, v.build) <= ours
+        ]
+    if not earlier:
+        return None
+    version = max(earlier)
+    image = registry.remote_image(repository, version.image_tag)  # `4.2.1` for runtime-4.2.1
+    return PreviousRelease(version, repository, image.digest) if image else None
+
+
+def highest_released_build(repository: str, version: ACVersion | ProductVersion, canonical_tag: str) -> int:
+    """The highest rank (AC: build of the line; Runtime: patch of the minor) of this version's floating group and
+    flavour/variant among the registry's release tags: floating tags move only to it."""
+    pattern = version.sibling_pattern(canonical_tag.removeprefix(version.image_tag))
+    return max((int(m[1]) for tag in registry.tags(repository) if (m := pattern.fullmatch(tag))), default=0)
+
+
+@dataclass(frozen=True)
+class ReleasedImage:
+    repository: str
+    flavour: Flavour
+    variant: str
+    digest: str  # manifest digest every immutable tag of the image names
+    config: str  # image id
+    tags: tuple[str, ...]  # its immutable tags, then the floating tags that point to it
+
+
+def released_images(ctx: ReleaseContext) -> list[ReleasedImage]:
+    """Every image of this release as the target's registries hold it: read from the registries alone, so any
+    machine can ask (a workflow's later job, `invoke verify`, the release notes). A missing immutable tag, or
+    immutable tags of one image that name different digests, is an error."""
+    images = []
+    for repository in ctx.target.registries:
+        for flavour in flavours(ctx):
+            for variant in VARIANTS:
+                immutable = flavour.tags(ctx.version, variant)
+                remotes = {tag: registry.remote_image(repository, tag) for tag in immutable}
+                if missing := [tag for tag, remote in remotes.items() if remote is None]:
+                    raise ReleaseError(f"{repository}:{missing[0]} does not exist: {ctx.version} is not released there")
+                if len({remote.digest for remote in remotes.values()}) > 1:
+                    named = ", ".join(f"{tag} -> {remote.digest}" for tag, remote in remotes.items())
+                    raise ReleaseError(f"the immutable tags of one image of {ctx.version} disagree: {named}")
+                image = remotes[immutable[-1]]
+                floating = [
+                    tag
+                    for tag in flavour.floating_tags(ctx.version, variant)
+                    if (remote := registry.remote_image(repository, tag)) is not None and remote.digest == image.digest
+                ]
+                tags = (*immutable, *floating)
+                images.append(ReleasedImage(repository, flavour, variant, image.digest, image.config, tags))
+    return images
