@@ -1,4 +1,4 @@
-"""free_port (services/manager.py), the ports of test and benchmark configurations' services: a port picked is kept
+"""free_port (services/ports.py), the ports of test and benchmark configurations' services: a port picked is kept
 by no other picker, on this machine, while the picking process lives, and no client's source port takes it before
 the service binds it (it is outside the kernel's ephemeral range)."""
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from ac_release.core.errors import ReleaseError
-from ac_release.services import manager
-from ac_release.services.manager import free_port
+from ac_release.services import ports
+from ac_release.services.ports import free_port
 from tests.helpers import REPO
 
 PICKER = """
 import sys
-from ac_release.services.manager import free_port
+from ac_release.services.ports import free_port
 print(" ".join(str(free_port()) for _ in range(int(sys.argv[1]))), flush=True)
 sys.stdin.read()  # the ports stay picked until the test is done with them
 """
@@ -67,8 +67,8 @@ def test_a_port_something_listens_on_is_not_picked(tmp_path, monkeypatch):
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         taken = listening.getsockname()[1]
-        monkeypatch.setenv(manager.PORTS_DIR_ENV, str(tmp_path / "ports"))
-        monkeypatch.setattr(manager, "_port_candidates", lambda: [taken, other])
+        monkeypatch.setenv(ports.PORTS_DIR_ENV, str(tmp_path / "ports"))
+        monkeypatch.setattr(ports, "_port_candidates", lambda: [taken, other])
         assert free_port() == other
         with pytest.raises(ReleaseError, match="no free port"):
             free_port()  # `other` is this process's now, `taken` someone else's
