@@ -1,8 +1,9 @@
-"""The release as a pipeline of stages over one context: each stage decides (`check`) and acts (`run`).
+"""The release as a pipeline of stages over one context: each stage decides (`decide`) and acts (`act`).
 
-`plan` asks every stage's decision function without writing anything: the dry run and `status` print it. A run
-starts with the preflight, then asks every stage's decision function and refuses before the first write; each
-stage then decides again on the state its predecessors left, logs its steps and acts on the open ones.
+`plan` asks every stage's `decide` without writing anything, telling each which stages act before it in this run:
+the dry run and `status` print it. A run starts with the preflight, then plans every stage and refuses before the
+first write; each stage then decides again on the state its predecessors left, logs its steps and acts on the open
+ones. A stage refuses nothing else: the plan and the run refuse the same steps for the same reasons.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from ac_release.model.records import (
 from ac_release.pipeline.restore_dist import restore_line_build, restore_release_files
 from ac_release.pipeline.stage_times import time_line
 from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
-from ac_release.stages.steps import Step, refuse_any
+from ac_release.stages.steps import Stage, Step, refuse_any
 from ac_release.supply_chain.signing import require_ambient_identity
 from ac_release.world.context import ReleaseContext, ensure_local_services, flavours
 
-STAGES = {module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, promote, tag)}
+STAGES: dict[str, Stage] = {
+    module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, promote, tag)
+}
 RELEASE = list(STAGES)
 
 
@@ -56,33 +59,34 @@ def stage_names(spec: str | None) -> list[str]:
 
 
 def plan(ctx: ReleaseContext, names: Sequence[str] = RELEASE) -> list[Step]:
-    """Every step the stages would take from the current state: what the dry run and `status` print."""
-    return [step for name in names for step in STAGES[name].check(ctx)]
+    """Every step the stages would take from the current state: what the dry run and `status` print. Each stage
+    decides knowing which stages act before it (a push after the test stage does not refuse untested images)."""
+    return [step for i, name in enumerate(names) for step in STAGES[name].decide(ctx, earlier=names[:i])]
 
 
 def released_state(ctx: ReleaseContext) -> list[Step]:
     """What exists where, judged against the inputs the version was released from: a version tagged at an earlier
     commit is looked at in a checkout of that commit (a later backport changes the line's inputs, not the release)."""
-    (tag_step,) = STAGES["tag"].check(ctx)
-    released = tag_step.data.get("released")
-    if tag_step.data.get("state") != "present" or not released:
+    (tag_step,) = STAGES["tag"].decide(ctx)
+    if tag_step.state != "present":
         return plan(ctx)
-    with checkout_of(ctx.settings.root, released) as tree:
+    with checkout_of(ctx.settings.root, tag_step.payload.commit) as tree:
         then = ReleaseContext.create(str(ctx.version), replace(ctx.settings, root=tree), ctx.target.name)
         return plan(then)
 
 
 def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):
-    """Decide, refuse on any refusal, act on the open steps: one stage, entered once."""
+    """Decide, refuse on any refusal, act on the open steps: one stage, entered once, deciding on the state the
+    stages before it left (none of them acts before it any more)."""
     if name not in ("preflight", "wheel"):  # the preflight starts them after its own checks; the wheel needs none
         ensure_local_services(ctx)  # a run decides on what the services answer, never on `unknown`
-    steps = STAGES[name].check(ctx)
+    steps = STAGES[name].decide(ctx)
     for step in steps if log_steps else ():  # the log tells what each stage acts on
         ctx.console.print(f"  {step.line()}", soft_wrap=True, markup=False)
     refuse_any(steps, ctx.version)
     if unknown := [step for step in steps if step.action == "unknown"]:
         raise ReleaseError(f"{name}: cannot decide about {unknown[0].target}: {unknown[0].reason}")
-    return STAGES[name].run(ctx, steps)
+    return STAGES[name].act(ctx, steps)
 
 
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
@@ -133,7 +137,7 @@ _STATUS = {"keep": "present", "skip": "present", "refuse": "CONFLICT", "unknown"
 
 def status_of(step: Step) -> str:
     """What `invoke status` shows for a step: present, missing, CONFLICT or unknown."""
-    return step.data.get("state") or _STATUS.get(step.action, "missing")
+    return step.state or _STATUS.get(step.action, "missing")
 
 
 def print_steps(steps: list[Step], title: str, as_status: bool = False) -> None:

@@ -6,6 +6,9 @@ gate against their bundles, and are then handed to the build, which checks their
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
+
 from ac_release.building import image_build as build
 from ac_release.building.baseimage import base_reference, ensure_base
 from ac_release.building.dockerfiles import drift
@@ -19,10 +22,18 @@ from ac_release.world.context import ReleaseContext, ensure_local_services, flav
 NAME = "images"
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
+@dataclass(frozen=True)
+class FlavourImage:
+    """One variant's image of a flavour (a flavour's images are built together)."""
+
+    flavour: str
+    variant: str
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FlavourImage | None]]:
     """keep a flavour's images when the inputs of their build are unchanged and they are present; build otherwise;
     refuse while the checked-in Dockerfiles drift from the template."""
-    if problems := drift(ctx.images_dir):
+    if problems := drift(ctx.images_dir, ctx.catalog.flavours):
         reason = f"generated Dockerfiles are out of date ({problems[0]}): run `invoke images.generate`"
         return [Step(NAME, "refuse", "images/", reason)]
     recorded = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours
@@ -32,10 +43,10 @@ def check(ctx: ReleaseContext) -> list[Step]:
         for variant in VARIANTS:
             if state.current:
                 reason = f"{state.current.variants[variant].image}, built from these inputs"
-                steps.append(Step(NAME, "keep", state.refs[variant], reason, {"flavour": flavour.name}))
+                steps.append(Step(NAME, "keep", state.refs[variant], reason, FlavourImage(flavour.name, variant)))
             else:
                 reason = state.why_not_current(recorded.get(flavour.name))
-                steps.append(Step(NAME, "build", state.refs[variant], reason, {"flavour": flavour.name}))
+                steps.append(Step(NAME, "build", state.refs[variant], reason, FlavourImage(flavour.name, variant)))
     return steps
 
 
@@ -44,7 +55,7 @@ def prepare(ctx: ReleaseContext) -> None:
     stages that need none of the release's wheels go into the build cache while the earlier stages run
     (build.PREPARED_STAGES). An official base is pulled by the build; a debootstrap base the machine does not have
     yet is left to the stage, which builds it (one builder at a time)."""
-    to_build = {step.data["flavour"] for step in open_steps(check(ctx))}
+    to_build = {step.payload.flavour for step in open_steps(decide(ctx))}
     for flavour in flavours(ctx):
         base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
         missing = ctx.target.base_images == "debootstrap" and ctx.docker.image_id(base) is None
@@ -54,10 +65,10 @@ def prepare(ctx: ReleaseContext) -> None:
         build.prepare_flavour(ctx, flavour, base)
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> ImagesRecord:
+def act(ctx: ReleaseContext, steps: list[Step[FlavourImage | None]]) -> ImagesRecord:
     ensure_local_services(ctx)
     record = ctx.record(ImagesRecord) or ImagesRecord({})
-    to_build = {step.data["flavour"] for step in open_steps(steps)}
+    to_build = {step.payload.flavour for step in open_steps(steps)}
     if not to_build:
         ctx.log("images: every flavour is built from these inputs, skipping")
     else:

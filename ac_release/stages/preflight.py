@@ -1,13 +1,14 @@
 """Stage `preflight`: the machine, the credentials and the remotes a release needs, checked before the first write.
 
 What each later stage would refuse (a conflicting file on the index, immutable tag or git tag) is found by that
-stage's own decision function, which the pipeline asks for every stage right after this one, before any write.
+stage's own `decide`, which the pipeline asks for every stage right after this one, before any write.
 """
 
 from __future__ import annotations
 
 import shutil
 import urllib.error
+from collections.abc import Collection
 
 from ac_release.clients import registry
 from ac_release.clients.git import uncommitted
@@ -47,19 +48,17 @@ def check_index_credentials(ctx: ReleaseContext) -> None:
 def check_committed_inputs(ctx: ReleaseContext) -> None:
     """A release is made from a commit, and its changelog entry is dated: checked before anything starts. A dev
     build is made from a commit too; it needs no dated entry (the changelog is still checked)."""
-    from ac_release.model.changelog import dev_build_entry, release_entry
-
     if dirty := uncommitted(ctx.settings.root):
         raise ReleaseError(
             f"the git tree has uncommitted changes ({dirty}): a release is made from a commit; commit or stash them"
         )
     if ctx.version.dev:
-        dev_build_entry(ctx.settings.root / "changelog", ctx.version)
+        ctx.catalog.dev_build_entry(ctx.version)
     else:
-        release_entry(ctx.settings.root / "changelog", ctx.version, ctx.product.title)
+        ctx.catalog.release_entry(ctx.version)
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[None]]:
     steps = []
     if not services_running(ctx):
         steps.append(Step(NAME, "run", "local-services", "not running: started first"))
@@ -72,7 +71,8 @@ def check(ctx: ReleaseContext) -> list[Step]:
     return steps + [Step(NAME, "run", "checks", checks)]
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> None:
+def act(ctx: ReleaseContext, steps: list[Step[None]]) -> None:
+    """The checks themselves: what they find wrong is the machine's, the credentials' or the tree's state."""
     missing = [tool for tool in ("patch", "git", "skopeo") if shutil.which(tool) is None]
     if ctx.target.base_images == "debootstrap" and shutil.which("debootstrap") is None:
         missing.append("debootstrap")

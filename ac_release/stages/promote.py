@@ -4,10 +4,13 @@ the build's immutable tag, once every flavour is pushed, tested and attested.
 A floating tag moves only when this build is the highest released build of its Airflow version on that registry:
 releasing an older build, another line or a dev build never moves it. Nothing local is read: the source of every
 move is what the registry holds under the immutable tag, so the step runs on any machine (a workflow's own job).
-Each move is decided again right before it is made: a newer build of the line released since `check()` keeps it.
+Each move is decided again right before it is made: a newer build of the line released since `decide()` keeps it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
@@ -20,8 +23,20 @@ from ac_release.world.released_images import highest_released_build
 NAME = "promote"
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
-    """keep a floating tag behind a newer build; skip one already on this build's image; move the rest."""
+@dataclass(frozen=True)
+class FloatingTag:
+    """A floating tag of one registry, moved to the image its build's `immutable` tag holds (`digest`, `image`)."""
+
+    repository: str
+    tag: str
+    immutable: str
+    digest: str | None = None
+    image: str | None = None
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FloatingTag | None]]:
+    """keep a floating tag behind a newer build; skip one already on this build's image; move the rest; refuse one
+    whose immutable tag is not pushed, unless the push stage runs before in this run."""
     if ctx.version.dev:
         return [Step(NAME, "skip", "floating-tags", "a dev build moves no floating tag")]
     running = services_running(ctx)
@@ -32,68 +47,82 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 floating = flavour.floating_tags(ctx.version, variant)
                 if not floating:
                     continue
+                immutable = flavour.tags(ctx.version, variant)[-1]
                 if not running:
-                    steps += [Step(NAME, "unknown", f"{repository}:{tag}", "registry not running") for tag in floating]
+                    for tag in floating:
+                        unknown = FloatingTag(repository, tag, immutable)
+                        steps.append(Step(NAME, "unknown", f"{repository}:{tag}", "registry not running", unknown))
                     continue
-                steps += _decide(ctx, repository, flavour.tags(ctx.version, variant)[-1], floating)
+                steps += _decide(ctx, repository, immutable, floating, pushed_before="push" in earlier)
     return steps
 
 
-def _decide(ctx: ReleaseContext, repository: str, immutable: str, floating: list[str]) -> list[Step]:
-    """The decision for floating tags of one image, on what the registry holds now: check() decides with it, and
-    run() again right before a move (another build of the line may have been released since check())."""
+def _decide(
+    ctx: ReleaseContext, repository: str, immutable: str, floating: list[str], pushed_before: bool
+) -> list[Step[FloatingTag]]:
+    """The decision for floating tags of one image, on what the registry holds now: decide() makes it, and act()
+    again right before a move (another build of the line may have been released since decide())."""
     source = registry.remote_image(repository, immutable)
     highest = highest_released_build(repository, ctx.version, immutable)
-    data = {"repository": repository, "immutable": immutable}
-    return [_floating(ctx, repository, tag, source, highest, data | {"tag": tag}) for tag in floating]
+    return [_floating(ctx, source, highest, FloatingTag(repository, tag, immutable), pushed_before) for tag in floating]
 
 
-def _floating(ctx, repository: str, tag: str, source: registry.RemoteImage | None, highest: int, data) -> Step:
-    where = f"{repository}:{tag}"
+def _floating(
+    ctx: ReleaseContext,
+    source: registry.RemoteImage | None,
+    highest: int,
+    floating: FloatingTag,
+    pushed_before: bool,
+) -> Step[FloatingTag]:
+    where = f"{floating.repository}:{floating.tag}"
     if highest > ctx.version.build:
-        return Step(NAME, "keep", where, f"{ctx.version.airflow_version}-{highest} is newer", data)
+        return Step(NAME, "keep", where, f"{ctx.version.airflow_version}-{highest} is newer", floating)
+    if source is None and pushed_before:
+        return Step(NAME, "move", where, f"to {floating.immutable} once it is pushed", floating)
     if source is None:
-        return Step(NAME, "move", where, f"to {data['immutable']} once it is pushed", data)
-    remote = registry.remote_image(repository, tag)
+        reason = (
+            f"{floating.repository}:{floating.immutable} is not pushed: the images of {ctx.version} are pushed (after "
+            f"their tests) before a floating tag moves"
+        )
+        return Step(NAME, "refuse", where, reason, floating)
+    remote = registry.remote_image(floating.repository, floating.tag)
+    floating = replace(floating, digest=source.digest, image=source.config)
     if remote is not None and remote.config == source.config:
         reason = f"already {remote.digest} (image {source.config})"
-        return Step(NAME, "skip", where, reason, data | {"digest": remote.digest, "image": source.config})
+        return Step(NAME, "skip", where, reason, replace(floating, digest=remote.digest))
     held = f"from {remote.config} " if remote is not None else ""
-    reason = f"{held}to {source.digest} ({data['immutable']})"
-    return Step(NAME, "move", where, reason, data | {"digest": source.digest, "image": source.config})
+    return Step(NAME, "move", where, f"{held}to {source.digest} ({floating.immutable})", floating)
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
+def act(ctx: ReleaseContext, steps: list[Step[FloatingTag | None]]) -> PromoteRecord:
     ensure_local_services(ctx)
     tags: list[PushedTag] = []
     for step in steps if not ctx.version.dev else ():
-        repository, tag = step.data["repository"], step.data["tag"]
         if step.open:  # decided earlier: decide again on what the registry holds now, right before the move
             step = _fresh(ctx, step)
+        floating = step.payload
         if step.action == "keep":
-            tags.append(PushedTag(repository, tag, "", "", True, "kept"))
+            tags.append(PushedTag(floating.repository, floating.tag, "", "", True, "kept"))
             continue
-        if "digest" not in step.data:
-            raise ReleaseError(
-                f"{repository}:{step.data['immutable']} is not pushed: the images of {ctx.version} are pushed (after "
-                f"their tests) before a floating tag moves"
-            )
-        digest, image = step.data["digest"], step.data["image"]
+        if step.action == "refuse":  # decided again: the immutable tag is gone since decide()
+            raise ReleaseError(f"{step.target}: {step.reason}")
         if step.open:
-            ctx.log(f"promote: {step.target} -> {digest} ({ctx.version})")
+            ctx.log(f"promote: {step.target} -> {floating.digest} ({ctx.version})")
             with ctx.view.row(step.target, level=1):
-                registry.tag_digest(repository, digest, tag)
-            registry.check_pushed(repository, tag, digest, image)
-        tags.append(PushedTag(repository, tag, image, digest, True, "moved" if step.open else "present"))
+                registry.tag_digest(floating.repository, floating.digest, floating.tag)
+            registry.check_pushed(floating.repository, floating.tag, floating.digest, floating.image)
+        action = "moved" if step.open else "present"
+        tags.append(PushedTag(floating.repository, floating.tag, floating.image, floating.digest, True, action))
     record = PromoteRecord(tags)
     ctx.save(record)
     return record
 
 
-def _fresh(ctx: ReleaseContext, step: Step) -> Step:
+def _fresh(ctx: ReleaseContext, step: Step[FloatingTag]) -> Step[FloatingTag]:
     """The decision for `step`'s floating tag made again now: two builds of one line promoting at once must not
     leave the tag on the older one (it decided `move` before the newer build was released, and moves after it)."""
-    (fresh,) = _decide(ctx, step.data["repository"], step.data["immutable"], [step.data["tag"]])
+    floating = step.payload
+    (fresh,) = _decide(ctx, floating.repository, floating.immutable, [floating.tag], pushed_before=False)
     if fresh.action == "keep":
         ctx.log(f"promote: {fresh.target} kept: {fresh.reason} (released while this run promoted)")
     elif fresh.action == "skip":

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 from ac_release.building.image_state import flavour_state
 from ac_release.clients import registry
-from ac_release.core.errors import ReleaseError
 from ac_release.model.flavours import VARIANTS
-from ac_release.model.records import ImagesRecord, PushedTag, PushRecord, SessionsRecord
+from ac_release.model.records import FlavourImages, ImagesRecord, PushedTag, PushRecord, SessionsRecord
 from ac_release.stages.steps import Step
 from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
 
@@ -36,60 +37,86 @@ def pushed_seconds(log: str) -> dict[str, float]:
     return {match["target"]: float(match["seconds"]) for match in _PUSHED.finditer(log)}
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
+@dataclass(frozen=True)
+class PushTarget:
+    """An image of the release under one immutable tag of one registry; `image` None until the images stage built
+    it in this run; `digest` once the registry holds it."""
+
+    repository: str
+    tag: str
+    flavour: str
+    variant: str
+    image: str | None
+    digest: str | None = None
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[PushTarget]]:
+    """skip an immutable tag already on the image; refuse one holding another image; push the rest, only images that
+    passed their tests (the test record), unless the test stage runs before in this run."""
     running = services_running(ctx)
+    built = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours
+    tested = ctx.record(SessionsRecord) or SessionsRecord({})
     steps = []
     for repository in ctx.target.registries:
         for flavour in flavours(ctx):
             state = flavour_state(ctx, flavour)
+            # the images it pushes: the current ones; else those the images stage builds before it in this run;
+            # else the recorded ones
+            images = state.current or (None if "images" in earlier else built.get(flavour.name))
+            untested = None if "test" in earlier else _untested(ctx, flavour.name, images, "images" in earlier, tested)
             for variant in VARIANTS:
-                image = state.current.variants[variant].image if state.current else None
-                immutable = flavour.tags(ctx.version, variant)
-                data = {"repository": repository, "flavour": flavour.name, "variant": variant, "image": image}
-                for tag in immutable:
-                    where = f"{repository}:{tag}"
+                image = images.variants[variant].image if images else None
+                for tag in flavour.tags(ctx.version, variant):
+                    where, target = f"{repository}:{tag}", PushTarget(repository, tag, flavour.name, variant, image)
                     if not running:
-                        steps.append(Step(NAME, "unknown", where, "registry not running", data | {"tag": tag}))
+                        step = Step(NAME, "unknown", where, "registry not running", target)
                     else:
-                        steps.append(
-                            _immutable(where, registry.remote_image(repository, tag), image, data | {"tag": tag})
-                        )
+                        step = _immutable(where, registry.remote_image(repository, tag), target)
+                    if untested and step.action != "refuse":  # known from the records, the registry up or not
+                        step = Step(NAME, "refuse", where, untested, target)
+                    steps.append(step)
     return steps
 
 
-def _immutable(where: str, remote: registry.RemoteImage | None, image: str | None, data: dict) -> Step:
+def _untested(
+    ctx: ReleaseContext, flavour: str, images: FlavourImages | None, built_before: bool, tested: SessionsRecord
+) -> str | None:
+    """Why a flavour's images may not be pushed when no test stage runs before the push, or None."""
+    if images is None and not built_before:
+        return f"no images of {ctx.version}: run `invoke images {ctx.version}`"
+    if images is None or not tested.passed(flavour, images.ids()):
+        return (
+            f"the {flavour} images of {ctx.version} have not passed their tests: run the release "
+            f"(`invoke release {ctx.version}`), which tests before it pushes"
+        )
+    return None
+
+
+def _immutable(where: str, remote: registry.RemoteImage | None, target: PushTarget) -> Step[PushTarget]:
+    image = target.image
     if remote is None:
-        return Step(NAME, "push", where, image or "the image built above", data)
+        return Step(NAME, "push", where, image or "the image built above", target)
     if image and remote.config == image:
-        return Step(NAME, "skip", where, f"already {remote.digest} (image {image})", data | {"digest": remote.digest})
+        reason = f"already {remote.digest} (image {image})"
+        return Step(NAME, "skip", where, reason, replace(target, digest=remote.digest))
     ours = image or "an image not built yet"
     reason = (
         f"already holds {remote.digest} (image {remote.config}), this release's image is {ours}: immutable tags "
         f"never move; release the next build number"
     )
-    return Step(NAME, "refuse", where, reason, data)
+    return Step(NAME, "refuse", where, reason, target)
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
+def act(ctx: ReleaseContext, steps: list[Step[PushTarget]]) -> PushRecord:
+    """Pushes the images decide named, each of which passed its tests (decided on the record the test stage left)."""
     ensure_local_services(ctx)
-    images = ctx.record(ImagesRecord)
-    tested = ctx.record(SessionsRecord) or SessionsRecord({})
-    if images is None:
-        raise ReleaseError(f"no images of {ctx.version}: run `invoke images {ctx.version}`")
-    for name, entry in images.flavours.items():
-        if not tested.passed(name, entry.ids()):
-            raise ReleaseError(
-                f"the {name} images of {ctx.version} have not passed their tests: run the release "
-                f"(`invoke release {ctx.version}`), which tests before it pushes"
-            )
     first = ctx.target.registries[0]
-    on_first: dict[str, str] = {}  # image id -> its digest on the first registry, which check() lists first
+    on_first: dict[str, str] = {}  # image id -> its digest on the first registry, which decide() lists first
     tags: list[PushedTag] = []
     for step in steps:
-        repository, tag = step.data["repository"], step.data["tag"]
-        image = images.flavours[step.data["flavour"]].variants[step.data["variant"]].image
+        repository, tag, image = step.payload.repository, step.payload.tag, step.payload.image
         if not step.open:
-            digest, action = step.data["digest"], "present"
+            digest, action = step.payload.digest, "present"
         elif repository == first:
             ctx.log(f"push: {step.target}")
             started = time.monotonic()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from ac_release.building.image_build import revision
@@ -13,7 +15,7 @@ from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_copy, atomic_write_bytes, sha256_file
 from ac_release.model.names import ATTESTATION_KINDS, attestation_name, bundle_name
 from ac_release.model.records import SignRecord, WheelRecord
-from ac_release.stages.steps import Step, open_steps
+from ac_release.stages.steps import Step, changed_artifact, open_steps
 from ac_release.supply_chain import wheel_attestations
 from ac_release.supply_chain.signing import sign, verify, verify_all
 from ac_release.world.context import ReleaseContext, ensure_local_services
@@ -22,7 +24,17 @@ from ac_release.world.line_builds import line_build_source, planned_sha256
 NAME = "sign"
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
+@dataclass(frozen=True)
+class Signed:
+    """One signed file of an artifact: its bundle (`kind` None) or a PEP 740 attestation of `kind`; `source`: the
+    line build's, to be copied (a `reuse` step)."""
+
+    artifact: str
+    kind: str | None
+    source: Path | None = None
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Signed]]:
     """sign what has no bundle or attestation; keep one that verifies for these bytes and this identity; refuse an
     artifact whose bytes are not the wheel stage's, and a bundle or attestation that does not verify."""
     wheel = ctx.manifest.get(WheelRecord)
@@ -34,13 +46,12 @@ def check(ctx: ReleaseContext) -> list[Step]:
         ours = planned_sha256(ctx, name, recorded, source)
         files = [(ctx.bundles / bundle_name(name), None)]
         files += [(ctx.bundles / attestation_name(name, kind), kind) for kind in ATTESTATION_KINDS]
-        changed = ours and artifact.exists() and (actual := sha256_file(artifact)) != ours
+        changed = changed_artifact(ctx, name, ours)
         for path, kind in files:
             where = str(path.relative_to(ctx.settings.dist_dir))
-            data = {"artifact": name, "kind": kind}
+            payload = Signed(name, kind)
             if changed:
-                reason = f"dist/{ctx.version}/{name} has sha256 {actual}, the wheel stage built {ours}"
-                steps.append(Step(NAME, "refuse", where, reason, data))
+                steps.append(Step(NAME, "refuse", where, changed, payload))
             elif (
                 not path.exists()
                 and ours
@@ -49,22 +60,21 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 and source.holds(path.name, ctx.target.name)
             ):
                 reason = f"the line build's, signed when {source.where} was released: verified before it is kept"
-                steps.append(
-                    Step(NAME, "reuse", where, reason, data | {"from": source.bundles(ctx.target.name) / path.name})
-                )
+                payload = Signed(name, kind, source.bundles(ctx.target.name) / path.name)
+                steps.append(Step(NAME, "reuse", where, reason, payload))
             elif not path.exists() or not recorded or not artifact.exists():
-                steps.append(Step(NAME, "sign", where, f"as {ctx.signer.identity}", data))
+                steps.append(Step(NAME, "sign", where, f"as {ctx.signer.identity}", payload))
             else:
                 try:
                     if kind is None:
                         verify(ctx, artifact, path)
                     else:
-                        wheel_attestations.check(ctx, artifact, path, kind)
+                        wheel_attestations.verify(ctx, artifact, path, kind)
                 except ReleaseError as exc:
-                    steps.append(Step(NAME, "refuse", where, f"{exc}; delete it to sign again", data))
+                    steps.append(Step(NAME, "refuse", where, f"{exc}; delete it to sign again", payload))
                 else:
                     reason = f"verifies for sha256 {ours} as {ctx.signer.identity}"
-                    steps.append(Step(NAME, "keep", where, reason, data))
+                    steps.append(Step(NAME, "keep", where, reason, payload))
     return steps
 
 
@@ -76,36 +86,36 @@ def _predicate(ctx: ReleaseContext, artifact: Path, kind: str, sha256: str) -> d
     return wheel_attestations.slsa_predicate(ctx, artifact.name, sha256, revision(ctx.settings.root))
 
 
-def _reuse(ctx: ReleaseContext, steps: list[Step]) -> None:
+def _reuse(ctx: ReleaseContext, files: list[Signed]) -> None:
     """The line build's bundles and attestations, as the release that built it made them: each verified for these
     bytes and this target's identity before the first lands (a line build is signed once)."""
     ctx.log(f"sign: the line build {ctx.version.wheel_version} keeps the bundles and attestations it was signed with")
     staging = Path(tempfile.mkdtemp(prefix=".reuse-", dir=ctx.bundles))
     try:
-        for step in steps:
-            staged = staging / step.data["from"].name
-            shutil.copy(step.data["from"], staged)
-            artifact = ctx.dist / step.data["artifact"]
-            if step.data["kind"] is None:
+        for file in files:
+            staged = staging / file.source.name
+            shutil.copy(file.source, staged)
+            artifact = ctx.dist / file.artifact
+            if file.kind is None:
                 verify(ctx, artifact, staged)
             else:
-                wheel_attestations.check(ctx, artifact, staged, step.data["kind"])
-        for step in steps:
-            atomic_copy(staging / step.data["from"].name, ctx.bundles / step.data["from"].name)
+                wheel_attestations.verify(ctx, artifact, staged, file.kind)
+        for file in files:
+            atomic_copy(staging / file.source.name, ctx.bundles / file.source.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
+def act(ctx: ReleaseContext, steps: list[Step[Signed]]) -> SignRecord:
     ensure_local_services(ctx)
     names = ctx.artifact_names
-    reused = [step for step in steps if step.action == "reuse"]
-    wanted = [step for step in open_steps(steps) if step.action != "reuse"]
+    reused = [step.payload for step in steps if step.action == "reuse"]
+    wanted = [step.payload for step in open_steps(steps) if step.action != "reuse"]
     ctx.bundles.mkdir(parents=True, exist_ok=True)
     if reused:
         _reuse(ctx, reused)
-    unsigned = [ctx.dist / s.data["artifact"] for s in wanted if s.data["kind"] is None]
-    unattested = [(ctx.dist / s.data["artifact"], s.data["kind"]) for s in wanted if s.data["kind"] is not None]
+    unsigned = [ctx.dist / s.artifact for s in wanted if s.kind is None]
+    unattested = [(ctx.dist / s.artifact, s.kind) for s in wanted if s.kind is not None]
     if unsigned:
         ctx.log(f"sign: signing {', '.join(a.name for a in unsigned)} as {ctx.signer.identity}")
         staging = Path(tempfile.mkdtemp(prefix=".sign-", dir=ctx.bundles))
@@ -126,7 +136,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> SignRecord:
             for artifact, kind in unattested:
                 staged = staging / attestation_name(artifact.name, kind)
                 staged.write_bytes(made[(artifact.name, kind)])
-                wheel_attestations.check(ctx, artifact, staged, kind)
+                wheel_attestations.verify(ctx, artifact, staged, kind)
             for artifact, kind in unattested:  # every one verified before the first lands
                 name = attestation_name(artifact.name, kind)
                 atomic_write_bytes(ctx.bundles / name, (staging / name).read_bytes())

@@ -6,11 +6,13 @@ another commit, here or on the remote, is refused.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
+
 from ac_release.building.notes import render
 from ac_release.clients.git import git, head, local_tag_commit, remote_tag_commit
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_text
-from ac_release.model.changelog import dev_build_entry, release_entry
 from ac_release.model.names import NOTES
 from ac_release.model.records import TagRecord
 from ac_release.stages.steps import Step
@@ -20,7 +22,14 @@ from ac_release.world.released_images import released_images
 NAME = "tag"
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
+@dataclass(frozen=True)
+class Released:
+    """The commit this version was released from, on the target's remote: `status` judges it there."""
+
+    commit: str
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Released | None]]:
     root, tag, remote_name = ctx.settings.root, ctx.version.git_tag, ctx.target.git_remote
     where = f"{tag}@{remote_name}"
     if ctx.version.dev:
@@ -37,13 +46,14 @@ def check(ctx: ReleaseContext) -> list[Step]:
             why_unknown = f"remote not reachable ({exc})"
     released = remote or local  # the commit this version was released from, as far as can be told
     if released and released != commit:
-        # `status` shows a release made from an earlier commit as present; a release from this tree is refused
-        state = {"state": "present", "released": remote} if remote and (local is None or local == remote) else {}
         reason = (
             f"{ctx.version} is already released from {released}, this tree is at {commit}: "
             f"a tag never moves; release the next build number"
         )
-        return [Step(NAME, "refuse", where, reason, state)]
+        if remote and (local is None or local == remote):
+            # `status` shows a release made from an earlier commit as present; a release from this tree is refused
+            return [Step(NAME, "refuse", where, reason, Released(remote), state="present")]
+        return [Step(NAME, "refuse", where, reason)]
     if why_unknown:
         return [Step(NAME, "unknown", where, why_unknown)]
     if remote is None:
@@ -51,7 +61,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     return [Step(NAME, "skip", where, f"already at {commit}")]
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord | None:
+def act(ctx: ReleaseContext, steps: list[Step[Released | None]]) -> TagRecord | None:
     ensure_local_services(ctx)
     root, tag = ctx.settings.root, ctx.version.git_tag
     if ctx.version.dev:
@@ -61,7 +71,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord | None:
     commit = head(root)
     notes = ctx.dist / NOTES
     images = released_images(ctx)  # what the registries hold: this job may not be the one that pushed
-    atomic_write_text(notes, render(ctx, release_entry(root / "changelog", ctx.version, ctx.product.title), images))
+    atomic_write_text(notes, render(ctx, ctx.catalog.release_entry(ctx.version), images))
     if not local_tag_commit(root, tag):
         # verbatim: the default cleanup would drop every markdown heading as a comment line
         git(root, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")
@@ -76,7 +86,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> TagRecord | None:
 
 def _dev_notes(ctx: ReleaseContext) -> None:
     """A dev build's notes: the changelog entry of its build number when there is one; never a git tag."""
-    entry = dev_build_entry(ctx.settings.root / "changelog", ctx.version)
+    entry = ctx.catalog.dev_build_entry(ctx.version)
     if entry is None:
         ctx.log(f"tag: {ctx.version} is a dev build: no git tag, and no changelog entry for its notes")
         return

@@ -20,7 +20,9 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from ac_release.building.image_state import flavour_state
@@ -46,9 +48,19 @@ PASSED_ENV_PREFIXES = ("AC_RELEASE_",)
 UPGRADE_FROM_ENV = "AC_SMOKE_UPGRADE_FROM"
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
-    """skip a flavour whose very images passed, from the same earlier release; run the rest."""
+@dataclass(frozen=True)
+class FlavourSessions:
+    """The test sessions of a flavour's images; `previous`: the earlier release the upgrade tests start from."""
+
+    flavour: str
+    previous: PreviousRelease | None = None
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FlavourSessions]]:
+    """skip a flavour whose very images passed, from the same earlier release; run the rest; refuse a flavour
+    without images, unless the images stage runs before in this run."""
     record = ctx.record(SessionsRecord) or SessionsRecord({})
+    built = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours
     running = services_running(ctx)
     previous = previous_release(ctx) if running else None
     upgrade_from = str(previous.version) if previous else None
@@ -56,39 +68,42 @@ def check(ctx: ReleaseContext) -> list[Step]:
     steps = []
     for flavour in flavours(ctx):
         state = flavour_state(ctx, flavour)
-        data = {"flavour": flavour.name}
+        sessions = FlavourSessions(flavour.name)
         smoke, upgrade = f"smoke/{flavour.name}", f"upgrade/{flavour.name}"
+        not_running = f"registry not running: earlier release on {repository}"
         if state.current and record.passed(flavour.name, state.current.ids(), upgrade_from if running else ...):
             done = record.flavours[flavour.name]
-            steps.append(Step(NAME, "skip", smoke, f"these images passed: {done.smoke.summary}", data))
+            steps.append(Step(NAME, "skip", smoke, f"these images passed: {done.smoke.summary}", sessions))
             if not running:
-                steps.append(Step(NAME, "unknown", upgrade, f"registry not running: earlier release on {repository}"))
+                steps.append(Step(NAME, "unknown", upgrade, not_running, sessions))
             else:
-                steps.append(Step(NAME, "skip", upgrade, f"from {upgrade_from}: {done.upgrade.summary}", data))
+                steps.append(Step(NAME, "skip", upgrade, f"from {upgrade_from}: {done.upgrade.summary}", sessions))
             continue
-        images = "the images built above" if not state.current else ", ".join(state.current.ids().values())
-        steps.append(Step(NAME, "run", smoke, f"tests/smoke -m smoke on {images}", data))
+        if flavour.name not in built and "images" not in earlier:
+            reason = f"no {flavour.name} images of {ctx.version} to test: run `invoke images {ctx.version}`"
+            steps.append(Step(NAME, "refuse", smoke, reason, sessions))
+        else:
+            images = "the images built above" if not state.current else ", ".join(state.current.ids().values())
+            steps.append(Step(NAME, "run", smoke, f"tests/smoke -m smoke on {images}", sessions))
         if not running:
-            steps.append(Step(NAME, "unknown", upgrade, f"registry not running: earlier release on {repository}"))
+            steps.append(Step(NAME, "unknown", upgrade, not_running, sessions))
         elif previous is None:
-            steps.append(Step(NAME, "skip", upgrade, f"no earlier release on {repository}", data))
+            steps.append(Step(NAME, "skip", upgrade, f"no earlier release on {repository}", sessions))
         else:
             reason = f"from {previous.version} ({previous.reference})"
-            steps.append(Step(NAME, "run", upgrade, reason, data | {"previous": previous}))
+            steps.append(Step(NAME, "run", upgrade, reason, FlavourSessions(flavour.name, previous)))
     return steps
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> SessionsRecord:
+def act(ctx: ReleaseContext, steps: list[Step[FlavourSessions]]) -> SessionsRecord:
     ensure_local_services(ctx)
     record = ctx.record(SessionsRecord) or SessionsRecord({})
     images = ctx.record(ImagesRecord)
-    # the earlier release the decision found (the registry is read once, by check)
-    previous = next((step.data["previous"] for step in steps if step.data.get("previous")), None)
+    # the earlier release the decision found (the registry is read once, by decide)
+    previous = next((step.payload.previous for step in steps if step.payload and step.payload.previous), None)
     upgrade_from = str(previous.version) if previous else None
-    for name in sorted({step.data["flavour"] for step in open_steps(steps)}):
-        if images is None or name not in images.flavours:
-            raise ReleaseError(f"no {name} images of {ctx.version} to test: run `invoke images {ctx.version}`")
-        ids = images.flavours[name].ids()
+    for name in sorted({step.payload.flavour for step in open_steps(steps)}):
+        ids = images.flavours[name].ids()  # decide refused a flavour without images
         if previous is None:
             ctx.log(f"test: no release before {ctx.version} on {ctx.release_target.registries[0]}, no upgrade to test")
         else:

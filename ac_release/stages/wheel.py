@@ -17,6 +17,8 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Collection
+from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
 
@@ -27,10 +29,9 @@ from ac_release.building.sdist import fetch_sdist
 from ac_release.building.stamp import stamp_version, write_meta_project
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_bytes, sha256_file
-from ac_release.model.flavours import build_packages
 from ac_release.model.names import line_build_names, meta_wheel_name
 from ac_release.model.records import Artifact, WheelRecord
-from ac_release.stages.steps import Step, open_steps
+from ac_release.stages.steps import Step, open_steps, other_bytes
 from ac_release.world.context import ReleaseContext
 from ac_release.world.line_builds import line_build_source
 
@@ -47,7 +48,7 @@ def input_fingerprint(ctx: ReleaseContext) -> str:
         RECIPE.encode(),
         str(ctx.version).encode(),
         line.sdist.sha256.encode(),
-        (line.directory / "line.toml").read_bytes(),
+        line.text.encode(),  # line.toml as the catalog read it
         line.build_requirements_file.read_bytes(),
         DOCKERFILE.read_bytes(),
         (Path(__file__).parents[1] / "building" / "stamp.py").read_bytes(),
@@ -60,17 +61,28 @@ def input_fingerprint(ctx: ReleaseContext) -> str:
     return digest.hexdigest()
 
 
-def check(ctx: ReleaseContext) -> list[Step]:
+@dataclass(frozen=True)
+class LineBuildFile:
+    """A file of the line build another release made, taken from there with the sha256 it recorded."""
+
+    source: Path
+    sha256: str
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[LineBuildFile | None]]:
     """keep what dist/ holds for these inputs; build what is missing or was built from other inputs (a rebuild is
-    compared byte for byte when promoted); refuse a recorded artifact whose bytes changed in dist/."""
+    compared byte for byte when promoted); refuse a recorded artifact whose bytes changed in dist/. The line build
+    is reused whole or not at all: only when none of its files is in dist/ and another release holds them all."""
     recorded = ctx.manifest.get(WheelRecord)
     fingerprint = input_fingerprint(ctx)
     source = line_build_source(ctx)
+    line_build = line_build_names(ctx.version)
+    reusable = source is not None and all(n in source.sha256 and not (ctx.dist / n).exists() for n in line_build)
     steps = []
     for name in ctx.artifact_names:
         path, where = ctx.dist / name, f"dist/{ctx.version}/{name}"
         ours = recorded.sha256(name) if recorded else None
-        if ours and path.exists() and (actual := sha256_file(path)) != ours:
+        if actual := other_bytes(path, ours):
             reason = (
                 f"sha256 {actual} differs from the recorded {ours}: restore it, or delete dist/{ctx.version} and "
                 f"rebuild if it was never published"
@@ -82,17 +94,15 @@ def check(ctx: ReleaseContext) -> list[Step]:
             steps.append(Step(NAME, "build", where, "inputs changed since it was built: rebuilt, other bytes refused"))
         elif path.exists():
             steps.append(Step(NAME, "build", where, "present but not recorded: rebuilt and compared byte for byte"))
-        elif source and name in source.sha256:
+        elif reusable and name in line_build:
             reason = f"the line build {ctx.version.wheel_version}, made by {source.where}: sha256 {source.sha256[name]}"
-            steps.append(
-                Step(NAME, "reuse", where, reason, {"from": source.dist / name, "sha256": source.sha256[name]})
-            )
+            steps.append(Step(NAME, "reuse", where, reason, LineBuildFile(source.dist / name, source.sha256[name])))
         else:
             steps.append(Step(NAME, "build", where, "not built yet"))
     return steps
 
 
-def run(ctx: ReleaseContext, steps: list[Step]) -> WheelRecord | None:
+def act(ctx: ReleaseContext, steps: list[Step[LineBuildFile | None]]) -> WheelRecord | None:
     if not open_steps(steps):
         ctx.log(f"wheel: dist/{ctx.version} already holds the build of these inputs, skipping")
         return ctx.manifest.get(WheelRecord)
@@ -106,14 +116,13 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> WheelRecord | None:
         ctx.settings.extra_ca_bundle,
         ctx.cache,
         ctx.log,
-        build_packages(ctx.images_dir, ctx.line.build_distro),
+        ctx.catalog.build_packages(ctx.line.build_distro),
     )
     (ctx.cache / "work").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{ctx.version}-wheel-", dir=ctx.cache / "work"))  # one per run
     out = work / "out"
     out.mkdir()
-    reused = {step.data["from"]: step.data["sha256"] for step in steps if step.action == "reuse"}
-    if {path.name for path in reused} == set(line_build_names(ctx.version)):
+    if reused := [step.payload for step in steps if step.action == "reuse"]:  # decide reuses the line build whole
         airflow_files = _reuse(ctx, reused, out)
     else:
         airflow_files = _build_airflow(ctx, buildenv, work, out)
@@ -205,13 +214,17 @@ def _build_airflow(ctx: ReleaseContext, buildenv: BuildEnv, work: Path, out: Pat
     return {"wheel": wheel, "sdist": sdist_out}
 
 
-def _reuse(ctx: ReleaseContext, files: dict[Path, str], out: Path) -> dict[str, Path]:
-    """The line build as the release that made it recorded it: copied, and refused if its bytes changed since."""
-    for path, sha256 in files.items():
-        shutil.copy(path, out / path.name)
-        if (actual := sha256_file(out / path.name)) != sha256:
-            raise ReleaseError(f"{path} has sha256 {actual}, its release recorded {sha256}: restore it, or rebuild")
-    ctx.log(f"wheel: apache-airflow {ctx.version.wheel_version} is the line build {sorted(files)[0].parent.name} made")
+def _reuse(ctx: ReleaseContext, files: list[LineBuildFile], out: Path) -> dict[str, Path]:
+    """The line build as the release that made it recorded it: copied, and refused if its bytes changed since the
+    decision (another process wrote there)."""
+    for file in files:
+        shutil.copy(file.source, out / file.source.name)
+        if actual := other_bytes(out / file.source.name, file.sha256):
+            raise ReleaseError(
+                f"{file.source} has sha256 {actual}, its release recorded {file.sha256}: restore it, or rebuild"
+            )
+    made_by = sorted(file.source for file in files)[0].parent.name
+    ctx.log(f"wheel: apache-airflow {ctx.version.wheel_version} is the line build {made_by} made")
     return {"wheel": _one(out, "apache_airflow-*.whl"), "sdist": _one(out, "apache-airflow-*.tar.gz")}
 
 
@@ -316,8 +329,7 @@ def _promote(ctx: ReleaseContext, files: list[Path]) -> dict:
     """Move outputs into dist/: identical bytes already there are kept, different bytes refuse the whole set."""
     digests = {path: sha256_file(path) for path in files}
     for path, digest in digests.items():
-        target = ctx.dist / path.name
-        if target.exists() and (existing := sha256_file(target)) != digest:
+        if existing := other_bytes(ctx.dist / path.name, digest):
             raise ReleaseError(
                 f"dist/{ctx.version}/{path.name} exists with other bytes than this build ({existing}, "
                 f"rebuilt {digest}): the inputs changed since {ctx.version} was built, and a version's bytes never "

@@ -11,14 +11,17 @@ exactly the release's inputs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ac_release.building.baseimage import base_digest, labelled_base
 from ac_release.building.image_build import SOURCE
 from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.config import Signer
+from ac_release.model.flavours import Flavour
 from ac_release.model.records import WheelRecord
 from ac_release.supply_chain import cosign, provenance, sbom
 from ac_release.world.context import ReleaseContext
@@ -60,6 +63,24 @@ def expected_inputs(ctx: ReleaseContext, wheel: WheelRecord, base_image: str, ba
         "base_image": provenance.image_input("base-image", base_image.split("@")[0], base),
         "source": provenance.git_input(SOURCE, commit),
     }
+
+
+def pushed_image_inputs(
+    ctx: ReleaseContext,
+    wheel: WheelRecord,
+    labels: Mapping[str, str],
+    flavour: Flavour,
+    built_base: str | None = None,
+) -> dict:
+    """The inputs a pushed image's provenance must name, its base and commit as its `labels` record them. The base
+    is checked against `built_base`, the one the images stage recorded (the attest stage, where this engine holds a
+    debootstrap base), or, without it (verify, on any machine), the flavour's pin or the pipeline's debootstrap
+    naming: never against this machine's engine."""
+    if built_base is None:
+        base_image, base = labelled_base(ctx.target.base_images, flavour.distro, flavour.python, labels)
+    else:
+        base_image, base = built_base, base_digest(built_base, ctx.docker.image_id(built_base), labels)
+    return expected_inputs(ctx, wheel, base_image, base, labels.get(REVISION_LABEL, ""))
 
 
 def flat(inputs: dict) -> list[provenance.Input]:

@@ -19,7 +19,6 @@ import json
 import tempfile
 from pathlib import Path
 
-from ac_release.building.baseimage import labelled_base
 from ac_release.clients import oci_release_files as release_files
 from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
@@ -54,7 +53,7 @@ def run_verify(ctx: ReleaseContext) -> list[tuple[str, str]]:
         fetched = fetch_verified(ctx, names, client, published, wheel)
         for name in names:
             for kind in ATTESTATION_KINDS:
-                wheel_attestations.check(ctx, fetched[name], published / attestation_name(name, kind), kind)
+                wheel_attestations.verify(ctx, fetched[name], published / attestation_name(name, kind), kind)
             checks.append((name, f"sha256 {wheel.sha256(name)}, bundle and attestations of {signer.identity}"))
     images = sorted(released_images(ctx), key=lambda image: (image.repository, image.digest))
     checks += _verify_attestations(ctx, wheel, images)
@@ -83,13 +82,10 @@ def _verify_attestations(ctx: ReleaseContext, wheel: WheelRecord, images: list[R
         repository = ctx.target.registry(image.repository)  # with its TLS settings and login
         reference = cosign.ImageReference.of(repository, image.digest)
         labels = registry.labels(repository, image.digest)
-        commit = labels.get(image_attestations.REVISION_LABEL, "")
         try:  # the base the pushed image records, never this machine's engine (a debootstrap base is the builder's)
-            flavour = image.flavour
-            base_image, base = labelled_base(ctx.target.base_images, flavour.distro, flavour.python, labels)
+            inputs = image_attestations.pushed_image_inputs(ctx, wheel, labels, image.flavour)
         except ReleaseError as exc:
             raise ReleaseError(f"{reference}: {exc}") from exc
-        inputs = image_attestations.expected_inputs(ctx, wheel, base_image, base, commit)
         found = image_attestations.check_image(trust, reference, signer, image_attestations.flat(inputs), package)
         if found.refused or found.missing:
             problems = found.refused + [f"{kind}: missing" for kind in found.missing]

@@ -3,7 +3,7 @@ target's Sigstore instance.
 
 Two per artifact: `publish` (predicate https://docs.pypi.org/attestations/publish/v1) and `slsa` (SLSA v1 provenance
 naming the sdist, the patches and the build requirements it was built from). `Attestation.verify` of
-pypi-attestations knows only the public instances, so the check is sigstore's `Verifier.verify_dsse` with the
+pypi-attestations knows only the public instances, so `verify` is sigstore's `Verifier.verify_dsse` with the
 target's trusted root, then the subject (file name and sha256) and the predicate are compared.
 """
 
@@ -18,7 +18,7 @@ from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.records import WheelRecord
 from ac_release.supply_chain import provenance
-from ac_release.supply_chain.signing import _trust_config, identity_token, signer_policy
+from ac_release.supply_chain.signing import identity_token, signer_policy, trust_config_path
 from ac_release.world.context import ReleaseContext
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def slsa_predicate(ctx: ReleaseContext, artifact: str, sha256: str, commit: str)
 def _client_trust_config(ctx: ReleaseContext) -> ClientTrustConfig:
     from sigstore.models import ClientTrustConfig
 
-    path = _trust_config(ctx)
+    path = trust_config_path(ctx)
     if path is None:
         return ClientTrustConfig.production()
     if not path.is_file():
@@ -80,7 +80,7 @@ def _client_trust_config(ctx: ReleaseContext) -> ClientTrustConfig:
 def verifier(ctx: ReleaseContext) -> Verifier:
     from sigstore.verify import Verifier
 
-    path = _trust_config(ctx)
+    path = trust_config_path(ctx)
     if path is None:
         return Verifier.production(offline=True)  # the trust root shipped with the pinned client
     return Verifier(trusted_root=_client_trust_config(ctx).trusted_root)
@@ -119,7 +119,7 @@ def sign(ctx: ReleaseContext, jobs: list[tuple[Path, str, dict | None]]) -> dict
     return made
 
 
-def check(ctx: ReleaseContext, artifact: Path, attestation_file: Path, kind: str) -> None:
+def verify(ctx: ReleaseContext, artifact: Path, attestation_file: Path, kind: str) -> None:
     """The attestation must be signed by the target's identity, name this file and its sha256, carry the kind's
     predicate type and, for provenance, name the inputs that decided the bytes; raises ReleaseError otherwise."""
     signer = ctx.signer

@@ -40,7 +40,7 @@ def test_an_older_build_promoting_late_leaves_the_floating_tags_on_the_newer_bui
     first = released(settings, "2.2.4-1", one, one_on)
     first.console = Console(file=io.StringIO(), width=400)  # its log, read below
     run_stage(first, "push")
-    stale = promote.check(first)  # build 1 decides: nothing newer is released yet
+    stale = promote.decide(first)  # build 1 decides: nothing newer is released yet
     assert {step.target: step.action for step in stale} == {f"{repository}:{tag}": "move" for tag in FLOATING}
 
     second = released(settings, "2.2.4-2", two, two_on)
@@ -50,7 +50,7 @@ def test_an_older_build_promoting_late_leaves_the_floating_tags_on_the_newer_bui
     newer = {tag: registry.remote_image(repository, immutable).digest for tag, immutable in FLOATING.items()}
     assert {tag: registry.remote_image(repository, tag).digest for tag in FLOATING} == newer
 
-    record = promote.run(first, stale)  # build 1 acts on what it decided before build 2 was released
+    record = promote.act(first, stale)  # build 1 acts on what it decided before build 2 was released
 
     after = {tag: registry.remote_image(repository, tag) for tag in FLOATING}
     assert {tag: remote.digest for tag, remote in after.items()} == newer, "a floating tag went back to build 1"

@@ -71,7 +71,7 @@ def test_swapped_bundle_is_refused_before_any_upload(other_index):
         ReleaseError,
         match=own_bundle_mismatch(),
     ):
-        publish.run(ctx, publish.check(ctx))  # the gate itself, past the sign stage's own refusal
+        publish.act(ctx, publish.decide(ctx))  # the gate itself, past the sign stage's own refusal
     assert list((local.pypi_dir / "packages").iterdir()) == []
 
 

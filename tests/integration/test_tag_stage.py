@@ -99,8 +99,8 @@ def test_a_release_tag_never_moves(ctx):
     )
     with pytest.raises(ReleaseError, match=refused):
         run_stage(ctx, "tag")
-    (step,) = tag.check(ctx)
-    assert step.data["state"] == "present"  # `status`: released, from an earlier commit
+    (step,) = tag.decide(ctx)
+    assert step.state == "present"  # `status`: released, from an earlier commit
     git(root, "tag", "--delete", "v2.2.4-1")  # the remote's tag alone refuses just the same
     with pytest.raises(ReleaseError, match=refused):
         run_stage(ctx, "tag")

@@ -26,16 +26,16 @@ def test_wheel_attestations_verify_and_are_refused_when_they_do_not_match(servic
     for kind in ("publish", "slsa"):
         files[kind] = tmp_path / f"{wheel.name}.{kind}.attestation"
         files[kind].write_bytes(made[(wheel.name, kind)])
-        wheel_attestations.check(ctx, wheel, files[kind], kind)
+        wheel_attestations.verify(ctx, wheel, files[kind], kind)
 
     with pytest.raises(ReleaseError, match="has predicate type https://docs.pypi.org/attestations/publish/v1, not"):
-        wheel_attestations.check(ctx, wheel, files["publish"], "slsa")
+        wheel_attestations.verify(ctx, wheel, files["publish"], "slsa")
 
     tampered = tmp_path / "tampered" / wheel.name
     tampered.parent.mkdir()
     tampered.write_bytes(wheel.read_bytes() + b"\0")
     with pytest.raises(ReleaseError, match=rf"attests {wheel.name} sha256 {sha256_file(wheel)}, not"):
-        wheel_attestations.check(ctx, tampered, files["publish"], "publish")
+        wheel_attestations.verify(ctx, tampered, files["publish"], "publish")
 
     (tmp_path / "intruder").mkdir()
     intruder = context_like(ctx, tmp_path / "intruder", identity=INTRUDER)
@@ -43,7 +43,7 @@ def test_wheel_attestations_verify_and_are_refused_when_they_do_not_match(servic
     files["intruded"] = tmp_path / "intruded.publish.attestation"
     files["intruded"].write_bytes(intruded)
     with pytest.raises(ReleaseError, match="does not verify as release@ac-release.local"):
-        wheel_attestations.check(ctx, wheel, files["intruded"], "publish")
+        wheel_attestations.verify(ctx, wheel, files["intruded"], "publish")
 
     other_sdist = wheel_attestations.slsa_predicate(ctx, wheel.name, sha256_file(wheel), "a" * 40)
     other_sdist["buildDefinition"]["resolvedDependencies"][0]["digest"]["sha256"] = "f" * 64
@@ -51,5 +51,5 @@ def test_wheel_attestations_verify_and_are_refused_when_they_do_not_match(servic
     files["other"] = tmp_path / "other.slsa.attestation"
     files["other"].write_bytes(other)
     with pytest.raises(ReleaseError, match=r"names other build inputs: sdist apache-airflow-2.2.4.tar.gz has sha256:f"):
-        wheel_attestations.check(ctx, wheel, files["other"], "slsa")
+        wheel_attestations.verify(ctx, wheel, files["other"], "slsa")
     shutil.rmtree(tampered.parent)

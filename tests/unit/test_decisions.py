@@ -85,7 +85,7 @@ class World:
             if artifact.name in self.bad_bundles:
                 raise ReleaseError(f"{attestation.name} does not verify as {ctx.target.signing.identity}: mismatch")
 
-        monkeypatch.setattr(sign.wheel_attestations, "check", check_attestation)
+        monkeypatch.setattr(sign.wheel_attestations, "verify", check_attestation)
         self.repository = self.ctx.target.registries[0]
         self.docker.images[flavour_state(self.ctx, flavours(self.ctx)[0]).base] = "sha256:" + "0" * 64
 
@@ -144,8 +144,12 @@ class World:
                 self.tags[(self.repository, tag_name)] = registry.RemoteImage("sha256:" + "d" * 64, image)
         return self
 
-    def actions(self, module) -> dict[str, str]:
-        return {step.target: step.action for step in module.check(self.ctx)}
+    def steps(self, module, earlier=None) -> list:
+        """The stage's decision; by default as the plan of a whole release asks it (every earlier stage acts first)."""
+        return module.decide(self.ctx, RELEASE[: RELEASE.index(module.NAME)] if earlier is None else earlier)
+
+    def actions(self, module, earlier=None) -> dict[str, str]:
+        return {step.target: step.action for step in self.steps(module, earlier)}
 
 
 @pytest.fixture
@@ -207,7 +211,7 @@ def test_publish_pushes_the_release_files_once_and_refuses_other_ones(world):
     world.release_files["2.2.4-1"] = ours
     assert world.actions(publish)[files] == "skip"
     world.release_files["2.2.4-1"] = ours | {WHEEL_RECORD: "0" * 64}  # another build's record
-    (step,) = [s for s in publish.check(world.ctx) if s.target == files]
+    (step,) = [s for s in world.steps(publish) if s.target == files]
     assert step.action == "refuse" and step.reason.startswith(f"holds other files ({WHEEL_RECORD})")
 
 
@@ -285,7 +289,7 @@ def test_a_fresh_machine_reads_the_release_files_back_and_refuses_a_record_the_i
     assert restore.restore_release_files(machine) == sorted(files)
     assert machine.manifest.get(WheelRecord) == world.ctx.manifest.get(WheelRecord)
     url = world.ctx.target.index.url.rstrip("/")
-    assert {step.target: step.action for step in publish.check(machine)} == {
+    assert {step.target: step.action for step in publish.decide(machine)} == {
         f"{url}/apache-airflow-2.2.4+astro.1.tar.gz": "skip",
         f"{url}/{AIRFLOW}": "skip",
         f"{url}/{META}": "skip",
@@ -325,14 +329,16 @@ def test_floating_tags_are_kept_behind_a_newer_build(world):
 def test_floating_tags_move_registry_side_to_the_digest_of_the_immutable_tag(world):
     """Nothing local is read: a fresh machine (the workflow's promote job) decides the same."""
     floating = ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")
-    steps = {step.target: step for step in promote.check(world.ctx)}
+    steps = {step.target: step for step in world.steps(promote)}  # the push runs before it
     assert {steps[f"{world.repository}:{t}"].action for t in floating} == {"move"}
-    assert "digest" not in steps[f"{world.repository}:2.2.4"].data  # not pushed yet: run() refuses to move it
+    assert steps[f"{world.repository}:2.2.4"].payload.digest is None  # not pushed yet
+    assert set(world.actions(promote, earlier=())) == {f"{world.repository}:{t}" for t in floating}
+    assert set(world.actions(promote, earlier=()).values()) == {"refuse"}  # no push before it: refused
     world.tags[(world.repository, "2.2.4-1-bullseye")] = registry.RemoteImage("sha256:" + "e" * 64, A)
     world.tags[(world.repository, "2.2.4-1-bullseye-onbuild")] = registry.RemoteImage("sha256:" + "f" * 64, B)
-    steps = {step.target: step for step in promote.check(world.ctx)}
-    assert steps[f"{world.repository}:2.2.4-bullseye"].data["digest"] == "sha256:" + "e" * 64
-    assert steps[f"{world.repository}:2.2.4-onbuild"].data["digest"] == "sha256:" + "f" * 64
+    steps = {step.target: step for step in promote.decide(world.ctx)}
+    assert steps[f"{world.repository}:2.2.4-bullseye"].payload.digest == "sha256:" + "e" * 64
+    assert steps[f"{world.repository}:2.2.4-onbuild"].payload.digest == "sha256:" + "f" * 64
     world.tags[(world.repository, "2.2.4")] = registry.RemoteImage("sha256:" + "e" * 64, A)
     assert world.actions(promote)[f"{world.repository}:2.2.4"] == "skip"
     assert world.actions(promote)[f"{world.repository}:2.2.4-onbuild"] == "move"
@@ -358,15 +364,15 @@ def test_git_tag_is_made_kept_or_refused(world):
     world.remote_tag = world.head
     assert world.actions(tag) == {where: "skip"}
     world.remote_tag = "2" * 40
-    (step,) = tag.check(world.ctx)
-    assert (step.action, step.data) == ("refuse", {"state": "present", "released": "2" * 40})  # `status`
+    (step,) = tag.decide(world.ctx)
+    assert (step.action, step.state, step.payload) == ("refuse", "present", tag.Released("2" * 40))  # `status`
     world.local_tag = world.remote_tag  # a fresh clone of the release commit, HEAD moved on since: still present
-    assert tag.check(world.ctx)[0].data["state"] == "present"
+    assert tag.decide(world.ctx)[0].state == "present"
     world.remote_tag, world.local_tag = None, "3" * 40  # a local tag that never reached the remote
-    (step,) = tag.check(world.ctx)
-    assert (step.action, step.data) == ("refuse", {})
+    (step,) = tag.decide(world.ctx)
+    assert (step.action, step.state, step.payload) == ("refuse", "", None)
     world.remote_tag = "4" * 40  # here and on the remote, at two other commits
-    assert tag.check(world.ctx)[0].data == {}
+    assert (tag.decide(world.ctx)[0].state, tag.decide(world.ctx)[0].payload) == ("", None)
 
 
 def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
@@ -428,18 +434,18 @@ def test_a_release_enters_each_stage_once(world, monkeypatch):
         def __init__(self, name):
             self.NAME = name
 
-        def check(self, ctx):
-            calls.append(f"check {self.NAME}")
+        def decide(self, ctx, earlier=()):
+            calls.append(f"decide {self.NAME}")
             return []
 
-        def run(self, ctx, steps):
-            calls.append(f"run {self.NAME}")
+        def act(self, ctx, steps):
+            calls.append(f"act {self.NAME}")
 
     before_images = threading.Event()
 
     class StageBeforeImages(FakeStage):
-        def run(self, ctx, steps):
-            super().run(ctx, steps)
+        def act(self, ctx, steps):
+            super().act(ctx, steps)
             before_images.set()
 
     class StageWithWorkAhead(FakeStage):
@@ -457,13 +463,13 @@ def test_a_release_enters_each_stage_once(world, monkeypatch):
     monkeypatch.setattr(pipeline, "ensure_local_services", lambda ctx: None)
     monkeypatch.setattr(pipeline, "_summary", lambda ctx, timings: None)
     pipeline.run_stages(world.ctx, pipeline.RELEASE)
-    runs = [c for c in calls if not c.startswith("check")]
-    assert [c for c in runs if c.startswith("run")] == [f"run {name}" for name in pipeline.RELEASE]
+    runs = [c for c in calls if not c.startswith("decide")]
+    assert [c for c in runs if c.startswith("act")] == [f"act {name}" for name in pipeline.RELEASE]
     later = pipeline.RELEASE[1:]  # the preflight asks every later stage before the first write, then each again
-    assert calls[: 2 + len(later)] == ["check preflight", "run preflight", *[f"check {n}" for n in later]]
+    assert calls[: 2 + len(later)] == ["decide preflight", "act preflight", *[f"decide {n}" for n in later]]
     # the work ahead starts once the preflight passed, and ends before its own stage starts
-    assert runs.index("prepared images") == runs.index("run images") - 1
-    assert runs.index("run wheel") < runs.index("prepared images")
+    assert runs.index("prepared images") == runs.index("act images") - 1
+    assert runs.index("act wheel") < runs.index("prepared images")
 
     calls.clear()  # a run of the images stage alone has nothing to overlap with: no work ahead
     pipeline.run_stages(world.ctx, ["preflight", "images"])

@@ -211,10 +211,10 @@ def test_a_target_with_services_derives_its_dev_locations(tmp_path):
 
 def test_the_tag_stage_skips_a_dev_build_and_promote_says_it_moves_nothing(tmp_path):
     ctx = ReleaseContext.create(NIGHTLY, load_settings(write_config(tmp_path, dev_index=True)))
-    (step,) = tag.check(ctx)
+    (step,) = tag.decide(ctx)
     assert (step.action, step.target) == ("skip", f"v2.2.4-2-dev2026120101@{tmp_path / 'services/git/ac-release.git'}")
     assert step.reason.startswith("no release tag for dev builds")
-    (step,) = promote.check(ctx)
+    (step,) = promote.decide(ctx)
     assert (step.action, step.reason) == ("skip", "a dev build moves no floating tag")
 
 

@@ -175,7 +175,7 @@ def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatu
     runtime = ReleaseContext.create("runtime-4.2.0", ac.settings, console=Console(quiet=True))
     made = {name: ac.ctx.dist / name for name in line_build_names(runtime.version)}
 
-    steps = {step.target: step for step in wheel.check(runtime)}
+    steps = {step.target: step for step in wheel.decide(runtime)}
     assert {target: step.action for target, step in steps.items()} == {
         **{f"dist/runtime-4.2.0/{name}": "reuse" for name in made},
         "dist/runtime-4.2.0/astro_runtime-4.2.0-py3-none-any.whl": "build",
@@ -183,10 +183,10 @@ def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatu
     assert all("made by 2.2.4-1" in steps[f"dist/runtime-4.2.0/{name}"].reason for name in made)
     # the dry run, before the wheel stage ran, plans the later stages as the run then does them
     ac.published()
-    planned = {step.target: step.action for step in sign.check(runtime)}
+    planned = {step.target: step.action for step in sign.decide(runtime)}
     assert [planned[f"runtime-4.2.0/sigstore/local/{name}.sigstore.json"] for name in sorted(made)] == ["reuse"] * 2
     assert planned["runtime-4.2.0/sigstore/local/astro_runtime-4.2.0-py3-none-any.whl.sigstore.json"] == "sign"
-    on_index = {step.target.rsplit("/", 1)[-1]: step.action for step in publish.check(runtime) if "/" in step.target}
+    on_index = {step.target.rsplit("/", 1)[-1]: step.action for step in publish.decide(runtime) if "/" in step.target}
     assert {name: on_index[name] for name in runtime.artifact_names} == {
         **dict.fromkeys(made, "skip"),
         "astro_runtime-4.2.0-py3-none-any.whl": "upload",
@@ -200,7 +200,7 @@ def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatu
         path.write_bytes(made[name].read_bytes() if name in made else b"meta")
         artifacts[name] = Artifact(sha256_file(path), path.stat().st_size)
     runtime.manifest.put(WheelRecord(wheel.input_fingerprint(runtime), artifacts, {}, "env", 0))
-    actions = {step.target: step.action for step in sign.check(runtime)}
+    actions = {step.target: step.action for step in sign.decide(runtime)}
     assert {t for t, a in actions.items() if a == "reuse"} == {
         f"runtime-4.2.0/sigstore/local/{name}{suffix}"
         for name in made
@@ -215,7 +215,7 @@ def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatu
     for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation"):  # as if the run signed it
         (runtime.bundles / f"{meta}{suffix}").write_text("{}")
     monkeypatch.setattr(sign, "ensure_local_services", lambda ctx: None)  # a unit test starts no service
-    sign.run(runtime, sign.check(runtime))
+    sign.act(runtime, sign.decide(runtime))
     for name in made:
         assert (runtime.bundles / f"{name}.sigstore.json").read_bytes() == (
             ac.ctx.bundles / f"{name}.sigstore.json"
@@ -226,7 +226,7 @@ def test_a_line_build_whose_bytes_changed_where_it_was_made_is_built_again(tmp_p
     ac = World(tmp_path, monkeypatch).built()
     (ac.ctx.dist / line_build_names(ac.ctx.version)[0]).write_bytes(b"other bytes")
     runtime = ReleaseContext.create("runtime-4.2.0", ac.settings, console=Console(quiet=True))
-    assert {step.action for step in wheel.check(runtime)} == {"build"}
+    assert {step.action for step in wheel.decide(runtime)} == {"build"}
 
 
 def test_invoke_lock_takes_a_product_version_and_refuses_anything_else(tmp_path):
@@ -241,12 +241,12 @@ def test_invoke_lock_takes_a_product_version_and_refuses_anything_else(tmp_path)
 
 def test_the_meta_wheel_is_built_again_when_its_product_versions_pins_change(tmp_path, monkeypatch):
     world = World(tmp_path, monkeypatch, version="runtime-4.2.0").built()
-    assert {step.action for step in wheel.check(world.ctx)} == {"keep"}
+    assert {step.action for step in wheel.decide(world.ctx)} == {"keep"}
     product = world.ctx.settings.root / "products" / "runtime.toml"
     product.write_text(product.read_text().replace('google = "4.0.0"', 'google = "4.1.0"'))
     changed = ReleaseContext.create("runtime-4.2.0", world.settings, console=Console(quiet=True))
     assert "apache-airflow-providers-google==4.1.0" in changed.line.meta_pins
-    steps = wheel.check(changed)
+    steps = wheel.decide(changed)
     assert {step.action for step in steps} == {"build"}
     assert all(step.reason.startswith("inputs changed since it was built") for step in steps)
 
