@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ac_release.building import image_build as build
 from ac_release.core.errors import ReleaseError
-from ac_release.model.config import Settings
+from ac_release.model.catalog import Catalog
 from ac_release.supply_chain.fetch import fetch_verified
 from ac_release.world.context import ReleaseContext, flavours
 
@@ -29,14 +29,14 @@ class LineImage:
 
 
 def measure_line(
-    settings: Settings, target: str | None, versions: list[str], repository: str
+    catalog: Catalog, target: str | None, versions: list[str], repository: str
 ) -> tuple[list[LineImage], dict[str, str]]:
     """Build the default flavour's images of each of `versions`, in order, under `repository` (the caller empties
     the build cache first). A version whose wheels the target's index does not serve, verified, is left out with the
     reason: ({measured images}, {version left out: why})."""
     ready, left_out = {}, {}
     for version in versions:  # every download before the first build: none of it counts in a build's time
-        ctx = ReleaseContext.create(version, settings, target)
+        ctx = ReleaseContext.create(version, catalog, target)
         names = [name for name in ctx.artifact_names if name.endswith(".whl")]
         try:
             ready[version] = (ctx, fetch_verified(ctx, names, ctx.cache / "images" / version / "wheels", ctx.bundles))

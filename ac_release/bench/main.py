@@ -25,7 +25,6 @@ from ac_release.building.lock import without_hashes
 from ac_release.model.flavours import ONBUILD
 from ac_release.supply_chain.fetch import fetch_verified
 from ac_release.world.context import ReleaseContext, ensure_local_services, flavours
-from ac_release.world.line_builds import same_line_build
 
 BASELINE = Path(__file__).parents[2] / "bench" / "baseline.Dockerfile"
 BENCH_REPOSITORY = "ac-release/bench"  # every image the benchmark builds, removed at its end
@@ -92,8 +91,8 @@ def run_bench(ctx: ReleaseContext, release: bool = True, json_path: Path | None 
             cold = _ours(ctx, selected, wheels, "cold")
             warm = _ours(ctx, selected, wheels, "warm")
             _prune(ctx)
-            line_versions = same_line_build(ctx.settings.root, str(ctx.version))
-            line, left_out = measure_line(ctx.settings, ctx.release_target.name, line_versions, BENCH_REPOSITORY)
+            line_versions = ctx.catalog.same_line_build(str(ctx.version))
+            line, left_out = measure_line(ctx.catalog, ctx.release_target.name, line_versions, BENCH_REPOSITORY)
     finally:
         remove_bench_images(ctx)
     figures = {"baseline": baseline, "cold": cold, "warm": warm}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -32,10 +33,10 @@ def render(images_dir: Path, flavour: Flavour, variant: str) -> str:
     return text.rstrip("\n") + "\n"
 
 
-def expected_files(images_dir: Path) -> dict[Path, str]:
+def expected_files(images_dir: Path, matrix: Mapping[str, Sequence[Flavour]] | None = None) -> dict[Path, str]:
     return {
         flavour.dockerfile(images_dir, variant): render(images_dir, flavour, variant)
-        for flavours in load_matrix(images_dir).values()
+        for flavours in (load_matrix(images_dir) if matrix is None else matrix).values()
         for flavour in flavours
         for variant in VARIANTS
     }
@@ -45,9 +46,10 @@ def _generated_on_disk(images_dir: Path) -> set[Path]:
     return {p for p in images_dir.glob("*/**/Dockerfile") if p.read_text().startswith(HEADER)}
 
 
-def drift(images_dir: Path) -> list[str]:
-    """What regenerating would change, one line per file; empty when the checked-in files are current."""
-    expected = expected_files(images_dir)
+def drift(images_dir: Path, matrix: Mapping[str, Sequence[Flavour]] | None = None) -> list[str]:
+    """What regenerating would change, one line per file; empty when the checked-in files are current. `matrix`: the
+    flavours already read (the catalog's), else images/matrix.toml is read."""
+    expected = expected_files(images_dir, matrix)
     problems = [f"{p.relative_to(images_dir)}: missing" for p in expected if not p.exists()]
     problems += [
         f"{p.relative_to(images_dir)}: differs from the template"

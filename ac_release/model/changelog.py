@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import read_utf8
@@ -27,12 +29,12 @@ UNDATED = "TBD"
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     version: str
     date: str
     line: int
-    sections: dict[str, list[str]] = field(default_factory=dict)
+    sections: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def markdown(self) -> str:
         return "\n\n".join(f"### {name}\n" + "\n".join(items) for name, items in self.sections.items())
@@ -46,7 +48,7 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version
     lines = _read_lines(path, airflow, where)
     if not lines or lines[0] != f"# {title} {airflow}":
         raise ReleaseError(f"{where}:1: the first line must be `# {title} {airflow}`")
-    entries: list[Entry] = []
+    entries: list[_Draft] = []
     section: list[str] | None = None
     for number, text in enumerate(lines[1:], start=2):
         if match := _BUILD.match(text):
@@ -66,7 +68,7 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version
                 raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
             if entries and version_of(entries[-1].version) < parsed:
                 raise ReleaseError(f"{where}:{number}: {version} is listed below {entries[-1].version}: newest first")
-            entries.append(Entry(version, match["date"], number))
+            entries.append(_Draft(version, match["date"], number, {}))
             section = None
         elif match := _SECTION.match(text):
             if not entries:
@@ -95,7 +97,21 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version
             raise ReleaseError(
                 f"{where}:{entry.line}: {entry.version} has an empty entry or section {empty or ''}".strip()
             )
-    return entries
+    return [entry.frozen() for entry in entries]
+
+
+@dataclass
+class _Draft:
+    """An entry while its lines are parsed."""
+
+    version: str
+    date: str
+    line: int
+    sections: dict[str, list[str]]
+
+    def frozen(self) -> Entry:
+        sections = MappingProxyType({name: tuple(items) for name, items in self.sections.items()})
+        return Entry(self.version, self.date, self.line, sections)
 
 
 def is_date(text: str) -> bool:
@@ -126,6 +142,12 @@ def release_entry(
     entries = parse(
         changelog_dir / f"{name}.md", version.series, title, lambda text: parse_version(text, changelog_dir.parent)
     )
+    return release_entry_in(entries, version)
+
+
+def release_entry_in(entries: Sequence[Entry], version: ACVersion | ProductVersion) -> Entry:
+    """release_entry among the entries of the version's changelog, already parsed (the catalog's)."""
+    name = version.changelog_name
     entry = next((e for e in entries if e.version == str(version)), None)
     if entry is None:
         raise ReleaseError(
@@ -144,15 +166,20 @@ def dev_build_entry(changelog_dir: Path, version: ACVersion) -> Entry | None:
     """The notes of a dev build `2.2.4-N-dev…`: the entry of `2.2.4-N` when the changelog has one, dated or TBD (a
     dev build is made from the line's current tree, before its release is dated), else None. The changelog is
     still checked whole."""
-    entries = parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version)
+    return dev_build_entry_in(parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version), version)
+
+
+def dev_build_entry_in(entries: Sequence[Entry], version: ACVersion) -> Entry | None:
     return next((e for e in entries if e.version == f"{version.airflow_version}-{version.build}"), None)
 
 
 def next_build(changelog_dir: Path, airflow: str) -> int:
     """The build number the line's current tree makes: the newest entry's when it is still TBD, else the next."""
-    entries = parse(changelog_dir / f"{airflow}.md", airflow)
-    if not entries:
-        raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
+    return next_build_in(parse(changelog_dir / f"{airflow}.md", airflow), airflow)
+
+
+def next_build_in(entries: Sequence[Entry], airflow: str) -> int:
+    builds_in(entries, airflow)  # refuses a changelog without a build entry
     newest = entries[0]
     build = ACVersion.parse(newest.version).build
     return build if newest.date == UNDATED else build + 1
@@ -160,7 +187,10 @@ def next_build(changelog_dir: Path, airflow: str) -> int:
 
 def builds(changelog_dir: Path, airflow: str) -> list[str]:
     """Every build of a line in its changelog, newest first."""
-    entries = parse(changelog_dir / f"{airflow}.md", airflow)
+    return builds_in(parse(changelog_dir / f"{airflow}.md", airflow), airflow)
+
+
+def builds_in(entries: Sequence[Entry], airflow: str) -> list[str]:
     if not entries:
         raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
     return [entry.version for entry in entries]

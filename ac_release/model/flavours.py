@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,11 +60,23 @@ class Flavour:
 VARIANTS = ("base", ONBUILD)
 
 
-def load_matrix(images_dir: Path) -> dict[str, list[Flavour]]:
-    """{airflow line: [flavours]}, the first flavour of a line being its default."""
+def read_matrix(images_dir: Path) -> dict:
+    """images/matrix.toml as data: read once, then given to lines_of and distro_build_packages."""
     path = images_dir / MATRIX_FILE
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ReleaseError(f"{path}: malformed image matrix ({exc!r})") from exc
+
+
+def load_matrix(images_dir: Path) -> dict[str, list[Flavour]]:
+    """{airflow line: [flavours]}, the first flavour of a line being its default."""
+    return lines_of(read_matrix(images_dir), images_dir / MATRIX_FILE)
+
+
+def lines_of(data: dict, path: Path) -> dict[str, list[Flavour]]:
+    """The flavours of every line of the matrix `data` (read from `path`)."""
+    try:
         distros = data["distros"]
         matrix = {}
         for airflow, line in data["lines"].items():
@@ -90,21 +103,33 @@ def load_matrix(images_dir: Path) -> dict[str, list[Flavour]]:
                     f'`name` (e.g. name = "{duplicates[0]}-python3.12")'
                 )
             matrix[airflow] = flavours
-    except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise ReleaseError(f"{path}: malformed image matrix ({exc!r})") from exc
     return matrix
 
 
 def build_packages(images_dir: Path, distro: str) -> tuple[str, ...]:
     """The compilers and -dev headers of a distro (`[distros.<distro>] build`)."""
+    return distro_build_packages(read_matrix(images_dir), distro)
+
+
+def distro_build_packages(data: dict, distro: str) -> tuple[str, ...]:
     try:
-        return tuple(tomllib.loads((images_dir / MATRIX_FILE).read_text())["distros"][distro]["build"])
+        return tuple(data["distros"][distro]["build"])
     except KeyError:
-        raise ReleaseError(f"images/{MATRIX_FILE} has no [distros.{distro}] build packages") from None
+        raise no_build_packages(distro) from None
+
+
+def no_build_packages(distro: str) -> ReleaseError:
+    return ReleaseError(f"images/{MATRIX_FILE} has no [distros.{distro}] build packages")
 
 
 def flavours_of(images_dir: Path, airflow: str) -> list[Flavour]:
-    matrix = load_matrix(images_dir)
+    return list(line_flavours(load_matrix(images_dir), airflow))
+
+
+def line_flavours(matrix: Mapping[str, Sequence[Flavour]], airflow: str) -> Sequence[Flavour]:
+    """The flavours of one line of the matrix; a line the matrix does not name is refused."""
     if airflow not in matrix:
         raise ReleaseError(f'no image flavours for Airflow {airflow}: add [lines."{airflow}"] to images/{MATRIX_FILE}')
     return matrix[airflow]

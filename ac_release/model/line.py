@@ -6,8 +6,10 @@ import dataclasses
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import read_utf8
@@ -43,7 +45,7 @@ class ReleaseLine:
     build_distro: str
     sdist: Sdist
     extras: tuple[str, ...]
-    providers: dict[str, str]
+    providers: Mapping[str, str]
     lock_requirements: tuple[str, ...]
     build_requirements: tuple[str, ...]
     build_tools: tuple[str, ...]
@@ -54,6 +56,7 @@ class ReleaseLine:
     lock_name: str = ""  # what `invoke lock` is given to regenerate it: the line, or the product version
     packages: tuple[str, ...] = ()  # a product version's own packages beside the providers (astronomer-providers)
     meta_pins: tuple[str, ...] = ()  # what its meta wheel pins besides the Airflow build: its providers and packages
+    text: str = field(default="", repr=False, compare=False)  # line.toml as it was read (the wheel's fingerprint)
 
     @property
     def source_date_epoch(self) -> int:
@@ -94,7 +97,7 @@ class ReleaseLine:
         locked in `lock_dir` as of `cutoff`. The Airflow wheel's inputs (sdist, patches, toolchain) stay the line's."""
         return dataclasses.replace(
             self,
-            providers=dict(providers),
+            providers=MappingProxyType(dict(providers)),
             packages=tuple(packages),
             meta_pins=(*(f"{provider_distribution(n)}=={v}" for n, v in sorted(providers.items())), *packages),
             lock_cutoff=cutoff,
@@ -117,14 +120,24 @@ def known_lines(wheel_dir: Path) -> list[str]:
 
 
 def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
-    directory = wheel_dir / version.airflow_version
+    if not (wheel_dir / version.airflow_version / LINE_FILE).is_file():
+        raise no_line(wheel_dir, version)
+    return read_line(wheel_dir, version.airflow_version)
+
+
+def no_line(wheel_dir: Path, version: ACVersion) -> ReleaseError:
+    known = ", ".join(known_lines(wheel_dir)) or "none"
+    path = wheel_dir / version.airflow_version / LINE_FILE
+    return ReleaseError(
+        f"no release line for Airflow {version.airflow_version} ({version}): "
+        f"known lines are {known}; add {path.relative_to(wheel_dir.parent)} to start a new line"
+    )
+
+
+def read_line(wheel_dir: Path, airflow: str) -> ReleaseLine:
+    """The line wheel/<airflow>/ declares (its line.toml, read once, and its patch series checked)."""
+    directory = wheel_dir / airflow
     path = directory / LINE_FILE
-    if not path.is_file():
-        known = ", ".join(known_lines(wheel_dir)) or "none"
-        raise ReleaseError(
-            f"no release line for Airflow {version.airflow_version} ({version}): "
-            f"known lines are {known}; add {path.relative_to(wheel_dir.parent)} to start a new line"
-        )
     text = read_utf8(path)
     try:
         data = tomllib.loads(text)
@@ -137,16 +150,17 @@ def load_line(wheel_dir: Path, version: ACVersion) -> ReleaseLine:
             build_distro=data["build_distro"],
             sdist=Sdist(**data["sdist"]),
             extras=tuple(data["extras"]),
-            providers=dict(data["providers"]),
+            providers=MappingProxyType(dict(data["providers"])),
             lock_requirements=tuple(data.get("lock", {}).get("requirements", ())),
             build_requirements=tuple(data["build"]["requirements"]),
             build_tools=tuple(data["build"]["tools"]),
             tools_cutoff=data["build"]["tools_cutoff"],
             lock_name=data["airflow"],
+            text=text,
         )
     except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ReleaseError(f"{path}: malformed line data ({exc!r}); compare with wheel/2.2.4/{LINE_FILE}") from exc
-    if line.airflow != version.airflow_version:
+    if line.airflow != airflow:
         raise ReleaseError(
             f"{path} declares airflow = {line.airflow!r} but lives in {directory.name}/; fix one of them"
         )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from packaging.version import Version
 
@@ -30,7 +32,7 @@ class Tagging:
     flavour: str = "-{name}"
     flavour_alone: bool = True  # the flavour segment also when the line has a single flavour
     floating: str = "{airflow}"
-    variants: dict[str, str] = field(default_factory=lambda: {"base": "", "onbuild": "-onbuild"})
+    variants: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({"base": "", "onbuild": "-onbuild"}))
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class Product:
     meta_project: str
     repository: str
     tagging: Tagging
-    minors: dict[str, dict[str, str]]  # minor -> providers
-    versions: dict[str, ProductRelease]
+    minors: Mapping[str, Mapping[str, str]]  # minor -> providers
+    versions: Mapping[str, ProductRelease]
     directory: Path  # products/<name>/: the locks of its versions
     upgrade_from: str = ""  # the product its first release is upgrade-tested from (its users came from it)
     ui_footer: str = ""  # what the Airflow UI shows in the footer of every page (`{version}`: the image's version)
@@ -123,24 +125,34 @@ def load_product(root: Path, name: str) -> Product:
             prefix=data.get("prefix", ""),
             meta_project=data["meta_project"],
             repository=data["repository"],
-            tagging=Tagging(tags["flavour"], tags["flavour_alone"], tags["floating"], dict(tags["variants"])),
-            minors={minor: dict(entry["providers"]) for minor, entry in data.get("minors", {}).items()},
-            versions={
-                number: ProductRelease(
-                    entry["line"], int(entry["build"]), entry["release_date"], tuple(entry.get("packages", ()))
-                )
-                for number, entry in data.get("versions", {}).items()
-            },
+            tagging=Tagging(
+                tags["flavour"], tags["flavour_alone"], tags["floating"], MappingProxyType(dict(tags["variants"]))
+            ),
+            minors=MappingProxyType(
+                {minor: MappingProxyType(dict(entry["providers"])) for minor, entry in data.get("minors", {}).items()}
+            ),
+            versions=MappingProxyType(
+                {
+                    number: ProductRelease(
+                        entry["line"], int(entry["build"]), entry["release_date"], tuple(entry.get("packages", ()))
+                    )
+                    for number, entry in data.get("versions", {}).items()
+                }
+            ),
             directory=root / PRODUCTS_DIR / name,
             upgrade_from=data.get("upgrade_from", ""),
             ui_footer=data.get("ui_footer", ""),
         )
     except FileNotFoundError:
-        raise ReleaseError(f"no product {name!r}: add {PRODUCTS_DIR}/{name}.toml") from None
+        raise no_product(name) from None
     except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ReleaseError(
             f"{path}: malformed product data ({exc!r}); compare with {PRODUCTS_DIR}/runtime.toml"
         ) from exc
+
+
+def no_product(name: str) -> ReleaseError:
+    return ReleaseError(f"no product {name!r}: add {PRODUCTS_DIR}/{name}.toml")
 
 
 def products(root: Path) -> list[Product]:
@@ -150,13 +162,19 @@ def products(root: Path) -> list[Product]:
 def parse_version(text: str, root: Path) -> ACVersion | ProductVersion:
     """`2.2.4-1` (AC), or `<prefix><X.Y.Z>` of a product declaring a prefix (`runtime-4.2.0`): never guessed from
     the shape of a number."""
-    for product in products(root):
+    return version_of(text, products(root))
+
+
+def version_of(text: str, declared: Iterable[Product]) -> ACVersion | ProductVersion:
+    """parse_version among products already read (the catalog's)."""
+    declared = list(declared)
+    for product in declared:
         if product.prefix and (text or "").startswith(product.prefix):
             return product.version(text)
     try:
         return ACVersion.parse(text)
     except ReleaseError as exc:
-        others = [f"{p.prefix}X.Y.Z for {p.title}" for p in products(root) if p.prefix]
+        others = [f"{p.prefix}X.Y.Z for {p.title}" for p in declared if p.prefix]
         if ACVersion.grammar_matches(text) or not others:
             raise
         raise ReleaseError(f"{exc}; or {', '.join(others)}") from None

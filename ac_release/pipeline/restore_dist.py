@@ -114,7 +114,7 @@ def restore_line_build(ctx: ReleaseContext) -> str | None:
     source = line_build_source(ctx)
     if source is None or not source.published:
         return None
-    other = ReleaseContext.create(source.release, ctx.settings, ctx.release_target.name)
+    other = ReleaseContext.create(source.release, ctx.catalog, ctx.release_target.name)
     repository, tag = source.published.rsplit(":", 1)
     _refuse_unplain([WHEEL_RECORD, *sorted(source.signed, key=repr)], source.published)
     record = WheelRecord.from_json(json.loads(release_files.fetch(repository, tag, WHEEL_RECORD)))

@@ -11,12 +11,13 @@ from rich.console import Console
 from ac_release.clients.docker import Docker
 from ac_release.core.errors import ReleaseError
 from ac_release.core.progress import LiveView, console
+from ac_release.model.catalog import Catalog, catalog_of
 from ac_release.model.config import Settings, Signer, Target, docker_command
-from ac_release.model.flavours import Flavour, flavours_of
-from ac_release.model.line import ReleaseLine, load_line
+from ac_release.model.flavours import Flavour
+from ac_release.model.line import ReleaseLine
 from ac_release.model.manifest import Manifest, R
 from ac_release.model.names import artifact_names, release_files
-from ac_release.model.products import DEFAULT_PRODUCT, Product, load_product, parse_version
+from ac_release.model.products import DEFAULT_PRODUCT, Product
 from ac_release.model.records import Record
 from ac_release.model.version import ACVersion, ProductVersion
 
@@ -29,7 +30,7 @@ class ReleaseContext:
 
     version: ACVersion | ProductVersion
     line: ReleaseLine  # as the product version installs it (Product.line_of)
-    settings: Settings
+    catalog: Catalog  # what is declared, read once for the command: settings, products, lines, changelogs, flavours
     target: Target
     console: Console = field(default_factory=console)
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
@@ -42,27 +43,30 @@ class ReleaseContext:
             self.release_target = self.target
 
     @classmethod
-    def create(cls, version: str, settings: Settings, target: str | None = None, **kwargs) -> ReleaseContext:
-        parsed = parse_version(version, settings.root)
-        product = load_product(settings.root, parsed.product)
-        line = product.line_of(load_line(settings.wheel_dir, parsed), parsed)
-        configured = _for_product(settings, settings.target(target), product)
-        build_target = configured.for_dev_build() if parsed.dev else configured
-        ctx = cls(
-            version=parsed, line=line, settings=settings, target=build_target, release_target=configured, **kwargs
-        )
-        ctx.__dict__["product"] = product  # read once: the cached property would load the same file again
+    def create(cls, version: str, declared: Catalog | Settings, target: str | None = None, **kwargs) -> ReleaseContext:
+        """The context of `version` on `target`, from the command's catalog (settings alone: their catalog is
+        read here)."""
+        catalog = declared if isinstance(declared, Catalog) else catalog_of(declared)
+        parsed = catalog.parse_version(version)
+        product = catalog.product(parsed.product)
+        line = product.line_of(catalog.line(parsed), parsed)
+        build_target, configured = targets_of(catalog, parsed, target)
+        ctx = cls(version=parsed, line=line, catalog=catalog, target=build_target, release_target=configured, **kwargs)
         if ctx.flavour is not None:
             flavours(ctx)  # an unknown flavour is refused here, before anything runs
         return ctx
 
-    @cached_property
+    @property
+    def settings(self) -> Settings:
+        return self.catalog.settings
+
+    @property
     def product(self) -> Product:
-        return load_product(self.settings.root, self.version.product)
+        return self.catalog.product(self.version.product)
 
     def release_target_of(self, product: Product) -> Target:
         """The release target as another product sees it: its repositories beside this product's."""
-        return _for_product(self.settings, self.settings.target(self.release_target.name), product)
+        return _for_product(self.catalog, self.settings.target(self.release_target.name), product)
 
     @property
     def artifact_names(self) -> list[str]:
@@ -116,9 +120,15 @@ class ReleaseContext:
         self.console.print(message, soft_wrap=True)  # a log line is never wrapped or cut: digests print whole
 
 
-def _for_product(settings: Settings, target: Target, product: Product) -> Target:
+def targets_of(catalog: Catalog, version: ACVersion | ProductVersion, target: str | None) -> tuple[Target, Target]:
+    """Where a build of `version` goes on `target` (a dev build: its dev locations), and where its releases are."""
+    configured = _for_product(catalog, catalog.settings.target(target), catalog.product(version.product))
+    return (configured.for_dev_build() if version.dev else configured), configured
+
+
+def _for_product(catalog: Catalog, target: Target, product: Product) -> Target:
     """A target as configured names AC's image repositories; a product's are beside them (Target.for_repository)."""
-    return target.for_repository(load_product(settings.root, DEFAULT_PRODUCT).repository, product.repository)
+    return target.for_repository(catalog.product(DEFAULT_PRODUCT).repository, product.repository)
 
 
 def ensure_local_services(ctx: ReleaseContext) -> None:
@@ -151,7 +161,7 @@ def services_running(ctx: ReleaseContext) -> bool:
 
 def flavours(ctx: ReleaseContext) -> list[Flavour]:
     """The line's flavours, or the one the context is restricted to (`--flavour`)."""
-    every = [f.with_tagging(ctx.product.tagging) for f in flavours_of(ctx.images_dir, ctx.line.airflow)]
+    every = [f.with_tagging(ctx.product.tagging) for f in ctx.catalog.flavours_of(ctx.line.airflow)]
     if ctx.flavour is None:
         return every
     chosen = [flavour for flavour in every if flavour.name == ctx.flavour]

@@ -12,12 +12,11 @@ from pathlib import Path
 from ac_release.clients import oci_release_files as release_files
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
-from ac_release.model.changelog import builds
+from ac_release.model.catalog import Declared
 from ac_release.model.manifest import FILENAME, Manifest
 from ac_release.model.names import WHEEL_RECORD, line_build_names, signed_names
-from ac_release.model.products import parse_version, products
 from ac_release.model.records import WheelRecord
-from ac_release.world.context import ReleaseContext, services_running
+from ac_release.world.context import ReleaseContext, services_running, targets_of
 from ac_release.world.index_state import index_state
 
 
@@ -53,7 +52,7 @@ def line_build_source(ctx: ReleaseContext) -> LineBuild | None:
     names = line_build_names(ctx.version)
     if all((ctx.dist / name).is_file() for name in names) or not services_running(ctx):
         return None
-    others = same_line_build(ctx.settings.root, str(ctx.version))[1:]
+    others = ctx.catalog.same_line_build(str(ctx.version))[1:]
     if not others:
         return None  # no other version is declared on this line build
     # A published line build is on the index first: the registries are asked only when the index serves it.
@@ -64,14 +63,16 @@ def line_build_source(ctx: ReleaseContext) -> LineBuild | None:
 def published_line_build(ctx: ReleaseContext, others: list[str]) -> LineBuild | None:
     """The first of `others` (the other versions declared on this line build, same_line_build) whose release files
     on the target hold a wheel record naming the line build, and the line build's bundles and attestations. Reads,
-    never writes."""
+    never writes; asked while the target's services run (line_build_source), which are every version's there. Each
+    version's registry is the one its context would name, from the catalog."""
     names = line_build_names(ctx.version)
     signed = signed_names(names)
     for other in others:
-        source = ReleaseContext.create(other, ctx.settings, ctx.release_target.name)
-        if not source.target.registries or not services_running(source):
+        version = ctx.catalog.parse_version(other)
+        target, _ = targets_of(ctx.catalog, version, ctx.release_target.name)
+        if not target.registries:
             continue
-        repository = release_files.location(source.target.registries[0])
+        repository = release_files.location(target.registries[0])
         listed = release_files.listing(repository, other) or {}
         if any(name not in listed for name in (WHEEL_RECORD, *signed)):
             continue
@@ -80,7 +81,7 @@ def published_line_build(ctx: ReleaseContext, others: list[str]) -> LineBuild | 
             continue
         return LineBuild(
             other,
-            source.dist,
+            ctx.settings.dist_dir / version.dist_name,  # ReleaseContext.dist of that version
             {name: record.sha256(name) for name in names},
             published=f"{repository}:{other}",
             signed=frozenset(signed),
@@ -117,18 +118,6 @@ def planned_sha256(ctx: ReleaseContext, name: str, recorded: str | None, source:
     return source.sha256.get(name)
 
 
-def same_line_build(root: Path, version: str) -> list[str]:
-    """`version`, then every other version declared in the tree that installs the same Airflow line build: AC's
-    builds in the line's changelog and each product's [versions] (`2.2.4-1` -> runtime-4.2.0, runtime-4.2.1)."""
-    wanted = parse_version(version, root)
-    changelog = root / "changelog" / f"{wanted.airflow_version}.md"
-    declared = builds(root / "changelog", wanted.airflow_version) if changelog.is_file() else []
-    declared += [f"{product.prefix}{number}" for product in products(root) for number in product.versions]
-    others = sorted(
-        {
-            other
-            for other in declared
-            if other != str(wanted) and parse_version(other, root).wheel_version == wanted.wheel_version
-        }
-    )
-    return [str(wanted), *others]
+def same_line_build(declared: Declared | Path, version: str) -> list[str]:
+    """Declared.same_line_build, of a catalog or of the tree under a root (noxfile.py: no release.toml needed)."""
+    return (declared if isinstance(declared, Declared) else Declared.under(declared)).same_line_build(version)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
 from ac_release.model.flavours import VARIANTS, Flavour
-from ac_release.model.products import Product, load_product
+from ac_release.model.products import Product
 from ac_release.model.version import ACVersion, ProductVersion
 from ac_release.world.context import ReleaseContext, flavours
 
@@ -52,7 +52,7 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     if not earlier and ctx.product.upgrade_from:
         # A product's first release upgrades from the product its users came from (AC 2.2.4-1 -> Runtime 4.2.0):
         # its newest release of this line build or an older one, in that product's repository beside this one.
-        other = load_product(ctx.settings.root, ctx.product.upgrade_from)
+        other = ctx.catalog.product(ctx.product.upgrade_from)
         repository = ctx.release_target_of(other).registries[0]
         ours = (ctx.version.airflow, ctx.version.build)
         earlier = [
