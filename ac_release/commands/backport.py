@@ -23,12 +23,13 @@ from pathlib import Path
 
 from ac_release.building.patches import apply_series
 from ac_release.building.sdist import fetch_sdist
+from ac_release.clients import github_output as step_output
 from ac_release.clients.git import git
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_bytes, atomic_write_text
 from ac_release.model import changelog
 from ac_release.model.changelog import UNDATED
-from ac_release.model.config import Settings
+from ac_release.model.config import Settings, load_settings
 from ac_release.model.line import LINE_NAME, PATCHES_DIR, ReleaseLine, check_series, known_lines, load_line
 from ac_release.model.version import ACVersion
 
@@ -391,3 +392,19 @@ signs, uploads, pushes and tags.
         "title": commit_message(planned),
         "body": body,
     }
+
+
+def backport_command(line: str, patch: str, github_output: bool) -> None:
+    """`invoke backport`: the backport, and with `--github-output` the pull request of backport.yml (whose body
+    carries what the command printed) appended to $GITHUB_OUTPUT."""
+    if github_output:
+        step_output.require_github_output()  # before anything is written
+    printed: list[str] = []
+
+    def log(text: str) -> None:
+        print(text)
+        printed.append(text)
+
+    planned = backport(load_settings(), line, Path(patch).absolute(), log=log)
+    if github_output:
+        step_output.write_github_output(pull_request(planned, printed))

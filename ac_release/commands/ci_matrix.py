@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ac_release.clients import github_output
 from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
 from ac_release.model.flavours import flavours_of
 from ac_release.model.line import known_lines
 from ac_release.model.nox_sessions import session_params
@@ -65,3 +66,20 @@ def lines_matrix(wheel_dir: Path) -> dict:
     if not lines:  # GitHub refuses an empty matrix with a message far from the cause
         raise ReleaseError(f"no release line: {wheel_dir} has no <airflow>/line.toml")
     return {"include": [{"line": line} for line in lines]}
+
+
+def print_matrix(version: str, github_output: bool) -> None:
+    """`invoke matrix`: the job matrix of `version` on stdout, and with `--github-output` in $GITHUB_OUTPUT."""
+    root = load_settings().root
+    jobs = ci_matrix(root, version)
+    if github_output:
+        write_github_output(jobs, floating_group(root, version) if version != NEWEST else None)
+    print(as_json(jobs))
+
+
+def print_lines(github_output: bool) -> None:
+    """`invoke lines`: the release lines as a job matrix on stdout, and with `--github-output` in $GITHUB_OUTPUT."""
+    jobs = lines_matrix(load_settings().wheel_dir)
+    if github_output:
+        write_github_output(jobs)
+    print(as_json(jobs))

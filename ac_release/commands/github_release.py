@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 
+from ac_release.commands import release
 from ac_release.core.errors import ReleaseError
 from ac_release.model.names import NOTES
 from ac_release.model.records import TagRecord
@@ -74,3 +75,8 @@ def publish_github_release(ctx: ReleaseContext) -> str:
     if missing:
         _gh("release", "upload", tag, *missing)
     return "updated" if missing else "present"
+
+
+def github_release_command(version: str, target: str | None) -> None:
+    """`invoke github-release`: prints created, updated or present."""
+    print(publish_github_release(release.context(version, target)))

@@ -12,18 +12,24 @@ that left files but no inputs record, is never reused: the next K is.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import dataclass
 
 from ac_release.building import build_inputs
 from ac_release.clients import oci_release_files as release_files
 from ac_release.clients import registry
+from ac_release.clients.git import uncommitted
 from ac_release.clients.index import project_files
+from ac_release.commands import release
 from ac_release.core.errors import ReleaseError
-from ac_release.model.changelog import is_date, next_build
-from ac_release.model.config import Settings, Target
+from ac_release.model.catalog import Catalog, load_catalog
+from ac_release.model.changelog import is_date
+from ac_release.model.config import Target
 from ac_release.model.line import LINE_NAME
 from ac_release.model.names import AIRFLOW_PROJECT, BUILD_INPUTS, line_build_names
 from ac_release.model.version import ACVersion
+from ac_release.pipeline.run import RELEASE, plan, print_steps
+from ac_release.world.context import ReleaseContext
 
 MAX_SEQUENCE = 99
 
@@ -43,7 +49,7 @@ class DevState:
     """What the dev locations hold of one line: release-files listings, index files and image tags."""
 
     target: Target  # the dev build target (its index and registries are the dev ones)
-    settings: Settings | None = None  # to verify a published nightly; None: never verified (a dry run's listing)
+    catalog: Catalog | None = None  # to verify a published nightly; None: never verified (a dry run's listing)
 
     def listing(self, version: ACVersion) -> dict[str, str] | None:
         return release_files.listing(release_files.location(self.target.registries[0]), str(version))
@@ -58,13 +64,12 @@ class DevState:
 
     def verify_problem(self, version: ACVersion) -> str | None:
         """None when `invoke verify` of the version passes on the dev locations, else what it found."""
-        if self.settings is None:
+        if self.catalog is None:
             return "not verified"
         from ac_release.supply_chain.verify import run_verify
-        from ac_release.world.context import ReleaseContext
 
         try:
-            run_verify(ReleaseContext.create(str(version), self.settings, self.target.name))
+            run_verify(ReleaseContext.create(str(version), self.catalog, self.target.name))
         except ReleaseError as exc:
             return str(exc)
         return None
@@ -88,14 +93,14 @@ def parse_date(text: str | None) -> dt.date:
     raise ReleaseError(f"invalid --date {text!r}: expected a calendar date YYYY-MM-DD, e.g. 2026-12-01")
 
 
-def choose(settings: Settings, line: str, date: dt.date, state: DevState | None) -> NightlyChoice:
+def choose(catalog: Catalog, line: str, date: dt.date, state: DevState | None) -> NightlyChoice:
     """The nightly of `line` for `date`. `state` None: the dev locations cannot be read without starting the
     target's services (a dry run with them down), so the first sequence is shown as an assumption."""
-    build = next_build(settings.root / "changelog", line)
+    build = catalog.next_build(line)
     first = ACVersion.nightly_of(line, build, date, 1)
     if state is None:
         return NightlyChoice(first, f"first nightly of {date} unless the dev index holds one (services not running)")
-    inputs = build_inputs.digest(settings.root, line)
+    inputs = build_inputs.digest(catalog.settings.root, line)
     index_files, image_tags = state.index_files(), state.image_tags()
     why_next = ""
     for sequence in range(1, MAX_SEQUENCE + 1):
@@ -123,3 +128,34 @@ def _taken(version: ACVersion, index_files: set[str], image_tags: set[str]) -> b
     return bool(index_files & set(line_build_names(version))) or any(
         tag == prefix or tag.startswith(prefix + "-") for tag in image_tags
     )
+
+
+def nightly(line: str, target: str | None, dry_run: bool, date: str | None) -> None:
+    """`invoke nightly`: from a committed tree, with the target's services up (unless they stand on their host),
+    choose the nightly, print it and why, then build it (or with `--dry-run` print its plan)."""
+    from ac_release.services.manager import LocalServices  # the embedded services' libraries: loaded when used
+
+    catalog = load_catalog()
+    settings = catalog.settings
+    line, day = parse_line(line), parse_date(date)
+    configured = settings.target(target)
+    dev_target = configured.for_dev_build()
+    dirty = uncommitted(settings.root)
+    if dirty and not dry_run:
+        raise ReleaseError(
+            f"the git tree has uncommitted changes ({dirty}): a nightly is made from a commit; commit or stash them"
+        )
+    services = LocalServices(configured.services) if configured.services else None
+    if services is not None and not dry_run and not configured.standing_services:  # staging's stand on their host
+        services.up(log=lambda message: print(message, file=sys.stderr))
+    readable = services is None or all(state.startswith("up") for state in services.status().values())
+    choice = choose(catalog, line, day, DevState(dev_target, catalog) if readable else None)
+    print(choice.line(), flush=True)
+    if choice.done:
+        return
+    if dry_run:
+        ctx = ReleaseContext.create(str(choice.version), catalog, target, releasing=True)
+        note = f" (the tree has uncommitted changes: the run refuses them: {dirty})" if dirty else ""
+        print_steps(plan(ctx), title=f"dry run: AC {choice.version} -> {ctx.target.name} (nothing written){note}")
+        return
+    release.run(str(choice.version), target, RELEASE, catalog=catalog, releasing=True)

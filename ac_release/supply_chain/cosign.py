@@ -36,7 +36,7 @@ from ac_release.clients.tools import env_tool
 from ac_release.core.errors import ReleaseError
 from ac_release.model.config import Registry, RegistryAccess, Signer, is_loopback_registry
 
-TOKEN_ENV = "SIGSTORE_ID_TOKEN"
+COSIGN_TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 TIMEOUT_S = 300
 
 # cosign's short predicate names and the in-toto predicateType each one stands for.
@@ -174,11 +174,9 @@ class Trust:
 
 def trust_of(ctx) -> Trust:
     """The trust material of the release target's Sigstore instance (local, custom or public)."""
-    from ac_release.supply_chain.signing import (
-        _trust_config,  # the same instance -> trust config mapping as the wheel bundles
-    )
+    from ac_release.supply_chain.signing import trust_config_path  # the same mapping as the wheel bundles
 
-    path = _trust_config(ctx)
+    path = trust_config_path(ctx)
     return Trust.public() if path is None else Trust.load(path)
 
 
@@ -321,7 +319,7 @@ def environment(trust: Trust, image: ImageReference | None, token: str | None = 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGSTORE_", "TUF_", "COSIGN_"))}
         env |= trust.write_material(Path(tmp)) | registry_entries
         if token is not None:
-            env[TOKEN_ENV] = token
+            env[COSIGN_TOKEN_ENV] = token
         yield env
 
 

@@ -20,13 +20,14 @@ from ac_release.model.config import Signer, Target
 from ac_release.model.names import bundle_name
 from ac_release.world.context import ReleaseContext
 
-TOKEN_ENV = "SIGSTORE_IDENTITY_TOKEN"
+SIGSTORE_CLI_TOKEN_ENV = "SIGSTORE_IDENTITY_TOKEN"
 # Bundles that verified in this process, by (artifact sha256, bundle sha256, signer, trust config): the
 # preflight, the stage and the gate ask the same question of the same bytes.
 _verified: set[tuple] = set()
 
 
-def _trust_config(ctx: ReleaseContext) -> Path | None:
+def trust_config_path(ctx: ReleaseContext) -> Path | None:
+    """The client trust config of the target's Sigstore instance; None for the public one (the clients' own)."""
     signing = ctx.target.signing
     if signing.instance in ("local", "custom"):  # local: derived from the target's services
         return signing.trust_config
@@ -37,7 +38,7 @@ def _trust_config(ctx: ReleaseContext) -> Path | None:
 
 def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "sigstore"]
-    trust_config = _trust_config(ctx)
+    trust_config = trust_config_path(ctx)
     if trust_config is not None:
         if not trust_config.is_file():
             raise ReleaseError(
@@ -47,7 +48,7 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
         argv += ["--trust-config", str(trust_config)]
     cache = ctx.cache / "sigstore"
     base_env = {
-        **{k: v for k, v in os.environ.items() if k != TOKEN_ENV},  # a stored token is never what signs
+        **{k: v for k, v in os.environ.items() if k != SIGSTORE_CLI_TOKEN_ENV},  # a stored token is never what signs
         "XDG_CACHE_HOME": str(cache / "cache"),
         "XDG_DATA_HOME": str(cache / "data"),
         "COLUMNS": "1000",  # the client logs through rich: keep each message on one line
@@ -133,7 +134,7 @@ def sign(ctx: ReleaseContext, artifacts: list[Path], output_dir: Path) -> None:
         "--output-directory",
         str(output_dir),
         *map(str, artifacts),
-        env={TOKEN_ENV: token} if (token := client_token(ctx)) else {},
+        env={SIGSTORE_CLI_TOKEN_ENV: token} if (token := client_token(ctx)) else {},
     )
     if result.returncode != 0:
         raise ReleaseError(f"sigstore sign failed: {_reason(result)}")
@@ -171,7 +172,7 @@ def verify(ctx: ReleaseContext, artifact: Path, bundle: Path) -> None:
     args = ["verify", *verify_args(signer), "--bundle", str(bundle)]
     if ctx.target.signing.instance == "public":
         args.append("--offline")  # the trust root shipped with the pinned client; no TUF refresh needed
-    key = (sha256_file(artifact), sha256_file(bundle), signer, str(_trust_config(ctx)))
+    key = (sha256_file(artifact), sha256_file(bundle), signer, str(trust_config_path(ctx)))
     if key in _verified:
         return
     result = _sigstore(ctx, *args, str(artifact))

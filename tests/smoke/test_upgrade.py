@@ -1,6 +1,6 @@
 """From the earlier release to this one, as a user upgrades: same database, newer image, `airflow db upgrade`.
 
-The newest earlier release on the target's registry (ac_release/upgrade.py) initialises a database and runs a DAG;
+The newest earlier release on the target's registry (world/released_images.py) initialises a database and runs a DAG;
 this release's image upgrades that database and works on it. The nox session `upgrade(version=..., flavour=...)`
 runs this module (the smoke session leaves it out) and keeps the local services, and so the registry, up.
 

@@ -90,7 +90,7 @@ def test_cosign_gets_the_ca_bundle_and_a_private_login_in_its_environment_only(t
     with cosign.environment(Trust.public(), image, token=TOKEN) as env:
         assert_ca_bundle(env, tls_dir)
         assert_private_login(env, image.host)
-        assert env[cosign.TOKEN_ENV] == TOKEN
+        assert env[cosign.COSIGN_TOKEN_ENV] == TOKEN
         login = Path(env["DOCKER_CONFIG"])
     assert not login.exists()  # the login lives for the one call
     assert not any(PASSWORD in arg or TOKEN in arg for arg in args)
@@ -126,7 +126,7 @@ def test_cosign_reaches_a_plain_http_loopback_registry_as_before(monkeypatch):
     image = ImageReference.of("127.0.0.1:5000/astronomer/ap-airflow", DIGEST)
     assert cosign._registry_args(image) == ["--allow-http-registry"]
     with cosign.environment(Trust.public(), image) as env:
-        assert "DOCKER_CONFIG" not in env and "SSL_CERT_FILE" not in env and cosign.TOKEN_ENV not in env
+        assert "DOCKER_CONFIG" not in env and "SSL_CERT_FILE" not in env and cosign.COSIGN_TOKEN_ENV not in env
 
 
 def test_a_tls_registry_without_a_login_of_its_own_keeps_the_users_docker_login(tls_dir, monkeypatch):

@@ -8,14 +8,14 @@ import sys
 import pytest
 from invoke import Exit
 
-from tasks import _reports_errors
+from ac_release.commands.cli import reports_errors
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
 
 
 def _exit_of(exception: BaseException) -> Exit:
-    @_reports_errors
+    @reports_errors
     def task():
         raise exception
 
@@ -77,7 +77,7 @@ def test_release_error_spanning_lines_is_joined(monkeypatch):
 def test_debug_shows_the_traceback_of_a_bug(monkeypatch):
     monkeypatch.setenv("AC_RELEASE_DEBUG", "1")
 
-    @_reports_errors
+    @reports_errors
     def task():
         raise KeyError("stages")
 

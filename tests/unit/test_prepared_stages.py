@@ -1,4 +1,4 @@
-"""The stages the release builds ahead, before its wheels exist (images/build.py PREPARED_STAGES), must take nothing
+"""The stages the release builds ahead, before its wheels exist (image_build.py PREPARED_STAGES), must take nothing
 of the release: a wheel, the lock, a version or a label moved into one of them would be built from another release's
 inputs, or miss the cache the images stage looks for."""
 
