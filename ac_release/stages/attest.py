@@ -12,7 +12,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from ac_release.building.baseimage import base_digest
-from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.flavours import VARIANTS
@@ -37,7 +36,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
     if images is None or wheel is None or not any(digests.get((d["repository"], d["tag"])) for _, d in targets):
         return [Step(NAME, "sign", where, f"once pushed: {WHAT} as {signer.identity}", data) for where, data in targets]
     trust = cosign.trust_of(ctx)
-    tags = {repository: registry.tags(repository) for repository in ctx.target.registries}
+    tags = {repository: ctx.world.tags(repository) for repository in ctx.target.registries}
 
     def judge(where: str, data: dict) -> Step:
         repository = data["repository"]
@@ -54,6 +53,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
                 image_attestations.flat(inputs),
                 ("apache-airflow", ctx.version.wheel_version),
                 tags[repository],
+                ctx.world.remote_image,
             )
         except ReleaseError as exc:
             return Step(NAME, "refuse", where, str(exc), data)
@@ -85,10 +85,10 @@ def _inputs(
     ctx: ReleaseContext, images: ImagesRecord, wheel: WheelRecord, flavour: str, image: cosign.ImageReference
 ) -> dict:
     entry = images.flavours[flavour]
-    labels = registry.labels(image.registry, image.digest)
+    labels = ctx.world.labels(image.registry, image.digest)
     # the digest the build labelled the image with, which verify reads back: where this engine has a debootstrap
     # base, its id must be that label; an official base's label must be its pin
-    base = base_digest(entry.base_image, ctx.docker.image_id(entry.base_image), labels)
+    base = base_digest(entry.base_image, ctx.world.image_id(entry.base_image), labels)
     commit = labels.get(image_attestations.REVISION_LABEL, "")
     return image_attestations.expected_inputs(ctx, wheel, entry.base_image, base, commit)
 
@@ -144,7 +144,10 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> AttestRecord:
         predicate = image_attestations.write_predicate(out / f"{_stem(data)}.provenance.json", statement)
         ctx.log(f"attest: {', '.join(data['missing'])} of {reference} as {signer.identity}")
         with ctx.view.row(f"attest {reference}", level=1):
-            image_attestations.make(trust, reference, token, data["missing"], scanned[data["digest"]], predicate)
+            try:
+                image_attestations.make(trust, reference, token, data["missing"], scanned[data["digest"]], predicate)
+            finally:
+                ctx.world.wrote(data["repository"], *image_attestations.cosign_tags(data["digest"]))
 
     # Images side by side: each digest's signature and attestations go to tags of their own (sha256-<digest>.sig,
     # .att), and one image's attestations are made in order.

@@ -47,7 +47,7 @@ def prepare(ctx: ReleaseContext) -> None:
     to_build = {step.data["flavour"] for step in open_steps(check(ctx))}
     for flavour in flavours(ctx):
         base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
-        missing = ctx.target.base_images == "debootstrap" and ctx.docker.image_id(base) is None
+        missing = ctx.target.base_images == "debootstrap" and ctx.world.image_id(base) is None
         if flavour.name not in to_build or missing:
             continue
         ctx.log(f"images: preparing the {flavour.name} build's {' and '.join(build.PREPARED_STAGES)} stages")
@@ -66,11 +66,15 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> ImagesRecord:
     for flavour in flavours(ctx):
         if flavour.name not in to_build:  # kept: its references name this release's images again
             for image in record.flavours[flavour.name].variants.values():
-                ctx.docker("tag", image.image, image.ref, capture=True)
+                ctx.world.tag_image(image.image, image.ref)
             continue
         ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+        ctx.world.engine_wrote(base_reference(ctx.target.base_images, flavour.distro, flavour.python))
         state = flavour_state(ctx, flavour)  # the base image exists now: its id is part of the fingerprint
-        built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs)
+        try:
+            built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs)
+        finally:
+            ctx.world.engine_wrote(*state.refs.values())
         record.flavours[flavour.name] = FlavourImages(
             fingerprint=state.fingerprint,
             base_image=state.base,

@@ -42,8 +42,8 @@ def check(ctx: ReleaseContext) -> list[Step]:
 def _decide(ctx: ReleaseContext, repository: str, immutable: str, floating: list[str]) -> list[Step]:
     """The decision for floating tags of one image, on what the registry holds now: check() decides with it, and
     run() again right before a move (another build of the line may have been released since check())."""
-    source = registry.remote_image(repository, immutable)
-    highest = highest_released_build(repository, ctx.version, immutable)
+    source = ctx.world.remote_image(repository, immutable)
+    highest = highest_released_build(ctx.world.tags(repository), ctx.version, immutable)
     data = {"repository": repository, "immutable": immutable}
     return [_floating(ctx, repository, tag, source, highest, data | {"tag": tag}) for tag in floating]
 
@@ -54,7 +54,7 @@ def _floating(ctx, repository: str, tag: str, source: registry.RemoteImage | Non
         return Step(NAME, "keep", where, f"{ctx.version.airflow_version}-{highest} is newer", data)
     if source is None:
         return Step(NAME, "move", where, f"to {data['immutable']} once it is pushed", data)
-    remote = registry.remote_image(repository, tag)
+    remote = ctx.world.remote_image(repository, tag)
     if remote is not None and remote.config == source.config:
         reason = f"already {remote.digest} (image {source.config})"
         return Step(NAME, "skip", where, reason, data | {"digest": remote.digest, "image": source.config})
@@ -82,7 +82,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
         if step.open:
             ctx.log(f"promote: {step.target} -> {digest} ({ctx.version})")
             with ctx.view.row(step.target, level=1):
-                registry.tag_digest(repository, digest, tag)
+                ctx.world.tag_digest(repository, digest, tag)
             registry.check_pushed(repository, tag, digest, image)
         tags.append(PushedTag(repository, tag, image, digest, True, "moved" if step.open else "present"))
     record = PromoteRecord(tags)
@@ -93,6 +93,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PromoteRecord:
 def _fresh(ctx: ReleaseContext, step: Step) -> Step:
     """The decision for `step`'s floating tag made again now: two builds of one line promoting at once must not
     leave the tag on the older one (it decided `move` before the newer build was released, and moves after it)."""
+    ctx.world.forget_repository(step.data["repository"])  # what this run remembers of it may be older than that
     (fresh,) = _decide(ctx, step.data["repository"], step.data["immutable"], [step.data["tag"]])
     if fresh.action == "keep":
         ctx.log(f"promote: {fresh.target} kept: {fresh.reason} (released while this run promoted)")

@@ -13,7 +13,6 @@ import hashlib
 
 from ac_release.building import build_inputs
 from ac_release.clients import oci_release_files as release_files
-from ac_release.clients.upload import upload
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_bytes, sha256_file
 from ac_release.model.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, attestation_name
@@ -84,7 +83,7 @@ def _release_files_step(ctx: ReleaseContext, running: bool) -> Step:
     if not running:
         return Step(NAME, "unknown", where, "registry not running", data)
     try:
-        published = release_files.listing(repository, tag)
+        published = ctx.world.release_files(repository, tag)
     except ReleaseError as exc:
         return Step(NAME, "refuse", where, str(exc), data)
     files = release_files_content(ctx)
@@ -108,7 +107,7 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PublishRecord:
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
         attestations = [ctx.bundles / attestation_name(artifact.name, kind) for kind in ATTESTATION_KINDS]
-        upload(ctx.target.index, artifact, password, [a for a in attestations if a.is_file()])
+        ctx.world.upload(artifact, password, [a for a in attestations if a.is_file()])
     if not to_upload:
         ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
     on_index = index_state(ctx)
@@ -149,6 +148,6 @@ def _push_release_files(ctx: ReleaseContext, step: Step) -> None:
         atomic_write_bytes(ctx.bundles / name, files[name])  # beside the bundles, as users get them
     repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
     ctx.log(f"publish: the bundles, attestations and wheel record as {step.target}")
-    release_files.push(repository, tag, files)
+    ctx.world.push_release_files(repository, tag, files)
     if release_files.listing(repository, tag) != _sha256s(files):
         raise ReleaseError(f"after the push {step.target} does not hold the release's files")

@@ -52,7 +52,7 @@ def check(ctx: ReleaseContext) -> list[Step]:
                         steps.append(Step(NAME, "unknown", where, "registry not running", data | {"tag": tag}))
                     else:
                         steps.append(
-                            _immutable(where, registry.remote_image(repository, tag), image, data | {"tag": tag})
+                            _immutable(where, ctx.world.remote_image(repository, tag), image, data | {"tag": tag})
                         )
     return steps
 
@@ -94,13 +94,13 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> PushRecord:
             ctx.log(f"push: {step.target}")
             started = time.monotonic()
             with ctx.view.row(step.target, level=1):
-                digest, action = registry.push(ctx.docker, image, repository, tag), "pushed"
+                digest, action = ctx.world.push(image, repository, tag), "pushed"
             ctx.log(pushed_line(step.target, digest, time.monotonic() - started))
         else:
             digest, action = on_first[image], "pushed"
             ctx.log(f"push: {step.target} (copied from {first}@{digest})")
             with ctx.view.row(step.target, level=1):
-                registry.copy_pushed(first, digest, repository, tag, image)
+                ctx.world.copy_pushed(first, digest, repository, tag, image)
         if repository == first:
             on_first.setdefault(image, digest)
         tags.append(PushedTag(repository, tag, image, digest, False, action))

@@ -11,6 +11,7 @@ exactly the release's inputs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,11 @@ class ImageCheck:
 
 def cosign_tag(digest: str, suffix: str) -> str:
     return f"sha256-{digest.removeprefix('sha256:')}.{suffix}"
+
+
+def cosign_tags(digest: str) -> tuple[str, str]:
+    """The tags cosign writes a digest's signature and attestations to, beside the image."""
+    return cosign_tag(digest, "sig"), cosign_tag(digest, "att")
 
 
 def expected_inputs(ctx: ReleaseContext, wheel: WheelRecord, base_image: str, base: str, commit: str) -> dict:
@@ -90,14 +96,17 @@ def check_image(
     inputs: list[provenance.Input],
     package: tuple[str, str],
     tags: list[str] | None = None,
+    remote_image: Callable[[str, str], registry.RemoteImage | None] | None = None,
 ) -> ImageCheck:
     """Ask the registry what `REPOSITORY@DIGEST` carries (reached as `cosign.ImageReference.of` says); `package` is
-    (name, version) its SBOM must list."""
+    (name, version) its SBOM must list. `tags` and `remote_image`: the registry's answers as the caller has them
+    (a run's world), else asked here."""
     image = cosign.ImageReference.coerce(reference)
     tags = registry.tags(image.registry) if tags is None else tags
+    remote_image = remote_image or registry.remote_image
     key = None
     if {cosign_tag(image.digest, "sig"), cosign_tag(image.digest, "att")} <= set(tags):
-        held = [registry.remote_image(image.registry, cosign_tag(image.digest, suffix)) for suffix in ("sig", "att")]
+        held = [remote_image(image.registry, cosign_tag(image.digest, suffix)) for suffix in ("sig", "att")]
         inputs_key = tuple(json.dumps(i.descriptor(), sort_keys=True) for i in inputs)
         key = (str(image), signer, *(h.digest if h else None for h in held), inputs_key, package)
         if key in _verified:

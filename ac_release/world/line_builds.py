@@ -72,7 +72,7 @@ def published_line_build(ctx: ReleaseContext, others: list[str]) -> LineBuild | 
         if not source.target.registries or not services_running(source):
             continue
         repository = release_files.location(source.target.registries[0])
-        listed = release_files.listing(repository, other) or {}
+        listed = ctx.world.release_files(repository, other) or {}
         if any(name not in listed for name in (WHEEL_RECORD, *signed)):
             continue
         record = WheelRecord.from_json(json.loads(release_files.fetch(repository, other, WHEEL_RECORD)))
