@@ -66,15 +66,11 @@ def run(ctx: ReleaseContext, steps: list[Step]) -> ImagesRecord:
     for flavour in flavours(ctx):
         if flavour.name not in to_build:  # kept: its references name this release's images again
             for image in record.flavours[flavour.name].variants.values():
-                ctx.world.tag_image(image.image, image.ref)
+                ctx.docker("tag", image.image, image.ref, capture=True)
             continue
         ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
-        ctx.world.engine_wrote(base_reference(ctx.target.base_images, flavour.distro, flavour.python))
         state = flavour_state(ctx, flavour)  # the base image exists now: its id is part of the fingerprint
-        try:
-            built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs)
-        finally:
-            ctx.world.engine_wrote(*state.refs.values())
+        built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs)
         record.flavours[flavour.name] = FlavourImages(
             fingerprint=state.fingerprint,
             base_image=state.base,

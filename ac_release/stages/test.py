@@ -143,7 +143,6 @@ def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
     # a release repository: a dev build's own target holds only the dev repositories, not their login
     with registry.authenticated(ctx.docker, ctx.release_target.registry(previous.repository)) as docker:
         docker("pull", "--quiet", previous.reference, capture=True)
-    ctx.world.engine_wrote(previous.reference)
 
 
 def _session(

@@ -105,7 +105,7 @@ class ReleaseContext:
 
     @cached_property
     def docker(self) -> Docker:
-        docker = Docker(docker_command(self.settings.docker))
+        docker = Docker(docker_command(self.settings.docker), on_write=self.world.engine_wrote)
         docker.ensure_engine()
         return docker
 

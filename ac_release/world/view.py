@@ -8,8 +8,9 @@ answers, so a decision after an act asks again what the act changed:
 - an upload forgets the files of that project on that index;
 - a write to `repository:tag` (a push, a registry-side copy or tag, cosign's signature or attestation tag, the
   release files) forgets that tag's image and the repository's tag list (and the release-files listing of the tag);
-- a docker build, tag or pull of a reference forgets that reference, and every image id the engine did not hold
-  (the new image may be one of them);
+- a docker build, tag or pull of a reference forgets that reference, and every name or id the engine did not hold
+  (the new image may answer to it); a removal or a load forgets every answer of the engine (the run's Docker client
+  tells the world of each such write itself);
 - a git tag pushed forgets what the remote's tags point to;
 - starting the services forgets whether they run.
 
@@ -144,7 +145,6 @@ class World:
             return registry.push(self._ctx.docker, image, repository, tag)
         finally:
             self.wrote(repository, tag)
-            self.engine_wrote(f"{repository}:{tag}")  # the push names the image locally first
 
     def copy_pushed(self, source: str, digest: str, repository: str, tag: str, image: str) -> None:
         try:
@@ -170,17 +170,11 @@ class World:
         """The id of the image `reference` (a name or an id) names in the Docker engine, or None."""
         return self.engine.get(reference, lambda: self._ctx.docker.image_id(reference))
 
-    def engine_wrote(self, *references: str) -> None:
-        """Tell the world that the engine built, tagged or pulled `references`: they and every id it lacked are
-        asked again."""
-        self.engine.forget(lambda key, answer: key in references or answer is _ABSENT)
-
-    def tag_image(self, image: str, reference: str) -> None:
-        """`docker tag image reference`."""
-        try:
-            self._ctx.docker("tag", image, reference, capture=True)
-        finally:
-            self.engine_wrote(reference)
+    def engine_wrote(self, references: list[str] | None) -> None:
+        """Tell the world what the Docker engine wrote (the run's Docker client does, for every image write it makes:
+        clients/docker.py): those references, and every name or id the engine lacked (the new image may answer to
+        it), are asked again; None (a removal, a load, a prune): every answer of the engine."""
+        self.engine.forget(lambda key, answer: references is None or key in references or answer is _ABSENT)
 
     # -- the git remote -------------------------------------------------------------------------------------------
 

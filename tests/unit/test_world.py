@@ -3,6 +3,7 @@ when an act changes its answer. The clients are fakes that count what they are a
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections import Counter
 
@@ -275,14 +276,35 @@ def test_a_build_or_tag_forgets_that_reference_and_every_id_the_engine_lacked(ct
     assert world.image_id("base") == A
     assert world.image_id("ours") is None
     assert world.image_id(B) is None  # the recorded image, not built yet
-    world.tag_image(A, "ours")
-    assert world.image_id("ours") == A
-    docker.images["built"] = B
-    world.engine_wrote("built")
-    assert world.image_id("built") == B
+    docker.images["ours"] = B
+    world.engine_wrote(["ours"])
+    assert world.image_id("ours") == B
     assert world.image_id(B) == B  # an id the engine lacked: the build may have made it
     assert world.image_id("base") == A
-    assert docker.asked == {"base": 1, "ours": 2, B: 2, "built": 1}
+    assert docker.asked == {"base": 1, "ours": 2, B: 2}
+    world.engine_wrote(None)  # a removal: anything may be gone
+    world.image_id("base")
+    assert docker.asked["base"] == 2
+
+
+def test_the_run_s_docker_client_tells_the_world_what_it_wrote(ctx, monkeypatch):
+    from ac_release.clients import docker as docker_client
+
+    told = []
+    monkeypatch.setattr(
+        docker_client.proc, "run", lambda argv, **kwargs: subprocess.CompletedProcess(argv, 0, b"", b"")
+    )
+    client = docker_client.Docker(["docker"], on_write=told.append)
+    client("tag", A, "ours:1", capture=True)
+    client.with_env(DOCKER_CONFIG="/private")("pull", "--quiet", "repo@" + B, capture=True)
+    client("image", "inspect", "ours:1", capture=True)
+    client("run", "--rm", "ours:1", "true", capture=True)
+    client("rm", "--force", "container", capture=True)
+    client("rmi", "ours:1", capture=True)
+    assert told == [["ours:1"], ["repo@" + B], None]
+    assert docker_client.written_references(["build", "--tag", "x:1", "--progress=plain"]) == ["x:1"]
+    assert docker_client.written_references(["build", "--target", "toolchain", "--output", "type=cacheonly"]) == []
+    assert docker_client.written_references(["image", "prune", "--force"]) is None
 
 
 def test_a_git_tag_pushed_forgets_what_the_remote_s_tags_point_to(ctx, outside, monkeypatch):
