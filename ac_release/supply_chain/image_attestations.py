@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,32 +112,32 @@ def check_image(
         key = (str(image), signer, *(h.digest if h else None for h in held), inputs_key, package)
         if key in _verified:
             return _verified[key]
-    result = ImageCheck()
-    if cosign_tag(image.digest, "sig") not in tags:
-        result.missing.append("signature")
-    else:
+
+    def judge(kind: str) -> tuple[str, str, dict | None]:
+        """(verified | missing | refused, what is said of it, the verified statement) of one kind."""
+        if cosign_tag(image.digest, "sig" if kind == "signature" else "att") not in tags:
+            return "missing", kind, None
         try:
-            cosign.verify_image(trust, image, signer)
-            result.verified.append("signature")
-        except ReleaseError as exc:
-            result.refused.append(f"signature: {exc}")
-    for kind in KINDS[1:]:
-        if cosign_tag(image.digest, "att") not in tags:
-            result.missing.append(kind)
-            continue
-        try:
+            if kind == "signature":
+                cosign.verify_image(trust, image, signer)
+                return "verified", kind, None
             (verified, *_) = cosign.verify_attestation(trust, image, kind, signer)
         except ReleaseError as exc:
             if "none of the attestations matched the predicate type" in str(exc):
-                result.missing.append(kind)  # others are attested, this one is not
-            else:
-                result.refused.append(f"{kind}: {exc}")
-            continue
+                return "missing", kind, None  # others are attested, this one is not
+            return "refused", f"{kind}: {exc}", None
         if problem := _problem(kind, verified, image, inputs, package):
-            result.refused.append(f"{kind}: {problem}")
-        else:
-            result.verified.append(kind)
-            result.statements[kind] = verified
+            return "refused", f"{kind}: {problem}", None
+        return "verified", kind, verified
+
+    # The kinds side by side: each cosign call mostly waits on the registry (user time 0.5 s of about 2 s)
+    with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
+        judged = list(pool.map(judge, KINDS))
+    result = ImageCheck()
+    for kind, (outcome, said, statement) in zip(KINDS, judged, strict=True):
+        getattr(result, outcome).append(said)
+        if statement is not None:
+            result.statements[kind] = statement
     if key is not None and not result.missing and not result.refused:
         _verified[key] = result
     return result
