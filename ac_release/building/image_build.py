@@ -72,7 +72,7 @@ def base_labels(ctx: ReleaseContext, base: str) -> dict[str, str]:
     """The build arguments of the OCI base-image labels, read once the base exists: the image records its base,
     so that `invoke verify` needs nothing of this machine (a debootstrap base is never pushed). Not in `build_args`:
     the fingerprint already covers the base (its reference and image id)."""
-    return {"OCI_BASE_NAME": base.split("@")[0], "OCI_BASE_DIGEST": base_digest(base, ctx.docker.image_id(base))}
+    return {"OCI_BASE_NAME": base.split("@")[0], "OCI_BASE_DIGEST": base_digest(base, ctx.world.image_id(base))}
 
 
 def revision(root: Path) -> str:

@@ -51,7 +51,7 @@ def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
         return FlavourState(flavour, refs, base, None, None, None)
     pins = {name: a.sha256 for name, a in wheel.artifacts.items() if name.endswith(".whl")}
     args = build.build_args(ctx, flavour, base, pins)
-    base_id = ctx.docker.image_id(base)
+    base_id = ctx.world.image_id(base)
     if base_id is None:
         return FlavourState(flavour, refs, base, args, None, None)
     fingerprint = build.fingerprint(ctx, flavour, base_id, args)
@@ -59,7 +59,7 @@ def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
         recorded
         if recorded
         and recorded.fingerprint == fingerprint
-        and all(ctx.docker.image_id(recorded.variants[v].image) == recorded.variants[v].image for v in VARIANTS)
+        and all(ctx.world.image_id(recorded.variants[v].image) == recorded.variants[v].image for v in VARIANTS)
         else None
     )
     return FlavourState(flavour, refs, base, args, fingerprint, current)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ac_release.clients import proc
@@ -26,29 +26,56 @@ def docker_env() -> dict[str, str]:
     return {**env, "DOCKER_BUILDKIT": "1"}
 
 
+# The subcommands that change what the engine's image names and ids answer (`docker image <subcommand>` too).
+_IMAGE_WRITES = ("build", "tag", "pull", "rmi", "rm", "load", "import", "prune", "commit")
+
+
+def written_references(args: Sequence[str]) -> list[str] | None:
+    """The image references a docker command writes: [] when it writes none; None when it may change any (a
+    removal, a prune, a load): whoever remembers the engine's answers forgets them all."""
+    words = list(args[1:]) if args and args[0] == "image" else list(args)
+    if not words or words[0] not in _IMAGE_WRITES or (args[0] != "image" and words[0] in ("rm", "prune")):
+        return []  # `docker rm`, `docker prune`: containers, not images
+    if words[0] == "tag":
+        return [words[-1]]
+    if words[0] == "pull":
+        return [words[-1]]
+    if words[0] == "build":
+        return [words[i + 1] for i, word in enumerate(words[:-1]) if word in ("--tag", "-t")]
+    return None
+
+
 class Docker:
-    def __init__(self, argv: Sequence[str]):
+    def __init__(self, argv: Sequence[str], on_write: Callable[[list[str] | None], None] | None = None):
         self.argv = list(argv)
         self.env = docker_env()
+        self.on_write = on_write  # told what each image write named (written_references): the run's world forgets it
 
     def with_env(self, **extra: str) -> Docker:
         """The same client with more environment (e.g. a private DOCKER_CONFIG holding one registry's login)."""
-        other = Docker(self.argv)
+        other = Docker(self.argv, self.on_write)
         other.env = {**self.env, **extra}
         return other
+
+    def _wrote(self, args: Sequence[str]) -> None:
+        if self.on_write is not None and (written := written_references(args)) != []:
+            self.on_write(written)
 
     def __call__(
         self, *args: str, capture: bool = False, check: bool = True, stdin=None, input: bytes | None = None
     ) -> subprocess.CompletedProcess:
-        result = proc.run(
-            [*self.argv, *args],
-            kind="docker",
-            env=self.env,
-            stdin=stdin,
-            input=input,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-        )
+        try:
+            result = proc.run(
+                [*self.argv, *args],
+                kind="docker",
+                env=self.env,
+                stdin=stdin,
+                input=input,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE if capture else None,
+            )
+        finally:  # a failed or stopped write may have written too
+            self._wrote(args)
         if check and result.returncode != 0:
             detail = (result.stderr or b"").decode(errors="replace").strip().splitlines()
             raise ReleaseError(
@@ -106,12 +133,15 @@ class Docker:
             args += ["--file", str(dockerfile)]
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as output:
-            result = proc.run(
-                [*self.argv, *args, str(context)],
-                kind="docker build",
-                env=self.env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
+            try:
+                result = proc.run(
+                    [*self.argv, *args, str(context)],
+                    kind="docker build",
+                    env=self.env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+            finally:
+                self._wrote(args)
         if result.returncode != 0:
             raise ReleaseError(f"docker build of {what} failed (exit {result.returncode}): full output in {log}")

@@ -36,7 +36,7 @@ def restore_release_files(ctx: ReleaseContext) -> list[str]:
         return []
     repository, tag = release_files.location(ctx.target.registries[0]), str(ctx.version)
     where = f"{repository}:{tag}"
-    published = release_files.listing(repository, tag)
+    published = ctx.world.release_files(repository, tag)
     if published is None:
         return []
     _refuse_unplain(published, where)  # before a name is joined onto dist/, even to ask whether it is there

@@ -13,7 +13,6 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.flavours import VARIANTS
@@ -65,7 +64,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Atte
     if images is None or wheel is None or not any(digests.get((t.repository, t.tag)) for _, t in targets):
         return [unpushed(where, target) for where, target in targets]
     trust = cosign.trust_of(ctx)
-    tags = {repository: registry.tags(repository) for repository in ctx.target.registries}
+    tags = {repository: ctx.world.tags(repository) for repository in ctx.target.registries}
     flavour_of = {flavour.name: flavour for flavour in flavours(ctx)}
 
     def judge(where: str, target: AttestTarget) -> Step[AttestTarget]:
@@ -74,7 +73,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Atte
             return unpushed(where, target)
         image = cosign.ImageReference.of(target.repository, digest)  # reached with the registry's TLS and login
         try:
-            labels = registry.labels(image.registry, image.digest)
+            labels = ctx.world.labels(image.registry, image.digest)
             built_base = images.flavours[target.flavour].base_image
             inputs = image_attestations.pushed_image_inputs(ctx, wheel, labels, flavour_of[target.flavour], built_base)
             found = image_attestations.check_image(
@@ -84,6 +83,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Atte
                 image_attestations.flat(inputs),
                 ("apache-airflow", ctx.version.wheel_version),
                 tags[target.repository],
+                ctx.world.remote_image,
             )
         except ReleaseError as exc:
             return Step(NAME, "refuse", where, str(exc), target)
@@ -153,8 +153,12 @@ def act(ctx: ReleaseContext, steps: list[Step[AttestTarget]]) -> AttestRecord:
         predicate = image_attestations.write_predicate(out / f"{target.stem}.provenance.json", statement)
         ctx.log(f"attest: {', '.join(target.missing)} of {reference} as {signer.identity}")
         with ctx.view.row(f"attest {reference}", level=1):
-            missing = list(target.missing)
-            image_attestations.make(trust, reference, token, missing, scanned[target.digest], predicate)
+            try:
+                image_attestations.make(
+                    trust, reference, token, list(target.missing), scanned[target.digest], predicate
+                )
+            finally:
+                ctx.world.wrote(target.repository, *image_attestations.cosign_tags(target.digest))
 
     # Images side by side: each digest's signature and attestations go to tags of their own (sha256-<digest>.sig,
     # .att), and one image's attestations are made in order.

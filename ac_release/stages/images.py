@@ -58,7 +58,7 @@ def prepare(ctx: ReleaseContext) -> None:
     to_build = {step.payload.flavour for step in open_steps(decide(ctx))}
     for flavour in flavours(ctx):
         base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
-        missing = ctx.target.base_images == "debootstrap" and ctx.docker.image_id(base) is None
+        missing = ctx.target.base_images == "debootstrap" and ctx.world.image_id(base) is None
         if flavour.name not in to_build or missing:
             continue
         ctx.log(f"images: preparing the {flavour.name} build's {' and '.join(build.PREPARED_STAGES)} stages")

@@ -10,7 +10,6 @@ import shutil
 import urllib.error
 from collections.abc import Collection
 
-from ac_release.clients import registry
 from ac_release.clients.git import uncommitted
 from ac_release.clients.index import open_url
 from ac_release.clients.retry import retry
@@ -84,4 +83,4 @@ def act(ctx: ReleaseContext, steps: list[Step[None]]) -> None:
     ensure_local_services(ctx)
     check_index_credentials(ctx)
     for repository in ctx.target.registries:
-        registry.tags(repository)  # reachable, and the credentials may read it
+        ctx.world.tags(repository)  # reachable, and the credentials may read it (the stages use the answer)

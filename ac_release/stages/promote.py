@@ -62,8 +62,8 @@ def _decide(
 ) -> list[Step[FloatingTag]]:
     """The decision for floating tags of one image, on what the registry holds now: decide() makes it, and act()
     again right before a move (another build of the line may have been released since decide())."""
-    source = registry.remote_image(repository, immutable)
-    highest = highest_released_build(repository, ctx.version, immutable)
+    source = ctx.world.remote_image(repository, immutable)
+    highest = highest_released_build(ctx.world.tags(repository), ctx.version, immutable)
     return [_floating(ctx, source, highest, FloatingTag(repository, tag, immutable), pushed_before) for tag in floating]
 
 
@@ -85,7 +85,7 @@ def _floating(
             f"their tests) before a floating tag moves"
         )
         return Step(NAME, "refuse", where, reason, floating)
-    remote = registry.remote_image(floating.repository, floating.tag)
+    remote = ctx.world.remote_image(floating.repository, floating.tag)
     floating = replace(floating, digest=source.digest, image=source.config)
     if remote is not None and remote.config == source.config:
         reason = f"already {remote.digest} (image {source.config})"
@@ -109,7 +109,7 @@ def act(ctx: ReleaseContext, steps: list[Step[FloatingTag | None]]) -> PromoteRe
         if step.open:
             ctx.log(f"promote: {step.target} -> {floating.digest} ({ctx.version})")
             with ctx.view.row(step.target, level=1):
-                registry.tag_digest(floating.repository, floating.digest, floating.tag)
+                ctx.world.tag_digest(floating.repository, floating.digest, floating.tag)
             registry.check_pushed(floating.repository, floating.tag, floating.digest, floating.image)
         action = "moved" if step.open else "present"
         tags.append(PushedTag(floating.repository, floating.tag, floating.image, floating.digest, True, action))
@@ -122,6 +122,7 @@ def _fresh(ctx: ReleaseContext, step: Step[FloatingTag]) -> Step[FloatingTag]:
     """The decision for `step`'s floating tag made again now: two builds of one line promoting at once must not
     leave the tag on the older one (it decided `move` before the newer build was released, and moves after it)."""
     floating = step.payload
+    ctx.world.forget_repository(floating.repository)  # what this run remembers of it may be older than that
     (fresh,) = _decide(ctx, floating.repository, floating.immutable, [floating.tag], pushed_before=False)
     if fresh.action == "keep":
         ctx.log(f"promote: {fresh.target} kept: {fresh.reason} (released while this run promoted)")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from ac_release.building import build_inputs
 from ac_release.clients import oci_release_files as release_files
-from ac_release.clients.upload import upload
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_bytes
 from ac_release.model.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD, attestation_name
@@ -105,7 +104,7 @@ def _release_files_step(ctx: ReleaseContext, running: bool, signed_before: bool)
     if not running:
         return Step(NAME, "unknown", where, "registry not running", files_at)
     try:
-        published = release_files.listing(files_at.repository, files_at.tag)
+        published = ctx.world.release_files(files_at.repository, files_at.tag)
     except ReleaseError as exc:
         return Step(NAME, "refuse", where, str(exc), files_at)
     files = release_files_content(ctx)
@@ -137,7 +136,7 @@ def act(ctx: ReleaseContext, steps: list[Step[Upload | ReleaseFiles]]) -> Publis
     for artifact in to_upload:
         ctx.log(f"publish: uploading {artifact.name} to {ctx.target.index.url}")
         attestations = [ctx.bundles / attestation_name(artifact.name, kind) for kind in ATTESTATION_KINDS]
-        upload(ctx.target.index, artifact, password, [a for a in attestations if a.is_file()])
+        ctx.world.upload(artifact, password, [a for a in attestations if a.is_file()])
     if not to_upload:
         ctx.log(f"publish: {ctx.target.index.url} already holds every artifact with the same sha256, skipping")
     on_index = index_state(ctx)
@@ -173,6 +172,6 @@ def _push_release_files(ctx: ReleaseContext, where: str, files_at: ReleaseFiles)
     for name in (WHEEL_RECORD, BUILD_INPUTS) if ctx.version.dev else (WHEEL_RECORD,):
         atomic_write_bytes(ctx.bundles / name, files[name])  # beside the bundles, as users get them
     ctx.log(f"publish: the bundles, attestations and wheel record as {where}")
-    release_files.push(files_at.repository, files_at.tag, files)
+    ctx.world.push_release_files(files_at.repository, files_at.tag, files)
     if release_files.listing(files_at.repository, files_at.tag) != _sha256s(files):
         raise ReleaseError(f"after the push {where} does not hold the release's files")

@@ -71,7 +71,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Push
                     if not running:
                         step = Step(NAME, "unknown", where, "registry not running", target)
                     else:
-                        step = _immutable(where, registry.remote_image(repository, tag), target)
+                        step = _immutable(where, ctx.world.remote_image(repository, tag), target)
                     if untested and step.action != "refuse":  # known from the records, the registry up or not
                         step = Step(NAME, "refuse", where, untested, target)
                     steps.append(step)
@@ -121,13 +121,13 @@ def act(ctx: ReleaseContext, steps: list[Step[PushTarget]]) -> PushRecord:
             ctx.log(f"push: {step.target}")
             started = time.monotonic()
             with ctx.view.row(step.target, level=1):
-                digest, action = registry.push(ctx.docker, image, repository, tag), "pushed"
+                digest, action = ctx.world.push(image, repository, tag), "pushed"
             ctx.log(pushed_line(step.target, digest, time.monotonic() - started))
         else:
             digest, action = on_first[image], "pushed"
             ctx.log(f"push: {step.target} (copied from {first}@{digest})")
             with ctx.view.row(step.target, level=1):
-                registry.copy_pushed(first, digest, repository, tag, image)
+                ctx.world.copy_pushed(first, digest, repository, tag, image)
         if repository == first:
             on_first.setdefault(image, digest)
         tags.append(PushedTag(repository, tag, image, digest, False, action))

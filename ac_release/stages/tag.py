@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from ac_release.building.notes import render
-from ac_release.clients.git import git, head, local_tag_commit, remote_tag_commit
+from ac_release.clients.git import git, head, local_tag_commit
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_text
 from ac_release.model.names import NOTES
@@ -41,7 +41,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Rele
         why_unknown = "remote not running"
     else:
         try:
-            remote = remote_tag_commit(root, remote_name, tag)
+            remote = ctx.world.remote_tag_commit(tag)
         except ReleaseError as exc:
             why_unknown = f"remote not reachable ({exc})"
     released = remote or local  # the commit this version was released from, as far as can be told
@@ -77,7 +77,7 @@ def act(ctx: ReleaseContext, steps: list[Step[Released | None]]) -> TagRecord | 
         git(root, "tag", "--annotate", "--cleanup=verbatim", tag, "--file", str(notes), "HEAD")
         ctx.log(f"tag: created {tag} at {commit}")
     if step.open:
-        git(root, "push", "--quiet", "--", ctx.target.git_remote, f"refs/tags/{tag}")
+        ctx.world.push_git_tag(tag)
         ctx.log(f"tag: pushed {tag} to {ctx.target.git_remote}")
     record = TagRecord(tag, commit, ctx.target.git_remote, NOTES, "pushed" if step.open else "present")
     ctx.save(record)

@@ -20,6 +20,7 @@ from ac_release.model.names import artifact_names, release_files
 from ac_release.model.products import DEFAULT_PRODUCT, Product
 from ac_release.model.records import Record
 from ac_release.model.version import ACVersion, ProductVersion
+from ac_release.world.view import World
 
 
 @dataclass
@@ -108,9 +109,14 @@ class ReleaseContext:
 
     @cached_property
     def docker(self) -> Docker:
-        docker = Docker(docker_command(self.settings.docker))
+        docker = Docker(docker_command(self.settings.docker), on_write=self.world.engine_wrote)
         docker.ensure_engine()
         return docker
+
+    @cached_property
+    def world(self) -> World:
+        """What is out there, as this run has asked it (world/view.py)."""
+        return World(self)
 
     @property
     def cache(self) -> Path:
@@ -132,31 +138,15 @@ def _for_product(catalog: Catalog, target: Target, product: Product) -> Target:
 
 
 def ensure_local_services(ctx: ReleaseContext) -> None:
-    """The local target's services are started (idempotent) before a stage talks to them. A target's standing
-    services (staging) are only reached: a release never starts them, nor makes their keys or CA."""
-    if ctx.target.services is None:
-        return
-    from ac_release.services.manager import LocalServices
-
-    services = LocalServices(ctx.target.services)
-    if not ctx.target.standing_services:
-        services.up(log=ctx.log)
-        return
-    if down := [name for name, state in services.status().items() if not state.startswith("up")]:
-        raise ReleaseError(
-            f"the services of target {ctx.target.name} do not answer ({', '.join(down)}): they stand on their host, "
-            f"started once there with `invoke services.up --target {ctx.target.name}`"
-        )
+    """The local target's services are started (idempotent, once per run) before a stage talks to them. A target's
+    standing services (staging) are only reached: a release never starts them, nor makes their keys or CA."""
+    ctx.world.ensure_services()
 
 
 def services_running(ctx: ReleaseContext) -> bool:
     """Can the target's remote state be read without starting anything? Always for targets with services of their
     own elsewhere; for `local`, only while the pipeline's services run (the dry run never starts them)."""
-    if ctx.target.services is None:
-        return True
-    from ac_release.services.manager import LocalServices
-
-    return all(state.startswith("up") for state in LocalServices(ctx.target.services).status().values())
+    return ctx.world.services_running()
 
 
 def flavours(ctx: ReleaseContext) -> list[Flavour]:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ac_release.clients.index import IndexFile, project_files
+from ac_release.clients.index import IndexFile
 from ac_release.model.names import bundle_name, projects
 from ac_release.world.context import ReleaseContext
 
 
 def index_state(ctx: ReleaseContext) -> dict[str, IndexFile]:
     """{filename: IndexFile} of every project this pipeline publishes, as the target's index serves them."""
-    password = ctx.target.index.password.read()
     files: dict[str, IndexFile] = {}
     for project in projects(ctx.product.meta_project):
-        files.update(project_files(ctx.target.index, password, project))
+        files.update(ctx.world.index_files(project))
     return files
 
 

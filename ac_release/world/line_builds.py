@@ -73,7 +73,7 @@ def published_line_build(ctx: ReleaseContext, others: list[str]) -> LineBuild | 
         if not target.registries:
             continue
         repository = release_files.location(target.registries[0])
-        listed = release_files.listing(repository, other) or {}
+        listed = ctx.world.release_files(repository, other) or {}
         if any(name not in listed for name in (WHEEL_RECORD, *signed)):
             continue
         record = WheelRecord.from_json(json.loads(release_files.fetch(repository, other, WHEEL_RECORD)))

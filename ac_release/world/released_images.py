@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
 from ac_release.model.flavours import VARIANTS, Flavour
 from ac_release.model.products import Product
@@ -46,7 +45,7 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     repository = ctx.release_target.registries[0]
     earlier = [
         v
-        for tag in registry.tags(repository)
+        for tag in ctx.world.tags(repository)
         if (v := release_tag_version(tag, ctx.product)) and v.release_key < ctx.version.release_key
     ]
     if not earlier and ctx.product.upgrade_from:
@@ -57,21 +56,21 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
         ours = (ctx.version.airflow, ctx.version.build)
         earlier = [
             v
-            for tag in registry.tags(repository)
+            for tag in ctx.world.tags(repository)
             if (v := release_tag_version(tag, other)) and (v.airflow, v.build) <= ours
         ]
     if not earlier:
         return None
     version = max(earlier)
-    image = registry.remote_image(repository, version.image_tag)  # `4.2.1` for runtime-4.2.1
+    image = ctx.world.remote_image(repository, version.image_tag)  # `4.2.1` for runtime-4.2.1
     return PreviousRelease(version, repository, image.digest) if image else None
 
 
-def highest_released_build(repository: str, version: ACVersion | ProductVersion, canonical_tag: str) -> int:
+def highest_released_build(tags: list[str], version: ACVersion | ProductVersion, canonical_tag: str) -> int:
     """The highest rank (AC: build of the line; Runtime: patch of the minor) of this version's floating group and
-    flavour/variant among the registry's release tags: floating tags move only to it."""
+    flavour/variant among a registry's `tags`: floating tags move only to it."""
     pattern = version.sibling_pattern(canonical_tag.removeprefix(version.image_tag))
-    return max((int(m[1]) for tag in registry.tags(repository) if (m := pattern.fullmatch(tag))), default=0)
+    return max((int(m[1]) for tag in tags if (m := pattern.fullmatch(tag))), default=0)
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def released_images(ctx: ReleaseContext) -> list[ReleasedImage]:
         for flavour in flavours(ctx):
             for variant in VARIANTS:
                 immutable = flavour.tags(ctx.version, variant)
-                remotes = {tag: registry.remote_image(repository, tag) for tag in immutable}
+                remotes = {tag: ctx.world.remote_image(repository, tag) for tag in immutable}
                 if missing := [tag for tag, remote in remotes.items() if remote is None]:
                     raise ReleaseError(f"{repository}:{missing[0]} does not exist: {ctx.version} is not released there")
                 if len({remote.digest for remote in remotes.values()}) > 1:
@@ -103,7 +102,7 @@ def released_images(ctx: ReleaseContext) -> list[ReleasedImage]:
                 floating = [
                     tag
                     for tag in flavour.floating_tags(ctx.version, variant)
-                    if (remote := registry.remote_image(repository, tag)) is not None and remote.digest == image.digest
+                    if (remote := ctx.world.remote_image(repository, tag)) is not None and remote.digest == image.digest
                 ]
                 tags = (*immutable, *floating)
                 images.append(ReleasedImage(repository, flavour, variant, image.digest, image.config, tags))

@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 
 from ac_release.building.image_state import flavour_state
+from ac_release.clients import git, registry
 from ac_release.clients import oci_release_files as release_files
-from ac_release.clients import registry
 from ac_release.clients.index import IndexFile
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
@@ -57,9 +57,9 @@ class World:
         for part in ("wheel", "images", "changelog", "products"):
             shutil.copytree(REPO / part, root / part)
         self.settings = load_settings(write_config(tmp_path, root=root))
-        self.ctx = ReleaseContext.create(version, self.settings, console=Console(quiet=True))
+        self._ctx = ReleaseContext.create(version, self.settings, console=Console(quiet=True))
         self.docker = FakeDocker()
-        self.ctx.__dict__["docker"] = self.docker
+        self._ctx.__dict__["docker"] = self.docker
         self.index: dict[str, IndexFile] = {}
         self.tags: dict[tuple[str, str], registry.RemoteImage] = {}
         self.head, self.local_tag, self.remote_tag = "1" * 40, None, None
@@ -73,7 +73,7 @@ class World:
         monkeypatch.setattr(registry, "tags", lambda repo: [t for r, t in self.tags if r == repo])
         monkeypatch.setattr(tag, "head", lambda root: self.head)
         monkeypatch.setattr(tag, "local_tag_commit", lambda root, name: self.local_tag)
-        monkeypatch.setattr(tag, "remote_tag_commit", lambda root, remote, name: self.remote_tag)
+        monkeypatch.setattr(git, "remote_tag_commit", lambda root, remote, name: self.remote_tag)
 
         def verify(ctx, artifact, bundle):
             if artifact.name in self.bad_bundles:
@@ -88,6 +88,13 @@ class World:
         monkeypatch.setattr(sign.wheel_attestations, "verify", check_attestation)
         self.repository = self.ctx.target.registries[0]
         self.docker.images[flavour_state(self.ctx, flavours(self.ctx)[0]).base] = "sha256:" + "0" * 64
+
+    @property
+    def ctx(self) -> ReleaseContext:
+        """The context of a run that starts now: these tests change the outside between decisions, behind the back
+        of any run, so each decision asks a world of its own (test_world.py tests what one run remembers)."""
+        self._ctx.__dict__.pop("world", None)
+        return self._ctx
 
     def built(self):
         """dist/ holds the wheel stage's output, recorded with these inputs."""

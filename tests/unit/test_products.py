@@ -159,15 +159,14 @@ def test_runtime_changelog_entries_are_found_by_their_product_version():
         assert entry.version == f"runtime-{number}" and "Dependencies" in entry.sections
 
 
-def test_the_highest_patch_of_a_minor_chooses_the_floating_tags(monkeypatch):
+def test_the_highest_patch_of_a_minor_chooses_the_floating_tags():
     from ac_release.world import released_images as released
 
     tags = ["4.2.0", "4.2.0-base", "4.2.1-base", "4.2.10", "4.3.0", "4.2.2-python-3.9", "runtime-4.2.9"]
-    monkeypatch.setattr(released.registry, "tags", lambda repository: tags)
     version = parse_version("runtime-4.2.1", REPO)
-    assert released.highest_released_build("r", version, "4.2.1") == 10
-    assert released.highest_released_build("r", version, "4.2.1-base") == 1
-    assert released.highest_released_build("r", parse_version("2.2.4-1", REPO), "2.2.4-1") == 0
+    assert released.highest_released_build(tags, version, "4.2.1") == 10
+    assert released.highest_released_build(tags, version, "4.2.1-base") == 1
+    assert released.highest_released_build(tags, parse_version("2.2.4-1", REPO), "2.2.4-1") == 0
 
 
 def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatures(tmp_path, monkeypatch):
