@@ -86,7 +86,11 @@ def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):
     refuse_any(steps, ctx.version)
     if unknown := [step for step in steps if step.action == "unknown"]:
         raise ReleaseError(f"{name}: cannot decide about {unknown[0].target}: {unknown[0].reason}")
-    return STAGES[name].act(ctx, steps)
+    try:
+        return STAGES[name].act(ctx, steps)
+    except BaseException:
+        ctx.world.forget_all()  # what the failed act touched is unknown now: a later decision asks again
+        raise
 
 
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:

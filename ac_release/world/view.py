@@ -92,6 +92,15 @@ class World:
         self._started: set[str] = set()  # the services directories this run started (LocalServices.up)
         self._starting = threading.Lock()
 
+    def forget_all(self) -> None:
+        """Forget every answer, and that the services were started: after an act that failed, which may have changed
+        anything it touched (or found a service gone), nothing known before it stands."""
+        for memo in (self.index, self.images, self.tag_lists, self.release_files_of, self.engine, self.git_remote):
+            memo.forget(lambda key, answer: True)
+        self.services.forget(lambda key, answer: True)
+        with self._starting:
+            self._started.clear()
+
     # -- the index ------------------------------------------------------------------------------------------------
 
     def index_files(self, project: str) -> dict[str, index.IndexFile]:
@@ -216,6 +225,7 @@ class World:
 
         if self._ctx.target.standing_services:
             if not self.services_running():
+                self.services.forget(lambda key, _: key == str(services.dir))  # a later attempt asks again
                 down = [name for name, state in LocalServices(services).status().items() if not state.startswith("up")]
                 raise ReleaseError(
                     f"the services of target {self._ctx.target.name} do not answer ({', '.join(down)}): they stand "

@@ -351,6 +351,38 @@ def test_the_local_services_are_started_once_a_run(ctx, monkeypatch):
     assert FakeServices.started == 1
 
 
+def test_a_stage_whose_act_fails_leaves_nothing_remembered(ctx, outside, monkeypatch):
+    """A failed act may have changed what it touched, or found a service gone: the run's next decision (a resumed
+    stage in the same process) asks the registry and the services again, and starts the local services again."""
+    from ac_release.pipeline import run as pipeline
+    from ac_release.services import manager
+
+    monkeypatch.setattr(manager, "LocalServices", FakeServices)
+    monkeypatch.setattr(FakeServices, "states", {"pypi": "up", "registry": "up"})
+    monkeypatch.setattr(FakeServices, "started", 0)
+    outside.hold(REPO_1, "2.2.4-1")
+    ctx.world.ensure_services()
+    ctx.world.remote_image(REPO_1, "2.2.4-1")
+
+    class FailingStage:
+        @staticmethod
+        def decide(ctx):
+            return []
+
+        @staticmethod
+        def act(ctx, steps):
+            raise ReleaseError("the registry went away")
+
+    monkeypatch.setitem(pipeline.STAGES, "push", FailingStage)
+    with pytest.raises(ReleaseError, match="went away"):
+        pipeline.run_stage(ctx, "push")
+    assert FakeServices.started == 1  # once a run: run_stage found them started
+    ctx.world.remote_image(REPO_1, "2.2.4-1")
+    ctx.world.ensure_services()
+    assert outside.asked[("image", REPO_1, "2.2.4-1")] == 2
+    assert FakeServices.started == 2  # forgotten after the failure: started again
+
+
 def test_standing_services_that_do_not_answer_stop_the_run(tmp_path, monkeypatch):
     from ac_release.services import manager
 
@@ -362,15 +394,18 @@ def test_standing_services_that_do_not_answer_stop_the_run(tmp_path, monkeypatch
     staging = ReleaseContext.create("2.2.4-1", settings, "staging", console=Console(quiet=True))
     with pytest.raises(ReleaseError, match=r"do not answer \(registry\)"):
         staging.world.ensure_services()
+    FakeServices.states = {"pypi": "up", "registry": "up"}  # the host brings it back: a later attempt asks again
+    staging.world.ensure_services()
+    assert staging.world.services_running() is True
 
 
-def test_each_stage_s_check_after_the_preflight_s_plan_asks_the_registry_nothing_new(ctx, outside, monkeypatch):
-    """The preflight plans push and promote; their re-checks then find every answer the plan got."""
+def test_each_stage_s_decision_after_the_preflight_s_plan_asks_the_registry_nothing_new(ctx, outside, monkeypatch):
+    """The preflight plans push and promote; their decisions again then find every answer the plan got."""
     monkeypatch.setattr(ctx.world, "services_running", lambda: True)
     for tag in ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4", "2.2.4-bullseye"):
         outside.hold(ctx.target.registries[0], tag)
-    planned = [*push.check(ctx), *promote.check(ctx)]
+    planned = [*push.decide(ctx), *promote.decide(ctx, earlier=("push",))]
     asked = Counter(outside.asked)
-    assert [*push.check(ctx), *promote.check(ctx)] == planned
+    assert [*push.decide(ctx), *promote.decide(ctx, earlier=("push",))] == planned
     assert outside.asked == asked
     assert all(count == 1 for count in asked.values()), asked
