@@ -116,7 +116,7 @@ class ReleaseContext:
     @cached_property
     def world(self) -> World:
         """What is out there, as this run has asked it (world/view.py)."""
-        return World(self)
+        return World(self.target, self.settings.root, lambda: self.docker, self.log)
 
     @property
     def cache(self) -> Path:

@@ -33,7 +33,8 @@ from ac_release.clients.upload import upload
 from ac_release.core.errors import ReleaseError
 
 if TYPE_CHECKING:
-    from ac_release.world.context import ReleaseContext
+    from ac_release.clients.docker import Docker
+    from ac_release.model.config import Target
 
 _ABSENT = None  # what image_id answers for a reference or id the engine does not hold
 
@@ -79,8 +80,10 @@ class World:
     """The outside as one run sees it. Every key names where the answer came from (index URL, repository, remote),
     so answers about one place never stand in for another's."""
 
-    def __init__(self, ctx: ReleaseContext):
-        self._ctx = ctx
+    def __init__(self, target: Target, root: Path, docker: Callable[[], Docker], log: Callable[[str], None]):
+        """`target`: where the run goes; `root`: the checkout (its git remote's tags); `docker`: the run's Docker
+        client, made when first asked; `log`: the run's log."""
+        self._target, self._root, self._docker, self._log = target, root, docker, log
         self.index = Memo()  # (index URL, project) -> {filename: IndexFile}
         self.images = Memo()  # (repository, tag) -> RemoteImage | None
         self.tag_lists = Memo()  # repository -> [tag]
@@ -105,13 +108,13 @@ class World:
 
     def index_files(self, project: str) -> dict[str, index.IndexFile]:
         """{filename: IndexFile} of `project` on the target's index."""
-        settings = self._ctx.target.index
+        settings = self._target.index
         key = (settings.url, canonicalize_name(project))
         return self.index.get(key, lambda: index.project_files(settings, settings.password.read(), project))
 
     def upload(self, artifact: Path, password: str, attestations: Sequence[Path] = ()) -> str:
         """Upload `artifact` to the target's index (clients/upload.py); forgets its project's files there."""
-        settings = self._ctx.target.index
+        settings = self._target.index
         try:
             return upload(settings, artifact, password, attestations)
         finally:  # a failed upload may have landed too
@@ -151,7 +154,7 @@ class World:
     def push(self, image: str, repository: str, tag: str) -> str:
         """`docker push` of the local image id `image` as `repository:tag` (registry.push); returns the digest."""
         try:
-            return registry.push(self._ctx.docker, image, repository, tag)
+            return registry.push(self._docker(), image, repository, tag)
         finally:
             self.wrote(repository, tag)
 
@@ -177,7 +180,7 @@ class World:
 
     def image_id(self, reference: str) -> str | None:
         """The id of the image `reference` (a name or an id) names in the Docker engine, or None."""
-        return self.engine.get(reference, lambda: self._ctx.docker.image_id(reference))
+        return self.engine.get(reference, lambda: self._docker().image_id(reference))
 
     def engine_wrote(self, references: list[str] | None) -> None:
         """Tell the world what the Docker engine wrote (the run's Docker client does, for every image write it makes:
@@ -189,11 +192,11 @@ class World:
 
     def remote_tag_commit(self, tag: str) -> str | None:
         """The commit the target's git remote's `tag` points to, or None."""
-        root, remote = self._ctx.settings.root, self._ctx.target.git_remote
+        root, remote = self._root, self._target.git_remote
         return self.git_remote.get((remote, tag), lambda: git.remote_tag_commit(root, remote, tag))
 
     def push_git_tag(self, tag: str) -> None:
-        root, remote = self._ctx.settings.root, self._ctx.target.git_remote
+        root, remote = self._root, self._target.git_remote
         try:
             git.git(root, "push", "--quiet", "--", remote, f"refs/tags/{tag}")
         finally:
@@ -204,7 +207,7 @@ class World:
     def services_running(self) -> bool:
         """Can the target's remote state be read without starting anything? Always for a target without services
         here; else whether every service answers."""
-        services = self._ctx.target.services
+        services = self._target.services
         if services is None:
             return True
         from ac_release.services.manager import LocalServices
@@ -218,25 +221,25 @@ class World:
         """The local target's services started (idempotent: what answers with its current credentials is left
         running) before a stage talks to them, once per run; a target's standing services (staging) are only
         reached: a release never starts them."""
-        services = self._ctx.target.services
+        services = self._target.services
         if services is None:
             return
         from ac_release.services.manager import LocalServices
 
-        if self._ctx.target.standing_services:
+        if self._target.standing_services:
             if not self.services_running():
                 self.services.forget(lambda key, _: key == str(services.dir))  # a later attempt asks again
                 down = [name for name, state in LocalServices(services).status().items() if not state.startswith("up")]
                 raise ReleaseError(
-                    f"the services of target {self._ctx.target.name} do not answer ({', '.join(down)}): they stand "
-                    f"on their host, started once there with `invoke services.up --target {self._ctx.target.name}`"
+                    f"the services of target {self._target.name} do not answer ({', '.join(down)}): they stand "
+                    f"on their host, started once there with `invoke services.up --target {self._target.name}`"
                 )
             return
         with self._starting:
             if str(services.dir) in self._started:
                 return
             try:
-                LocalServices(services).up(log=self._ctx.log)
+                LocalServices(services).up(log=self._log)
             finally:
                 self.services.forget(lambda key, _: key == str(services.dir))
             self._started.add(str(services.dir))

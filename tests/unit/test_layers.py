@@ -90,8 +90,49 @@ def violations(root: Path) -> list[str]:
     return found
 
 
+def circles(root: Path) -> list[list[str]]:
+    """Every import circle among the modules under `root` (those under `if TYPE_CHECKING:` too), each once."""
+    graph = {}
+    for path in root.rglob("*.py"):
+        graph[_module_name(path, root)] = imports_of(path, root)
+    found, done = [], set()
+
+    def walk(module: str, trail: list[str]) -> None:
+        if module in trail:
+            circle = trail[trail.index(module) :]
+            start = circle.index(min(circle))
+            if (normal := circle[start:] + circle[:start]) not in found:
+                found.append(normal)
+            return
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            walk(target, [*trail, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        walk(module, [])
+    return found
+
+
 def test_every_import_goes_down_the_layers():
     assert violations(REPO / "ac_release") == []
+
+
+def test_no_import_circle():
+    assert circles(REPO / "ac_release") == []
+
+
+def test_an_import_circle_is_found(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "world/__init__.py": "",
+            "world/context.py": "from ac_release.world.view import World\n",
+            "world/view.py": "import typing\nif typing.TYPE_CHECKING:\n    from ac_release.world import context\n",
+        },
+    )
+    assert circles(root) == [["ac_release.world.context", "ac_release.world.view"]]
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
