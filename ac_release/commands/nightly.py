@@ -27,7 +27,7 @@ from ac_release.model.changelog import is_date
 from ac_release.model.config import Target
 from ac_release.model.line import LINE_NAME
 from ac_release.model.names import AIRFLOW_PROJECT, BUILD_INPUTS, line_build_names
-from ac_release.model.version import ACVersion
+from ac_release.model.version import NIGHTLY_YEARS, ACVersion, nightly_years
 from ac_release.pipeline.run import RELEASE, plan, print_steps
 from ac_release.world.context import ReleaseContext
 
@@ -88,9 +88,11 @@ def parse_date(text: str | None) -> dt.date:
     """--date YYYY-MM-DD (tests, a re-run of a missed night); default: today in UTC."""
     if text is None:
         return dt.datetime.now(dt.UTC).date()
-    if is_date(text):
-        return dt.date.fromisoformat(text)
-    raise ReleaseError(f"invalid --date {text!r}: expected a calendar date YYYY-MM-DD, e.g. 2026-12-01")
+    if is_date(text) and (day := dt.date.fromisoformat(text)).year in NIGHTLY_YEARS:
+        return day
+    raise ReleaseError(
+        f"invalid --date {text!r}: expected a calendar date YYYY-MM-DD, e.g. 2026-12-01 ({nightly_years()})"
+    )
 
 
 def choose(catalog: Catalog, line: str, date: dt.date, state: DevState | None) -> NightlyChoice:

@@ -49,8 +49,9 @@ class ACVersion:
         if match["nightly"]:
             if not (is_day(match["date"]) and match["sequence"] != "00"):
                 raise ReleaseError(
-                    f"invalid AC version {_shown(text)}: a nightly is X.Y.Z-N-devYYYYMMDDKK with a real date and a "
-                    f"sequence KK from 01 to 99, e.g. 2.2.4-2-dev2026120101"
+                    f"invalid AC version {_shown(text)}: a nightly is X.Y.Z-N-devYYYYMMDDKK with a real date of the "
+                    f"years {NIGHTLY_YEARS.start} to {NIGHTLY_YEARS.stop - 1} and a sequence KK from 01 to 99, "
+                    f"e.g. 2.2.4-2-dev2026120101"
                 )
         return cls(Version(match["airflow"]), int(match["build"]), bool(match["dev"]), int(match["nightly"] or 0))
 
@@ -64,6 +65,8 @@ class ACVersion:
         """The nightly `sequence` (1..99) of `date` for build N of a line: `2.2.4-2-dev2026120101`."""
         if not 1 <= sequence <= 99:
             raise ReleaseError(f"nightly sequence {sequence} is out of range: at most 99 nightlies a day")
+        if date.year not in NIGHTLY_YEARS:
+            raise ReleaseError(f"a nightly of {date} is out of range: {nightly_years()}")
         return cls(Version(airflow), build, True, int(f"{date:%Y%m%d}{sequence:02d}"))
 
     def __str__(self) -> str:
@@ -145,13 +148,22 @@ class ACVersion:
         return re.compile(rf"{re.escape(self.airflow_version)}-([1-9][0-9]*){re.escape(suffix)}")
 
 
+# The years a nightly's date may name: its number (YYYYMMDDKK) must read back the same, so a year of four digits
+# (0001 would print as 1), and no date that cannot be today's on a machine building it.
+NIGHTLY_YEARS = range(2000, 2100)
+
+
+def nightly_years() -> str:
+    return f"nightlies are dated from {NIGHTLY_YEARS.start} to {NIGHTLY_YEARS.stop - 1}"
+
+
 def is_day(text: str) -> bool:
-    """YYYYMMDD naming a real calendar day."""
+    """YYYYMMDD naming a real calendar day of a year a nightly may have (NIGHTLY_YEARS)."""
     try:
-        dt.datetime.strptime(text, "%Y%m%d")
+        day = dt.datetime.strptime(text, "%Y%m%d")
     except ValueError:
         return False
-    return True
+    return day.year in NIGHTLY_YEARS and f"{day:%Y%m%d}" == text
 
 
 # A product version declared in data (products/<product>.toml): `runtime-4.2.0`. Plain X.Y.Z after the product's

@@ -46,7 +46,11 @@ def held(dist: Path, version: str) -> Iterator[None]:
 
 def _acquire(path: Path, version: str) -> int:
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # another version's run, ending, removed the empty dist/ we had just made
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,9 +61,15 @@ def _acquire(path: Path, version: str) -> int:
                 f"{version} is being released by pid {pid} (started {started}); wait for it or stop it"
             ) from None
         try:
-            same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
+            same_file = _identity(os.fstat(fd)) == _identity(os.stat(path))
         except FileNotFoundError:
             same_file = False
         if same_file:
             return fd
         os.close(fd)  # the holder removed the file as we opened it: lock the one that is there now
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    """A file is its device and inode: an inode number alone repeats on another file system (a dist/ mounted
+    elsewhere, another overlay layer)."""
+    return status.st_dev, status.st_ino

@@ -66,14 +66,37 @@ def test_a_nightly_is_a_dev_build_of_its_day_and_sequence():
         ACVersion.nightly_of("2.2.4", 2, dt.date(2026, 12, 1), 100)
 
 
-@pytest.mark.parametrize("text", ["2.2.4-2-dev2026023101", "2.2.4-2-dev2026120100", "2.2.4-2-dev2026130101"])
-def test_a_nightly_needs_a_real_day_and_a_sequence_from_01(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2.2.4-2-dev2026023101",
+        "2.2.4-2-dev2026120100",
+        "2.2.4-2-dev2026130101",
+        "2.2.4-1-dev0001010101",  # read as 1010101, which prints back as ...-dev1010101
+        "2.2.4-1-dev0999123101",
+        "2.2.4-1-dev9999123101",
+        "2.2.4-1-dev1999123101",
+        "2.2.4-1-dev2100010101",
+    ],
+)
+def test_a_nightly_needs_a_real_day_of_its_years_and_a_sequence_from_01(text):
     with pytest.raises(ReleaseError) as error:
         ACVersion.parse(text)
     assert str(error.value) == (
-        f"invalid AC version {text!r}: a nightly is X.Y.Z-N-devYYYYMMDDKK with a real date and a sequence KK from "
-        f"01 to 99, e.g. 2.2.4-2-dev2026120101"
+        f"invalid AC version {text!r}: a nightly is X.Y.Z-N-devYYYYMMDDKK with a real date of the years 2000 to "
+        f"2099 and a sequence KK from 01 to 99, e.g. 2.2.4-2-dev2026120101"
     )
+
+
+@pytest.mark.parametrize("text", ["2.2.4-1-dev2000010101", "2.2.4-1-dev2099123199"])
+def test_a_nightly_of_the_first_and_last_day_reads_back_the_same(text):
+    assert str(ACVersion.parse(text)) == text
+
+
+@pytest.mark.parametrize("day", [dt.date(1, 1, 1), dt.date(999, 12, 31), dt.date(9999, 12, 31)])
+def test_no_nightly_is_made_for_a_day_outside_its_years(day):
+    with pytest.raises(ReleaseError, match=rf"a nightly of {day} is out of range: nightlies are dated from 2000"):
+        ACVersion.nightly_of("2.2.4", 2, day, 1)
 
 
 @pytest.mark.parametrize(
@@ -284,7 +307,18 @@ def test_the_inputs_digest_follows_the_inputs_only(tmp_path):
         (["2.2"], "invalid release line '2.2': expected the Airflow version X.Y.Z, e.g. 2.2.4"),
         (
             ["2.2.4", "--date", "2026-02-30"],
-            "invalid --date '2026-02-30': expected a calendar date YYYY-MM-DD, e.g. 2026-12-01",
+            "invalid --date '2026-02-30': expected a calendar date YYYY-MM-DD, e.g. 2026-12-01 (nightlies are dated "
+            "from 2000 to 2099)",
+        ),
+        (
+            ["2.2.4", "--date", "0999-12-31"],
+            "invalid --date '0999-12-31': expected a calendar date YYYY-MM-DD, e.g. 2026-12-01 (nightlies are dated "
+            "from 2000 to 2099)",
+        ),
+        (
+            ["2.2.4", "--date", "9999-12-31"],
+            "invalid --date '9999-12-31': expected a calendar date YYYY-MM-DD, e.g. 2026-12-01 (nightlies are dated "
+            "from 2000 to 2099)",
         ),
         (["2.2.4", "--target", "nowhere"], "unknown target 'nowhere': choose one of local"),
     ],

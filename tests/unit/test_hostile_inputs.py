@@ -86,6 +86,8 @@ BAD_VERSIONS = [
     "2.2.4-1/..",
     "2.2-1",
     "2.2.4.5-1",
+    "2.2.4-1-dev0001010101",  # a nightly of year 1: read back as ...-dev1010101
+    "2.2.4-1-dev9999123101",
 ]
 VERSION_CASES = [
     Case(

@@ -77,3 +77,53 @@ def test_a_finished_run_leaves_no_trace(tmp_path):
     with held(dist, "2.2.4-1"):
         assert lock_path(dist).is_file()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_dist_is_removed_by_another_versions_run_as_it_starts_still_locks(tmp_path, monkeypatch):
+    """Two versions' first runs: one ends and removes the empty dist/ it made just as the other has made it too and
+    opens its lock file there; the other makes dist/ again and takes its lock."""
+    from ac_release.pipeline import runlock
+
+    dist = tmp_path / "dist" / "2.2.4-2"
+    opened = os.open
+    removed = []
+
+    def open_after_the_other_run_ended(path, *args, **kwargs):
+        if not removed and str(path).endswith(".lock"):
+            dist.parent.rmdir()  # the other version's run ends: its `held` removes the empty dist/
+            removed.append(path)
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(runlock.os, "open", open_after_the_other_run_ended)
+    with held(dist, "2.2.4-2"):
+        assert lock_path(dist).is_file()
+    assert removed
+
+
+def test_the_lock_file_is_the_same_only_on_the_same_device(tmp_path, monkeypatch):
+    """A file with the lock file's inode number on another device is another file: lock the one that is there."""
+    from ac_release.pipeline import runlock
+
+    path = tmp_path / "2.2.4-1.lock"
+    stat = os.stat
+    asked = []
+
+    def another_device_once(target, *args, **kwargs):
+        status = stat(target, *args, **kwargs)
+        if str(target) == str(path) and not asked:
+            asked.append(target)
+            fields = list(status)
+            fields[2] = status.st_dev + 1  # st_dev
+            return os.stat_result(fields)
+        return status
+
+    opened, opens = os.open, []
+
+    def counted_open(target, *args, **kwargs):
+        opens.append(target)
+        return opened(target, *args, **kwargs)
+
+    monkeypatch.setattr(runlock.os, "stat", another_device_once)
+    monkeypatch.setattr(runlock.os, "open", counted_open)
+    os.close(runlock._acquire(path, "2.2.4-1"))
+    assert len(opens) == 2  # the first file was taken for another, and the one there opened and locked
