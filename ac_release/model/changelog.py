@@ -17,7 +17,6 @@ from types import MappingProxyType
 
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import read_utf8
-from ac_release.model.products import parse_version
 from ac_release.model.version import ACVersion, ProductVersion
 
 SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
@@ -134,19 +133,8 @@ def _read_lines(path: Path, airflow: str, where: str) -> list[str]:
     return text.split("\n")
 
 
-def release_entry(
-    changelog_dir: Path, version: ACVersion | ProductVersion, title: str = "Astronomer Certified"
-) -> Entry:
-    """The entry of the build being released: present, dated (not TBD), well-formed. `title`: its product's."""
-    name = version.changelog_name
-    entries = parse(
-        changelog_dir / f"{name}.md", version.series, title, lambda text: parse_version(text, changelog_dir.parent)
-    )
-    return release_entry_in(entries, version)
-
-
 def release_entry_in(entries: Sequence[Entry], version: ACVersion | ProductVersion) -> Entry:
-    """release_entry among the entries of the version's changelog, already parsed (the catalog's)."""
+    """The entry of the build being released: present, dated (not TBD), well-formed."""
     name = version.changelog_name
     entry = next((e for e in entries if e.version == str(version)), None)
     if entry is None:
@@ -162,20 +150,8 @@ def release_entry_in(entries: Sequence[Entry], version: ACVersion | ProductVersi
     return entry
 
 
-def dev_build_entry(changelog_dir: Path, version: ACVersion) -> Entry | None:
-    """The notes of a dev build `2.2.4-N-dev…`: the entry of `2.2.4-N` when the changelog has one, dated or TBD (a
-    dev build is made from the line's current tree, before its release is dated), else None. The changelog is
-    still checked whole."""
-    return dev_build_entry_in(parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version), version)
-
-
 def dev_build_entry_in(entries: Sequence[Entry], version: ACVersion) -> Entry | None:
     return next((e for e in entries if e.version == f"{version.airflow_version}-{version.build}"), None)
-
-
-def next_build(changelog_dir: Path, airflow: str) -> int:
-    """The build number the line's current tree makes: the newest entry's when it is still TBD, else the next."""
-    return next_build_in(parse(changelog_dir / f"{airflow}.md", airflow), airflow)
 
 
 def next_build_in(entries: Sequence[Entry], airflow: str) -> int:
@@ -194,7 +170,3 @@ def builds_in(entries: Sequence[Entry], airflow: str) -> list[str]:
     if not entries:
         raise ReleaseError(f"changelog/{airflow}.md has no build entry (`## {airflow}-1, YYYY-MM-DD`)")
     return [entry.version for entry in entries]
-
-
-def newest_build(changelog_dir: Path, airflow: str) -> str:
-    return builds(changelog_dir, airflow)[0]

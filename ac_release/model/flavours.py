@@ -108,11 +108,6 @@ def lines_of(data: dict, path: Path) -> dict[str, list[Flavour]]:
     return matrix
 
 
-def build_packages(images_dir: Path, distro: str) -> tuple[str, ...]:
-    """The compilers and -dev headers of a distro (`[distros.<distro>] build`)."""
-    return distro_build_packages(read_matrix(images_dir), distro)
-
-
 def distro_build_packages(data: dict, distro: str) -> tuple[str, ...]:
     try:
         return tuple(data["distros"][distro]["build"])

@@ -3,7 +3,7 @@
 import pytest
 
 from ac_release.core.errors import ReleaseError
-from ac_release.model.changelog import SECTIONS, builds, newest_build, parse, release_entry
+from ac_release.model.changelog import SECTIONS, builds, parse, release_entry_in
 from ac_release.model.version import ACVersion
 from tests.helpers import REPO
 
@@ -30,11 +30,16 @@ def _write(tmp_path, text):
     return tmp_path
 
 
+def release_entry(changelog_dir, version):
+    """The entry the release of an AC `version` takes from the changelog in `changelog_dir`."""
+    return release_entry_in(parse(changelog_dir / f"{version.airflow_version}.md", version.airflow_version), version)
+
+
 def test_repository_changelog_is_valid_and_has_the_release():
     entry = release_entry(REPO / "changelog", ACVersion.parse("2.2.4-1"))
     assert (entry.version, entry.date) == ("2.2.4-1", "2026-11-22")
     assert set(entry.sections) <= set(SECTIONS)
-    assert newest_build(REPO / "changelog", "2.2.4") == "2.2.4-1"
+    assert builds(REPO / "changelog", "2.2.4")[0] == "2.2.4-1"
 
 
 def test_builds_lists_every_build_newest_first(tmp_path):

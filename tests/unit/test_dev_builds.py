@@ -19,7 +19,7 @@ from packaging.version import Version
 from ac_release.building import build_inputs
 from ac_release.commands.nightly import parse_date, parse_line
 from ac_release.core.errors import ReleaseError
-from ac_release.model.changelog import dev_build_entry, next_build
+from ac_release.model.changelog import dev_build_entry_in, next_build_in, parse
 from ac_release.model.config import IndexSettings, RegistryAccess, Secret, SigningSettings, load_settings
 from ac_release.model.flavours import flavours_of
 from ac_release.model.names import BUILD_INPUTS, release_files
@@ -258,13 +258,14 @@ CHANGELOG = """# Astronomer Certified 2.2.4
 @pytest.mark.parametrize(("date", "build"), [("TBD", 2), ("2026-11-30", 3)])
 def test_the_next_build_is_the_tbd_one_or_the_one_after_the_newest_dated(tmp_path, date, build):
     (tmp_path / "2.2.4.md").write_text(CHANGELOG.format(date=date))
-    assert next_build(tmp_path, "2.2.4") == build
+    assert next_build_in(parse(tmp_path / "2.2.4.md", "2.2.4"), "2.2.4") == build
 
 
 def test_a_dev_build_takes_the_notes_of_its_build_dated_or_not(tmp_path):
     (tmp_path / "2.2.4.md").write_text(CHANGELOG.format(date="TBD"))
-    assert dev_build_entry(tmp_path, ACVersion.parse(NIGHTLY)).version == "2.2.4-2"
-    assert dev_build_entry(tmp_path, ACVersion.parse("2.2.4-3-dev")) is None
+    entries = parse(tmp_path / "2.2.4.md", "2.2.4")
+    assert dev_build_entry_in(entries, ACVersion.parse(NIGHTLY)).version == "2.2.4-2"
+    assert dev_build_entry_in(entries, ACVersion.parse("2.2.4-3-dev")) is None
 
 
 def _repo(root: Path) -> Path:

@@ -12,7 +12,7 @@ from rich.console import Console
 from ac_release.building.lock import hashed_pins
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
-from ac_release.model.changelog import release_entry
+from ac_release.model.catalog import Declared
 from ac_release.model.config import load_settings
 from ac_release.model.flavours import load_matrix
 from ac_release.model.names import line_build_names
@@ -154,8 +154,9 @@ def _line(airflow: str = "2.2.4"):
 
 
 def test_runtime_changelog_entries_are_found_by_their_product_version():
+    declared = Declared.under(REPO)
     for number in ("4.2.0", "4.2.1", "5.0.0"):
-        entry = release_entry(REPO / "changelog", parse_version(f"runtime-{number}", REPO), "Astro Runtime")
+        entry = declared.release_entry(declared.parse_version(f"runtime-{number}"))
         assert entry.version == f"runtime-{number}" and "Dependencies" in entry.sections
 
 
