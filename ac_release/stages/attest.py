@@ -20,7 +20,7 @@ from ac_release.model.records import AttestedImage, AttestRecord, ImagesRecord, 
 from ac_release.stages.steps import Step, open_steps
 from ac_release.supply_chain import cosign, image_attestations, sbom
 from ac_release.supply_chain.signing import client_token
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, services_running
 
 NAME = "attest"
 WHAT = "signature, CycloneDX and SPDX SBOMs, SLSA provenance"
@@ -136,7 +136,6 @@ def _scan_all(ctx: ReleaseContext, out, steps: list[Step[AttestTarget]]) -> dict
 
 
 def act(ctx: ReleaseContext, steps: list[Step[AttestTarget]]) -> AttestRecord:
-    ensure_local_services(ctx)
     signer = ctx.signer
     trust = cosign.trust_of(ctx)
     out = ctx.dist / "attestations" / ctx.target.name

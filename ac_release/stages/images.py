@@ -17,7 +17,7 @@ from ac_release.model.flavours import VARIANTS
 from ac_release.model.records import FlavourImages, ImagesRecord, VariantImage
 from ac_release.stages.steps import Step, open_steps
 from ac_release.supply_chain.fetch import fetch_verified
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours
+from ac_release.world.context import ReleaseContext, flavours
 
 NAME = "images"
 
@@ -66,7 +66,6 @@ def prepare(ctx: ReleaseContext) -> None:
 
 
 def act(ctx: ReleaseContext, steps: list[Step[FlavourImage | None]]) -> ImagesRecord:
-    ensure_local_services(ctx)
     record = ctx.record(ImagesRecord) or ImagesRecord({})
     to_build = {step.payload.flavour for step in open_steps(steps)}
     if not to_build:

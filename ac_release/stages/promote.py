@@ -17,7 +17,7 @@ from ac_release.core.errors import ReleaseError
 from ac_release.model.flavours import VARIANTS
 from ac_release.model.records import PromoteRecord, PushedTag
 from ac_release.stages.steps import Step
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, services_running
 from ac_release.world.released_images import highest_released_build
 
 NAME = "promote"
@@ -95,7 +95,6 @@ def _floating(
 
 
 def act(ctx: ReleaseContext, steps: list[Step[FloatingTag | None]]) -> PromoteRecord:
-    ensure_local_services(ctx)
     tags: list[PushedTag] = []
     for step in steps if not ctx.version.dev else ():
         if step.open:  # decided earlier: decide again on what the registry holds now, right before the move

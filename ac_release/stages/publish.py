@@ -21,7 +21,7 @@ from ac_release.model.names import ATTESTATION_KINDS, BUILD_INPUTS, WHEEL_RECORD
 from ac_release.model.records import PublishRecord, WheelRecord
 from ac_release.stages.steps import Step, changed_artifact, open_steps
 from ac_release.supply_chain.signing import verify_all
-from ac_release.world.context import ReleaseContext, ensure_local_services, services_running
+from ac_release.world.context import ReleaseContext, services_running
 from ac_release.world.index_state import index_state
 from ac_release.world.line_builds import line_build_source, planned_sha256
 
@@ -127,7 +127,6 @@ def _not_signed(ctx: ReleaseContext) -> str:
 
 
 def act(ctx: ReleaseContext, steps: list[Step[Upload | ReleaseFiles]]) -> PublishRecord:
-    ensure_local_services(ctx)
     artifacts = [ctx.dist / name for name in ctx.artifact_names]
     # the gate, verifying what leaves, whatever was decided: nothing unsigned or signed by someone else leaves
     verify_all(ctx, artifacts, ctx.bundles)

@@ -19,7 +19,7 @@ from ac_release.clients import registry
 from ac_release.model.flavours import VARIANTS
 from ac_release.model.records import FlavourImages, ImagesRecord, PushedTag, PushRecord, SessionsRecord
 from ac_release.stages.steps import Step
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, services_running
 
 NAME = "push"
 _PUSHED = re.compile(
@@ -109,7 +109,6 @@ def _immutable(where: str, remote: registry.RemoteImage | None, target: PushTarg
 
 def act(ctx: ReleaseContext, steps: list[Step[PushTarget]]) -> PushRecord:
     """Pushes the images decide named, each of which passed its tests (decided on the record the test stage left)."""
-    ensure_local_services(ctx)
     first = ctx.target.registries[0]
     on_first: dict[str, str] = {}  # image id -> its digest on the first registry, which decide() lists first
     tags: list[PushedTag] = []

@@ -18,7 +18,7 @@ from ac_release.model.records import SignRecord, WheelRecord
 from ac_release.stages.steps import Step, changed_artifact, open_steps
 from ac_release.supply_chain import wheel_attestations
 from ac_release.supply_chain.signing import sign, verify, verify_all
-from ac_release.world.context import ReleaseContext, ensure_local_services
+from ac_release.world.context import ReleaseContext
 from ac_release.world.line_builds import line_build_source, planned_sha256
 
 NAME = "sign"
@@ -107,7 +107,6 @@ def _reuse(ctx: ReleaseContext, files: list[Signed]) -> None:
 
 
 def act(ctx: ReleaseContext, steps: list[Step[Signed]]) -> SignRecord:
-    ensure_local_services(ctx)
     names = ctx.artifact_names
     reused = [step.payload for step in steps if step.action == "reuse"]
     wanted = [step.payload for step in open_steps(steps) if step.action != "reuse"]

@@ -16,7 +16,7 @@ from ac_release.core.fsutil import atomic_write_text
 from ac_release.model.names import NOTES
 from ac_release.model.records import TagRecord
 from ac_release.stages.steps import Step
-from ac_release.world.context import ReleaseContext, ensure_local_services, services_running
+from ac_release.world.context import ReleaseContext, services_running
 from ac_release.world.released_images import released_images
 
 NAME = "tag"
@@ -62,7 +62,6 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Rele
 
 
 def act(ctx: ReleaseContext, steps: list[Step[Released | None]]) -> TagRecord | None:
-    ensure_local_services(ctx)
     root, tag = ctx.settings.root, ctx.version.git_tag
     if ctx.version.dev:
         _dev_notes(ctx)

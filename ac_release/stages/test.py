@@ -31,7 +31,7 @@ from ac_release.core.errors import ReleaseError
 from ac_release.model.names import run_log_stem
 from ac_release.model.records import FlavourTest, ImagesRecord, Session, SessionsRecord
 from ac_release.stages.steps import Step, open_steps
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, services_running
 from ac_release.world.released_images import PreviousRelease, previous_release
 
 NAME = "test"
@@ -96,7 +96,6 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Flav
 
 
 def act(ctx: ReleaseContext, steps: list[Step[FlavourSessions]]) -> SessionsRecord:
-    ensure_local_services(ctx)
     record = ctx.record(SessionsRecord) or SessionsRecord({})
     images = ctx.record(ImagesRecord)
     # the earlier release the decision found (the registry is read once, by decide)

@@ -214,7 +214,6 @@ def test_the_first_runtime_release_reuses_the_line_build_ac_made_and_its_signatu
     runtime.bundles.mkdir(parents=True)
     for suffix in (".sigstore.json", ".publish.attestation", ".slsa.attestation"):  # as if the run signed it
         (runtime.bundles / f"{meta}{suffix}").write_text("{}")
-    monkeypatch.setattr(sign, "ensure_local_services", lambda ctx: None)  # a unit test starts no service
     sign.act(runtime, sign.decide(runtime))
     for name in made:
         assert (runtime.bundles / f"{name}.sigstore.json").read_bytes() == (
