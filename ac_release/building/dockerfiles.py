@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from ac_release.building.baseimage import OFFICIAL_IMAGES, official_image
 from ac_release.core.fsutil import atomic_write_text
 from ac_release.model.flavours import ONBUILD, VARIANTS, Flavour, load_matrix
 
@@ -29,8 +30,15 @@ def render(images_dir: Path, flavour: Flavour, variant: str) -> str:
         runtime_packages=flavour.runtime_packages,
         build_packages=flavour.build_packages,
         onbuild=variant == ONBUILD,
+        base_image=default_base(images_dir, flavour),
     )
     return text.rstrip("\n") + "\n"
+
+
+def default_base(images_dir: Path, flavour: Flavour) -> str:
+    """The base a hand build (`docker build` without BASE_IMAGE) starts from: the official image pinned by the digest
+    that images/official-images.toml declares, the one the pipeline pulls."""
+    return official_image(f"python:{flavour.python}-slim-{flavour.distro}", images_dir / OFFICIAL_IMAGES.name)
 
 
 def expected_files(images_dir: Path, matrix: Mapping[str, Sequence[Flavour]] | None = None) -> dict[Path, str]:

@@ -7,10 +7,12 @@ import subprocess
 from pathlib import Path
 
 from ac_release.core.errors import ReleaseError
+from ac_release.model.line import check_patch
 
 
 def apply_series(patches: tuple[Path, ...], tree: Path) -> None:
     for patch in patches:
+        check_patch(patch, patch.name)  # the series was checked when its line loaded; this is what patch will read
         rejects = tree.parent / f"{patch.stem}.rej"
         rejects.unlink(missing_ok=True)
         result = subprocess.run(

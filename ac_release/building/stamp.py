@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 from ac_release.core.errors import ReleaseError
 
 
-def _replace_once(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
+def _replace_once(tree: Path, relative: str, old: str, new: str) -> None:
+    text = _read_in_tree(tree, relative)
     if text.count(old) != 1:
         raise ReleaseError(
-            f"{path.name}: expected exactly one {old!r} to stamp the AC version; the upstream "
+            f"{relative}: expected exactly one {old!r} to stamp the AC version; the upstream "
             f"layout changed, adapt ac_release/building/stamp.py for this line"
         )
-    path.write_text(text.replace(old, new))
+    _write_in_tree(tree, relative, text.replace(old, new))
+
+
+def _refuse_links(tree: Path, relative: str) -> None:
+    """No component of `relative` below `tree` may be a symlink: a patch or the sdist could point it anywhere."""
+    parts = PurePosixPath(relative).parts
+    for depth in range(1, len(parts) + 1):
+        if (tree.joinpath(*parts[:depth])).is_symlink():
+            raise ReleaseError(
+                f"{'/'.join(parts[:depth])} in the source tree is a symlink: refusing to write through it; "
+                f"the sdist or a patch made it one, drop that change"
+            )
+
+
+def _read_in_tree(tree: Path, relative: str) -> str:
+    _refuse_links(tree, relative)
+    # O_NOFOLLOW: the file cannot become a link between the check and the open.
+    with os.fdopen(os.open(tree / relative, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8") as file:
+        return file.read()
+
+
+def _write_in_tree(tree: Path, relative: str, text: str) -> None:
+    _refuse_links(tree, relative)
+    with os.fdopen(os.open(tree / relative, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW), "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def stamp_version(tree: Path, upstream: str, wheel_version: str) -> None:
-    setup_py = tree / "setup.py"
-    _replace_once(setup_py, f"version = '{upstream}'", f"version = '{wheel_version}'")
+    _replace_once(tree, "setup.py", f"version = '{upstream}'", f"version = '{wheel_version}'")
     # With no .git, upstream's write_version() overwrites airflow/git_version with "": keep the sdist's file,
     # which names the upstream release commit.
     _replace_once(
-        setup_py,
+        tree,
+        "setup.py",
         '    text = f"{git_version(version)}"\n',
         '    text = f"{git_version(version)}"\n    if not text:\n        return\n',
     )

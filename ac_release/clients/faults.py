@@ -1,6 +1,8 @@
 """Failpoints for the resume tests: with AC_RELEASE_FAULT=<point> the release kills itself (SIGKILL, its whole
 process group, children included) when it reaches that point. Points: `after:<stage>`, `during:upload-<n>`,
-`after:upload-<n>`, `during:push-<n>`, `after:push-<n>` (n counts from 1 within the run)."""
+`after:upload-<n>`, `during:push-<n>`, `after:push-<n>` (n counts from 1 within the run). A service started with
+the variable set kills its own process group at its points: `during:rekor-append` (the local Sigstore),
+`during:index-store` (the index, half a package written under its temporary name)."""
 
 from __future__ import annotations
 

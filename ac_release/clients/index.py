@@ -67,8 +67,9 @@ class IndexFile:
     url: str
 
 
-def project_files(index: IndexSettings, password: str, project: str) -> dict[str, IndexFile]:
-    """{filename: IndexFile} of a project on the index; an unknown project holds nothing."""
+def project_files(index: IndexSettings, password: str, project: str, attempts: int = 4) -> dict[str, IndexFile]:
+    """{filename: IndexFile} of a project on the index; an unknown project holds nothing. RetriesSpent when the index
+    did not answer in `attempts`."""
     url = f"{index.simple_url}{canonicalize_name(project)}/"
 
     def fetch() -> tuple[str, str]:
@@ -85,7 +86,7 @@ def project_files(index: IndexSettings, password: str, project: str) -> dict[str
                 ) from exc
             raise
 
-    content_type, body = retry(fetch, what=f"reading {url}")
+    content_type, body = retry(fetch, what=f"reading {url}", attempts=attempts)
     if content_type == "none":
         return {}
     if content_type == "application/vnd.pypi.simple.v1+json":

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from urllib.request import parse_http_list, parse_keqv_list
 
-from ac_release.clients.registry import registry_of
+from ac_release.clients.registry import check_bearer_realm, registry_of
 from ac_release.clients.tlsclients import ssl_context
 from ac_release.core.errors import ReleaseError
 from ac_release.model.config import Registry
@@ -88,6 +88,7 @@ class _Client:
         fields = parse_keqv_list(parse_http_list(params))
         if "realm" not in fields:
             return None
+        check_bearer_realm(fields["realm"], self.registry)  # before any request: no credentials to another host
         query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
         request = urllib.request.Request(f"{fields['realm']}?{query}" if query else fields["realm"])
         if basic:

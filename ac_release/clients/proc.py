@@ -34,6 +34,17 @@ _WORD = re.compile(r"[a-z][a-z0-9-]*")
 
 _live_groups: set[int] = set()
 
+# What any tool the pipeline runs (sigstore, twine, cosign, syft) gets of the environment: where its programs and
+# home are, temporary files, the locale, the proxies and the CAs. Nothing else (a password, a token, the tool's own
+# settings, which the call sets itself) passes; docker and the test sessions have lists of their own.
+_TOOL_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "TMPDIR", "LANG", "LANGUAGE", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"}
+)
+_TOOL_ENV_PREFIXES = ("LC_",)
+_PROXIES = frozenset({"http_proxy", "https_proxy", "no_proxy", "all_proxy"})  # either case
+# GitHub Actions' ambient identity: what a signing tool asks the job's OIDC provider for a token with.
+AMBIENT_IDENTITY_ENV = ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
 
 class Timeout(ReleaseError):
     """A command ran past its bound and was stopped."""
@@ -42,6 +53,16 @@ class Timeout(ReleaseError):
 def live_groups() -> set[int]:
     """Process groups of the children running now (the failpoints kill them with the release)."""
     return set(_live_groups)
+
+
+def tool_env(also: Sequence[str] = ()) -> dict[str, str]:
+    """The allowed part of this process's environment for a tool, plus the variables named in `also` (e.g.
+    AMBIENT_IDENTITY_ENV, DOCKER_CONFIG); the caller adds what it sets itself."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name in _TOOL_ENV_NAMES or name.startswith(_TOOL_ENV_PREFIXES) or name.lower() in _PROXIES or name in also
+    }
 
 
 def describe(argv: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ac_release.clients.docker import Docker
 from ac_release.clients.retry import Transient, retry
 from ac_release.clients.tlsclients import auth_dir
 from ac_release.core.errors import ReleaseError
-from ac_release.model.config import Registry, RegistryAccess, is_loopback_registry
+from ac_release.model.config import Registry, RegistryAccess, is_loopback_host, is_loopback_registry
 
 _LISTS = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
 _PLATFORM = {"os": "linux", "architecture": "amd64"}  # the platform the pipeline builds and tests
@@ -39,6 +40,25 @@ def registry_of(repository: str) -> Registry:
     if isinstance(repository, Registry):
         return repository
     return Registry(repository, RegistryAccess(tls_verify=not is_loopback_registry(repository)))
+
+
+def check_bearer_realm(realm: str, repository: str) -> None:
+    """A Bearer challenge's realm gets the registry's credentials: it must be https (plain http only on loopback for
+    a loopback registry) on the registry's own host or a host the target's registry names in `auth_hosts`."""
+    registry = registry_of(repository)
+    registry_host = urllib.parse.urlsplit(f"//{registry.host}").hostname or ""
+    parts = urllib.parse.urlsplit(realm)
+    host = (parts.hostname or "").lower()
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and is_loopback_host(host) and is_loopback_host(registry_host)
+    )
+    if secure and host and (host == registry_host.lower() or host in registry.access.auth_hosts):
+        return
+    shown = f"{parts.scheme}://{host}" if host else f"{parts.scheme}: URL"
+    raise ReleaseError(
+        f"registry {registry.host} asks for a token from {shown}: refused, no credentials sent (a realm must be "
+        f"https on {registry_host} or on a host its auth_hosts in release.toml name)"
+    )
 
 
 def _tls(repository: str) -> list[str]:

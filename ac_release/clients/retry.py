@@ -18,6 +18,10 @@ class Transient(Exception):
     """Raised by a step to say: this failure may pass, try again."""
 
 
+class RetriesSpent(ReleaseError):
+    """Every attempt failed with a failure that may pass: the server did not answer, as far as we know."""
+
+
 def is_transient(exc: BaseException) -> bool:
     # http.client.HTTPException: a cut body (IncompleteRead), a garbled status line, ... (RemoteDisconnected is
     # also a ConnectionError)
@@ -44,7 +48,7 @@ def retry(
             if not is_transient(exc):
                 raise
             if attempt == attempts:
-                raise ReleaseError(f"{what} failed after {attempts} attempts: {_reason(exc)}") from exc
+                raise RetriesSpent(f"{what} failed after {attempts} attempts: {_reason(exc)}") from exc
             sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

@@ -5,7 +5,9 @@ machine's trust store, an image, a command line or a log.
   bundle goes to child processes in REQUESTS_CA_BUNDLE/SSL_CERT_FILE (these machines export their own values of
   those variables, which would otherwise override `--cert`), and to urllib as an SSL context.
 - skopeo and docker get registry credentials from an auth file written 0600 into a private temporary directory for
-  the one call (`--authfile`, DOCKER_CONFIG), removed afterwards.
+  the one call (`--authfile`, DOCKER_CONFIG), removed afterwards. Those directories live under one parent of this
+  user's (0700), each named after the process that made it: one a killed process left is removed by the next that
+  makes a login or takes a run lock (remove_abandoned_logins).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import ssl
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_bytes
 from ac_release.model.config import Registry
 
@@ -52,6 +57,25 @@ def ca_env(ca_file: Path | None) -> dict[str, str]:
     return {name: bundle for name in CA_ENV}
 
 
+@contextmanager
+def trusting(ca_file: Path | None) -> Iterator[None]:
+    """For the block, this process's own HTTPS clients (requests, urllib: sigstore-python, which takes no session to
+    hand a CA to) trust the machine's CAs and `ca_file` too; nothing changes without one."""
+    if ca_file is None:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in CA_ENV}
+    os.environ.update(ca_env(ca_file))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def ssl_context(ca_file: Path | None) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=str(ca_bundle(ca_file))) if ca_file is not None else None
 
@@ -70,9 +94,65 @@ def auth_dir(registry: Registry) -> Iterator[Path | None]:
     if registry.access.username is None:
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="ac-registry-auth-") as directory:  # mode 0700
+    parent = logins_parent()
+    remove_abandoned_logins(parent)
+    pid = os.getpid()
+    with tempfile.TemporaryDirectory(prefix=f"{pid}.{_started(pid)}.", dir=parent) as directory:  # mode 0700
         atomic_write_bytes(Path(directory) / "config.json", _auth_json(registry), mode=0o600)
         yield Path(directory)
+
+
+def logins_parent() -> Path:
+    """`<tmp>/ac-registry-auth-<uid>`: made 0700, and refused unless it is this user's directory that no one else
+    may enter (another user could have made it first in the shared /tmp)."""
+    parent = _logins_path()
+    try:
+        parent.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    if not _private(parent):
+        raise ReleaseError(
+            f"{parent} is not a private directory of uid {os.geteuid()} (mode 0700): registry logins are kept there; "
+            "remove it"
+        )
+    return parent
+
+
+def _logins_path() -> Path:
+    return Path(tempfile.gettempdir()) / f"ac-registry-auth-{os.geteuid()}"
+
+
+def _private(directory: Path) -> bool:
+    try:
+        status = os.lstat(directory)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid() and not stat.S_IMODE(status.st_mode) & 0o077
+
+
+def remove_abandoned_logins(parent: Path | None = None) -> list[Path]:
+    """Remove the login directories whose process is gone (killed before it could remove them). Without `parent`,
+    in this user's parent when there is one (one that is not private is refused when a login is made there)."""
+    parent = parent or _logins_path()
+    if not _private(parent):
+        return []
+    removed = []
+    for directory in parent.iterdir():
+        pid, started = (directory.name.split(".") + ["", ""])[:2]
+        if not (pid.isdigit() and _started(int(pid)) == started):  # gone, or the pid is another process's now
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def _started(pid: int) -> str | None:
+    """When the process started (clock ticks since boot, /proc/<pid>/stat's 22nd field): a pid with its start time
+    names one process, even once the pid is reused."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19]
 
 
 @contextmanager

@@ -1,9 +1,9 @@
-"""Upload one artifact to a pip index with twine: bounded in time, retried, and checked against the index when an
-attempt timed out (the file may have landed before the answer was lost)."""
+"""Upload one artifact to a pip index with twine: bounded in time, retried, and checked against the index after an
+attempt that may have stored the file before it failed (a timeout, a 502 from a proxy whose index went on, a refusal
+of a file that exists: twine itself sends an upload answered 5xx again, without asking)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,7 +15,7 @@ from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
 from ac_release.clients import faults, proc
 from ac_release.clients.index import project_files
-from ac_release.clients.retry import Transient, retry
+from ac_release.clients.retry import RetriesSpent, Transient, retry
 from ac_release.clients.tlsclients import ca_env
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
@@ -38,8 +38,10 @@ def upload(index: IndexSettings, artifact: Path, password: str, attestations: Se
     """Upload `artifact` to `index` with twine (the password through the environment, never argv), with its PEP 740
     `attestations` (`twine upload --attestations`; an index that cannot store them, like pypiserver, drops them).
 
-    Returns "uploaded", or "landed" when an attempt timed out but the index then served the file with our sha256.
-    Raises ReleaseError on refused credentials, on other bytes under our name, or once the retries are spent.
+    Returns "uploaded", or "landed" when an attempt failed (timed out, answered 5xx, refused as existing) but the
+    index then served the file with our sha256; an attempt that may pass is retried only once the index, asked,
+    does not serve the file. Raises ReleaseError on refused credentials, on other bytes under our name, or once the
+    retries are spent.
     Failpoints: `during:upload-<n>` fires once more than half the file reached the index, `after:upload-<n>` once
     the upload is done (n counts the uploads of this process from 1).
     """
@@ -58,7 +60,7 @@ def upload(index: IndexSettings, artifact: Path, password: str, attestations: Se
         str(artifact),
         *map(str, attestations),
     ]
-    env = {**os.environ, **ca_env(index.ca_file), "TWINE_PASSWORD": password}
+    env = {**proc.tool_env(), **ca_env(index.ca_file), "TWINE_PASSWORD": password}
     number = faults.count("upload")
     failpoint = f"during:upload-{number}"
     size = artifact.stat().st_size
@@ -71,7 +73,7 @@ def upload(index: IndexSettings, artifact: Path, password: str, attestations: Se
         try:
             result = proc.run(argv, kind="twine upload", env=env, while_running=mid_transfer)
         except proc.Timeout as timeout:
-            if _landed(index, artifact, password):
+            if _landed(index, artifact, password, "timed out"):
                 return "landed"
             raise Transient(str(timeout)) from None
         faults.reached(failpoint)  # the whole file went before the watch saw half of it
@@ -79,12 +81,17 @@ def upload(index: IndexSettings, artifact: Path, password: str, attestations: Se
             return "uploaded"
         output = (result.stdout + result.stderr).decode(errors="replace").replace(password, "***")
         if any(marker in output for marker in _TRANSIENT):
-            raise Transient(_twine_error(output))
+            error = _twine_error(output)
+            if _landed(index, artifact, password, f"failed ({error})"):
+                return "landed"
+            raise Transient(error)
         if re.search(r"\b40[13] (Unauthorized|Forbidden)", output):
             raise ReleaseError(
                 f"index {index.url} refused the upload credentials of {index.username!r}: "
                 f"check {index.password.describe()}"
             )
+        if _landed(index, artifact, password, f"was refused ({_twine_error(output)})"):
+            return "landed"  # an earlier attempt, or twine's own resend after a 5xx, stored it
         raise ReleaseError(f"twine upload of {artifact.name} failed: {_twine_error(output)}")
 
     outcome = retry(attempt, what=f"upload of {artifact.name} to {index.url}")
@@ -98,15 +105,19 @@ def project_of(filename: str) -> str:
     return str(parse_sdist_filename(filename)[0])
 
 
-def _landed(index: IndexSettings, artifact: Path, password: str) -> bool:
-    """After a timed-out upload: did the file land? Ours -> yes; absent -> no; other bytes -> refuse."""
-    served = project_files(index, password, project_of(artifact.name)).get(artifact.name)
+def _landed(index: IndexSettings, artifact: Path, password: str, what: str) -> bool:
+    """After an upload that `what` (timed out, failed (...), was refused (...)): did the file land? Ours -> yes;
+    absent, or the index does not answer (asked again after the next attempt) -> no; other bytes -> refuse."""
+    try:
+        served = project_files(index, password, project_of(artifact.name), attempts=1).get(artifact.name)
+    except RetriesSpent:
+        return False
     if served is None:
         return False
     ours = sha256_file(artifact)
     if served.sha256 != ours:
         raise ReleaseError(
-            f"the upload of {artifact.name} timed out, and {index.url} now serves it with sha256 "
+            f"the upload of {artifact.name} {what}, and {index.url} now serves it with sha256 "
             f"{served.sha256 or 'unknown'}, ours is {ours}: published files are immutable, check the index"
         )
     return True
@@ -130,6 +141,8 @@ def _bytes_delivered(pid: int) -> int:
 
 
 def _twine_error(output: str) -> str:
+    """The line of twine's output that says what failed, without its colours and level."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1]
+    return re.sub(r"^ERROR\s+", "", (errors or lines or ["no output"])[-1])

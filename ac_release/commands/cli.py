@@ -60,7 +60,7 @@ ACTIONS_ENV_HELP = {
     "event": "the event that triggered the run (default: workflow_dispatch)",
     "environment": "the job's environment (default: the target's name; '' for none)",
     "sha": "the commit of the run (default: the checkout's HEAD)",
-    "lifetime": "seconds the request token is valid (default 7200: a whole workflow run)",
+    "lifetime": "seconds the request token is valid (default 7200: a whole workflow run; at most 21600, a job's limit)",
 }
 
 

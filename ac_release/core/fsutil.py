@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ac_release.core.errors import ReleaseError
@@ -39,6 +42,31 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode(), mode)
+
+
+def remove_interrupted_writes(directory: Path) -> list[Path]:
+    """Remove the temporary files atomic writes under `directory` left when interrupted (`.<name>.<random>.tmp`,
+    never renamed into place); only safe while no atomic write there is under way (the caller holds its lock)."""
+    removed = []
+    for leftover in directory.rglob(".*.tmp") if directory.is_dir() else ():
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+@contextmanager
+def exclusively(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (made when missing) for the block, waiting while another process holds it.
+    The kernel drops it when its holder dies, even by SIGKILL; the file stays (removing it would let a waiter lock a
+    file no newcomer opens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_copy(source: Path, destination: Path) -> None:

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +19,32 @@ from types import MappingProxyType
 
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import read_utf8
-from ac_release.model.version import ACVersion, ProductVersion
+from ac_release.model.version import NIGHTLY_YEARS, ACVersion, ProductVersion
 
 SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
 _BUILD = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$")
 _SECTION = re.compile(r"^### (?P<name>.+)$")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 UNDATED = "TBD"
-# Tabs are text; every other control character (NUL, ESC, ...) and the Unicode line separators are refused.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
+# The years an entry may be dated: those of a nightly (a four-digit year a build machine can have).
+ENTRY_YEARS = NIGHTLY_YEARS
+# Tabs and newlines are text; other control characters (Cc: NUL, ESC, C1) and the Unicode line separators (Zl, Zp)
+# are refused, and so are the invisible format characters (Cf: bidi controls that reorder what a reader sees,
+# zero-width characters, the BOM, the soft hyphen).
+_CONTROL_CATEGORIES = {"Cc", "Zl", "Zp"}
+# Entries are GitHub release text and git tag messages. Outside code spans (`...`, closed on their line), GitHub
+# renders as HTML a `<` directly followed by a letter, `/`, `!` or `?` (a tag, a closing tag, a comment or
+# declaration, a processing instruction; an autolink too) and a character reference (`&#x202E;`); `a < b` and `<2.3`
+# stay text. `@name` after anything but a letter, digit or `_` notifies that account (an e-mail address does not).
+_RAW_HTML = re.compile(r"<[A-Za-z/!?][^\s>]*>?")
+_CHARACTER_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+_MENTION = re.compile(r"(?<![A-Za-z0-9_])@(?P<name>[A-Za-z0-9][A-Za-z0-9-]*)")
+_BACKTICKS = re.compile(r"`+")
+_MARKUP = (
+    (_RAW_HTML, "raw HTML {0!r}: GitHub would render it in the release text; write it in backticks or leave it out"),
+    (_CHARACTER_REFERENCE, "HTML character reference {0!r}: write the character itself or put it in backticks"),
+    (_MENTION, "{0} would notify that GitHub account from the release text: write it in backticks (`{0}`)"),
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,11 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version
                     f"{where}:{number}: {version} is dated {match['date']!r}: write the date as YYYY-MM-DD "
                     f"(a real calendar date), or {UNDATED} until the release"
                 )
+            if is_date(match["date"]) and dt.date.fromisoformat(match["date"]).year not in ENTRY_YEARS:
+                raise ReleaseError(
+                    f"{where}:{number}: {version} is dated {match['date']}: entry dates are from "
+                    f"{ENTRY_YEARS.start} to {ENTRY_YEARS.stop - 1}"
+                )
             if any(e.version == version for e in entries):
                 raise ReleaseError(f"{where}:{number}: duplicate entry for {version}")
             if entries and version_of(entries[-1].version) < parsed:
@@ -96,7 +120,46 @@ def parse(path: Path, airflow: str, title: str = "Astronomer Certified", version
             raise ReleaseError(
                 f"{where}:{entry.line}: {entry.version} has an empty entry or section {empty or ''}".strip()
             )
+    _check_date_order(entries, where)
+    _check_release_text(lines, where)
     return [entry.frozen() for entry in entries]
+
+
+def _check_date_order(entries: Sequence[_Draft], where: str) -> None:
+    """Newest first: a build is dated no earlier than the one below it (TBD builds are not dated yet)."""
+    dated = [entry for entry in entries if entry.date != UNDATED]
+    for newer, older in itertools.pairwise(dated):
+        if newer.date < older.date:  # YYYY-MM-DD sorts as the calendar does
+            raise ReleaseError(
+                f"{where}:{newer.line}: {newer.version} is dated {newer.date}, before {older.version} ({older.date}) "
+                f"listed below it: a later build cannot be dated earlier; fix the dates"
+            )
+
+
+def _check_release_text(lines: list[str], where: str) -> None:
+    """No raw HTML, character reference or @mention outside the code spans of a line."""
+    for number, line in enumerate(lines, start=1):
+        visible = _without_code_spans(line, where, number)
+        found = [(m.start(), message.format(m[0])) for pattern, message in _MARKUP for m in pattern.finditer(visible)]
+        if found:
+            raise ReleaseError(f"{where}:{number}: {min(found)[1]}")
+
+
+def _without_code_spans(line: str, where: str, number: int) -> str:
+    """The line with its code spans blanked. As CommonMark reads them, a run of n backticks opens one and the next
+    run of exactly n closes it; each must close on its own line, and not open with an escaped backtick, so that the
+    line reads the same whatever paragraph GitHub makes of it."""
+    visible, at = line, 0
+    while opening := _BACKTICKS.search(line, at):
+        closing = next((m for m in _BACKTICKS.finditer(line, opening.end()) if len(m[0]) == len(opening[0])), None)
+        if closing is None or line[: opening.start()].endswith("\\"):
+            raise ReleaseError(
+                f"{where}:{number}: a code span that does not close on its line (column {opening.start() + 1}): "
+                f"close each code span on the line it opens, without escaping its backticks"
+            )
+        visible = visible[: opening.start()] + " " * (closing.end() - opening.start()) + visible[closing.end() :]
+        at = closing.end()
+    return visible
 
 
 @dataclass
@@ -127,10 +190,20 @@ def _read_lines(path: Path, airflow: str, where: str) -> list[str]:
     if not path.is_file():
         raise ReleaseError(f"{where} is not a file: make it the changelog of Airflow {airflow}")
     text = read_utf8(path, where).replace("\r\n", "\n")
-    if control := _CONTROL.search(text):
-        line = text.count("\n", 0, control.start()) + 1
-        raise ReleaseError(f"{where}:{line}: control character U+{ord(control[0]):04X}: remove it")
+    _check_characters(text, where)
     return text.split("\n")
+
+
+def _check_characters(text: str, where: str) -> None:
+    for at, char in enumerate(text):
+        category = unicodedata.category(char)
+        if char in "\n\t" or category not in {*_CONTROL_CATEGORIES, "Cf"}:
+            continue
+        line = text.count("\n", 0, at) + 1
+        if category == "Cf":
+            name = unicodedata.name(char, "unnamed")
+            raise ReleaseError(f"{where}:{line}: invisible character U+{ord(char):04X} ({name}): remove it")
+        raise ReleaseError(f"{where}:{line}: control character U+{ord(char):04X}: remove it")
 
 
 def release_entry_in(entries: Sequence[Entry], version: ACVersion | ProductVersion) -> Entry:

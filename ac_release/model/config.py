@@ -23,7 +23,7 @@ from ac_release.model.config_access import IndexSettings, Registry, RegistryAcce
 from ac_release.model.config_schema import Reading, SchemaError, is_loopback_host, is_loopback_registry
 from ac_release.model.config_services import ServiceRegistry, ServicesSettings, shared_services
 from ac_release.model.config_signing import Signer, SigningSettings
-from ac_release.model.config_targets import DevLocations, Target, target
+from ac_release.model.config_targets import DevLocations, Target, same_registry, target
 
 CONFIG_ENV = "AC_RELEASE_CONFIG"
 CACHE_ENV = "AC_RELEASE_CACHE"
@@ -106,6 +106,8 @@ def _read(path: Path) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ReleaseError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # the parser recurses once per level of arrays and inline tables
+        raise ReleaseError(f"{path}: nested too deeply (arrays or inline tables in each other): flatten it") from None
 
 
 def _settings(data: Any, reading: Reading) -> Settings:
@@ -119,9 +121,12 @@ def _settings(data: Any, reading: Reading) -> Settings:
     root, dist_dir, cache_dir, extra_ca_bundle = (
         schema.string(top, "", name) for name in ("root", "dist_dir", "cache_dir", "extra_ca_bundle")
     )
+    reading.repository = reading.path(root or ".", "root")
     docker = schema.string(top, "", "docker")
-    if docker is not None and docker != "auto" and not _DOCKER_CLI.fullmatch(docker):
-        raise SchemaError("docker", f'expected "auto" or the path of a docker CLI, got {schema.quoted(docker)}')
+    if docker is not None and docker != "auto" and not _is_docker_cli(docker):
+        raise SchemaError(
+            "docker", f'expected "auto" or the path of a docker or podman CLI, got {schema.quoted(docker)}'
+        )
     shared = shared_services(top["services"], "services", reading)
     tables = top["targets"]
     if not isinstance(tables, dict):
@@ -130,6 +135,7 @@ def _settings(data: Any, reading: Reading) -> Settings:
         raise SchemaError("targets", "no target: add a [targets.<name>] table")
     targets = {name: target(value, name, reading, shared) for name, value in tables.items()}
     _same_issuer_on_shared_services(targets)
+    _dev_apart_from_release(targets)
     default = schema.string(top, "", "default_target", required=True)
     if default not in targets:
         raise SchemaError(
@@ -138,10 +144,10 @@ def _settings(data: Any, reading: Reading) -> Settings:
     services = targets[default].services
     settings = Settings(
         # The repository root holds wheel/ and changelog/; a test config elsewhere names it explicitly.
-        root=reading.path(root or "."),
+        root=reading.repository,
         dist_dir=reading.directory(dist_dir or "dist", "dist_dir"),
         cache_dir=_cache_dir(cache_dir, reading),
-        extra_ca_bundle=reading.path(extra_ca_bundle) if extra_ca_bundle is not None else None,
+        extra_ca_bundle=reading.path(extra_ca_bundle, "extra_ca_bundle") if extra_ca_bundle is not None else None,
         docker=docker or "auto",
         # [services] as the default target starts them (its issuer), or as they are when it has none
         services=services if services is not None else shared,
@@ -150,6 +156,47 @@ def _settings(data: Any, reading: Reading) -> Settings:
     )
     reading.end()
     return settings
+
+
+def _is_docker_cli(setting: str) -> bool:
+    """A name or path whose file is `docker` or `podman` (one argv word: no options, no `sudo docker`)."""
+    return _DOCKER_CLI.fullmatch(setting) is not None and Path(setting).name in ("docker", "podman")
+
+
+def _dev_apart_from_release(targets: dict[str, Target]) -> None:
+    """Dev builds never reach a release location: no target's dev index or dev registry is any target's release
+    index or registry (compared as locations: case of scheme and host, default port, trailing slash)."""
+    released = {schema.same_location(built.index.url): f"targets.{name}.index.url" for name, built in targets.items()}
+    released |= {
+        same_registry(registry): f"targets.{name}.registries"
+        for name, built in targets.items()
+        for registry in built.registries
+    }
+    for name, built in targets.items():
+        for key, location in _dev_locations(name, built):
+            if (same := released.get(_location_key(location))) is not None:
+                raise SchemaError(
+                    key,
+                    f"{schema.quoted(location)} is also {same}: dev builds must never reach a release location; "
+                    "name a dev location of its own",
+                )
+
+
+def _dev_locations(name: str, built: Target) -> list[tuple[str, str]]:
+    """(key, location) of the target's dev index and registries; the key of a derived one is the target's."""
+    if built.dev is None:
+        return []
+    declared = built.services is None
+    index_key = f"targets.{name}.dev.index_url" if declared else f"targets.{name} (its derived dev index)"
+    locations = [(index_key, built.dev.index.url)]
+    for number, registry in enumerate(built.dev.registries):
+        key = f"targets.{name}.dev.registries[{number}]" if declared else f"targets.{name} (its derived dev registry)"
+        locations.append((key, str(registry)))
+    return locations
+
+
+def _location_key(location: str) -> str:
+    return schema.same_location(location) if "://" in location else same_registry(location)
 
 
 def _same_issuer_on_shared_services(targets: dict[str, Target]) -> None:
@@ -168,17 +215,22 @@ def _same_issuer_on_shared_services(targets: dict[str, Target]) -> None:
 
 
 def _cache_dir(configured: str | None, reading: Reading) -> Path:
+    configured_dir = reading.directory(configured or "~/.cache/ac-release", "cache_dir")  # refused even if overridden
     if CACHE_ENV in os.environ:
         named = os.environ[CACHE_ENV]
-        cache = reading.path(named)
+        cache = reading.path(named, CACHE_ENV)
         if not named:
             reading.refuse_at_the_end(ReleaseError(f"{CACHE_ENV} is set but empty: name a directory or unset it"))
         elif cache.exists() and not cache.is_dir():
             reading.refuse_at_the_end(
                 ReleaseError(f"{CACHE_ENV}={named} is not a directory: name a directory or unset it")
             )
+        elif problem := reading.not_own_directory(cache):
+            reading.refuse_at_the_end(
+                ReleaseError(f"{CACHE_ENV}={named} is {problem}: name a directory of the pipeline's own below it")
+            )
         return cache
-    return reading.directory(configured or "~/.cache/ac-release", "cache_dir")
+    return configured_dir
 
 
 def load_settings(path: Path | None = None) -> Settings:

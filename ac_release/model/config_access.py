@@ -58,6 +58,7 @@ class RegistryAccess:
     ca_dir: Path | None = None  # a directory holding the CA certificate (ca.crt) to trust besides the system's
     username: str | None = None  # with `password`; None: the Docker/skopeo auth file of the user (`docker login`)
     password: Secret | None = None
+    auth_hosts: tuple[str, ...] = ()  # the hosts besides its own whose Bearer realm may take its credentials
 
 
 class Registry(str):

@@ -24,6 +24,7 @@ MISSING = "missing (compare with the repository's release.toml)"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _USERNAME = re.compile(r"[^\s:\x00-\x1f\x7f]+")
+_WHITESPACE = re.compile(r"\s")
 
 
 class SchemaError(Exception):
@@ -41,6 +42,7 @@ class Reading:
     with several faults reports a fault of its shape first."""
 
     file: Path
+    repository: Path | None = None  # the repository root, once read: no directory the pipeline writes may hold it
     ports: dict[int, str] = field(default_factory=dict)
     waiting: list[Exception] = field(default_factory=list)
 
@@ -55,15 +57,34 @@ class Reading:
     def base(self) -> Path:
         return self.file.parent
 
-    def path(self, value: str) -> Path:
-        return (self.base / os.path.expanduser(os.path.expandvars(value))).resolve()
+    def path(self, value: str, key: str) -> Path:
+        """`value` (relative to release.toml, `~` and `$VAR` expanded) resolved; a symlink loop is refused at `key`."""
+        try:
+            return (self.base / os.path.expanduser(os.path.expandvars(value))).resolve()
+        except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop from ..."
+            reason = getattr(exc, "strerror", None) or "a symlink loop"
+            raise SchemaError(key, f"cannot resolve {quoted(value)} ({reason}): fix or remove the link") from None
 
     def directory(self, value: str, key: str) -> Path:
-        """A directory the pipeline writes below: it may not exist yet, but it must not be a file."""
-        path = self.path(value)
+        """A directory the pipeline writes below: it may not exist yet, but it must not be a file, nor hold the
+        machine's files, the user's or the repository's."""
+        path = self.path(value, key)
+        if problem := self.not_own_directory(path):
+            raise SchemaError(key, f"{quoted(value)} is {problem}: name a directory of the pipeline's own below it")
         if path.exists() and not path.is_dir():
             self.refuse_at_the_end(ReleaseError(f"{self.file}: {key} is not a directory: name a directory"))
         return path
+
+    def not_own_directory(self, path: Path) -> str | None:
+        """Why the pipeline may not write and remove below `path`, or None: the filesystem root, the home directory
+        itself, or the repository or a directory holding it."""
+        if path == Path(path.anchor):
+            return "the filesystem root"
+        if path == Path.home().resolve():
+            return "the home directory"
+        if self.repository is not None and self.repository.is_relative_to(path):
+            return "the repository or a directory holding it"
+        return None
 
     def own_port(self, table: dict, key: str, name: str) -> int:
         """A port no other service of any target listens on."""
@@ -180,15 +201,39 @@ def port(table: dict, key: str, name: str) -> int:
 
 
 def url(value: str, key: str, credentials_hint: str) -> urllib.parse.SplitResult:
-    """A URL split into its parts; userinfo (`user:password@`) is refused without quoting the URL."""
-    parts = urllib.parse.urlsplit(value)
+    """A URL split into its parts; userinfo (`user:password@`) is refused without quoting the URL, and so are
+    whitespace, a port outside 1-65535 and a host that is not ASCII."""
+    if _WHITESPACE.search(value):
+        raise SchemaError(key, f"a URL has no whitespace: encode it (%20) or remove it, got {quoted(value)}")
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        raise SchemaError(key, f"not a valid URL: {quoted(value)}") from None
     if "@" in parts.netloc:
         raise SchemaError(key, f"credentials do not belong in a URL{credentials_hint}")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
-    except ValueError:
-        raise SchemaError(key, f"invalid port in {quoted(value)}") from None
+    checked_host_and_port(parts, key, value)
     return parts
+
+
+def checked_host_and_port(parts: urllib.parse.SplitResult, key: str, value: str) -> None:
+    """A port from 1 to 65535 if any, and an ASCII host (a name in its punycode form)."""
+    try:
+        valid_port = parts.port != 0  # None: no port
+    except ValueError:  # not a number, or above 65535
+        valid_port = False
+    if not valid_port:
+        raise SchemaError(key, f"invalid port in {quoted(value)}: a port is from 1 to 65535")
+    if not parts.netloc.isascii():
+        raise SchemaError(key, f"the host of {quoted(value)} is not ASCII: write it in its punycode form (xn--...)")
+
+
+def same_location(url: str) -> str:
+    """`url` as compared with another: scheme and host in lower case, no default port, no trailing slash."""
+    parts = urllib.parse.urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, {"http": 80, "https": 443}.get(scheme)) else None
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
 
 
 def username(table: dict, key: str, name: str = "username") -> str | None:

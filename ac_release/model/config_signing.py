@@ -96,11 +96,17 @@ def signing(value: Any, key: str, reading: Reading, services: ServicesSettings |
     if parts.scheme != "https" or not parts.hostname:
         raise SchemaError(f"{key}.issuer", f"expected an https:// URL, got {schema.quoted(issuer)}")
     if instance == "local":
+        if schema.same_location(issuer) == schema.same_location(GITHUB_ACTIONS_ISSUER):
+            raise SchemaError(
+                f"{key}.issuer",
+                f"the local instance mints its own tokens: it may not claim GitHub Actions' issuer "
+                f"({GITHUB_ACTIONS_ISSUER}); name one of its own, e.g. https://oidc.ac-release.local",
+            )
         identity = {"identity": _local_identity(table, key)}
     else:
         identity = _workflow_identity(table, key, issuer)
     if trust_config is not None:
-        trust_config_path = reading.path(trust_config)
+        trust_config_path = reading.path(trust_config, f"{key}.trust_config")
     else:
         trust_config_path = services.trust_config if services else None
     return SigningSettings(instance=instance, issuer=issuer, trust_config=trust_config_path, **identity)

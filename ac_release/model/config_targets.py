@@ -12,7 +12,7 @@ from typing import Any
 
 from ac_release.core.errors import ReleaseError
 from ac_release.model import config_schema as schema
-from ac_release.model.config_access import IndexSettings, Registry, Secret
+from ac_release.model.config_access import IndexSettings, Registry, RegistryAccess, Secret
 from ac_release.model.config_schema import Reading, SchemaError
 from ac_release.model.config_services import REPOSITORY_PATH, ServicesSettings, own_services
 from ac_release.model.config_signing import SigningSettings, signing
@@ -29,6 +29,18 @@ _REGISTRY = re.compile(
     rf"(?P<host>\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?/{REPOSITORY_PATH.pattern}",
     re.ASCII,
 )
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.ASCII)
+# git's scp-like `[user@]host:path`: a colon before any slash
+_SCP_LIKE = re.compile(r"(?:(?P<user>[^@/]*)@)?(?P<host>\[[^\]/]*\]|[^:/]+):(?P<path>.*)")
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def same_registry(repository: str) -> str:
+    """`host[:port]/repository` as compared with another: the host in lower case, no default port (443), Docker Hub
+    by one name."""
+    host, _, path = repository.partition("/")
+    host = host.lower().removesuffix(":443")
+    return f"{DOCKER_HUB[0] if host in DOCKER_HUB else host}/{path}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ def target(value: Any, name: str, reading: Reading, shared: ServicesSettings) ->
         dev_url, dev_registries = _dev(table["dev"], f"{key}.dev")
     base_images = schema.choice(table, key, "base_images", BASE_IMAGES, default="official")
     registries = _registries(table["registries"], f"{key}.registries") if "registries" in table else None
-    git_remote = _git_remote(table, key, reading) if "git_remote" in table else None
+    git_remote = _git_remote(table, key, reading, services) if "git_remote" in table else None
     signs = signing(table["signing"], f"{key}.signing", reading, services, own)
     if services is not None:
         services = dataclasses.replace(services, issuer=signs.issuer)
@@ -184,7 +196,7 @@ def _index(
     if "password_env" in table:
         password = Secret(env=schema.env_name(table, key, "password_env"))
     elif "password_file" in table:
-        password = Secret(file=reading.path(schema.string(table, key, "password_file")))
+        password = Secret(file=reading.path(schema.string(table, key, "password_file"), f"{key}.password_file"))
     elif services is None:
         raise SchemaError(key, "missing password_env or password_file")
     if services is None:
@@ -228,13 +240,21 @@ def _dev(value: Any, key: str) -> tuple[str, tuple[Registry, ...]]:
 
 
 def _registries(value: Any, key: str) -> tuple[Registry, ...]:
+    """`["host[:port]/repository", ...]`; an entry may be a table naming the hosts besides its own whose Bearer
+    realm gets its credentials: `{repository = "docker.io/a/b", auth_hosts = ["auth.docker.io"]}`."""
     expected = 'expected a list of "host[:port]/repository" strings'
     if not isinstance(value, list):
         raise SchemaError(key, f"{expected}, got {schema.kind(value)}")
     if not value:
         raise SchemaError(key, f"{expected}, got an empty list")
+    registries: list[Registry] = []
     for number, item in enumerate(value):
         item_key = f"{key}[{number}]"
+        auth_hosts: tuple[str, ...] = ()
+        if isinstance(item, dict):
+            entry = schema.table(item, item_key, ("repository", "auth_hosts"), ("repository",))
+            item, auth_hosts = entry["repository"], _auth_hosts(entry, item_key)
+            item_key = f"{item_key}.repository"
         if isinstance(item, str) and "@" in item.split("/", 1)[0]:
             raise SchemaError(item_key, "credentials do not belong in release.toml: use `docker login`")
         repository = schema.plain(item, item_key)
@@ -245,13 +265,23 @@ def _registries(value: Any, key: str) -> tuple[Registry, ...]:
             raise SchemaError(item_key, f"expected {REGISTRY_FORM}, got {schema.quoted(repository)}")
         if match["port"] and not 1 <= int(match["port"]) <= 65535:
             raise SchemaError(item_key, f"expected {REGISTRY_FORM}, got {schema.quoted(repository)}")
-        if repository in value[:number]:
+        if repository in registries:
             raise SchemaError(item_key, f"{schema.quoted(repository)} is listed twice")
-    return tuple(Registry(repository) for repository in value)
+        registries.append(Registry(repository, RegistryAccess(auth_hosts=auth_hosts)))
+    return tuple(registries)
 
 
-def _git_remote(table: dict, key: str, reading: Reading) -> str:
-    """A remote name, a path, an scp-like `user@host:path` or an https/ssh/file URL; never a remote helper. A path
+def _auth_hosts(entry: dict, key: str) -> tuple[str, ...]:
+    key = f"{key}.auth_hosts"
+    hosts = entry.get("auth_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(host, str) and _HOST_NAME.fullmatch(host) for host in hosts):
+        raise SchemaError(key, 'expected a list of host names, e.g. ["auth.docker.io"]')
+    return tuple(host.lower() for host in hosts)
+
+
+def _git_remote(table: dict, key: str, reading: Reading, services: ServicesSettings | None) -> str:
+    """A remote name, a path, an scp-like `user@host:path` or an https/ssh URL (file:// only into the target's
+    services); never a remote helper, nor a host, user or path that ssh or git could read as an option. A path
     starting with `.` is relative to release.toml."""
     remote = schema.string(table, key, "git_remote", required=True)
     key = f"{key}.git_remote"
@@ -265,13 +295,36 @@ def _git_remote(table: dict, key: str, reading: Reading) -> str:
         # ssh://git@host/... names a user, not a secret; a password or any https userinfo (a token) is refused.
         if "@" in parts.netloc and (scheme in ("http", "https") or ":" in parts.netloc.rpartition("@")[0]):
             raise SchemaError(key, "credentials do not belong in a URL: use a credential helper or an ssh key")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
-        except ValueError:
-            raise SchemaError(key, f"invalid port in {schema.quoted(remote)}") from None
+        if any(character.isspace() for character in remote):
+            raise SchemaError(key, f"a remote URL has no whitespace, got {schema.quoted(remote)}")
+        schema.checked_host_and_port(parts, key, remote)
         loopback = schema.is_loopback_host(parts.hostname or "")
         if scheme not in ("https", "ssh", "file") and not (scheme == "http" and loopback):
             raise SchemaError(key, f"a remote URL must use https or ssh, got {schema.quoted(remote)}")
+        _no_option_like_part(parts.netloc.rpartition("@")[0], parts.netloc.rpartition("@")[2], parts.path, key)
+        if scheme == "file":
+            _file_remote_in_services(parts.path, key, reading, services)
     elif re.match(r"[^/@]*:[^/@]*@", remote):
         raise SchemaError(key, "credentials do not belong in a URL: use a credential helper or an ssh key")
-    return str(reading.path(remote)) if remote.startswith(".") else remote
+    elif scp := _SCP_LIKE.fullmatch(remote):
+        _no_option_like_part(scp["user"] or "", scp["host"], scp["path"], key)
+    return str(reading.path(remote, key)) if remote.startswith(".") else remote
+
+
+def _no_option_like_part(user: str, host: str, path: str, key: str) -> None:
+    """ssh takes a user or host starting with '-' as an option (`-oProxyCommand=...`); git a path so too."""
+    for part, value in (("user", user), ("host", host), ("path", path.lstrip("/"))):
+        if value.startswith("-"):
+            raise SchemaError(
+                key, f"the remote's {part} starts with '-' (ssh or git would read it as an option): name a real {part}"
+            )
+
+
+def _file_remote_in_services(path: str, key: str, reading: Reading, services: ServicesSettings | None) -> None:
+    """A file:// remote is the target's own services' repository, never some other directory of this machine."""
+    resolved = reading.path(urllib.parse.unquote(path) or "/", key)
+    if services is None or not resolved.is_relative_to(services.dir):
+        raise SchemaError(
+            key,
+            "a file:// remote must be inside the target's services directory: name a remote or an https/ssh URL",
+        )

@@ -209,34 +209,177 @@ def check_series(patches: Path, root: Path) -> None:
                 f"{shown(path)}: the series has no {expected}: number the patches 0001, 0002, ... without gaps"
             )
         numbers[match["number"]] = path
-        _check_diff(path, shown(path))
+        check_patch(path, shown(path))
 
 
-def _check_patched_path(header: str, shown: str, number: int) -> None:
-    """`a/airflow/x.py` under `patch -p1` is `airflow/x.py`: never absolute, never climbing out with `..`."""
-    target = header.split("\t")[0].strip()
-    if target == "/dev/null":
-        return
-    parts = target.split("/")[1:]
-    if target.startswith("/") or ".." in parts:
-        raise ReleaseError(
-            f"{shown}:{number}: patches {'/'.join(parts)}, outside the source tree: "
-            f"paths are relative to the sdist root"
-        )
+# -- a patch's headers: every file name and mode GNU patch acts on -----------------------------------------------
+
+_REGULAR_MODES = ("100644", "100755")
+_MODE_KINDS = {"120000": "a symlink", "160000": "a gitlink, a submodule"}
+_MODE_LINE = re.compile(r"(?:old mode|new mode|deleted file mode|new file mode) (?P<mode>\S*)\s*")
+_INDEX_LINE = re.compile(r"index [0-9a-f]+\.\.[0-9a-f]+(?: (?P<mode>\S*))?\s*", re.ASCII)
+_NAME_LINE = re.compile(r"(?:rename from|rename to|copy from|copy to|Index:|\*\*\*|---|\+\+\+) (?P<name>.*)")
+_BINARY_LINE = re.compile(r"GIT binary patch|Binary files .* differ")
+_HUNK = re.compile(r"@@ -[0-9]+(?:,(?P<old>[0-9]+))? \+[0-9]+(?:,(?P<new>[0-9]+))? @@.*", re.ASCII)
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+_NAME_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-def _check_diff(path: Path, shown: str) -> None:
-    text = read_utf8(path, shown)
-    lines = text.splitlines()
-    has_file, has_hunk = False, False
-    for number, (line, following) in enumerate(zip(lines, [*lines[1:], ""], strict=True), start=1):
-        if line.startswith("--- ") and following.startswith("+++ "):
-            has_file = True
-            for offset, header in enumerate((line, following)):
-                _check_patched_path(header[4:], shown, number + offset)
-        elif line.startswith("@@ ") and has_file:
+def check_patch(path: Path, shown: str) -> None:
+    """A patch's headers, read as GNU patch reads them: outside its hunks (read by their line counts), every line
+    may be a header, the commit message's too. A patch changes regular files (100644, 100755) inside the source
+    tree, named under a/ and b/; no symlink, gitlink, other mode or binary patch, nothing absolute or with `..`."""
+    lines = [line.removesuffix("\r") for line in read_utf8(path, shown).split("\n")]
+    has_file, has_hunk, index = False, False, 0
+    while index < len(lines):
+        line, following, number = lines[index], lines[index + 1] if index + 1 < len(lines) else "", index + 1
+        if (hunk := _HUNK.fullmatch(line)) and has_file:
             has_hunk = True
+            index = _hunk_end(lines, index + 1, int(hunk["old"] or 1), int(hunk["new"] or 1))
+        elif line.startswith("--- ") and following.startswith("+++ "):
+            has_file = True
+            _check_file_header(line[4:], "a/", shown, number)
+            _check_file_header(following[4:], "b/", shown, number + 1)
+            index += 2
+        else:
+            _check_header_line(line, shown, number)
+            index += 1
     if not has_hunk:
         raise ReleaseError(
             f"{shown} holds no diff (no ---/+++ file header with an @@ hunk): make it with git format-patch"
+        )
+
+
+def _hunk_end(lines: list[str], index: int, old: int, new: int) -> int:
+    """Where a unified hunk of `old` and `new` lines ends. A line the counts do not allow ends it early: it is read
+    as a header, so that a malformed hunk hides nothing."""
+    while index < len(lines) and (old or new):
+        line = lines[index]
+        if (line == "" or line.startswith(" ")) and old and new:
+            old, new = old - 1, new - 1
+        elif line.startswith("-") and old:
+            old -= 1
+        elif line.startswith("+") and new:
+            new -= 1
+        elif not line.startswith("\\"):  # `\ No newline at end of file` counts for neither side
+            break
+        index += 1
+    while index < len(lines) and lines[index].startswith("\\"):
+        index += 1
+    return index
+
+
+def _check_header_line(line: str, shown: str, number: int) -> None:
+    """A line outside the hunks that is not a ---/+++ pair: git's extended headers, or a lone name header."""
+    if line.startswith("diff --git "):
+        _check_git_names(line.removeprefix("diff --git "), shown, number)
+    elif (mode := _MODE_LINE.fullmatch(line) or _INDEX_LINE.fullmatch(line)) and mode["mode"] is not None:
+        _check_mode(mode["mode"], shown, number)
+    elif _BINARY_LINE.fullmatch(line):
+        raise ReleaseError(
+            f"{shown}:{number}: a binary patch: a patch may change text files only; leave binary files out"
+        )
+    elif header := _NAME_LINE.fullmatch(line):
+        name = _header_name(header["name"], shown, number)
+        for reading in _readings(name) if name.text != "/dev/null" else []:
+            _check_tree_path(reading, shown, number)
+
+
+def _check_file_header(text: str, prefix: str, shown: str, number: int) -> None:
+    """`--- a/x` or `+++ b/x`: under `patch -p1` the file x, inside the tree; or /dev/null."""
+    _check_name(_header_name(text, shown, number), prefix, shown, number)
+
+
+def _check_name(name: _Name, prefix: str, shown: str, number: int) -> None:
+    if name.text == "/dev/null":
+        return
+    if not name.text.startswith(prefix):
+        raise ReleaseError(
+            f"{shown}:{number}: {name.text!r} is not under {prefix}: make the patch with git format-patch "
+            f"(a/ and b/ prefixes)"
+        )
+    for reading in _readings(name):
+        _check_tree_path(reading.removeprefix(prefix), shown, number)
+
+
+def _check_git_names(text: str, shown: str, number: int) -> None:
+    """`diff --git a/x b/y`: each name may be quoted; unquoted, a name with spaces makes the line ambiguous, so every
+    way to split it is checked."""
+    if text.startswith('"'):
+        old, rest = _unquote(text, shown, number)
+        splits = [(_Name(old, quoted=True), rest[1:])] if rest.startswith(" ") else []
+    else:
+        splits = [(_Name(text[:at], quoted=False), text[at + 1 :]) for at in range(len(text)) if _splits_at(text, at)]
+    if not splits:
+        raise ReleaseError(
+            f"{shown}:{number}: cannot read the two file names of `diff --git`: make the patch with git format-patch"
+        )
+    for old, new in splits:
+        _check_name(old, "a/", shown, number)
+        _check_file_header(new, "b/", shown, number)
+
+
+def _splits_at(text: str, at: int) -> bool:
+    """An unquoted `diff --git` line may split between its names at a space before `b/` or a quoted name."""
+    return text[at] == " " and text.startswith(("b/", '"'), at + 1)
+
+
+@dataclass(frozen=True)
+class _Name:
+    text: str
+    quoted: bool
+
+
+def _header_name(text: str, shown: str, number: int) -> _Name:
+    """A header's file name: git's C-style quoted form decoded, or an unquoted name up to a tab (a timestamp)."""
+    if text.startswith('"'):
+        name, _ = _unquote(text, shown, number)
+        return _Name(name, quoted=True)
+    return _Name(text.split("\t")[0], quoted=False)
+
+
+def _readings(name: _Name) -> list[str]:
+    """The names GNU patch may read: an unquoted name may end at any white space."""
+    if name.quoted:
+        return [name.text]
+    return [name.text] + [name.text[:at] for at, char in enumerate(name.text) if char.isspace()]
+
+
+def _unquote(text: str, shown: str, number: int) -> tuple[str, str]:
+    """git's quoted name (`"a/\\303\\251\\t.py"`): its decoded text, and the text after the closing quote."""
+    raw, at = bytearray(), 1
+    while at < len(text) and text[at] != '"':
+        if text[at] != "\\":
+            raw += text[at].encode()
+            at += 1
+        elif octal := _OCTAL_ESCAPE.match(text, at):
+            raw.append(int(octal[1], 8) & 0xFF)
+            at += 4
+        elif text[at + 1 : at + 2] in _C_ESCAPES:
+            raw.append(_C_ESCAPES[text[at + 1]])
+            at += 2
+        else:
+            break
+    if at >= len(text) or text[at] != '"':
+        raise ReleaseError(f"{shown}:{number}: malformed quoted file name {text}: make the patch with git format-patch")
+    return raw.decode("utf-8", "replace"), text[at + 1 :]
+
+
+def _check_tree_path(name: str, shown: str, number: int) -> None:
+    """A file name under `patch -p1`: relative, with no `..` component, no control character."""
+    if _NAME_CONTROL.search(name):
+        raise ReleaseError(f"{shown}:{number}: file name {name!r} has a control character: rename the file")
+    if name.startswith("/") or ".." in name.split("/"):
+        raise ReleaseError(
+            f"{shown}:{number}: patches {name}, outside the source tree: paths are relative to the sdist root"
+        )
+
+
+def _check_mode(mode: str, shown: str, number: int) -> None:
+    if mode not in _REGULAR_MODES:
+        kind = _MODE_KINDS.get(mode, "not a regular file's")
+        raise ReleaseError(
+            f"{shown}:{number}: file mode {mode} ({kind}): a patch may change regular files only "
+            f"(100644 or 100755): leave that change out"
         )

@@ -31,6 +31,7 @@ from ac_release.model.records import (
     WheelRecord,
 )
 from ac_release.pipeline.restore_dist import restore_line_build, restore_release_files
+from ac_release.pipeline.runlock import line_held
 from ac_release.pipeline.stage_times import time_line
 from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
 from ac_release.stages.steps import Stage, Step, refuse_any
@@ -94,6 +95,12 @@ def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):
 
 
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
+    """The stages, while no other build of the line runs on the target (runlock.line_held)."""
+    with line_held(ctx.settings.dist_dir, ctx.version.airflow_version, ctx.release_target.name, str(ctx.version)):
+        return _run_stages(ctx, names)
+
+
+def _run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
     results: dict[str, object] = {}
     timings: dict[str, float] = {}
     ctx.view = LiveView(ctx.console)

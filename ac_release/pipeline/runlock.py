@@ -4,18 +4,28 @@ Two runs on the same version would both read-modify-write `release.json` (one lo
 each other's temporary files. Every writing task holds an exclusive `flock` on `dist/<version>.lock`, which names its
 pid; a second run refuses at once. The kernel drops the lock when its holder dies, even by SIGKILL, so a killed run
 never blocks the next one.
+
+Two builds of one line (2.2.4-1 and 2.2.4-2, a release and that line's nightly) share the target's floating tags and
+git remote: every run of the stages also holds `dist/.line-<airflow>.<target>.lock` (`line_held`), so a second build
+of the line on the same target refuses, naming the build and pid holding it. Across machines the workflows'
+`concurrency:` groups serialise them.
+
+Taking the version's lock is also when what a killed run left is cleaned up: the temporary files of its interrupted
+atomic writes in dist/<version>/, and the registry logins of killed processes.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ac_release.clients.tlsclients import remove_abandoned_logins
 from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import remove_interrupted_writes
 
 
 def lock_path(dist: Path) -> Path:
@@ -28,15 +38,16 @@ def held(dist: Path, version: str) -> Iterator[None]:
     The lock file, and dist/ when this created it, are removed again when the block ends."""
     path = lock_path(dist)
     created_parent = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(path, version)
+
+    def refusal(pid: str, started: str, _version: str) -> str:
+        return f"{version} is being released by pid {pid} (started {started}); wait for it or stop it"
+
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\n".encode())
-        yield
+        with _locked(path, version, refusal):
+            remove_interrupted_writes(dist)  # no write of this version is under way: only a killed run's are left
+            remove_abandoned_logins()
+            yield
     finally:
-        path.unlink(missing_ok=True)  # before unlocking: a waiter then finds the file gone and makes a new one
-        os.close(fd)
         if created_parent:
             try:
                 path.parent.rmdir()  # only when empty: a refused first run leaves no dist/ behind
@@ -44,7 +55,42 @@ def held(dist: Path, version: str) -> Iterator[None]:
                 pass
 
 
-def _acquire(path: Path, version: str) -> int:
+def line_lock_path(dist_dir: Path, airflow: str, target: str) -> Path:
+    return dist_dir / f".line-{airflow}.{target}.lock"
+
+
+@contextmanager
+def line_held(dist_dir: Path, airflow: str, target: str, version: str) -> Iterator[None]:
+    """Hold the lock of Airflow line `airflow` on `target` for the block (taken inside the version's lock, which
+    made `dist_dir`); refuse in one line, naming the build and the pid holding it, when another run holds it."""
+
+    def refusal(pid: str, started: str, holder: str) -> str:
+        return (
+            f"line {airflow} on {target} is being released by {holder} (pid {pid}, started {started}), which shares "
+            f"{version}'s floating tags and git remote: wait for it or stop it"
+        )
+
+    with _locked(line_lock_path(dist_dir, airflow, target), version, refusal):
+        yield
+
+
+@contextmanager
+def _locked(path: Path, version: str, refusal: Callable[[str, str, str], str]) -> Iterator[None]:
+    """An exclusive, non-blocking flock on `path`, whose content names the holder (pid, start, version); the file is
+    removed when the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path, refusal)
+    try:
+        os.ftruncate(fd, 0)
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        os.write(fd, f"{os.getpid()} {started} {version}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before unlocking: a waiter then finds the file gone and makes a new one
+        os.close(fd)
+
+
+def _acquire(path: Path, refusal: Callable[[str, str, str], str]) -> int:
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -56,10 +102,7 @@ def _acquire(path: Path, version: str) -> int:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").split()
             os.close(fd)
-            pid, started = (holder + ["unknown", "unknown"])[:2]
-            raise ReleaseError(
-                f"{version} is being released by pid {pid} (started {started}); wait for it or stop it"
-            ) from None
+            raise ReleaseError(refusal(*(holder + ["unknown"] * 3)[:3])) from None
         try:
             same_file = _identity(os.fstat(fd)) == _identity(os.stat(path))
         except FileNotFoundError:

@@ -11,13 +11,12 @@ from ac_release.core.errors import ReleaseError
 from ac_release.model.config import Settings
 from ac_release.services import actions_identity
 from ac_release.services.manager import LocalServices
-from ac_release.services.sigstore_local import ACTIONS_TOKEN_PATH, LocalSigstore
+from ac_release.services.sigstore_local import ACTIONS_TOKEN_PATH, LocalSigstore, check_actions_job_lifetime
 
 
 def export_lines(settings: Settings, target: str, job: dict, environment: str | None, lifetime: int) -> list[str]:
     """Three `export` lines; the request token (a secret) is in the last one and nowhere else."""
-    if lifetime <= 0:
-        raise ReleaseError(f"--lifetime {lifetime}: give a positive number of seconds")
+    check_actions_job_lifetime(lifetime, "--lifetime")
     chosen = settings.target(target)
     if chosen.services is None or chosen.signing.instance == "local":
         why = (

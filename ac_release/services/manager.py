@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ac_release.core.fsutil import exclusively
 from ac_release.model.config import ServicesSettings
 from ac_release.services.docker_trust import DOCKER_CERTS, DockerTrust
 from ac_release.services.git_remote import prepare_git_remote
@@ -82,8 +83,18 @@ class LocalServices:
     def services(self) -> list[Service]:
         return [*self.index.services(), sigstore_service(self.settings), *self.registries.services()]
 
+    @property
+    def lock_file(self) -> Path:
+        """Held by `up` and `down` for their whole work: one at a time per service set."""
+        return self.settings.run_dir / "services.lock"
+
     def up(self, log=print, timeout: float = 30) -> dict[str, str]:
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        """Start what does not run. A second `up` meanwhile (another run needing the services) waits for the first,
+        then finds them running: refusing it would fail a run for services that are about to answer."""
+        with exclusively(self.lock_file):
+            return self._up(log, timeout)
+
+    def _up(self, log, timeout: float) -> dict[str, str]:
         # A new certificate or credential needs a restart: the servers read them when they start.
         restart = {s.name for s in self.services() if s.tls} if self.settings.tls and self._prepare_tls() else set()
         if self.index.prepare():
@@ -100,10 +111,13 @@ class LocalServices:
         return urls
 
     def down(self, log=print) -> None:
-        for service in self.services():
-            if self.supervisor.stop(service, log):
-                log(f"services: {service.name} stopped")
-        self.docker_trust.untrust()
+        if not self.settings.run_dir.is_dir():  # never started: nothing to stop, and nothing made here
+            return
+        with exclusively(self.lock_file):
+            for service in self.services():
+                if self.supervisor.stop(service, log):
+                    log(f"services: {service.name} stopped")
+            self.docker_trust.untrust()
 
     def status(self) -> dict[str, str]:
         return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from pathlib import Path
 
 from ac_release.core.fsutil import atomic_write_text
 from ac_release.model.config import ServicesSettings
@@ -28,10 +29,8 @@ class PipIndex:
         settings = self.settings
         packages, htpasswd = settings.packages(dev), settings.index_htpasswd
         port = settings.dev_pypi_port if dev else settings.pypi_port
-        app = (
-            f"ac_release.services.index_app:app(roots=[{str(packages)!r}], password_file={str(htpasswd)!r}, "
-            "authenticate=['update'], disable_fallback=True, hash_algo='sha256', backend_arg='simple-dir')"
-        )
+        options = ", ".join(f"{name}={value!r}" for name, value in index_app_options(packages, htpasswd).items())
+        app = f"ac_release.services.index_app:app({options})"
         tls = ["--certfile", str(settings.server_certificate), "--keyfile", str(settings.server_key)]
         return [
             sys.executable,
@@ -60,3 +59,16 @@ class PipIndex:
             atomic_write_text(settings.password_file, secrets.token_urlsafe(24) + "\n", mode=0o600)
         password = settings.index_secret.read()
         return write_htpasswd(settings.index_htpasswd, settings.index_username, password)
+
+
+def index_app_options(packages: Path, htpasswd: Path) -> dict[str, object]:
+    """pypiserver's options (gunicorn's argv spells them as Python literals): uploads need the htpasswd's login,
+    nothing falls back to PyPI, the simple pages carry each file's sha256."""
+    return {
+        "roots": [str(packages)],
+        "password_file": str(htpasswd),
+        "authenticate": ["update"],
+        "disable_fallback": True,
+        "hash_algo": "sha256",
+        "backend_arg": "simple-dir",
+    }

@@ -11,6 +11,7 @@ continuing log: bundles signed before a restart still verify. The OIDC issuer is
 the server's URL, so bundles keep verifying with the same `--cert-oidc-issuer` whatever the port.
 
     python -m ac_release.services.sigstore_local serve --state-dir D --trust-config OUT [--host H] [--port P]
+        [--certfile CERT --keyfile KEY]   (https: every URL in the trust config is then https)
     python -m ac_release.services.sigstore_local token --state-dir D --identity X
 """
 
@@ -25,6 +26,7 @@ import logging
 import re
 import secrets
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -38,6 +40,8 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_text
 from ac_release.services import sigstore_local_fulcio as fulcio
 from ac_release.services import sigstore_local_rekor as rekor
 from ac_release.services.sigstore_local_oidc import InvalidToken, issue_token, sign_claims, verify_token
@@ -62,18 +66,31 @@ PEM_CHAIN = "application/pem-certificate-chain"
 ACTIONS_TOKEN_PATH = "/actions/token"
 ACTIONS_TOKEN_LIFETIME_S = 300  # like GitHub's: a job fetches a token per use and never keeps it
 ACTIONS_JOBS_DIR = "actions-jobs"  # in the state dir: one file per request token, named by its sha256
+# The longest lives a caller may ask for. An identity token is used once, to get a signing certificate.
+MAX_IDENTITY_TOKEN_LIFETIME_S = 600
+IDENTITY_TOKEN_LIMIT = "10 min: GitHub's Actions tokens live minutes, a signature takes one"
+MAX_ACTIONS_JOB_LIFETIME_S = 6 * 3600
+ACTIONS_JOB_LIMIT = "6 h: GitHub ends a job after 6 hours"
 
 _logger = logging.getLogger(__name__)
 
 
 class LocalSigstore:
-    """OIDC + Fulcio + CT log + Rekor v1 on one local HTTP port, persisted in `state_dir`."""
+    """OIDC + Fulcio + CT log + Rekor v1 on one local HTTP port (https with `tls`), persisted in `state_dir`."""
 
-    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0, issuer: str = DEFAULT_ISSUER) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        issuer: str = DEFAULT_ISSUER,
+        tls: ServerCertificate | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.host = host
         self.port = port
         self.issuer = issuer
+        self.tls = tls
         self.url = ""
         self._state: InstanceState = load_or_create_state(self.state_dir)
         self._log: rekor.TransparencyLog | None = None
@@ -91,12 +108,22 @@ class LocalSigstore:
         try:
             self._log = rekor.TransparencyLog(self.state_dir / "log", self._state.rekor_key, self._state.tree_id)
             self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+            if self.tls is not None:
+                self._server.socket = self.tls.server_context().wrap_socket(
+                    self._server.socket,
+                    server_side=True,
+                    do_handshake_on_connect=False,  # in the handler's thread: a slow client never holds accept()
+                )
         except BaseException:
+            if self._server is not None:
+                self._server.server_close()
+                self._server = None
+            self._log = None
             self._release_state_dir()
             raise
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
-        self.url = f"http://{_url_host(str(host))}:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://{_url_host(str(host))}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="sigstore-local", daemon=True)
         self._thread.start()
 
@@ -121,16 +148,16 @@ class LocalSigstore:
 
     # --- what clients are given ------------------------------------------------------------------
 
-    def identity_token(self, identity: str, lifetime_s: int = 600) -> str:
+    def identity_token(self, identity: str, lifetime_s: int = MAX_IDENTITY_TOKEN_LIFETIME_S) -> str:
         """A token for `identity` that this instance's Fulcio accepts; needs no running server."""
+        check_identity_token_lifetime(lifetime_s)
         return issue_token(self._state.oidc_key, self.issuer, identity, lifetime_s)
 
     def register_actions_job(self, claims: dict[str, str], lifetime_s: int = 7200) -> str:
         """Register a GitHub Actions job (its claims: actions_identity.job_claims) and return its request token, the
         ACTIONS_ID_TOKEN_REQUEST_TOKEN with which `GET /actions/token` mints the job's identity tokens for
         `lifetime_s`. Only the token's sha256 is stored; needs no running server."""
-        if lifetime_s <= 0:
-            raise ValueError("lifetime_s must be positive")
+        check_actions_job_lifetime(lifetime_s)
         jobs = self.state_dir / ACTIONS_JOBS_DIR
         jobs.mkdir(mode=0o700, exist_ok=True)
         now = time.time()
@@ -147,8 +174,8 @@ class LocalSigstore:
         if not self.url:
             raise RuntimeError("start() the instance before writing its trust config")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.client_trust_config(), indent=2) + "\n", encoding="utf-8")
+        # Whole or not at all: a client may read it while a restarted service rewrites it.
+        atomic_write_text(path, json.dumps(self.client_trust_config(), indent=2) + "\n")
         return path
 
     def client_trust_config(self) -> dict:
@@ -290,6 +317,33 @@ class LocalSigstore:
             self._state_lock = None
 
 
+def check_identity_token_lifetime(lifetime_s: int, name: str = "lifetime") -> None:
+    _check_lifetime(lifetime_s, MAX_IDENTITY_TOKEN_LIFETIME_S, IDENTITY_TOKEN_LIMIT, name)
+
+
+def check_actions_job_lifetime(lifetime_s: int, name: str = "lifetime") -> None:
+    _check_lifetime(lifetime_s, MAX_ACTIONS_JOB_LIFETIME_S, ACTIONS_JOB_LIMIT, name)
+
+
+def _check_lifetime(lifetime_s: int, maximum_s: int, why: str, name: str) -> None:
+    if not 0 < lifetime_s <= maximum_s:
+        raise ReleaseError(f"{name} {lifetime_s}: give a positive number of seconds, at most {maximum_s} ({why})")
+
+
+@dataclass(frozen=True)
+class ServerCertificate:
+    """The certificate (and key) the service serves https with: the target's services' own (services/tls.py)."""
+
+    certificate: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.certificate, self.key)
+        return context
+
+
 @dataclass(frozen=True)
 class Raw:
     """A non-JSON response body."""
@@ -372,10 +426,29 @@ def _lock_state_dir(state_dir: Path) -> IO[bytes]:
     return lock_file
 
 
+def _body_length(method: str, header: str | None) -> tuple[int, tuple[int, object] | None]:
+    """The request body's length from its Content-Length, or the refusal of a request whose body must not be read:
+    none on a POST (411), not a number of bytes (400), over MAX_REQUEST_BYTES (413)."""
+    if header is None:
+        if method == "POST":  # chunked bodies too: no client of this service sends one
+            return 0, _error(HTTPStatus.LENGTH_REQUIRED, "a request body needs a Content-Length header")
+        return 0, None
+    if not header.strip().isdigit() or not header.strip().isascii():
+        return 0, _error(HTTPStatus.BAD_REQUEST, f"Content-Length {header[:20]}: expected a number of bytes")
+    length = int(header)
+    if length > MAX_REQUEST_BYTES:
+        return 0, _error(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"request body of {length} bytes: at most {MAX_REQUEST_BYTES} are accepted",
+        )
+    return length, None
+
+
 def _handler_for(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "ac-release-sigstore-local"
+        timeout = 60  # seconds a client may stall within a request (its TLS handshake, headers or body)
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             self._dispatch("GET")
@@ -384,9 +457,10 @@ def _handler_for(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
             self._dispatch("POST")
 
         def _dispatch(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_REQUEST_BYTES:
-                self._reply(*_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large"))
+            length, refusal = _body_length(method, self.headers.get("Content-Length"))
+            if refusal is not None:  # the body is never read: answer, then close the connection
+                self.close_connection = True
+                self._reply(*refusal)
                 return
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -403,6 +477,8 @@ def _handler_for(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
             else:
                 data, content_type = json.dumps(payload).encode(), "application/json"
             self.send_response(status)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -419,7 +495,15 @@ def _handler_for(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.command == "serve" and (args.certfile is None) != (args.keyfile is None):
+        print("error: give both --certfile and --keyfile, or neither", file=sys.stderr)
+        return 2
     if args.command == "token":
+        try:
+            check_identity_token_lifetime(args.lifetime, "--lifetime")
+        except ReleaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         instance = LocalSigstore(args.state_dir, issuer=args.issuer)
         print(instance.identity_token(args.identity, lifetime_s=args.lifetime))
         return 0
@@ -427,11 +511,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Its log is the service's log file (the supervisor points stdout and stderr there).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sigstore: %(message)s", stream=sys.stderr)
     stop_requested = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_requested.set())
-    instance = LocalSigstore(args.state_dir, host=args.host, port=args.port, issuer=args.issuer)
-    instance.start()
+    tls = ServerCertificate(args.certfile, args.keyfile) if args.certfile else None
+    instance = LocalSigstore(args.state_dir, host=args.host, port=args.port, issuer=args.issuer, tls=tls)
+    try:
+        instance.start()
+    except ReleaseError as exc:  # e.g. a corrupted log: one line, the last of the log, which `services.up` shows
+        print(f"sigstore: {exc}", file=sys.stderr, flush=True)
+        return 1
     try:
         instance.write_trust_config(args.trust_config)
         print(f"ready {instance.url}", flush=True)
@@ -452,11 +543,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--trust-config", type=Path, required=True, help="where to write the ClientTrustConfig")
     serve.add_argument("--issuer", default=DEFAULT_ISSUER)
+    serve.add_argument("--certfile", type=Path, help="serve https with this PEM certificate (and --keyfile)")
+    serve.add_argument("--keyfile", type=Path, help="the certificate's PEM private key")
 
     token = commands.add_parser("token", help="print a fresh identity token (no server needed)")
     token.add_argument("--state-dir", type=Path, required=True)
     token.add_argument("--identity", required=True, help="an email address or a URI")
-    token.add_argument("--lifetime", type=int, default=600, help="seconds")
+    token.add_argument(
+        "--lifetime",
+        type=int,
+        default=MAX_IDENTITY_TOKEN_LIFETIME_S,
+        help=f"seconds, at most {MAX_IDENTITY_TOKEN_LIFETIME_S}",
+    )
     token.add_argument("--issuer", default=DEFAULT_ISSUER)
     return parser.parse_args(argv)
 

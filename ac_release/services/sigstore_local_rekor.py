@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -19,10 +20,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from ac_release.clients import faults
+from ac_release.core.errors import ReleaseError
 from ac_release.services.sigstore_local_state import key_id
 
 LOG_NAME = "rekor.ac-release.local"
+# A failpoint of the crash tests (AC_RELEASE_FAULT, clients/faults.py): the append writes half its line and kills the
+# service's process group.
+APPEND_FAULT = "during:rekor-append"
 _HASHEDREKORD_ALGORITHMS = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+
+_logger = logging.getLogger(__name__)
 
 
 class EntryRejected(Exception):
@@ -337,31 +345,93 @@ class TransparencyLog:
         self._tree.append(leaf)
 
     def _persist(self, entry: StoredEntry) -> None:
+        """Append the entry as one write of a whole line, on the disk before the entry is answered; a write or sync
+        that fails cuts the file back, so that no partial line stays before the next entry."""
         record = {
             "logIndex": entry.log_index,
             "integratedTime": entry.integrated_time,
             "body": base64.b64encode(entry.body).decode(),
             "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode(),
         }
-        with self._entries_path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, sort_keys=True) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        fd = os.open(self._entries_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size_before = os.fstat(fd).st_size
+            try:
+                if faults.armed(APPEND_FAULT):  # the crash tests: half a line on disk, then kill -9
+                    os.write(fd, line[: len(line) // 2])
+                    faults.reached(APPEND_FAULT)
+                _write_whole(fd, line)
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size_before)
+                raise
+        finally:
+            os.close(fd)
 
     def _read_entries(self) -> list[StoredEntry]:
+        """The complete entries of the file. A last line that is not a whole record (a crash in the middle of an
+        append: never answered to a client) is cut off with a log line; a bad line before the last refuses."""
         if not self._entries_path.exists():
             return []
-        entries = []
-        for line_number, line in enumerate(self._entries_path.read_text(encoding="utf-8").splitlines()):
-            record = json.loads(line)
-            if record["logIndex"] != line_number:
-                raise ValueError(f"{self._entries_path}: line {line_number + 1} holds entry {record['logIndex']}")
-            entries.append(
-                StoredEntry(
-                    log_index=record["logIndex"],
-                    integrated_time=record["integratedTime"],
-                    body=base64.b64decode(record["body"]),
-                    signed_entry_timestamp=base64.b64decode(record["signedEntryTimestamp"]),
-                )
-            )
+        data = self._entries_path.read_bytes()
+        entries: list[StoredEntry] = []
+        offset = 0
+        while offset < len(data):
+            newline = data.find(b"\n", offset)
+            end = len(data) if newline < 0 else newline + 1
+            entry = self._parse_line(data[offset:end], len(entries))
+            if entry is None:
+                if end < len(data):
+                    raise ReleaseError(
+                        f"rekor log {self._entries_path}: line {len(entries) + 1} is not a log entry and is not the "
+                        "last line, so no crash left it: the log is corrupted; restore the file from a backup "
+                        "(the service does not start on it)"
+                    )
+                self._cut_torn_tail(offset, len(data) - offset, len(entries))
+                break
+            entries.append(entry)
+            offset = end
         return entries
+
+    def _parse_line(self, line: bytes, expected_index: int) -> StoredEntry | None:
+        """The entry on a whole line (ending in a newline), or None if the line is not one."""
+        if not line.endswith(b"\n"):
+            return None
+        try:
+            record = json.loads(line)
+            entry = StoredEntry(
+                log_index=record["logIndex"],
+                integrated_time=record["integratedTime"],
+                body=base64.b64decode(record["body"], validate=True),
+                signed_entry_timestamp=base64.b64decode(record["signedEntryTimestamp"], validate=True),
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return None
+        if entry.log_index != expected_index:
+            raise ReleaseError(
+                f"rekor log {self._entries_path}: line {expected_index + 1} holds entry {entry.log_index}, expected "
+                f"entry {expected_index}: the log is corrupted; restore the file from a backup"
+            )
+        return entry
+
+    def _cut_torn_tail(self, offset: int, length: int, kept: int) -> None:
+        with self._entries_path.open("r+b") as log_file:
+            log_file.truncate(offset)
+            log_file.flush()
+            os.fsync(log_file.fileno())
+        _logger.warning(
+            "rekor log %s: cut off a torn last line (%d bytes, where entry %d was being written; it was never "
+            "answered to a client); kept entries 0-%d",
+            self._entries_path,
+            length,
+            kept,
+            kept - 1,
+        )
+
+
+def _write_whole(fd: int, data: bytes) -> None:
+    """One write(2) of the line; a short write (a full disk) is an error, the caller cuts the file back."""
+    written = os.write(fd, data)
+    if written != len(data):
+        raise OSError(f"short write to the rekor log: {written} of {len(data)} bytes")

@@ -1,4 +1,5 @@
-"""The target's Sigstore instance as a service (its server: sigstore_local.py), started with the target's issuer."""
+"""The target's Sigstore instance as a service (its server: sigstore_local.py), started with the target's issuer; with
+the target's TLS it serves https, so that every URL of it in the trust config and the Actions environment is https."""
 
 from __future__ import annotations
 
@@ -25,4 +26,6 @@ def sigstore_service(settings: ServicesSettings) -> Service:
         "--issuer",
         settings.issuer,
     ]
-    return Service("sigstore", argv, settings.sigstore_port, "/")
+    if settings.tls:  # https with the services' certificate, like the index and the registries
+        argv += ["--certfile", str(settings.server_certificate), "--keyfile", str(settings.server_key)]
+    return Service("sigstore", argv, settings.sigstore_port, "/", settings.tls)

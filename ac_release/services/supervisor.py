@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import atomic_write_text
 from ac_release.model.config import ServicesSettings
 
 _PORT_KEYS = {"pypi-dev": "dev_pypi_port"}  # a service's port key in release.toml, where it is not `<name>_port`
@@ -96,7 +97,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.pid_file(service).write_text(str(process.pid))
+        self._record_pid(service, process)
         deadline = time.monotonic() + timeout
         while not self.answers(service):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -105,24 +106,26 @@ class Supervisor:
                 raise ReleaseError(f"local service {service.name} did not start: {tail[0]} (log: {log_path})")
             time.sleep(0.1)
 
+    def _record_pid(self, service: Service, process: subprocess.Popen) -> None:
+        """The pid file, written whole (a reader never sees it empty or cut); a service whose pid cannot be recorded is
+        stopped, since nothing could find it to stop it later."""
+        path = self.pid_file(service)
+        try:
+            atomic_write_text(path, str(process.pid))
+        except OSError as exc:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+            raise ReleaseError(
+                f"cannot write {path} ({exc.strerror}): local service {service.name} was stopped; "
+                "free space there and run again"
+            ) from None
+
     def stop(self, service: Service, log=print) -> bool:
         """Stop the service when its pid file names it (a stale pid file is removed with a log line). True when it
         ran."""
         pid = self.pid(service)
         if pid:
-            for sig in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL when it did not end within 5 s
-                _signal_group(pid, sig)
-                for _ in range(50):
-                    try:
-                        os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
-                    except ChildProcessError:
-                        pass
-                    if not _running(pid):
-                        break
-                    time.sleep(0.1)
-                else:
-                    continue
-                break
+            _end_group(pid)
         elif (stale := self.recorded_pid(service)) is not None:
             log(
                 f"services: {service.name}: removed the stale pid file {self.pid_file(service)} "
@@ -130,6 +133,34 @@ class Supervisor:
             )
         self.pid_file(service).unlink(missing_ok=True)
         return pid is not None
+
+
+def _end_group(pid: int) -> None:
+    """SIGTERM to the service's process group, then SIGKILL to what is left after 5 s; returns once no member runs.
+    Not only the leader: gunicorn's master ends before its workers, which may still hold the port."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_group(pid, sig)
+        for _ in range(50):
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
+            except ChildProcessError:
+                pass
+            if not _running(pid) and not _group_members(pid):
+                return
+            time.sleep(0.1)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, from /proc."""
+    members = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
+            members.append(int(stat_file.parent.name))
+    return members
 
 
 def _command_line(pid: int) -> list[str] | None:
@@ -151,9 +182,10 @@ def _running(pid: int) -> bool:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    """The service leads its own process group (started in a new session): signal the group, else the process."""
+    """The service leads its own process group (started in a new session): signal the group, also once its leader
+    has ended; else the process."""
     try:
-        if os.getpgid(pid) == pid:
+        if _group_members(pid) or os.getpgid(pid) == pid:
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)

@@ -108,7 +108,6 @@ def act(ctx: ReleaseContext, steps: list[Step[LineBuildFile | None]]) -> WheelRe
         return ctx.manifest.get(WheelRecord)
     # The build is reproducible: inputs that changed without changing the artifacts (a reformatted recipe) pass,
     # and different artifacts are refused when promoted.
-    _remove_leftovers(ctx.dist)
     buildenv = ensure_buildenv(
         ctx.docker,
         ctx.line,
@@ -140,11 +139,6 @@ def act(ctx: ReleaseContext, steps: list[Step[LineBuildFile | None]]) -> WheelRe
     ctx.manifest.put(record)
     shutil.rmtree(work, ignore_errors=True)
     return record
-
-
-def _remove_leftovers(dist: Path) -> None:
-    for leftover in dist.glob(".*.tmp"):  # from an interrupted atomic write
-        leftover.unlink()
 
 
 def _docker_run(

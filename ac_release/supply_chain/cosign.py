@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ac_release.clients import proc
 from ac_release.clients.registry import registry_of
 from ac_release.clients.tlsclients import registry_env
 from ac_release.clients.tools import env_tool
@@ -316,7 +316,7 @@ def environment(trust: Trust, image: ImageReference | None, token: str | None = 
         tempfile.TemporaryDirectory(prefix="ac-cosign-") as tmp,
         registry_env(image.registry) if image else nullcontext({}) as registry_entries,
     ):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGSTORE_", "TUF_", "COSIGN_"))}
+        env = proc.tool_env(also=(*proc.AMBIENT_IDENTITY_ENV, "DOCKER_CONFIG"))  # no SIGSTORE_, TUF_, COSIGN_
         env |= trust.write_material(Path(tmp)) | registry_entries
         if token is not None:
             env[COSIGN_TOKEN_ENV] = token

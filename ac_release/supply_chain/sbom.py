@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
+from ac_release.clients import proc
 from ac_release.clients.tlsclients import registry_env
 from ac_release.clients.tools import env_tool
 from ac_release.core.errors import ReleaseError
@@ -38,7 +39,7 @@ def syft_binary() -> str:
 def scan_command(image: ImageReference, cyclonedx_out: Path, spdx_out: Path) -> Iterator[tuple[list[str], dict]]:
     """syft's arguments (after the binary) and environment for one scan; the registry's login exists for the call."""
     with registry_env(image.registry) as registry_entries:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYFT_")} | registry_entries
+        env = proc.tool_env(also=("DOCKER_CONFIG",)) | registry_entries  # no SYFT_* from outside
         env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"  # syft asks GitHub for a newer release unless told not to
         if not image.access.tls_verify:
             env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true"

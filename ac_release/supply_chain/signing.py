@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ac_release.clients import proc
+from ac_release.clients.tlsclients import ca_env, trusting
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.config import Signer, Target
@@ -48,10 +49,11 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
         argv += ["--trust-config", str(trust_config)]
     cache = ctx.cache / "sigstore"
     base_env = {
-        **{k: v for k, v in os.environ.items() if k != SIGSTORE_CLI_TOKEN_ENV},  # a stored token is never what signs
+        **proc.tool_env(also=AMBIENT_ENV),  # no SIGSTORE_* from outside: a stored token is never what signs
         "XDG_CACHE_HOME": str(cache / "cache"),
         "XDG_DATA_HOME": str(cache / "data"),
         "COLUMNS": "1000",  # the client logs through rich: keep each message on one line
+        **ca_env(services_ca(ctx)),  # staging's Sigstore and its identity provider serve https with the services' CA
     }
     result = proc.run([*argv, *args], kind="sigstore", env={**base_env, **(env or {})})
     return subprocess.CompletedProcess(
@@ -59,7 +61,14 @@ def _sigstore(ctx: ReleaseContext, *args: str, env: dict[str, str] | None = None
     )
 
 
-AMBIENT_ENV = ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+AMBIENT_ENV = proc.AMBIENT_IDENTITY_ENV
+
+
+def services_ca(ctx: ReleaseContext) -> Path | None:
+    """The CA of the target's own services when they serve https (staging), which its Sigstore clients trust; None
+    before the services made it (nothing of theirs answers then: the preflight says so)."""
+    ca_file = ctx.target.services.ca_file if ctx.target.services is not None else None
+    return ca_file if ca_file is not None and ca_file.is_file() else None
 
 
 def require_ambient_identity(ctx: ReleaseContext) -> None:
@@ -93,7 +102,8 @@ def identity_token(ctx: ReleaseContext) -> str:
     from sigstore.oidc import IdentityError, detect_credential
 
     try:
-        token = detect_credential()
+        with trusting(services_ca(ctx)):
+            token = detect_credential()
     except IdentityError as exc:
         raise ReleaseError(f"GitHub Actions' identity provider gave no token: {exc}") from None
     if not token:

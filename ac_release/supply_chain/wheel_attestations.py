@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ac_release.building.image_build import SOURCE
+from ac_release.clients.tlsclients import trusting
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.records import WheelRecord
 from ac_release.supply_chain import provenance
-from ac_release.supply_chain.signing import identity_token, signer_policy, trust_config_path
+from ac_release.supply_chain.signing import identity_token, services_ca, signer_policy, trust_config_path
 from ac_release.world.context import ReleaseContext
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def sign(ctx: ReleaseContext, jobs: list[tuple[Path, str, dict | None]]) -> dict
     signing = SigningContext.from_trust_config(_client_trust_config(ctx))
     made = {}
     try:
-        with signing.signer(IdentityToken(token)) as signer:
+        with trusting(services_ca(ctx)), signing.signer(IdentityToken(token)) as signer:
             for artifact, kind, predicate in jobs:
                 distribution = Distribution.from_file(artifact)
                 subject = Subject(name=distribution.name, digest=DigestSet(root={"sha256": distribution.digest}))

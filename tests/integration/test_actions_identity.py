@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -31,12 +32,18 @@ from cryptography import x509
 from cryptography.hazmat import asn1
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ac_release.clients.tlsclients import ca_env
 from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
 from ac_release.services import actions_identity
 from ac_release.services import sigstore_local_fulcio as fulcio
+from ac_release.services.actions_env import export_lines
 from ac_release.services.actions_identity import ActionsJob
+from ac_release.services.manager import LocalServices
 from ac_release.services.sigstore_local import ACTIONS_JOBS_DIR, ACTIONS_TOKEN_LIFETIME_S, LocalSigstore
 from ac_release.services.sigstore_local_state import load_or_create_state
+from ac_release.services.sigstore_service import sigstore_service
+from ac_release.services.tls import ensure_server_certificate
 from ac_release.supply_chain import cosign
 from tests.helpers import REPO, throwaway_registry, write_config
 from tests.integration.conftest import require
@@ -424,8 +431,63 @@ def test_register_forgets_expired_jobs(tmp_path):
     local.register_actions_job(actions_identity.job_claims(RELEASE_JOB), lifetime_s=60)
     names = [path.stem for path in (tmp_path / "state" / ACTIONS_JOBS_DIR).iterdir()]
     assert hashlib.sha256(old.encode()).hexdigest() not in names and len(names) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ReleaseError):
         local.register_actions_job(actions_identity.job_claims(RELEASE_JOB), lifetime_s=0)
+
+
+JOB_LIMIT = "at most 21600 (6 h: GitHub ends a job after 6 hours)"
+TOKEN_LIMIT = "at most 600 (10 min: GitHub's Actions tokens live minutes, a signature takes one)"
+
+
+@pytest.mark.parametrize("lifetime", [0, -1, 21601, 10**9])
+def test_an_actions_job_lives_at_most_6_hours(tmp_path, lifetime):
+    local = LocalSigstore(tmp_path / "state")
+    with pytest.raises(ReleaseError) as error:
+        local.register_actions_job(actions_identity.job_claims(RELEASE_JOB), lifetime_s=lifetime)
+    assert str(error.value) == f"lifetime {lifetime}: give a positive number of seconds, {JOB_LIMIT}"
+    assert not (tmp_path / "state" / ACTIONS_JOBS_DIR).exists() or not any(
+        (tmp_path / "state" / ACTIONS_JOBS_DIR).iterdir()
+    )
+    assert local.register_actions_job(actions_identity.job_claims(RELEASE_JOB), lifetime_s=21600)
+
+
+@pytest.mark.parametrize("lifetime", [0, -5, 601, 86400 * 365])
+def test_an_identity_token_lives_at_most_10_minutes(tmp_path, lifetime):
+    local = LocalSigstore(tmp_path / "state")
+    with pytest.raises(ReleaseError) as error:
+        local.identity_token("release@ac-release.local", lifetime_s=lifetime)
+    assert str(error.value) == f"lifetime {lifetime}: give a positive number of seconds, {TOKEN_LIMIT}"
+    assert local.identity_token("release@ac-release.local", lifetime_s=600)
+
+
+@pytest.mark.parametrize("lifetime", ["0", "601", "31536000"])
+def test_the_token_command_refuses_a_lifetime_out_of_bounds(tmp_path, lifetime):
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "ac_release.services.sigstore_local",
+            "token",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--identity",
+            "release@ac-release.local",
+            "--lifetime",
+            lifetime,
+        ],
+        dict(os.environ),
+    )
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr == f"error: --lifetime {lifetime}: give a positive number of seconds, {TOKEN_LIMIT}\n"
+
+
+@pytest.mark.parametrize("lifetime", [0, -1, 21601])
+def test_actions_env_refuses_a_lifetime_out_of_bounds(tmp_path, lifetime):
+    settings = load_settings(write_config(tmp_path, staging=True))
+    job = {"workflow": "release.yml", "ref": "refs/heads/main", "repository": "o/r", "event": "push", "sha": None}
+    with pytest.raises(ReleaseError) as error:
+        export_lines(settings, "staging", job, None, lifetime)
+    assert str(error.value) == f"--lifetime {lifetime}: give a positive number of seconds, {JOB_LIMIT}"
 
 
 def test_actions_env_refuses_a_target_without_a_provider(tmp_path):
@@ -594,3 +656,79 @@ def test_the_release_gate_refuses_a_nightlys_certificate_and_the_nightly_gate_a_
     with pytest.raises(ReleaseError) as refused:
         verify(nightly, *release_bundle)
     assert "release.yml@refs/heads/main" in str(refused.value)
+
+
+# --- (e) over https, as the staging services serve it ----------------------------------------------------------------
+
+
+@pytest.fixture
+def staging_sigstore(tmp_path, monkeypatch):
+    """Staging's Sigstore service as `services.up --target staging` starts it (its TLS material made as `up` makes
+    it), without the index and registries: its settings, the service and the Actions environment it exports."""
+    settings = load_settings(write_config(tmp_path, staging=True))
+    services = LocalServices(settings.target("staging").services)
+    layout = services.settings
+    assert layout.tls
+    ensure_server_certificate(layout.ca_certificate, layout.server_certificate, layout.server_key, layout.host)
+    layout.run_dir.mkdir(parents=True)
+    service = sigstore_service(layout)
+    services.supervisor.start(service, log=lambda _: None)
+    monkeypatch.setattr(LocalServices, "status", lambda self: {s.name: "up" for s in self.services()})
+    job = {"workflow": "release.yml", "ref": "refs/heads/main", "repository": REPOSITORY, "event": "push", "sha": SHA}
+    exported = export_lines(settings, "staging", job, None, 600)
+    env = dict(line.removeprefix("export ").split("=", 1) for line in exported)
+    yield layout, service, {name: value.strip("'") for name, value in env.items()}
+    services.supervisor.stop(service, log=lambda _: None)
+
+
+def test_staging_hands_out_only_https_urls_of_its_sigstore(staging_sigstore):
+    layout, service, env = staging_sigstore
+    base = f"https://127.0.0.1:{layout.sigstore_port}"
+    assert env["ACTIONS_ID_TOKEN_REQUEST_URL"] == f"{base}/actions/token?api-version=2.0"
+    config = json.loads(layout.trust_config.read_text())
+    root, signing = config["trustedRoot"], config["signingConfig"]
+    urls = [log["baseUrl"] for log in root["tlogs"] + root["ctlogs"]] + [
+        ca["uri"] for ca in root["certificateAuthorities"]
+    ]
+    urls += [entry["url"] for key in ("caUrls", "oidcUrls", "rekorTlogUrls") for entry in signing[key]]
+    assert urls and all(url.startswith(base) for url in urls), urls
+    context = ssl.create_default_context(cafile=layout.ca_certificate)
+    with urllib.request.urlopen(f"{base}/api/v1/log", context=context, timeout=10) as answer:
+        assert json.load(answer)["treeSize"] >= 1
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # only with the services' CA
+        urllib.request.urlopen(f"{base}/api/v1/log", context=ssl.create_default_context(), timeout=10)
+
+
+def test_the_stock_clients_sign_with_staging_over_https_trusting_the_services_ca(staging_sigstore, tmp_path):
+    """sigstore (requests: REQUESTS_CA_BUNDLE) and cosign (Go: SSL_CERT_FILE), given the bundle of the machine's CAs
+    and the services' CA as the pipeline gives it to its tools, fetch the job's token, a certificate and a log entry."""
+    layout, _, exported = staging_sigstore
+    home = tmp_path / "home"
+    env = client_env(home) | exported
+    artifact = tmp_path / "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
+    artifact.write_bytes(b"a staging wheel\n" * 64)
+
+    untrusted = sigstore(env, layout.trust_config, "sign", artifact)
+    assert untrusted.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr + untrusted.stdout
+
+    env |= ca_env(layout.ca_certificate)
+    signed = sigstore(env, layout.trust_config, "sign", artifact)
+    assert signed.returncode == 0, signed.stderr
+    bundle = artifact.with_name(artifact.name + ".sigstore.json")
+    verified = verify_github(home, layout.trust_config, artifact, bundle, **{"--trigger": "push"})
+    assert verified.returncode == 0, verified.stderr
+
+    try:
+        cosign.cosign_binary()
+    except ReleaseError:
+        require(False, "cosign (.ci/install-cosign)")
+    trust = cosign.Trust.load(layout.trust_config)
+    cosign_env = env | trust.write_material(tmp_path)
+    blob, blob_bundle = tmp_path / "blob.txt", tmp_path / "blob.bundle"
+    blob.write_bytes(b"a blob\n")
+    result = cosign_run(cosign_env, "sign-blob", *signing_args(trust), "--bundle", str(blob_bundle), str(blob))
+    assert result.returncode == 0, result.stderr
+    result = cosign_run(
+        cosign_env, "verify-blob", "--bundle", str(blob_bundle), *github_checks(trigger="push"), str(blob)
+    )
+    assert result.returncode == 0, result.stderr

@@ -48,6 +48,7 @@ RUN apt-get update \\
     && groupadd --gid 101 astrogroup \\
     && usermod --append --groups astrogroup astro \\
     && groupadd gosuers && chgrp gosuers /usr/sbin/gosu && chmod u+s,g+rx,o-rwx /usr/sbin/gosu \\
+    && usermod --append --groups gosuers "$(id --name --user 100)" \\
     && python3 -m venv /opt/venv \\
     && install --directory --owner=astro /usr/local/airflow /usr/local/airflow/logs
 COPY entrypoint /entrypoint
@@ -133,7 +134,8 @@ def uids_of(exec_, comm: str) -> list[str]:
 # ---------------------------------------------------------------- entrypoint
 
 
-@pytest.mark.parametrize(("user", "uid"), [("0", "50000"), ("50000", "50000"), ("1234", "1234")])
+# UID 100 (_apt, in gosuers as the image template puts it, seed 003) drops to astro like root; other users run as such.
+@pytest.mark.parametrize(("user", "uid"), [("0", "50000"), ("50000", "50000"), ("100", "50000"), ("1234", "1234")])
 def test_tini_is_pid_1_and_the_command_runs_as_astro_or_the_given_uid(docker_argv, image, user, uid):
     with started(docker_argv, image, "sleep", "300", user=user) as exec_:
         # PID 1 execs entrypoint -> gosu (as root) -> tini: read it once the chain has settled, not in between (a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import socket
 import urllib.parse
 
@@ -72,5 +73,36 @@ def test_an_upload_cut_short_stores_nothing_and_a_whole_one_is_stored(tmp_path):
         whole = _send(address, head + body)
         assert whole.split(b" ", 2)[1] in (b"200", b"201"), whole[:300]
         assert hashlib.sha256((packages / NAME).read_bytes()).digest() == hashlib.sha256(content).digest()
+    finally:
+        services.down(log=lambda _: None)
+
+
+def _status_before_the_body(address: tuple[str, int], head: bytes) -> bytes:
+    """The status line the index answers to an upload's head alone: it must answer without waiting for the body."""
+    with socket.create_connection(address, timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while b"\r\n" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_an_upload_is_refused_before_its_body_when_unauthenticated_unbounded_or_too_large(tmp_path):
+    from ac_release.services.index_app import MAX_UPLOAD_BYTES
+
+    settings = load_settings(write_config(tmp_path))
+    services = LocalServices(settings.services)
+    index = settings.target("local").index
+    try:
+        services.up(log=lambda _: None)
+        address, head, _ = _upload_request(index.upload_url, index.username, index.password.read(), b"x" * 1000)
+        unauthenticated = re.sub(rb"Authorization: [^\r]*\r\n", b"", head)
+        chunked = head.replace(b"Content-Length: ", b"Transfer-Encoding: chunked\r\nX-Was-Length: ")
+        too_large = re.sub(rb"Content-Length: \d+", f"Content-Length: {MAX_UPLOAD_BYTES + 1}".encode(), head)
+
+        assert _status_before_the_body(address, unauthenticated) == b"HTTP/1.1 401 Unauthorized"
+        assert _status_before_the_body(address, chunked) == b"HTTP/1.1 411 Length Required"
+        assert _status_before_the_body(address, too_large) == b"HTTP/1.1 413 Content Too Large"
+        assert list((services.pypi_dir / "packages").iterdir()) == []
     finally:
         services.down(log=lambda _: None)

@@ -77,12 +77,12 @@ def test_gate_refuses_a_wrong_identity(signed, tmp_path):
 
 def test_gate_refuses_a_wrong_issuer(signed, tmp_path):
     ctx, _ = signed
-    other = context_like(ctx, tmp_path, issuer="https://token.actions.githubusercontent.com")
+    other = context_like(ctx, tmp_path, issuer="https://oidc.other.local")  # GitHub's issuer is production's alone
     with pytest.raises(
         ReleaseError,
         match=rf"^signature check failed for {re.escape(WHEEL)} with .*: Certificate's OIDCIssuer does not "
         r"match \(got 'https://oidc.ac-release.local', expected "
-        r"'https://token.actions.githubusercontent.com'\)$",
+        r"'https://oidc.other.local'\)$",
     ):
         verify(other, ctx.dist / WHEEL, ctx.bundles / f"{WHEEL}.sigstore.json")
 

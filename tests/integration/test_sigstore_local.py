@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ac_release.services.sigstore_local import DEFAULT_ISSUER, LocalSigstore
+from ac_release.services.sigstore_local import DEFAULT_ISSUER, MAX_REQUEST_BYTES, LocalSigstore
 
 pytestmark = pytest.mark.integration
 
@@ -427,3 +429,57 @@ def test_legacy_signing_cert_refuses_a_malformed_request(instance: LocalSigstore
     status, _, answer = post_legacy(instance, body, instance.identity_token(IDENTITY))
     assert status == 400
     assert "expected a JSON body with publicKey.content" in json.loads(answer)["message"]
+
+
+def test_the_trust_config_is_replaced_whole(instance: LocalSigstore, tmp_path: Path):
+    """A client reading the trust config as the service (re)writes it reads the old one or the new one, never a cut
+    one: the new one is written beside it and renamed over it, so an open old file keeps its bytes."""
+    path = tmp_path / "trust_config.json"
+    path.write_text("the previous trust config\n")
+    os.link(path, tmp_path / "held-by-a-reader")
+    instance.write_trust_config(path)
+    assert (tmp_path / "held-by-a-reader").read_text() == "the previous trust config\n"
+    assert json.loads(path.read_text()) == instance.client_trust_config()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def raw_request(instance: LocalSigstore, head: str, body: bytes = b"") -> bytes:
+    """One request as bytes on a socket: the answer, read until the server closes the connection."""
+    host, port = urllib.parse.urlsplit(instance.url).hostname, urllib.parse.urlsplit(instance.url).port
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(head.encode() + b"\r\n" + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("length_header", "status", "message"),
+    [
+        ("", "411 Length Required", "a request body needs a Content-Length header"),
+        ("Content-Length: -1\r\n", "400 Bad Request", "Content-Length -1: expected a number of bytes"),
+        ("Content-Length: 12x\r\n", "400 Bad Request", "Content-Length 12x: expected a number of bytes"),
+        (
+            f"Content-Length: {MAX_REQUEST_BYTES + 1}\r\n",
+            "413 Request Entity Too Large",
+            f"request body of {MAX_REQUEST_BYTES + 1} bytes: at most {MAX_REQUEST_BYTES} are accepted",
+        ),
+    ],
+)
+def test_a_post_without_a_sound_content_length_is_refused_before_its_body_is_read(
+    instance: LocalSigstore, length_header: str, status: str, message: str
+):
+    """The client sends no body and keeps the connection open: a server reading to EOF would wait for ever."""
+    size = instance._log.size
+    head = f"POST /api/v1/log/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{length_header}"
+    answer = raw_request(instance, head)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.decode() == f"HTTP/1.1 {status}"
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["message"] == message
+    assert instance._log.size == size
+
+
+def test_a_get_needs_no_content_length(instance: LocalSigstore):
+    answer = raw_request(instance, "GET /api/v1/log HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")

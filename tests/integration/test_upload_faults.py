@@ -161,3 +161,54 @@ def test_the_upload_failpoint_fires_while_the_file_is_reaching_the_index(tmp_pat
     assert killed.returncode == -9, killed.stderr.decode()
     assert index.length is not None and index.length > artifact.stat().st_size  # the upload request started ...
     assert 0 < index.received < index.length  # ... its bytes were flowing, and it was cut before the end
+
+
+class BadGatewayIndex:
+    """A proxy answers 502 to the first `bad_gateways` POSTs while the index behind it stores the file the first time:
+    `stored` is what the index holds then ("ours", "other" bytes, or None). A POST of a stored file is refused as
+    pypiserver does it for twine: 400. (twine itself sends an upload answered 5xx again, up to 5 times.)"""
+
+    def __init__(self, artifact: Path, stored: str | None, bad_gateways: int):
+        self.artifact, self.stored, self.bad_gateways, self.posts = artifact, stored, bad_gateways, 0
+        self.digest = "ab" * 32 if stored == "other" else hashlib.sha256(artifact.read_bytes()).hexdigest()
+
+    def __call__(self, handler) -> None:
+        if handler.command == "GET":
+            _simple(handler, {self.artifact.name: self.digest} if self.posts and self.stored else {})
+            return
+        _read_body(handler)
+        self.posts += 1
+        code = 502 if self.posts <= self.bad_gateways else 400 if self.stored else 200
+        handler.send_response(code)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+
+@pytest.mark.parametrize(
+    "stored, bad_gateways, outcome, requests",
+    [
+        ("ours", 1, "landed", ["", "", "simple"]),  # twine's own resend is refused: the index is asked
+        (None, 1, "uploaded", ["", ""]),
+        ("other", 1, "was refused (HTTPError: 400 Bad Request from {url}/)", ["", "", "simple"]),
+        ("ours", 99, "landed", ["", "", "", "", "", "simple"]),  # twine gives up on 502: asked before a retry
+        ("other", 99, "failed (HTTPError: 502 Bad Gateway from {url}/)", ["", "", "", "", "", "simple"]),
+    ],
+    ids=["ours-after-one-502", "absent", "other-after-one-502", "ours-after-502s", "other-after-502s"],
+)
+def test_an_upload_answered_502_asks_the_index_before_it_fails_or_retries(
+    tmp_path, fast, stored, bad_gateways, outcome, requests
+):
+    artifact = _sdist(tmp_path, 1000)
+    ours = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    index = BadGatewayIndex(artifact, stored, bad_gateways)
+    with LocalHTTPServer(index) as server:
+        if stored == "other":
+            with pytest.raises(ReleaseError) as error:
+                upload(_index(server.url), artifact, PASSWORD)
+            assert str(error.value) == (
+                f"the upload of {artifact.name} {outcome.format(url=server.url)}, and {server.url}/ now serves it "
+                f"with sha256 {'ab' * 32}, ours is {ours}: published files are immutable, check the index"
+            )
+        else:
+            assert upload(_index(server.url), artifact, PASSWORD) == outcome
+    assert [path.split("/")[1] for path, _ in server.requests] == requests

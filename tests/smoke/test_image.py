@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -162,7 +163,8 @@ def test_config_edits(docker, built):
     assert out.strip().splitlines()[-2:] == ["False", "False"]
 
 
-@pytest.mark.parametrize("user", ["", "root"])
+# "100": the UID some platforms start the container as (seed 003): it may run gosu, and drops to astro through it.
+@pytest.mark.parametrize("user", ["", "root", "100"])
 def test_tini_is_pid_1_and_airflow_runs_as_astro(docker, built, user):
     extra = ["--user", user] if user else []
     name = f"smoke-tini-{user or 'default'}-{secrets.token_hex(6)}"
@@ -192,6 +194,21 @@ def test_tini_is_pid_1_and_airflow_runs_as_astro(docker, built, user):
 def test_uid_gid_and_gosu_restricted(docker, built):
     out = docker("run", "--rm", built.image, "sh", "-c", "id -u; id -g; id -Gn; stat -c '%U:%G %a' $(command -v gosu)")
     assert out.stdout.split("\n")[:4] == ["50000", "50000", "astro astrogroup", "root:gosuers 4750"]
+
+
+def test_only_root_and_uid_100_may_run_gosu(docker, built):
+    """Seed 003: "Set it up so that _apt/UID 100 can `gosu`, but no other users can" (root can anyway)."""
+    members = docker("run", "--rm", built.image, "sh", "-c", "getent group gosuers | cut -d: -f4; id -u _apt")
+    assert members.stdout.split() == ["_apt", "100"]
+    from_100 = docker("run", "--rm", "--user", "100", "--entrypoint", "gosu", built.image, "astro", "id", "-un")
+    assert from_100.stdout == "astro\n"
+    for user in ("50000", "1234"):
+        refused = docker(
+            "run", "--rm", "--user", user, "--entrypoint", "gosu", built.image, "astro", "true", check=False
+        )
+        assert refused.returncode != 0 and "permission denied" in refused.stderr.lower(), (user, refused)
+    # Any other user runs as itself, without gosu.
+    assert docker("run", "--rm", "--user", "1234", built.image, "id", "-u").stdout == "1234\n"
 
 
 def test_no_compiler_no_build_ca_no_caches_no_credentials(docker, built):
@@ -406,6 +423,23 @@ def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built,
         assert out[1:] == ["Version: 2.0.1", "astro", built.ctx.version.wheel_version]
     finally:
         docker("image", "rm", "--force", tag, check=False)
+
+
+def test_onbuild_project_under_the_classic_builder_stops_with_one_line_naming_the_fix(docker, tmp_path, onbuild_base):
+    """The triggers mount the build-ca secret, which needs BuildKit: Docker's classic builder (`docker build` on Linux
+    before Docker 23) is stopped by the first trigger with one line naming the fix (second audit, item 17)."""
+    project = _onbuild_project(tmp_path, onbuild_base, "")
+    tag = f"ac-release/smoke-onbuild-classic:{secrets.token_hex(6)}"
+    env = {**docker.env, "DOCKER_BUILDKIT": "0"}
+    argv = [*docker.argv, "build", "--tag", tag, str(project)]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    docker("image", "rm", "--force", tag, check=False)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # the classic builder colours stderr
+    assert result.returncode != 0, output[-3000:]
+    assert [line for line in output.splitlines() if line.startswith("ERROR:")] == [
+        "ERROR: this onbuild image needs BuildKit: build with DOCKER_BUILDKIT=1 docker build (or docker buildx build),"
+        " not Docker's classic builder"
+    ], output[-3000:]
 
 
 def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path, onbuild_base):

@@ -76,6 +76,32 @@ def test_patch_applied_twice_is_refused(tmp_path):
         apply_series((patch,), tree)
 
 
+SYMLINK_PATCH = """\
+diff --git a/pkg/link b/pkg/link
+new file mode 120000
+index 0000000..1111111
+--- /dev/null
++++ b/pkg/link
+@@ -0,0 +1 @@
++../../outside
+\\ No newline at end of file
+"""
+
+
+def test_a_patch_the_series_check_refuses_is_never_applied(tmp_path):
+    """apply_series reads each patch's headers itself, whoever calls it: GNU patch would make the symlink."""
+    tree = _tree(tmp_path)
+    patch = tmp_path / "0001-link.patch"
+    patch.write_text(SYMLINK_PATCH)
+    with pytest.raises(ReleaseError) as error:
+        apply_series((patch,), tree)
+    assert str(error.value) == (
+        "0001-link.patch:2: file mode 120000 (a symlink): a patch may change regular files only (100644 or 100755): "
+        "leave that change out"
+    )
+    assert not (tree / "pkg" / "link").is_symlink()
+
+
 def test_stamp_sets_the_local_version_and_keeps_git_version(tmp_path):
     setup_py = tmp_path / "setup.py"
     setup_py.write_text(

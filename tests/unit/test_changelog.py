@@ -172,3 +172,151 @@ def test_changelog_that_is_a_directory_is_one_line(tmp_path):
     with pytest.raises(ReleaseError) as error:
         parse(tmp_path / "2.2.4.md", "2.2.4")
     assert str(error.value) == "changelog/2.2.4.md is not a file: make it the changelog of Airflow 2.2.4"
+
+
+# -- release text (issue 29, item 9): entries become git tag messages and GitHub release text ------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("- A pin.", "- A \u202epin."),
+            "changelog/2.2.4.md:15: invisible character U+202E (RIGHT-TO-LEFT OVERRIDE): remove it",
+        ),
+        (
+            ("- A pin.", "- A \u2066pin.\u2069"),
+            "changelog/2.2.4.md:15: invisible character U+2066 (LEFT-TO-RIGHT ISOLATE): remove it",
+        ),
+        (
+            ("- A pin.", "- A\u200bpin."),
+            "changelog/2.2.4.md:15: invisible character U+200B (ZERO WIDTH SPACE): remove it",
+        ),
+        (
+            ("- A pin.", "- A\u200dpin."),
+            "changelog/2.2.4.md:15: invisible character U+200D (ZERO WIDTH JOINER): remove it",
+        ),
+        (
+            ("- A fix", "- A\ufefffix"),
+            "changelog/2.2.4.md:11: invisible character U+FEFF (ZERO WIDTH NO-BREAK SPACE): remove it",
+        ),
+        (
+            ("- A pin.", "- A\u061cpin."),
+            "changelog/2.2.4.md:15: invisible character U+061C (ARABIC LETTER MARK): remove it",
+        ),
+        (("- A pin.", "- A\x9bpin."), "changelog/2.2.4.md:15: control character U+009B: remove it"),
+    ],
+    ids=["rlo", "isolate", "zero-width-space", "zero-width-joiner", "bom", "arabic-letter-mark", "c1-control"],
+)
+def test_invisible_and_control_characters_are_refused(tmp_path, change, message):
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, GOOD.replace(*change)) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == message
+
+
+HTML = "raw HTML {tag!r}: GitHub would render it in the release text; write it in backticks or leave it out"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("- A pin.", "- A <script>alert(1)</script> pin."), "changelog/2.2.4.md:15: " + HTML.format(tag="<script>")),
+        (("- A pin.", '- A pin <img src="x">.'), "changelog/2.2.4.md:15: " + HTML.format(tag="<img")),
+        (("- A pin.", "- A pin <!-- hidden -->."), "changelog/2.2.4.md:15: " + HTML.format(tag="<!--")),
+        (
+            ("  spanning two lines.", "  spanning </details> lines."),
+            "changelog/2.2.4.md:12: " + HTML.format(tag="</details>"),
+        ),
+        (
+            ("- A pin.", "- A pin &#x202E;."),
+            "changelog/2.2.4.md:15: HTML character reference '&#x202E;': write the character itself or put it in "
+            "backticks",
+        ),
+        (
+            ("- A pin.", "- A pin, thanks @octocat."),
+            "changelog/2.2.4.md:15: @octocat would notify that GitHub account from the release text: write it in "
+            "backticks (`@octocat`)",
+        ),
+        (
+            ("- A pin.", "- A pin (@apache/airflow-committers)."),
+            "changelog/2.2.4.md:15: @apache would notify that GitHub account from the release text: write it in "
+            "backticks (`@apache`)",
+        ),
+        (  # GitHub would pair it with a backtick of the next line: what is shown would depend on the paragraph
+            ("- A pin.", "- A `pin.\n- B @octocat `."),
+            "changelog/2.2.4.md:15: a code span that does not close on its line (column 5): close each code span on "
+            "the line it opens, without escaping its backticks",
+        ),
+        (
+            ("- A pin.", "- A \\`@octocat` pin."),
+            "changelog/2.2.4.md:15: a code span that does not close on its line (column 6): close each code span on "
+            "the line it opens, without escaping its backticks",
+        ),
+    ],
+    ids=[
+        "script",
+        "img",
+        "comment",
+        "closing-tag-continuation",
+        "character-reference",
+        "mention",
+        "team",
+        "code-span-over-two-lines",
+        "escaped-backtick",
+    ],
+)
+def test_raw_html_and_mentions_are_refused(tmp_path, change, message):
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, GOOD.replace(*change)) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- Requires kubernetes < 12 and apache-airflow<2.3, a<=b, 1 <2.",
+        "- The `<script>` tag and `@task` decorator, in backticks.",
+        "- A ``double `<b>` span`` and ``` `@c` ```.",
+        "- Mail humans@astronomer.io; a & b; apache/airflow#21694.",
+    ],
+    ids=["less-than", "backticks", "nested-backticks", "mail-and-ampersand"],
+)
+def test_text_that_github_shows_as_written_is_accepted(tmp_path, text):
+    entries = parse(_write(tmp_path, GOOD.replace("- A pin.", text)) / "2.2.4.md", "2.2.4")
+    assert entries[1].sections["Dependencies"] == (text,)
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "9999-12-31", "1999-12-31", "2100-01-01"])
+def test_dates_outside_2000_to_2099_are_refused(tmp_path, date):
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, GOOD.replace("2026-11-22", date)) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == f"changelog/2.2.4.md:8: 2.2.4-1 is dated {date}: entry dates are from 2000 to 2099"
+
+
+def test_a_later_build_dated_before_an_earlier_one_is_refused(tmp_path):
+    text = GOOD.replace("## 2.2.4-2, TBD", "## 2.2.4-3, 2026-11-30\n\n### Security\n- z\n\n## 2.2.4-2, 2026-11-20")
+    with pytest.raises(ReleaseError) as error:
+        parse(_write(tmp_path, text) / "2.2.4.md", "2.2.4")
+    assert str(error.value) == (
+        "changelog/2.2.4.md:8: 2.2.4-2 is dated 2026-11-20, before 2.2.4-1 (2026-11-22) listed below it: "
+        "a later build cannot be dated earlier; fix the dates"
+    )
+
+
+def test_builds_of_the_same_day_and_undated_ones_keep_their_order(tmp_path):
+    text = GOOD.replace("## 2.2.4-2, TBD", "## 2.2.4-3, TBD\n\n### Security\n- z\n\n## 2.2.4-2, 2026-11-22")
+    entries = parse(_write(tmp_path, text) / "2.2.4.md", "2.2.4")
+    assert [(e.version, e.date) for e in entries] == [
+        ("2.2.4-3", "TBD"),
+        ("2.2.4-2", "2026-11-22"),
+        ("2.2.4-1", "2026-11-22"),
+    ]
+
+
+def test_every_changelog_of_the_repository_is_valid(tmp_path):
+    from ac_release.model.catalog import load_catalog
+    from tests.helpers import write_config
+
+    catalog = load_catalog(write_config(tmp_path))
+    names = sorted(path.stem for path in (REPO / "changelog").glob("*.md"))
+    assert names and all(catalog.entries(name) for name in names)

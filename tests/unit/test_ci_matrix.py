@@ -39,7 +39,9 @@ flavours = [{ distro = "bookworm", python = "3.11" }]
 
 
 def _changelog(airflow: str, *builds: str) -> str:
-    entries = "".join(f"## {build}, 2026-11-2{n}\n\n### Bug Fixes\n- a fix\n\n" for n, build in enumerate(builds))
+    entries = "".join(
+        f"## {build}, 2026-11-2{len(builds) - 1 - n}\n\n### Bug Fixes\n- a fix\n\n" for n, build in enumerate(builds)
+    )  # newest first, as the changelogs list them
     return f"# Astronomer Certified {airflow}\n\n{entries}"
 
 

@@ -252,7 +252,7 @@ BAD_VALUES = [
     ),
     (
         ('docker = "auto"', 'docker = "docker --tls"'),
-        "docker: expected \"auto\" or the path of a docker CLI, got 'docker --tls'",
+        "docker: expected \"auto\" or the path of a docker or podman CLI, got 'docker --tls'",
     ),
     (
         ("local_services = true", 'local_services = "yes"'),
@@ -288,6 +288,87 @@ BAD_VALUES = [
     (
         ("[targets.production]", '[targets."-prod"]'),
         "targets.-prod: a target name is letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ),
+    # -- issue 29, item 7 --
+    (
+        (
+            'git_remote = "origin"',
+            'git_remote = "origin"\n[targets.production.dev]\nindex_url = "https://PIP.example.com:443"\n'
+            'registries = ["quay.io/astronomer/ap-airflow-dev"]',
+        ),
+        "targets.production.dev.index_url: 'https://PIP.example.com:443' is also targets.production.index.url: dev "
+        "builds must never reach a release location; name a dev location of its own",
+    ),
+    (
+        (
+            'git_remote = "origin"',
+            'git_remote = "origin"\n[targets.production.dev]\nindex_url = "https://pip.example.com/dev/"\n'
+            'registries = ["QUAY.io:443/astronomer/ap-airflow"]',
+        ),
+        "targets.production.dev.registries[0]: 'QUAY.io:443/astronomer/ap-airflow' is also "
+        "targets.production.registries: dev builds must never reach a release location; name a dev location of its own",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "ssh://-oProxyCommand=touch%20x/a.git"'),
+        "targets.production.git_remote: the remote's host starts with '-' (ssh or git would read it as an option): "
+        "name a real host",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "git@-oProxyCommand=touch%20x:a.git"'),
+        "targets.production.git_remote: the remote's host starts with '-' (ssh or git would read it as an option): "
+        "name a real host",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "github.com:-a.git"'),
+        "targets.production.git_remote: the remote's path starts with '-' (ssh or git would read it as an option): "
+        "name a real path",
+    ),
+    (
+        ('git_remote = "origin"', 'git_remote = "file:///etc"'),
+        "targets.production.git_remote: a file:// remote must be inside the target's services directory: name a "
+        "remote or an https/ssh URL",
+    ),
+    (
+        ('url = "https://pip.example.com/"', 'url = "https://pip.example.com:0/"'),
+        "targets.production.index.url: invalid port in 'https://pip.example.com:0/': a port is from 1 to 65535",
+    ),
+    (
+        ('url = "https://pip.example.com/"', 'url = "https://pip.example.com/a b/"'),
+        "targets.production.index.url: a URL has no whitespace: encode it (%20) or remove it, "
+        "got 'https://pip.example.com/a b/'",
+    ),
+    (
+        ('url = "https://pip.example.com/"', 'url = "https://pip.ex\u00e4mple.com/"'),
+        "targets.production.index.url: the host of 'https://pip.ex\u00e4mple.com/' is not ASCII: write it in its "
+        "punycode form (xn--...)",
+    ),
+    (
+        ('docker = "auto"', 'docker = "sh"'),
+        "docker: expected \"auto\" or the path of a docker or podman CLI, got 'sh'",
+    ),
+    (
+        ('cache_dir = "cache"', 'cache_dir = "/"'),
+        "cache_dir: '/' is the filesystem root: name a directory of the pipeline's own below it",
+    ),
+    (
+        ('cache_dir = "cache"', 'cache_dir = "~"'),
+        "cache_dir: '~' is the home directory: name a directory of the pipeline's own below it",
+    ),
+    (
+        ('issuer = "https://oidc.ac-release.local"', 'issuer = "https://Token.Actions.GithubUserContent.com/"'),
+        "targets.local.signing.issuer: the local instance mints its own tokens: it may not claim GitHub Actions' "
+        "issuer (https://token.actions.githubusercontent.com); name one of its own, e.g. https://oidc.ac-release.local",
+    ),
+    (
+        ('identity = "release@ac-release.local"', f'identity = "{RELEASE_IDENTITY}"'),
+        f"targets.local.signing.identity: expected an email address, got '{RELEASE_IDENTITY}'",
+    ),
+    (
+        (
+            'registries = ["quay.io/astronomer/ap-airflow"]',
+            'registries = [{repository = "quay.io/astronomer/ap-airflow", auth_hosts = ["-x"]}]',
+        ),
+        'targets.production.registries[0].auth_hosts: expected a list of host names, e.g. ["auth.docker.io"]',
     ),
 ]
 
@@ -425,3 +506,70 @@ def test_a_refusal_never_quotes_a_secret_of_a_url(tmp_path):
         message = _refusal(_config(tmp_path / str(number), edit))
         assert "s3cr3t" not in message, message
         assert "***" in message or "credentials do not belong in a URL" in message, message
+
+
+# -- issue 29, item 7: the directories the pipeline writes, links, nesting, the remotes and URLs that stay valid --
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('dist_dir = "{dir}/dist"', 'dist_dir = "/"', "dist_dir: '/' is the filesystem root"),
+        ('dist_dir = "{dir}/dist"', 'dist_dir = "$HOME/"', "dist_dir: '$HOME/' is the home directory"),
+        ('dist_dir = "{dir}/dist"', f'dist_dir = "{REPO}"', "dist_dir: '{repo}' is the repository or a directory"),
+        ('dir = "{dir}/services"', f'dir = "{REPO.parent}"', "services.dir: '{parent}' is the repository or a"),
+    ],
+)
+def test_a_directory_holding_the_machines_the_users_or_the_repositorys_files_is_refused(tmp_path, old, new, message):
+    path = _config(tmp_path, (old.replace("{dir}", str(tmp_path)), new))
+    expected = message.replace("{repo}", str(REPO)).replace("{parent}", str(REPO.parent))
+    assert _refusal(path).startswith(f"{path}: {expected}")
+
+
+def test_a_symlink_loop_in_a_configured_directory_is_one_line_naming_the_key(tmp_path):
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    path = _config(tmp_path, ('cache_dir = "cache"', 'cache_dir = "loop-a/cache"'))
+    assert _refusal(path) == (
+        f"{path}: cache_dir: cannot resolve 'loop-a/cache' (a symlink loop): fix or remove the link"
+    )
+
+
+@pytest.mark.parametrize("nested", ["x = " + "[" * 3000 + "]" * 3000, "x = " + "{a = " * 3000 + "1" + "}" * 3000])
+def test_toml_nested_too_deeply_is_one_line(tmp_path, nested):
+    path = tmp_path / "release.toml"
+    path.write_text(nested + "\n")
+    assert _refusal(path) == f"{path}: nested too deeply (arrays or inline tables in each other): flatten it"
+
+
+@pytest.mark.parametrize(
+    "remote",
+    [
+        "origin",
+        "git@github.com:astronomer/ap-airflow.git",
+        "ssh://git@github.com/astronomer/ap-airflow.git",
+        "ssh://git@github.com:22/astronomer/ap-airflow.git",
+        "https://github.com/astronomer/ap-airflow.git",
+    ],
+)
+def test_remotes_in_use_stay_valid(tmp_path, remote):
+    path = _config(tmp_path, ('git_remote = "origin"', f'git_remote = "{remote}"'))
+    assert load_settings(path).target("production").git_remote == remote
+
+
+def test_the_repository_config_names_docker_hubs_token_host_and_keeps_dev_apart():
+    production = load_settings(REPO / "release.toml").target("production")
+    assert [registry.access.auth_hosts for registry in production.registries] == [(), ("auth.docker.io",)]
+    assert production.registries[1] == "docker.io/astronomerinc/ap-airflow"
+
+
+def test_a_dev_registry_on_another_targets_release_location_is_refused(tmp_path):
+    dev = (
+        '[targets.production.dev]\nindex_url = "https://pip.example.com/dev/"\n'
+        'registries = ["127.0.0.1:5000/astronomer/ap-airflow"]\n'
+    )
+    path = _config(tmp_path, append=dev)
+    assert _refusal(path) == (
+        f"{path}: targets.production.dev.registries[0]: '127.0.0.1:5000/astronomer/ap-airflow' is also "
+        "targets.local.registries: dev builds must never reach a release location; name a dev location of its own"
+    )

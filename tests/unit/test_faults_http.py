@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ac_release.clients.retry import retry
+from ac_release.clients.retry import RetriesSpent, retry
 from ac_release.core.errors import ReleaseError
 from tests.local_http import LocalHTTPServer
 
@@ -35,6 +35,7 @@ def test_a_body_cut_mid_transfer_is_retried_then_reported_in_one_line():
             retry(fetch, what="download of file", attempts=3, sleep=delays.append)
     assert len(server.requests) == 3
     assert delays == [1.0, 2.0]
+    assert isinstance(error.value, RetriesSpent)  # what a caller that may go on without an answer catches
     assert str(error.value) == (
         "download of file failed after 3 attempts: IncompleteRead(10 bytes read, 990 more expected)"
     )

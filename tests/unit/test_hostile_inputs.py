@@ -235,6 +235,24 @@ CONFIG_CASES = [
         config_bytes=b'default_target = "local"\ntargets = {}\n'
         b'[services]\ndir = "s"\npypi_port = 1\nsigstore_port = 2\nregistry_port = 3\n',
     ),
+    Case(
+        "config-dist-dir-root",
+        DRY_RUN,
+        "dist_dir: '/' is the filesystem root",
+        config=(('dist_dir = "{dir}/dist"', 'dist_dir = "/"'),),
+    ),
+    Case(
+        "config-services-dir-root",
+        ("services.status",),
+        "services.dir: '/' is the filesystem root",
+        config=(('dir = "{dir}/services"', 'dir = "/"'),),
+    ),
+    Case(
+        "config-nested-too-deeply",
+        ("status", "2.2.4-1"),
+        "nested too deeply",
+        config_bytes=b"x = " + b"[" * 3000 + b"]" * 3000 + b"\n",
+    ),
 ]
 
 # -- changelog (read by `invoke release` before anything starts) ------------------------------------------------
@@ -332,6 +350,22 @@ CHANGELOG_CASES = [
             "### Dependencies", "### Dependencies\n- x\n\n" + HEADING + "\n\n### Security\n- y\n\n### Dependencies"
         ),
     ),
+    Case("changelog-bidi-override", RELEASE, "U+202E", repo=_changelog("Deviation", "\u202eDeviation")),
+    Case("changelog-zero-width", RELEASE, "invisible character U+200B", repo=_changelog("Deviation", "Dev\u200bi")),
+    Case("changelog-c1-control", RELEASE, "control character U+009B", repo=_changelog("Deviation", "\x9bDeviation")),
+    Case("changelog-raw-html", RELEASE, "raw HTML '<script>'", repo=_changelog("Deviation", "<script>x</script>")),
+    Case("changelog-html-comment", RELEASE, "raw HTML '<!--'", repo=_changelog("Deviation", "<!-- hidden -->")),
+    Case("changelog-character-reference", RELEASE, "character reference", repo=_changelog("Deviation", "&#x202E;")),
+    Case("changelog-mention", RELEASE, "@octocat would notify", repo=_changelog("Deviation", "@octocat Deviation")),
+    Case("changelog-unclosed-code-span", RELEASE, "does not close on its line", repo=_changelog("Deviation", "`Dev")),
+    Case("changelog-year-0001", RELEASE, "dates are from 2000 to 2099", repo=_changelog("2026-11-22", "0001-11-22")),
+    Case("changelog-year-9999", RELEASE, "dates are from 2000 to 2099", repo=_changelog("2026-11-22", "9999-11-22")),
+    Case(
+        "changelog-date-order",
+        RELEASE,
+        "2.2.4-2 is dated 2026-11-01, before 2.2.4-1 (2026-11-22)",
+        repo=_changelog(HEADING, "## 2.2.4-2, 2026-11-01\n\n### Security\n- y\n\n" + HEADING),
+    ),
 ]
 
 # -- the patch series of a copied line (checked when the line loads) -------------------------------------------
@@ -400,6 +434,61 @@ PATCH_CASES = [
         "patch-uppercase-slug", ("status", "2.2.4-1"), "a series file is named", repo=_patches(("0002-Fix.patch", "x"))
     ),
     Case("patch-a-directory", DRY_RUN, "a series file is named", repo=_patches(("0002-fix.patch", "dir"))),
+    Case(
+        "patch-git-quoted-dot-dot",
+        DRY_RUN,
+        "patches ../x, outside the source tree",
+        repo=_patch_text(b"diff --git a/airflow/secrets/local_filesystem.py b/", b'diff --git "a/\\056\\056/x" b/'),
+    ),
+    Case(
+        "patch-rename-outside",
+        DRY_RUN,
+        "patches ../../y, outside the source tree",
+        repo=_patch_text(b"index d23969f", b"rename from airflow/x.py\nrename to ../../y\nindex d23969f"),
+    ),
+    Case(
+        "patch-copy-outside",
+        DRY_RUN,
+        "patches ../y, outside the source tree",
+        repo=_patch_text(b"index d23969f", b"copy from airflow/x.py\ncopy to ../y\nindex d23969f"),
+    ),
+    Case(
+        "patch-new-symlink",
+        DRY_RUN,
+        "file mode 120000 (a symlink)",
+        repo=_patch_text(b"index d23969f", b"new file mode 120000\nindex d23969f"),
+    ),
+    Case(
+        "patch-gitlink",
+        DRY_RUN,
+        "file mode 160000 (a gitlink, a submodule)",
+        repo=_patch_text(b"227a77c 100644", b"227a77c 160000"),
+    ),
+    Case(
+        "patch-mode-777",
+        DRY_RUN,
+        "file mode 100777 (not a regular file's)",
+        repo=_patch_text(b"index d23969f", b"old mode 100644\nnew mode 100777\nindex d23969f"),
+    ),
+    Case(
+        "patch-binary",
+        DRY_RUN,
+        "a binary patch",
+        repo=_patch_text(b"index d23969f..227a77c 100644\n", b"index d23969f..227a77c 100644\nGIT binary patch\n"),
+    ),
+    Case("patch-no-b-prefix", DRY_RUN, "is not under b/", repo=_patch_text(b"+++ b/airflow/", b"+++ airflow/")),
+    Case(
+        "patch-unterminated-quote",
+        DRY_RUN,
+        "malformed quoted file name",
+        repo=_patch_text(b"+++ b/airflow/", b'+++ "b/airflow/'),
+    ),
+    Case(
+        "patch-control-character-in-name",
+        DRY_RUN,
+        "has a control character",
+        repo=_patch_text(b"+++ b/airflow/", b'+++ "b/air\\033flow/" b/airflow/'),
+    ),
     Case(
         "line-toml-not-utf8",
         DRY_RUN,

@@ -61,11 +61,16 @@ flavours = [
 ]
 """
 
+# The generated Dockerfiles default their base to these pins (images/official-images.toml).
+PINNED = {"3.11-slim-bookworm": "1" * 64, "3.12-slim-bookworm": "2" * 64, "3.9-slim-bullseye": "3" * 64}
+PINS = "[images]\n" + "".join(f'"python:{tag}" = "sha256:{digest}"\n' for tag, digest in PINNED.items())
+
 
 @pytest.fixture
 def multi(tmp_path):
     shutil.copy(IMAGES / "Dockerfile.j2", tmp_path / "Dockerfile.j2")
     (tmp_path / "matrix.toml").write_text(MULTI)
+    (tmp_path / "official-images.toml").write_text(PINS)
     return tmp_path
 
 
@@ -97,7 +102,7 @@ def test_generate_renders_every_flavour_and_variant_then_reports_no_drift(multi)
     ]
     assert drift(multi) == []
     py312 = (multi / "9.8.7/bookworm-python3.12/Dockerfile").read_text()
-    assert "ARG BASE_IMAGE=python:3.12-slim-bookworm\n" in py312
+    assert f"ARG BASE_IMAGE=python:3.12-slim-bookworm@sha256:{PINNED['3.12-slim-bookworm']}\n" in py312
     assert "    PYTHON_MAJOR_MINOR_VERSION=3.12 \\\n" in py312
     assert "        libssl3 \\\n" in py312
     assert "libssl3" not in (multi / "9.8.7/bullseye/Dockerfile").read_text()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
 from ac_release.building.baseimage import OFFICIAL_IMAGES, official_base, official_image, official_images
+from ac_release.building.dockerfiles import render
 from ac_release.building.postgres import OFFICIAL as POSTGRES
 from ac_release.core.errors import ReleaseError
 from ac_release.model.flavours import load_matrix
@@ -50,3 +52,27 @@ def test_an_image_without_a_pin_is_refused(tmp_path):
 
 def test_the_data_file_is_the_repository_one():
     assert OFFICIAL_IMAGES == REPO / "images" / "official-images.toml"
+
+
+def test_a_generated_dockerfile_defaults_its_base_to_the_declared_pin():
+    """Second audit, item 16: a hand build (`docker build` without BASE_IMAGE) starts from the digest the pipeline
+    pulls, never from the floating tag."""
+    images = REPO / "images"
+    for flavours in load_matrix(images).values():
+        for flavour in flavours:
+            dockerfile = flavour.dockerfile(images).read_text()
+            pinned = official_base(flavour.distro, flavour.python)
+            assert f"\nARG BASE_IMAGE={pinned}\n" in dockerfile, flavour.dockerfile(images)
+            assert DIGEST.search(pinned)
+
+
+def test_the_default_base_is_read_from_the_images_own_pins_and_an_unpinned_one_is_refused(tmp_path):
+    shutil.copy(REPO / "images" / "Dockerfile.j2", tmp_path / "Dockerfile.j2")
+    (tmp_path / "matrix.toml").write_text((REPO / "images" / "matrix.toml").read_text())
+    (flavour, *_) = load_matrix(tmp_path)["2.2.4"]
+    digest = "sha256:" + "0" * 64
+    (tmp_path / "official-images.toml").write_text(f'[images]\n"python:3.9-slim-bullseye" = "{digest}"\n')
+    assert f"\nARG BASE_IMAGE=python:3.9-slim-bullseye@{digest}\n" in render(tmp_path, flavour, "base")
+    (tmp_path / "official-images.toml").write_text("[images]\n")
+    with pytest.raises(ReleaseError, match=r"^python:3.9-slim-bullseye has no pinned digest: add it to "):
+        render(tmp_path, flavour, "base")

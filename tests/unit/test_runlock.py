@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ac_release.core.errors import ReleaseError
-from ac_release.pipeline.runlock import held, lock_path
+from ac_release.pipeline.runlock import held, line_held, line_lock_path, lock_path
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
@@ -125,5 +125,55 @@ def test_the_lock_file_is_the_same_only_on_the_same_device(tmp_path, monkeypatch
 
     monkeypatch.setattr(runlock.os, "stat", another_device_once)
     monkeypatch.setattr(runlock.os, "open", counted_open)
-    os.close(runlock._acquire(path, "2.2.4-1"))
+    os.close(runlock._acquire(path, lambda *holder: f"held by {holder}"))
     assert len(opens) == 2  # the first file was taken for another, and the one there opened and locked
+
+
+HOLD_RUN = (
+    "import sys, time; from pathlib import Path; from ac_release.pipeline.runlock import held, line_held\n"
+    "dist = Path(sys.argv[1])\n"
+    "with held(dist, '2.2.4-1'), line_held(dist.parent, '2.2.4', 'local', '2.2.4-1'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(120)\n"
+)
+
+
+@pytest.mark.parametrize("task", [["sign", "2.2.4-2"], ["release", "2.2.4-2", "--stages", "promote"]])
+def test_another_build_of_the_line_is_refused_naming_the_build_running(tmp_path, task):
+    """2.2.4-1 runs; 2.2.4-2 (the same line, the same target: the same floating tags and git remote) is refused."""
+    from ac_release.model.config import load_settings
+    from ac_release.services.manager import LocalServices
+
+    config = write_config(tmp_path, cache_dir=tmp_path / "cache")
+    dist = tmp_path / "dist" / "2.2.4-1"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN, str(dist)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = _tree(tmp_path)
+        env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
+        result = subprocess.run([*INVOKE, *task], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert re.fullmatch(
+            rf"error: line 2\.2\.4 on local is being released by 2\.2\.4-1 \(pid {holder.pid}, started "
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\), which shares 2\.2\.4-2's floating tags and git remote: wait "
+            r"for it or stop it\n",
+            result.stderr,
+        ), result.stderr[-2000:]
+        assert result.returncode == 1
+        assert _tree(tmp_path) == before
+        assert not (tmp_path / "dist" / "2.2.4-2").exists() and not (tmp_path / "services").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        if (tmp_path / "services").exists():  # the unrefused run started them
+            LocalServices(load_settings(config).services).down(log=lambda _: None)
+
+
+def test_builds_of_one_line_on_other_targets_or_of_other_lines_run_at_once(tmp_path):
+    dist_dir = tmp_path / "dist"
+    with line_held(dist_dir, "2.2.4", "local", "2.2.4-1"):
+        with line_held(dist_dir, "2.2.4", "staging", "2.2.4-2"), line_held(dist_dir, "2.3.0", "local", "2.3.0-1"):
+            assert line_lock_path(dist_dir, "2.2.4", "local").read_text().split()[::2] == [str(os.getpid()), "2.2.4-1"]
+        with pytest.raises(ReleaseError, match=r"^line 2\.2\.4 on local is being released by 2\.2\.4-1 "):
+            with line_held(dist_dir, "2.2.4", "local", "runtime-4.2.0"):
+                pass
+    assert list(dist_dir.iterdir()) == []
