@@ -96,7 +96,8 @@ def run_stage(ctx: ReleaseContext, name: str, log_steps: bool = False):
 
 def run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
     """The stages, while no other build of the line runs on the target (runlock.line_held)."""
-    with line_held(ctx.settings.dist_dir, ctx.version.airflow_version, ctx.release_target.name, str(ctx.version)):
+    line = (ctx.product.name, ctx.version.airflow_version)
+    with line_held(ctx.settings.dist_dir, *line, ctx.release_target.name, str(ctx.version)):
         return _run_stages(ctx, names)
 
 

@@ -5,9 +5,9 @@ each other's temporary files. Every writing task holds an exclusive `flock` on `
 pid; a second run refuses at once. The kernel drops the lock when its holder dies, even by SIGKILL, so a killed run
 never blocks the next one.
 
-Two builds of one line (2.2.4-1 and 2.2.4-2, a release and that line's nightly) share the target's floating tags and
-git remote: every run of the stages also holds `dist/.line-<airflow>.<target>.lock` (`line_held`), so a second build
-of the line on the same target refuses, naming the build and pid holding it. Across machines the workflows'
+Two builds of a product's line (2.2.4-1 and 2.2.4-2, a release and that line's nightly) share the target's floating
+tags: every run of the stages also holds `dist/.line-<product>-<airflow>.<target>.lock` (`line_held`), so a second
+build of the line on the same target refuses, naming the build and pid holding it. Across machines the workflows'
 `concurrency:` groups serialise them.
 
 Taking the version's lock is also when what a killed run left is cleaned up: the temporary files of its interrupted
@@ -55,22 +55,23 @@ def held(dist: Path, version: str) -> Iterator[None]:
                 pass
 
 
-def line_lock_path(dist_dir: Path, airflow: str, target: str) -> Path:
-    return dist_dir / f".line-{airflow}.{target}.lock"
+def line_lock_path(dist_dir: Path, product: str, airflow: str, target: str) -> Path:
+    return dist_dir / f".line-{product}-{airflow}.{target}.lock"
 
 
 @contextmanager
-def line_held(dist_dir: Path, airflow: str, target: str, version: str) -> Iterator[None]:
-    """Hold the lock of Airflow line `airflow` on `target` for the block (taken inside the version's lock, which
-    made `dist_dir`); refuse in one line, naming the build and the pid holding it, when another run holds it."""
+def line_held(dist_dir: Path, product: str, airflow: str, target: str, version: str) -> Iterator[None]:
+    """Hold the lock of `product`'s builds on Airflow line `airflow` on `target` for the block (taken inside the
+    version's lock, which made `dist_dir`); refuse in one line, naming the build and the pid holding it, when another
+    run holds it. Another product's builds on the line (Runtime 4.2.0 on AC's 2.2.4) have floating tags of their own."""
 
     def refusal(pid: str, started: str, holder: str) -> str:
         return (
-            f"line {airflow} on {target} is being released by {holder} (pid {pid}, started {started}), which shares "
-            f"{version}'s floating tags and git remote: wait for it or stop it"
+            f"{product} line {airflow} on {target} is being released by {holder} (pid {pid}, started {started}), "
+            f"which shares {version}'s floating tags: wait for it or stop it"
         )
 
-    with _locked(line_lock_path(dist_dir, airflow, target), version, refusal):
+    with _locked(line_lock_path(dist_dir, product, airflow, target), version, refusal):
         yield
 
 

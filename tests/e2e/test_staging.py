@@ -19,6 +19,7 @@ import pytest
 
 from ac_release.clients import oci_release_files as release_files
 from ac_release.clients import registry
+from ac_release.clients.tlsclients import ssl_context
 from ac_release.model.config import load_settings
 from ac_release.model.names import WHEEL_RECORD
 from ac_release.supply_chain import cosign
@@ -170,7 +171,7 @@ def test_the_release_workflow_releases_to_staging_job_by_job(staging, released, 
         [
             *(secret(f"${name}", env[name]) for name in STAGING_ENV.values()),
             secret("the Actions identity request token", env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]),
-            identity_token_secret("an Actions identity token", actions_token(env)),
+            identity_token_secret("an Actions identity token", actions_token(env, target.services.ca_file)),
         ]
     )
     scan.text(log, "the workflow run's log")
@@ -188,13 +189,14 @@ def test_nothing_released_to_staging_is_read_as_the_local_targets(staging, relea
     assert "skip" not in actions and "keep" not in actions, planned.stdout
 
 
-def actions_token(env: dict[str, str]) -> str:
-    """A token of the staging services' GitHub Actions identity provider, asked for as a job asks."""
+def actions_token(env: dict[str, str], ca_file) -> str:
+    """A token of the staging services' GitHub Actions identity provider (https, the services' CA), asked for as a
+    job asks."""
     request = urllib.request.Request(
         env["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience=sigstore",
         headers={"Authorization": f"bearer {env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"},
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    with urllib.request.urlopen(request, timeout=30, context=ssl_context(ca_file)) as answer:
         return json.load(answer)["value"]
 
 

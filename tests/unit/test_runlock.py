@@ -132,7 +132,7 @@ def test_the_lock_file_is_the_same_only_on_the_same_device(tmp_path, monkeypatch
 HOLD_RUN = (
     "import sys, time; from pathlib import Path; from ac_release.pipeline.runlock import held, line_held\n"
     "dist = Path(sys.argv[1])\n"
-    "with held(dist, '2.2.4-1'), line_held(dist.parent, '2.2.4', 'local', '2.2.4-1'):\n"
+    "with held(dist, '2.2.4-1'), line_held(dist.parent, 'certified', '2.2.4', 'local', '2.2.4-1'):\n"
     "    print('held', flush=True)\n"
     "    time.sleep(120)\n"
 )
@@ -153,9 +153,8 @@ def test_another_build_of_the_line_is_refused_naming_the_build_running(tmp_path,
         env = {**os.environ, "AC_RELEASE_CONFIG": str(config), "AC_RELEASE_CACHE": str(tmp_path / "cache")}
         result = subprocess.run([*INVOKE, *task], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
         assert re.fullmatch(
-            rf"error: line 2\.2\.4 on local is being released by 2\.2\.4-1 \(pid {holder.pid}, started "
-            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\), which shares 2\.2\.4-2's floating tags and git remote: wait "
-            r"for it or stop it\n",
+            rf"error: certified line 2\.2\.4 on local is being released by 2\.2\.4-1 \(pid {holder.pid}, started "
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\), which shares 2\.2\.4-2's floating tags: wait for it or stop it\n",
             result.stderr,
         ), result.stderr[-2000:]
         assert result.returncode == 1
@@ -168,12 +167,19 @@ def test_another_build_of_the_line_is_refused_naming_the_build_running(tmp_path,
             LocalServices(load_settings(config).services).down(log=lambda _: None)
 
 
-def test_builds_of_one_line_on_other_targets_or_of_other_lines_run_at_once(tmp_path):
+def test_builds_of_one_line_on_other_targets_of_other_lines_or_products_run_at_once(tmp_path):
+    """Runtime 4.2.0 on AC's 2.2.4 line build runs beside AC 2.2.4-2 (the end-to-end tier does): its floating tags are
+    its own."""
     dist_dir = tmp_path / "dist"
-    with line_held(dist_dir, "2.2.4", "local", "2.2.4-1"):
-        with line_held(dist_dir, "2.2.4", "staging", "2.2.4-2"), line_held(dist_dir, "2.3.0", "local", "2.3.0-1"):
-            assert line_lock_path(dist_dir, "2.2.4", "local").read_text().split()[::2] == [str(os.getpid()), "2.2.4-1"]
-        with pytest.raises(ReleaseError, match=r"^line 2\.2\.4 on local is being released by 2\.2\.4-1 "):
-            with line_held(dist_dir, "2.2.4", "local", "runtime-4.2.0"):
+    with line_held(dist_dir, "certified", "2.2.4", "local", "2.2.4-1"):
+        with (
+            line_held(dist_dir, "certified", "2.2.4", "staging", "2.2.4-2"),
+            line_held(dist_dir, "certified", "2.3.0", "local", "2.3.0-1"),
+            line_held(dist_dir, "runtime", "2.2.4", "local", "runtime-4.2.0"),
+        ):
+            held_by = line_lock_path(dist_dir, "certified", "2.2.4", "local").read_text().split()[::2]
+            assert held_by == [str(os.getpid()), "2.2.4-1"]
+        with pytest.raises(ReleaseError, match=r"^certified line 2\.2\.4 on local is being released by 2\.2\.4-1 "):
+            with line_held(dist_dir, "certified", "2.2.4", "local", "2.2.4-1-dev2026120701"):
                 pass
     assert list(dist_dir.iterdir()) == []
