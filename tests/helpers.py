@@ -267,3 +267,45 @@ def throwaway_registry(directory: Path, delete: bool = False) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait()
+
+
+def hashedrekord_entry(text: str) -> dict:
+    """A proposed Rekor hashedrekord entry for `text`, signed by a throwaway key."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    digest = hashlib.sha256(text.encode()).digest()
+    signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
+            "signature": {
+                "content": base64.b64encode(signature).decode(),
+                "publicKey": {"content": base64.b64encode(pem).decode()},
+            },
+        },
+    }
+
+
+def wait_until_dead(pid: int, what: str) -> None:
+    """Wait up to 10 s for `pid` (a service this process started, reaped here) to end at a failpoint."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} (pid {pid}) did not die at the failpoint")

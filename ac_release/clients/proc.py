@@ -50,6 +50,15 @@ class Timeout(ReleaseError):
     """A command ran past its bound and was stopped."""
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...: field 3 onwards), or None when
+    the process is gone or unreadable. The name is skipped by its last `)`: it may hold spaces and parentheses."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def live_groups() -> set[int]:
     """Process groups of the children running now (the failpoints kill them with the release)."""
     return set(_live_groups)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ac_release.clients import proc
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_bytes
 from ac_release.model.config import Registry
@@ -148,11 +149,8 @@ def remove_abandoned_logins(parent: Path | None = None) -> list[Path]:
 def _started(pid: int) -> str | None:
     """When the process started (clock ticks since boot, /proc/<pid>/stat's 22nd field): a pid with its start time
     names one process, even once the pid is reused."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[19]
+    fields = proc.stat_fields(pid)
+    return fields[19] if fields else None
 
 
 @contextmanager

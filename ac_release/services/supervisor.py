@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ac_release.clients import proc
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_text
 from ac_release.model.config import ServicesSettings
@@ -153,13 +154,10 @@ def _end_group(pid: int) -> None:
 def _group_members(pgid: int) -> list[int]:
     """The live (not zombie) processes of process group `pgid`, from /proc."""
     members = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended meanwhile
-        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
-            members.append(int(stat_file.parent.name))
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = proc.stat_fields(entry.name)  # None: ended meanwhile
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
+            members.append(int(entry.name))
     return members
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -23,37 +21,10 @@ from ac_release.pipeline.run import run_stage
 from ac_release.services import index_app
 from ac_release.services.manager import LocalServices
 from ac_release.world.index_state import index_state
-from tests.helpers import write_config
+from tests.helpers import wait_until_dead, write_config
 from tests.integration.conftest import make_context
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_until_gone(pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # the supervisor started it from this process: reap it
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the index (pid {pid}) did not die at the failpoint")
-
-
-def _wait_until_port_free(host: str, port: int) -> None:
-    """The supervisor's stop waits for gunicorn's master; its worker can hold the listening socket a moment longer,
-    and a start meanwhile would find the port taken."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex((host, port)) != 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"port {port} still taken 10 s after the index stopped")
 
 
 def _sdist(directory: Path) -> Path:
@@ -72,7 +43,6 @@ def _restart_with_the_store_failpoint(local: LocalServices, monkeypatch) -> int:
     """The index, started again with the failpoint armed (only that process has it); its pid."""
     pypi = next(service for service in local.services() if service.name == "pypi")
     local.supervisor.stop(pypi, log=lambda _: None)
-    _wait_until_port_free(local.settings.host, pypi.port)
     monkeypatch.setenv(faults.ENV, index_app.STORE_FAULT)
     local.supervisor.start(pypi, log=lambda _: None)
     monkeypatch.delenv(faults.ENV)
@@ -103,7 +73,7 @@ def test_kill_9_while_the_index_stores_an_upload_leaves_no_partial_file_and_the_
 
         with pytest.raises(ReleaseError, match=r"^upload of \S+ to \S+ failed after 4 attempts: "):
             upload(index, artifact, password)
-        _wait_until_gone(pid)
+        wait_until_dead(pid, "the index")
         _only_a_temporary_file(packages, tmp_path)
 
         local.up(log=lambda _: None)
@@ -124,7 +94,7 @@ def test_kill_9_while_the_index_stores_an_upload_leaves_no_partial_file_and_publ
 
     with pytest.raises(ReleaseError, match=r"^upload of \S+ to \S+ failed after 4 attempts: "):
         run_stage(ctx, "publish")
-    _wait_until_gone(pid)
+    wait_until_dead(pid, "the index")
     _only_a_temporary_file(packages, ctx.dist)
 
     local.up(log=lambda _: None)

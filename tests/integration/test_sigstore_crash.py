@@ -3,23 +3,17 @@ and the sign stage signs against it as before."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
 import shutil
-import time
 import urllib.request
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ac_release.clients import faults
 from ac_release.pipeline.run import run_stage
 from ac_release.services import sigstore_local_rekor as rekor
 from ac_release.supply_chain.signing import verify
+from tests.helpers import hashedrekord_entry, wait_until_dead
 from tests.integration.conftest import context_like
 
 pytestmark = pytest.mark.integration
@@ -31,43 +25,13 @@ def _get(url: str) -> dict:
 
 
 def _proposed_entry(text: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    digest = hashlib.sha256(text.encode()).digest()
-    signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    entry = {
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
-            "signature": {
-                "content": base64.b64encode(signature).decode(),
-                "publicKey": {"content": base64.b64encode(pem).decode()},
-            },
-        },
-    }
-    return json.dumps(entry).encode()
+    return json.dumps(hashedrekord_entry(text)).encode()
 
 
 def _stored(entry: dict) -> tuple:
     """What the log keeps of an entry (its proof's checkpoint is signed anew on every answer)."""
     (value,) = entry.values()
     return value["logIndex"], value["integratedTime"], value["body"], value["verification"]["signedEntryTimestamp"]
-
-
-def _wait_until_gone(pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # the supervisor started it from this process: reap it
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the Sigstore service (pid {pid}) did not die at the failpoint")
 
 
 def test_kill_9_during_a_rekor_append_loses_no_entry_and_signing_goes_on(signed, services, tmp_path, monkeypatch):
@@ -88,7 +52,7 @@ def test_kill_9_during_a_rekor_append_loses_no_entry_and_signing_goes_on(signed,
     request.add_header("Content-Type", "application/json")
     with pytest.raises(OSError):  # the connection dies with the service
         urllib.request.urlopen(request, timeout=10)
-    _wait_until_gone(pid)
+    wait_until_dead(pid, "the Sigstore service")
     assert not entries_file.read_bytes().endswith(b"\n")  # half a line on disk
 
     services.up(log=lambda _: None)

@@ -3,41 +3,22 @@ crash is cut off at startup while a damaged line before it refuses the start."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ac_release.core.errors import ReleaseError
 from ac_release.services import sigstore_local_rekor as rekor
+from tests.helpers import hashedrekord_entry
 
 TREE_ID = 42
 
 
 def _body(text: str) -> bytes:
     """A canonical hashedrekord body, signed by a throwaway key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    digest = hashlib.sha256(text.encode()).digest()
-    signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return rekor.canonicalize_proposed_entry(
-        {
-            "apiVersion": "0.0.1",
-            "kind": "hashedrekord",
-            "spec": {
-                "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
-                "signature": {
-                    "content": base64.b64encode(signature).decode(),
-                    "publicKey": {"content": base64.b64encode(pem).decode()},
-                },
-            },
-        }
-    )
+    return rekor.canonicalize_proposed_entry(hashedrekord_entry(text))
 
 
 @pytest.fixture
