@@ -112,7 +112,7 @@ def lines(c, github_output=False):
 @cli.command(help=cli.LOCK_HELP)
 def lock(c, line):
     """Regenerate wheel/<line>/constraints.txt and build-requirements.txt, or a product version's
-    products/<product>/<version>/constraints.txt, with uv, as of their cut-off."""
+    products/<product>/<version>/constraints.txt, with uv, as of their cut-off, for every platform of the line."""
     locks.lock(line)
 
 

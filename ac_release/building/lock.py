@@ -8,18 +8,46 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from uv import find_uv_bin
 
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import atomic_write_text
+from ac_release.model.flavours import AMD64, Platform
 from ac_release.model.line import ReleaseLine
 
 
+def _uv(argv: list[str], cwd: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
+    # the pinned uv of this environment, whether or not its bin/ is on PATH
+    return subprocess.run([find_uv_bin(), *argv], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def _last_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """One platform's resolution: the lock's text and the file each pin installs there."""
+
+    platform: Platform
+    text: str
+    files: dict[str, PlatformFile]  # by canonical name
+
+
 def _compile(
-    line: ReleaseLine, requirements: list[str], output: Path, extra: list[str], prefer: Path | None = None
-) -> None:
+    line: ReleaseLine,
+    requirements: list[str],
+    output: Path,
+    extra: list[str],
+    platform: Platform,
+    prefer: Path | None = None,
+) -> _Resolution:
     with tempfile.TemporaryDirectory(prefix="ac-lock-") as tmp:
         # A fixed relative input name keeps the annotations ("via -r requirements.in") the same on every machine.
         (Path(tmp) / "requirements.in").write_text("\n".join(requirements) + "\n")
@@ -28,40 +56,89 @@ def _compile(
         # that the same inputs give the same lock whatever was there before)
         if prefer is not None:
             shutil.copy(prefer, produced)
-        argv = [
-            find_uv_bin(),  # the pinned uv of this environment, whether or not its bin/ is on PATH
-            "pip",
-            "compile",
-            "requirements.in",
-            "--output-file",
-            str(produced),
+        common = [
             "--quiet",
             "--python-version",
             line.build_python,
             "--python-platform",
-            "x86_64-manylinux_2_31",
+            platform.uv_platform,
             "--exclude-newer",
             line.lock_cutoff.isoformat(),
-            "--custom-compile-command",
-            f"invoke lock {line.lock_name or line.airflow}",
             *extra,
         ]
-        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
-        result = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)
+        name = line.lock_name or line.airflow
+        argv = ["pip", "compile", "requirements.in", "--output-file", str(produced), *common]
+        result = _uv([*argv, "--generate-hashes", "--custom-compile-command", f"invoke lock {name}"], tmp)
+        if result.returncode != 0:
+            raise ReleaseError(f"uv could not resolve {output.name} of {name} for {platform}: {_last_line(result)}")
+        text = produced.read_text()
+        # The same pins again (constrained to them), as a PEP 751 lock: it names the files uv would install on the
+        # platform, with their hashes, which the requirements format does not say.
+        (Path(tmp) / "pins.txt").write_text(without_hashes(text))
+        argv = ["pip", "compile", "requirements.in", "--constraint", "pins.txt", "--format", "pylock.toml"]
+        result = _uv([*argv, "--output-file", "pylock.toml", *common], tmp)
         if result.returncode != 0:
             raise ReleaseError(
-                f"uv could not resolve {output.name} for {line.lock_name or line.airflow}: "
-                f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no output'}"
+                f"uv could not list the files of {output.name} of {name} for {platform}: {_last_line(result)}"
             )
-        text = produced.read_text()
+        files = platform_files(tomllib.loads((Path(tmp) / "pylock.toml").read_text()), platform, line.build_python)
     # uv names its temporary output in the header; the committed file names itself.
-    text = re.sub(r"--output-file \S+", f"--output-file {output.name}", text)
-    atomic_write_text(output, text)
+    return _Resolution(platform, re.sub(r"--output-file \S+", f"--output-file {output.name}", text), files)
 
 
-def regenerate(line: ReleaseLine, toolchain: bool = True) -> list[Path]:
+def _lock(
+    line: ReleaseLine,
+    requirements: list[str],
+    output: Path,
+    extra: list[str],
+    platforms: Sequence[Platform],
+    prefer: Path | None = None,
+) -> dict[Path, str]:
+    """One lock for every platform, resolved for each, when the pins are the same everywhere and the first
+    platform's hashes cover every platform's files; and its companion: the file each pin installs on each platform.
+    {path: text}, written by the caller once every lock is resolved."""
+    resolutions = [_compile(line, requirements, output, extra, platform, prefer) for platform in platforms]
+    first = resolutions[0]
+    pins = hashed_hashes(first.text)
+    for other in resolutions[1:]:
+        theirs = hashed_hashes(other.text)
+        differing = sorted(
+            name
+            for name in pins.keys() | theirs.keys()
+            if name not in pins or name not in theirs or pins[name][0] != theirs[name][0]
+        )
+        if differing:
+            shown = ", ".join(f"{n} {_shown(pins.get(n))}/{_shown(theirs.get(n))}" for n in differing[:6])
+            raise ReleaseError(
+                f"{output.name} of {line.lock_name or line.airflow}: uv resolves other pins for {other.platform} "
+                f"than for {first.platform} ({shown}{', ...' if len(differing) > 6 else ''}): pin them in "
+                f"line.toml [lock] requirements so that one lock serves every platform; nothing written"
+            )
+        if missing := sorted(name for name in theirs if not theirs[name][1] <= pins[name][1]):
+            raise ReleaseError(
+                f"{output.name} of {line.lock_name or line.airflow}: the hashes for {first.platform} lack files of "
+                f"{other.platform} ({', '.join(missing[:6])}), so the lock would not install there: check uv's "
+                f"--generate-hashes; nothing written"
+            )
+    for resolution in resolutions:
+        if resolution.files.keys() != pins.keys():
+            raise ReleaseError(
+                f"{output.name} of {line.lock_name or line.airflow}: uv's file list for {resolution.platform} names "
+                f"other packages than its lock ({', '.join(sorted(resolution.files.keys() ^ pins.keys())[:6])}); "
+                f"nothing written"
+            )
+    files = files_text(output.name, line.lock_name or line.airflow, [(r.platform, r.files) for r in resolutions])
+    return {output: first.text, files_path(output): files}
+
+
+def _shown(pin: tuple[str, frozenset[str]] | None) -> str:
+    return pin[0] if pin else "(none)"
+
+
+def regenerate(line: ReleaseLine, platforms: Sequence[Platform] = (AMD64,), toolchain: bool = True) -> list[Path]:
     """The lock of what the line (or a product version on it, ReleaseLine.with_pins) installs, and with `toolchain`
-    the line's build toolchain."""
+    the line's build toolchain, for every platform of the line's images (images/matrix.toml): one lock, the same
+    pins everywhere, the hashes of every platform's files."""
     requirements = [line.airflow_requirement, *line.provider_requirements, *line.packages, *line.lock_requirements]
     # Hashes of every file of every pin: the image and the wheel check install with `--require-hashes`, so a file
     # the index serves with other bytes, or a dependency missing from the lock, fails the install.
@@ -69,17 +146,137 @@ def regenerate(line: ReleaseLine, toolchain: bool = True) -> list[Path]:
     # A product version's lock keeps the line's pins wherever its own requirements allow: its image installs only
     # the difference on top of the line's venv (images/Dockerfile.j2, `product`).
     prefer = line.line_lock_file if line.lock_file != line.line_lock_file else None
-    _compile(line, requirements, line.lock_file, ["--generate-hashes"], prefer=prefer)
-    if not toolchain:
-        return [line.lock_file]
-    tools_cutoff = line.tools_cutoff.isoformat()
-    _compile(
-        line,
-        [*line.build_requirements, *line.build_tools],
-        line.build_requirements_file,
-        ["--generate-hashes", *[f"--exclude-newer-package={_name(tool)}={tools_cutoff}" for tool in line.build_tools]],
-    )
-    return [line.lock_file, line.build_requirements_file]
+    written = _lock(line, requirements, line.lock_file, [], platforms, prefer=prefer)
+    if toolchain:
+        tools_cutoff = line.tools_cutoff.isoformat()
+        written |= _lock(
+            line,
+            [*line.build_requirements, *line.build_tools],
+            line.build_requirements_file,
+            [f"--exclude-newer-package={_name(tool)}={tools_cutoff}" for tool in line.build_tools],
+            platforms,
+        )
+    for path, text in written.items():  # nothing is written before every platform of every lock agrees
+        atomic_write_text(path, text)
+    return list(written)
+
+
+# -- the file each pin installs on each platform ----------------------------------------------------------------
+
+FILES_SUFFIX = ".files"  # constraints.txt -> constraints.files.txt
+
+
+@dataclass(frozen=True, order=True)
+class PlatformFile:
+    """The file a pin installs on a platform: its best wheel there, or its sdist (built at image build time)."""
+
+    version: str
+    filename: str
+    sha256: str
+
+    @property
+    def sdist(self) -> bool:
+        return not self.filename.endswith(".whl")
+
+
+def files_path(lock: Path) -> Path:
+    return lock.with_name(f"{lock.stem}{FILES_SUFFIX}{lock.suffix}")
+
+
+def supported_tags(platform: Platform, python: str) -> list:
+    """The wheel tags a CPython `python` on the images' glibc (2.31) installs on `platform`, best first."""
+    from packaging.tags import compatible_tags, cpython_tags
+
+    arch = platform.machine
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    platforms = []
+    for minor in range(31, 4, -1):
+        platforms.append(f"manylinux_2_{minor}_{arch}")
+        if minor in legacy and (arch == "x86_64" or minor == 17):
+            platforms.append(f"{legacy[minor]}_{arch}")
+    platforms.append(f"linux_{arch}")
+    version = tuple(int(part) for part in python.split("."))
+    interpreter = f"cp{version[0]}{version[1]}"
+    return [*cpython_tags(version, platforms=platforms), *compatible_tags(version, interpreter, platforms)]
+
+
+def best_file(
+    candidates: Iterable[tuple[str, str]], version: str, platform: Platform, python: str
+) -> PlatformFile | None:
+    """Of (file name, sha256) pairs, the wheel installed first on the platform, else the sdist, else None."""
+    from packaging.utils import parse_wheel_filename
+
+    ranks = {tag: rank for rank, tag in enumerate(supported_tags(platform, python))}
+    wheels, sdists = [], []
+    for filename, sha256 in candidates:
+        if filename.endswith(".whl"):
+            rank = min((ranks[tag] for tag in parse_wheel_filename(filename)[3] if tag in ranks), default=None)
+            if rank is not None:
+                wheels.append((rank, filename, sha256))
+        elif filename.endswith((".tar.gz", ".zip")):
+            sdists.append((filename, sha256))
+    if wheels:
+        _, filename, sha256 = min(wheels)
+        return PlatformFile(version, filename, sha256)
+    return PlatformFile(version, *min(sdists)) if sdists else None
+
+
+def platform_files(pylock: dict, platform: Platform, python: str) -> dict[str, PlatformFile]:
+    """{canonical name: the file installed on the platform} of a PEP 751 lock that uv wrote for the platform."""
+    from packaging.utils import canonicalize_name
+
+    files = {}
+    for package in pylock.get("packages", []):
+        entries = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+        candidates = [(_file_name(entry), entry["hashes"]["sha256"]) for entry in entries]
+        chosen = best_file(candidates, package["version"], platform, python)
+        if chosen is None:
+            raise ReleaseError(
+                f"{package['name']}=={package['version']} has no file installable on {platform}: pin another version "
+                f"in line.toml [lock] requirements"
+            )
+        files[canonicalize_name(package["name"])] = chosen
+    return files
+
+
+def _file_name(entry: dict) -> str:
+    """A PEP 751 file's name: `name`, else the last segment of its URL."""
+    return entry.get("name") or urllib.parse.unquote(entry["url"].rsplit("/", 1)[-1])
+
+
+def files_text(lock_name: str, name: str, resolutions: list[tuple[Platform, dict[str, PlatformFile]]]) -> str:
+    lines = [
+        f"# The file each pin of {lock_name} installs on each platform of the line's images: its best wheel there, or",
+        f"# its sdist, compiled at image build time. Written with the lock by `invoke lock {name}`: the lock's hashes",
+        "# do not name their files. One line a pin and platform: <platform> <name>==<version> <file> sha256:<hash>",
+    ]
+    first = resolutions[0][1]
+    for platform, files in resolutions:
+        built = sorted(f"{n}=={f.version}" for n, f in files.items() if f.sdist)
+        lines.append(f"# {platform}: sdist only, built at image build time: {' '.join(built) or 'none'}")
+        if files is not first:
+            only = sorted(f"{n}=={f.version}" for n, f in files.items() if f.sdist and not first[n].sdist)
+            lines.append(f"# {platform}: no wheel here but one for {resolutions[0][0]}: {' '.join(only) or 'none'}")
+    for platform, files in resolutions:
+        for package, chosen in sorted(files.items()):
+            lines.append(f"{platform} {package}=={chosen.version} {chosen.filename} sha256:{chosen.sha256}")
+    return "\n".join(lines) + "\n"
+
+
+_FILE_LINE = re.compile(r"^(\S+/\S+) (\S+)==(\S+) (\S+) sha256:([0-9a-f]{64})$")
+
+
+def read_files(text: str) -> dict[str, dict[str, PlatformFile]]:
+    """{platform: {canonical name: file}} of a lock's companion (files_text)."""
+    files: dict[str, dict[str, PlatformFile]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#") or not line:
+            continue
+        match = _FILE_LINE.match(line)
+        if match is None:
+            raise ReleaseError(f"line {number} of a lock's file list is malformed: run `invoke lock <line>`")
+        files.setdefault(match[1], {})[match[2]] = PlatformFile(match[3], match[4], match[5])
+    return files
 
 
 def _name(requirement: str) -> str:
@@ -145,6 +342,16 @@ def hashed_pins(text: str) -> dict[str, tuple[str, int]]:
     from packaging.utils import canonicalize_name
 
     return {canonicalize_name(m[1]): (m[2], m[3].count("--hash=")) for m in _ENTRY.finditer(text)}
+
+
+def hashed_hashes(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """{canonical name: (version, its sha256 hashes)} of a lock written by `uv pip compile --generate-hashes`."""
+    from packaging.utils import canonicalize_name
+
+    return {
+        canonicalize_name(m[1]): (m[2], frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", m[3])))
+        for m in _ENTRY.finditer(text)
+    }
 
 
 def without_hashes(text: str) -> str:

@@ -1,5 +1,11 @@
 """What an OCI registry holds, read with skopeo; images pushed with the Docker CLI.
 
+A tag names one platform's image manifest, or a list of them (an OCI image index, a Docker manifest list): the
+platform an entry or a config names reads as `os/architecture[/variant]` (platform_name: `linux/amd64`,
+`linux/arm64`, `linux/arm/v7`). Copies registry-side (copy_pushed, tag_digest) carry a list whole, with every
+image it names, under its own digest (`skopeo copy --all --preserve-digests`: without --all skopeo copies only the
+machine's platform's image of a list).
+
 How a registry is reached is a setting of the target (`config.RegistryAccess`, carried by the `Registry` string):
 plain HTTP for the local target's loopback registry, TLS otherwise, with the target's CA for its own services, and
 its credentials in a private auth file for the one call (tlsclients.py), else those of `docker login`. A bare
@@ -13,7 +19,7 @@ import json
 import re
 import subprocess
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -25,7 +31,8 @@ from ac_release.core.errors import ReleaseError
 from ac_release.model.config import Registry, RegistryAccess, is_loopback_host, is_loopback_registry
 
 _LISTS = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
-_PLATFORM = {"os": "linux", "architecture": "amd64"}  # the platform the pipeline builds and tests
+DEFAULT_PLATFORM = "linux/amd64"  # the platform the pipeline compared alone before it built others
+_PLATFORM_FIELDS = ("os", "architecture", "variant")
 _TRANSIENT = ("connection refused", "connection reset", "timeout", "503 ", "502 ", "504 ", "i/o timeout", "EOF")
 _UNAUTHORIZED = ("unauthorized", "authentication required", "401 ")
 
@@ -34,6 +41,40 @@ _UNAUTHORIZED = ("unauthorized", "authentication required", "401 ")
 class RemoteImage:
     digest: str  # manifest digest: what `repo@digest` pulls
     config: str  # config digest: the image id the Docker engine shows
+
+
+@dataclass(frozen=True)
+class RemotePlatforms:
+    digest: str  # what the tag names: an index's (list's) digest, or the one image manifest's
+    platforms: dict[str, str]  # {platform_name: image manifest digest}, in the list's order
+
+
+def parse_platform(text: str) -> dict[str, str]:
+    """`linux/arm64` -> {"os": "linux", "architecture": "arm64"}; `linux/arm/v7` adds {"variant": "v7"}. Also takes
+    a model.flavours.Platform (its str)."""
+    parts = str(text).split("/")
+    if len(parts) not in (2, 3) or not all(re.fullmatch(r"[a-z0-9_.-]+", part) for part in parts):
+        raise ReleaseError(f"platform {text!r} is not os/architecture[/variant] (for example linux/arm64)")
+    return dict(zip(_PLATFORM_FIELDS, parts, strict=False))
+
+
+def platform_name(platform: dict) -> str:
+    """`os/architecture[/variant]` of an index entry's platform or an image config, as Docker's --platform writes it
+    (arm64's default variant v8 left out, as containerd normalizes it: `linux/arm64/v8` is `linux/arm64`)."""
+    name = f"{platform.get('os')}/{platform.get('architecture')}"
+    variant = platform.get("variant")
+    if variant and not (platform.get("architecture") == "arm64" and variant == "v8"):
+        name += f"/{variant}"
+    return name
+
+
+def same_platform(one: dict, other: dict) -> bool:
+    """Two platforms (index entries', configs', parse_platform's) are one: the same os and architecture, and the
+    same variant when both name one (arm64's default variant is v8)."""
+    if (one.get("os"), one.get("architecture")) != (other.get("os"), other.get("architecture")):
+        return False
+    variants = [p.get("variant") or ("v8" if p.get("architecture") == "arm64" else None) for p in (one, other)]
+    return None in variants or variants[0] == variants[1]
 
 
 def registry_of(repository: str) -> Registry:
@@ -97,12 +138,15 @@ def _skopeo(*args: str, what: str) -> subprocess.CompletedProcess:
     return retry(attempt, what=what)
 
 
-def _inspect_raw(repository: str, reference: str) -> bytes | None:
-    """The raw manifest `repository:tag` or `repository@digest` names, or None when it does not exist."""
+def _inspect_raw(repository: str, reference: str, *options: str) -> bytes | None:
+    """The raw manifest `repository:tag` or `repository@digest` names (with `--config`, its image's config), or None
+    when it does not exist."""
     separator = "@" if reference.startswith("sha256:") else ":"
     name = f"{repository}{separator}{reference}"
     with _skopeo_auth(repository) as auth:
-        result = _skopeo("inspect", "--raw", *_tls(repository), *auth, f"docker://{name}", what=f"reading {name}")
+        result = _skopeo(
+            "inspect", *options, "--raw", *_tls(repository), *auth, f"docker://{name}", what=f"reading {name}"
+        )
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace")
         if refused := _refused(repository, error):
@@ -113,43 +157,101 @@ def _inspect_raw(repository: str, reference: str) -> bytes | None:
     return result.stdout
 
 
-def remote_image(repository: str, tag: str) -> RemoteImage | None:
+def remote_image(repository: str, tag: str, platform: str = DEFAULT_PLATFORM) -> RemoteImage | None:
     """The image `repository:tag` points to, or None when the tag does not exist. For a multi-arch list (Docker
-    manifest list, OCI index) the digest is the list's and the config is its linux/amd64 image's."""
+    manifest list, OCI index) the digest is the list's and the config is its `platform` image's (linux/amd64 unless
+    named). A tag naming one image manifest gives that image whatever its platform (check it with
+    remote_platforms)."""
+    platform = str(platform)  # also model.flavours.Platform
     raw = _inspect_raw(repository, tag)
     if raw is None:
         return None
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     manifest = json.loads(raw)
-    if manifest.get("mediaType") in _LISTS or "manifests" in manifest:
+    if _is_list(manifest):
+        wanted = parse_platform(platform)
         entry = next(
-            (
-                m
-                for m in manifest.get("manifests", ())
-                if {k: m.get("platform", {}).get(k) for k in _PLATFORM} == _PLATFORM
-            ),
+            (m for m in _images_of(manifest) if same_platform(m.get("platform") or {}, wanted)),
             None,
         )
         if entry is None:
-            platforms = sorted(
-                f"{m.get('platform', {}).get('os')}/{m.get('platform', {}).get('architecture')}"
-                for m in manifest.get("manifests", ())
+            platforms = sorted(platform_name(m.get("platform") or {}) for m in _images_of(manifest))
+            why = (
+                "the release compares linux/amd64 images only"
+                if platform == DEFAULT_PLATFORM
+                else f"the release needs its {platform} image there"
             )
             raise ReleaseError(
-                f"{repository}:{tag} is a multi-arch list without a linux/amd64 image "
-                f"(it holds {', '.join(platforms) or 'nothing'}): the release compares linux/amd64 images only"
+                f"{repository}:{tag} is a multi-arch list without a {platform} image "
+                f"(it holds {', '.join(platforms) or 'nothing'}): {why}"
             )
         raw = _inspect_raw(repository, entry["digest"])
         if raw is None:
-            raise ReleaseError(f"{repository}:{tag} lists {entry['digest']} for linux/amd64, which the registry lacks")
+            raise ReleaseError(f"{repository}:{tag} lists {entry['digest']} for {platform}, which the registry lacks")
         manifest = json.loads(raw)
     config = manifest.get("config", {}).get("digest") if isinstance(manifest.get("config"), dict) else None
     if not config:
-        raise ReleaseError(
-            f"{repository}:{tag} is not an image manifest the release can read "
-            f"(media type {manifest.get('mediaType', 'unknown')!r}, schema {manifest.get('schemaVersion')})"
-        )
+        raise _unreadable(repository, tag, manifest)
     return RemoteImage(digest=digest, config=config)
+
+
+def remote_platforms(repository: str, tag: str) -> RemotePlatforms | None:
+    """What `repository:tag` holds per platform, or None when the tag does not exist: a list's digest and
+    {platform: its image manifest's digest} (entries that are no platform's image, such as BuildKit's attestation
+    manifests, left out), or one image manifest's digest and {its config's platform: that digest}."""
+    raw = _inspect_raw(repository, tag)
+    if raw is None:
+        return None
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    manifest = json.loads(raw)
+    if not _is_list(manifest):
+        if not isinstance(manifest.get("config"), dict):
+            raise _unreadable(repository, tag, manifest)
+        config_raw = _inspect_raw(repository, digest, "--config")
+        if config_raw is None:
+            raise ReleaseError(
+                f"{repository}:{tag} names the config {manifest['config'].get('digest')}, which the registry lacks"
+            )
+        config = json.loads(config_raw)
+        if not (isinstance(config, dict) and config.get("os") and config.get("architecture")):
+            raise ReleaseError(
+                f"{repository}:{tag} is not an image: its config names no os and architecture (an artifact?)"
+            )
+        return RemotePlatforms(digest, {platform_name(config): digest})
+    platforms: dict[str, str] = {}
+    for entry in _images_of(manifest):
+        if not entry.get("platform"):
+            raise ReleaseError(
+                f"{repository}:{tag} lists {entry.get('digest')} without a platform: not an index the release reads"
+            )
+        name = platform_name(entry["platform"])
+        if name in platforms:
+            raise ReleaseError(
+                f"{repository}:{tag} lists two images for {name} ({platforms[name]}, {entry.get('digest')}): "
+                f"a platform's image must be one; assemble the index again"
+            )
+        platforms[name] = entry["digest"]
+    return RemotePlatforms(digest, platforms)
+
+
+def _is_list(manifest: dict) -> bool:
+    return manifest.get("mediaType") in _LISTS or "manifests" in manifest
+
+
+def _images_of(manifest: dict) -> list[dict]:
+    """A list's entries that are a platform's image (BuildKit's attestation manifests are not)."""
+    return [
+        m
+        for m in manifest.get("manifests", ())
+        if (m.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"
+    ]
+
+
+def _unreadable(repository: str, tag: str, manifest: dict) -> ReleaseError:
+    return ReleaseError(
+        f"{repository}:{tag} is not an image manifest the release can read "
+        f"(media type {manifest.get('mediaType', 'unknown')!r}, schema {manifest.get('schemaVersion')})"
+    )
 
 
 def tags(repository: str) -> list[str]:
@@ -209,15 +311,20 @@ def push(docker: Docker, image: str, repository: str, tag: str) -> str:
     return digest
 
 
-def copy_pushed(source: str, digest: str, repository: str, tag: str, image: str) -> None:
+def copy_pushed(
+    source: str, digest: str, repository: str, tag: str, image: str, platforms: Mapping[str, str] | None = None
+) -> None:
     """`source@digest` (pushed and read back) to `repository:tag` of another registry, registry to registry: skopeo
     sends the compressed layers as they are, where `docker push` compresses each layer again for every registry.
-    --preserve-digests refuses to write any other manifest than `digest`; the tag is then read back like a push."""
+    An index goes whole (--all: the index and every image it lists). --preserve-digests refuses to write any other
+    manifest than `digest`; the tag is then read back like a push: holding `image` (check_pushed), or with
+    `platforms` holding the index `digest` of exactly those {platform: manifest digest} (check_platforms)."""
     origin, destination = f"docker://{source}@{digest}", f"docker://{repository}:{tag}"
     with _skopeo_auth(source) as source_auth, _skopeo_auth(repository) as auth:
         result = _skopeo(
             "copy",
             "--quiet",
+            "--all",
             "--preserve-digests",
             *_side_tls("src", source),
             *_side_tls("dest", repository),
@@ -235,7 +342,10 @@ def copy_pushed(source: str, digest: str, repository: str, tag: str, image: str)
             raise refused
         last = error.strip().splitlines()[-1] if error.strip() else "no output"
         raise ReleaseError(f"cannot copy {source}@{digest} to {repository}:{tag}: {last}")
-    check_pushed(repository, tag, digest, image)
+    if platforms is not None:
+        check_platforms(repository, tag, digest, platforms)
+    else:
+        check_pushed(repository, tag, digest, image)
 
 
 def _host(repository: str) -> str:
@@ -249,7 +359,8 @@ def _side_tls(side: str, repository: str) -> list[str]:
 
 def tag_digest(repository: str, digest: str, tag: str) -> None:
     """Point `repository:tag` at the manifest `repository@digest`, registry-side (skopeo copies no layer the
-    registry already holds, and --preserve-digests refuses to write any other manifest than that digest)."""
+    registry already holds, and --preserve-digests refuses to write any other manifest than that digest). An index
+    moves whole (--all), under its own digest."""
     source, destination = f"docker://{repository}@{digest}", f"docker://{repository}:{tag}"
     access = registry_of(repository).access
     if not access.tls_verify:
@@ -258,7 +369,15 @@ def tag_digest(repository: str, digest: str, tag: str) -> None:
         tls = ["--src-cert-dir", str(access.ca_dir), "--dest-cert-dir", str(access.ca_dir)] if access.ca_dir else []
     with _skopeo_auth(repository) as auth:
         result = _skopeo(
-            "copy", "--quiet", "--preserve-digests", *tls, *auth, source, destination, what=f"tagging {destination}"
+            "copy",
+            "--quiet",
+            "--all",
+            "--preserve-digests",
+            *tls,
+            *auth,
+            source,
+            destination,
+            what=f"tagging {destination}",
         )
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace")
@@ -268,15 +387,33 @@ def tag_digest(repository: str, digest: str, tag: str) -> None:
         raise ReleaseError(f"cannot point {repository}:{tag} at {digest}: {last}")
 
 
-def check_pushed(repository: str, tag: str, digest: str, image: str) -> None:
-    """Read the tag back: it must resolve to the digest the push reported, holding the pushed image."""
-    remote = remote_image(repository, tag)
+def check_pushed(repository: str, tag: str, digest: str, image: str, platform: str = DEFAULT_PLATFORM) -> None:
+    """Read the tag back: it must resolve to the digest the push reported, holding the pushed image (for a list:
+    as its `platform` image)."""
+    remote = remote_image(repository, tag, platform)
     if remote is None or remote.digest != digest or remote.config != image:
         found = f"digest {remote.digest} (image {remote.config})" if remote else "nothing"
         raise ReleaseError(
             f"after the push {repository}:{tag} resolves to {found}, expected digest {digest} (image {image}): "
             f"something else writes to this repository; check who, then run the release again"
         )
+
+
+def check_platforms(repository: str, tag: str, digest: str, platforms: Mapping[str, str]) -> None:
+    """Read the tag back: it must resolve to `digest` and hold exactly these {platform: image manifest digest} (the
+    platforms as `linux/arm64` or model.flavours.Platform)."""
+    platforms = {platform_name(parse_platform(name)): manifest for name, manifest in platforms.items()}
+    remote = remote_platforms(repository, tag)
+    if remote is None or remote.digest != digest or remote.platforms != platforms:
+        found = f"{remote.digest} ({_listed(remote.platforms)})" if remote else "nothing"
+        raise ReleaseError(
+            f"{repository}:{tag} resolves to {found}, expected {digest} ({_listed(platforms)}): something else "
+            f"writes to this repository; check who, then run the release again"
+        )
+
+
+def _listed(platforms: dict[str, str]) -> str:
+    return ", ".join(f"{name} {digest}" for name, digest in platforms.items()) or "no image"
 
 
 def labels(repository: str, digest: str) -> dict[str, str]:

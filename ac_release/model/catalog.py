@@ -22,11 +22,14 @@ from ac_release.model.config import Settings, load_settings
 from ac_release.model.flavours import (
     MATRIX_FILE,
     Flavour,
+    Platform,
     distro_build_packages,
     line_flavours,
+    line_platforms,
     lines_of,
     no_build_packages,
     read_matrix,
+    release_platforms,
 )
 from ac_release.model.line import LINE_FILE, ReleaseLine, known_lines, no_line, read_line
 from ac_release.model.products import DEFAULT_PRODUCT, PRODUCTS_DIR, Product, load_product, no_product, version_of
@@ -152,6 +155,10 @@ class Declared:
         """flavours.flavours_of: a line's flavours, the first its default."""
         return line_flavours(self.flavours, airflow)
 
+    def platforms_of(self, airflow: str) -> tuple[Platform, ...]:
+        """The platforms of a line's images (images/matrix.toml `platforms`), the first preferred."""
+        return line_platforms(self.flavours, airflow)
+
     def build_packages(self, distro: str) -> tuple[str, ...]:
         """flavours.build_packages: the compilers and -dev headers of a distro."""
         if distro not in self.distros:
@@ -179,6 +186,12 @@ class Catalog(Declared):
     """The settings, and what the tree under their root declares: one per command."""
 
     settings: Settings
+
+    def release_platforms(self, airflow: str, target: str | None = None) -> tuple[Platform, ...]:
+        """The platforms a release of the line builds for the target (its default when None): the line's, narrowed
+        to the target's `platforms`, in the line's order. What this machine can build is clients/platforms.py's."""
+        chosen = self.settings.target(target)
+        return release_platforms(self.platforms_of(airflow), chosen.platforms, airflow, chosen.name)
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

@@ -16,6 +16,7 @@ from ac_release.model.config_access import IndexSettings, Registry, RegistryAcce
 from ac_release.model.config_schema import Reading, SchemaError
 from ac_release.model.config_services import REPOSITORY_PATH, ServicesSettings, own_services
 from ac_release.model.config_signing import SigningSettings, signing
+from ac_release.model.flavours import Platform, platform_list
 
 BASE_IMAGES = ("debootstrap", "official")
 REGISTRY_FORM = '"host[:port]/repository" (e.g. quay.io/astronomer/ap-airflow)'
@@ -64,6 +65,8 @@ class Target:
     # --target <name>`; a release only reaches them. Without: the local target's, which a release starts itself.
     standing_services: bool = False
     dev: DevLocations | None = None  # [targets.<name>.dev], or derived from the services' dev_pypi_port
+    # `platforms = ["linux/amd64"]`: the target builds only these of a line's platforms; None: all the line's
+    platforms: tuple[Platform, ...] | None = None
 
     @property
     def local_services(self) -> bool:
@@ -109,7 +112,17 @@ def target(value: Any, name: str, reading: Reading, shared: ServicesSettings) ->
     table = schema.table(
         value,
         key,
-        ("local_services", "services", "base_images", "registries", "git_remote", "index", "signing", "dev"),
+        (
+            "local_services",
+            "services",
+            "base_images",
+            "registries",
+            "git_remote",
+            "index",
+            "signing",
+            "dev",
+            "platforms",
+        ),
         ("signing",) if runs_services else ("index", "signing", "registries", "git_remote"),
     )
     own = "services" in table
@@ -132,6 +145,7 @@ def target(value: Any, name: str, reading: Reading, shared: ServicesSettings) ->
             )
         dev_url, dev_registries = _dev(table["dev"], f"{key}.dev")
     base_images = schema.choice(table, key, "base_images", BASE_IMAGES, default="official")
+    platforms = _platforms(table, key)
     registries = _registries(table["registries"], f"{key}.registries") if "registries" in table else None
     git_remote = _git_remote(table, key, reading, services) if "git_remote" in table else None
     signs = signing(table["signing"], f"{key}.signing", reading, services, own)
@@ -146,7 +160,7 @@ def target(value: Any, name: str, reading: Reading, shared: ServicesSettings) ->
     if services is None:
         assert registries is not None and git_remote is not None
         dev = None if dev_url is None else DevLocations(dataclasses.replace(index, url=dev_url), dev_registries)
-        return Target(name, index, signs, base_images, registries, git_remote, dev=dev)
+        return Target(name, index, signs, base_images, registries, git_remote, dev=dev, platforms=platforms)
     if own:
         services = dataclasses.replace(services, index_username=index.username, index_password=password)
     _same_as_derived(reading, f"{key}.registries", registries, services.repositories())
@@ -165,7 +179,18 @@ def target(value: Any, name: str, reading: Reading, shared: ServicesSettings) ->
         services=services,
         standing_services=own,
         dev=dev,
+        platforms=platforms,
     )
+
+
+def _platforms(table: dict, key: str) -> tuple[Platform, ...] | None:
+    """`platforms = ["linux/amd64"]`: the only platforms of a line the target builds (all the line's without)."""
+    if "platforms" not in table:
+        return None
+    platforms = platform_list(table["platforms"])
+    if isinstance(platforms, str):
+        raise SchemaError(f"{key}.platforms", platforms)
+    return platforms
 
 
 def _same_as_derived(reading: Reading, key: str, value: str | tuple | None, derived: str | tuple) -> None:

@@ -10,11 +10,82 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ac_release.core.errors import ReleaseError
+from ac_release.model.config_schema import kind
 from ac_release.model.products import Tagging
 from ac_release.model.version import ACVersion, ProductVersion
 
 MATRIX_FILE = "matrix.toml"
 ONBUILD = "onbuild"
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    """A platform an image is built for: `linux/amd64`, `linux/arm64`. Only those two are known (PLATFORMS)."""
+
+    os: str
+    architecture: str
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.architecture}"
+
+    @property
+    def machine(self) -> str:
+        """The kernel's name of the architecture (`uname -m`): x86_64, aarch64."""
+        return _MACHINES[self.architecture]
+
+    @property
+    def uv_platform(self) -> str:
+        """uv's `--python-platform` of the images' glibc (Debian bullseye's 2.31): `aarch64-manylinux_2_31`."""
+        return f"{self.machine}-manylinux_2_31"
+
+    @property
+    def debian_arch(self) -> str:
+        """Debian's name of the architecture (debootstrap --arch, dpkg --print-architecture): amd64, arm64."""
+        return self.architecture
+
+
+_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+AMD64 = Platform("linux", "amd64")
+ARM64 = Platform("linux", "arm64")
+PLATFORMS = (AMD64, ARM64)  # every platform known, in the order of preference
+KNOWN_PLATFORMS = ", ".join(f'"{platform}"' for platform in PLATFORMS)
+
+
+def platform_list(value: object) -> tuple[Platform, ...] | str:
+    """A list of platforms as release.toml and images/matrix.toml write them (`["linux/amd64", "linux/arm64"]`), in
+    its order; or, when it is not one, what is wrong with it (the caller puts the key in front)."""
+    expected = f"expected a list of platforms from {KNOWN_PLATFORMS}"
+    if not isinstance(value, list):
+        return f"{expected}, got {kind(value)}"
+    if not value:
+        return f"{expected}, got an empty list: name at least one"
+    platforms: list[Platform] = []
+    for item in value:
+        platform = next((p for p in PLATFORMS if str(p) == item), None)
+        if platform is None:
+            if not isinstance(item, str):
+                return f"{expected}, got {kind(item)} in the list"
+            return f"unknown platform {item!r}: {expected}"
+        if platform in platforms:
+            return f"{item!r} is listed twice: list each platform once"
+        platforms.append(platform)
+    return tuple(platforms)
+
+
+def release_platforms(
+    line: Sequence[Platform], target: Sequence[Platform] | None, airflow: str, target_name: str
+) -> tuple[Platform, ...]:
+    """The platforms a release of the line builds for the target: the line's (images/matrix.toml), narrowed to the
+    target's `platforms` when it names some, in the line's order. Whether this machine can build them is another
+    question (clients/platforms.py)."""
+    chosen = tuple(p for p in line if target is None or p in target)
+    if not chosen:
+        raise ReleaseError(
+            f"target {target_name} builds {', '.join(map(str, target or ()))} but Airflow {airflow}'s images are "
+            f"{', '.join(map(str, line))} (images/{MATRIX_FILE}): add one of the line's to targets.{target_name}"
+            f".platforms in release.toml"
+        )
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -28,6 +99,7 @@ class Flavour:
     runtime_packages: tuple[str, ...]
     build_packages: tuple[str, ...]
     sole: bool = True  # the line's only flavour
+    platforms: tuple[Platform, ...] = (AMD64,)  # the line's, the first preferred
     tagging: Tagging = field(default_factory=Tagging)  # the product's (with_tagging); AC's by default
 
     def with_tagging(self, tagging: Tagging) -> Flavour:
@@ -80,6 +152,7 @@ def lines_of(data: dict, path: Path) -> dict[str, list[Flavour]]:
         distros = data["distros"]
         matrix = {}
         for airflow, line in data["lines"].items():
+            platforms = _line_platforms(line, airflow, path)
             flavours = []
             for index, entry in enumerate(line["flavours"]):
                 distro, python = entry["distro"], entry["python"]
@@ -95,6 +168,7 @@ def lines_of(data: dict, path: Path) -> dict[str, list[Flavour]]:
                         runtime_packages=tuple(distros[distro]["runtime"]),
                         build_packages=tuple(distros[distro]["build"]),
                         sole=len(line["flavours"]) == 1,
+                        platforms=platforms,
                     )
                 )
             if duplicates := [n for n, count in Counter(f.name for f in flavours).items() if count > 1]:
@@ -106,6 +180,22 @@ def lines_of(data: dict, path: Path) -> dict[str, list[Flavour]]:
     except (KeyError, TypeError) as exc:
         raise ReleaseError(f"{path}: malformed image matrix ({exc!r})") from exc
     return matrix
+
+
+def _line_platforms(line: dict, airflow: str, path: Path) -> tuple[Platform, ...]:
+    """`platforms = ["linux/amd64", "linux/arm64"]` of a line; linux/amd64 alone when absent."""
+    if "platforms" not in line:
+        return (AMD64,)
+    platforms = platform_list(line["platforms"])
+    if isinstance(platforms, str):
+        raise ReleaseError(f'{path}: lines."{airflow}".platforms: {platforms}')
+    return platforms
+
+
+def line_platforms(matrix: Mapping[str, Sequence[Flavour]], airflow: str) -> tuple[Platform, ...]:
+    """The platforms of one line of the matrix (every flavour of a line has the line's), the first preferred."""
+    flavours = line_flavours(matrix, airflow)
+    return flavours[0].platforms if flavours else (AMD64,)
 
 
 def distro_build_packages(data: dict, distro: str) -> tuple[str, ...]:

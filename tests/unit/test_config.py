@@ -170,6 +170,34 @@ BAD_VALUES = [
         "targets.production.signing.trust_config: only instance = 'custom' reads a trust config; remove it",
     ),
     (
+        ('base_images = "official"', 'base_images = "official"\nplatforms = "linux/arm64"'),
+        'targets.production.platforms: expected a list of platforms from "linux/amd64", "linux/arm64", got a string',
+    ),
+    (
+        ('base_images = "official"', 'base_images = "official"\nplatforms = []'),
+        'targets.production.platforms: expected a list of platforms from "linux/amd64", "linux/arm64", got an empty '
+        "list: name at least one",
+    ),
+    (
+        ('base_images = "official"', 'base_images = "official"\nplatforms = ["linux/s390x"]'),
+        "targets.production.platforms: unknown platform 'linux/s390x': expected a list of platforms from "
+        '"linux/amd64", "linux/arm64"',
+    ),
+    (
+        ('base_images = "official"', 'base_images = "official"\nplatforms = ["arm64"]'),
+        "targets.production.platforms: unknown platform 'arm64': expected a list of platforms from "
+        '"linux/amd64", "linux/arm64"',
+    ),
+    (
+        ('base_images = "official"', 'base_images = "official"\nplatforms = ["linux/arm64", 64]'),
+        'targets.production.platforms: expected a list of platforms from "linux/amd64", "linux/arm64", got an '
+        "integer in the list",
+    ),
+    (
+        ('base_images = "official"', 'base_images = "official"\nplatforms = ["linux/arm64", "linux/arm64"]'),
+        "targets.production.platforms: 'linux/arm64' is listed twice: list each platform once",
+    ),
+    (
         ('base_images = "official"', 'base_images = "alpine"'),
         "targets.production.base_images: expected one of 'debootstrap', 'official', got 'alpine'",
     ),
@@ -269,7 +297,7 @@ BAD_VALUES = [
     (
         ('registries = ["127.0.0.1:5000/astronomer/ap-airflow"]', 'registry = "127.0.0.1:5000/a"'),
         "targets.local.registry: unknown key (known keys: base_images, dev, git_remote, index, local_services, "
-        "registries, services, signing)",
+        "platforms, registries, services, signing)",
     ),
     (
         ('host = "127.0.0.1"', 'hots = "127.0.0.1"'),
@@ -573,3 +601,18 @@ def test_a_dev_registry_on_another_targets_release_location_is_refused(tmp_path)
         f"{path}: targets.production.dev.registries[0]: '127.0.0.1:5000/astronomer/ap-airflow' is also "
         "targets.local.registries: dev builds must never reach a release location; name a dev location of its own"
     )
+
+
+def test_a_target_may_narrow_the_platforms_and_keeps_all_without(tmp_path):
+    from ac_release.model.flavours import AMD64, ARM64
+
+    settings = load_settings(
+        _config(
+            tmp_path,
+            ('base_images = "official"', 'base_images = "official"\nplatforms = ["linux/arm64", "linux/amd64"]'),
+        )
+    )
+    assert settings.target("production").platforms == (ARM64, AMD64)
+    assert settings.target("local").platforms is None  # no key: every platform of the line
+    assert load_settings(REPO / "release.toml").target("production").platforms is None
+    assert AMD64 < ARM64

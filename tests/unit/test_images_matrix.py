@@ -6,7 +6,7 @@ import pytest
 
 from ac_release.building.dockerfiles import drift, generate, render
 from ac_release.core.errors import ReleaseError
-from ac_release.model.flavours import flavours_of, load_matrix
+from ac_release.model.flavours import AMD64, ARM64, flavours_of, line_platforms, load_matrix
 from ac_release.model.nox_sessions import session_name, session_params
 from ac_release.model.version import ACVersion
 from tests.helpers import REPO
@@ -160,3 +160,48 @@ def test_image_sessions_cover_every_build_and_mark_each_lines_newest(multi, tmp_
         ("9.8.7-1", "bullseye", False),
     ]
     assert session_name("9.8.7-1", "bullseye", "upgrade") == "upgrade(version='9.8.7-1', flavour='bullseye')"
+
+
+# -- platforms ----------------------------------------------------------------------------------------------------
+
+
+def test_both_lines_declare_amd64_then_arm64():
+    matrix = load_matrix(IMAGES)
+    for airflow in ("2.2.4", "2.3.0"):
+        assert [str(p) for p in line_platforms(matrix, airflow)] == ["linux/amd64", "linux/arm64"]
+        assert all(flavour.platforms == (AMD64, ARM64) for flavour in matrix[airflow])
+
+
+def test_the_platform_value_names_itself_for_each_tool():
+    assert (str(ARM64), ARM64.os, ARM64.architecture) == ("linux/arm64", "linux", "arm64")
+    assert (ARM64.uv_platform, AMD64.uv_platform) == ("aarch64-manylinux_2_31", "x86_64-manylinux_2_31")
+    assert (ARM64.debian_arch, AMD64.debian_arch, ARM64.machine) == ("arm64", "amd64", "aarch64")
+
+
+def test_a_line_without_platforms_is_amd64_only_and_keeps_the_declared_order(multi):
+    assert line_platforms(load_matrix(multi), "9.8.7") == (AMD64,)
+    (multi / "matrix.toml").write_text(
+        MULTI.replace('pip = "24.0"', 'pip = "24.0"\nplatforms = ["linux/arm64", "linux/amd64"]')
+    )
+    assert line_platforms(load_matrix(multi), "9.8.7") == (ARM64, AMD64)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"linux/arm64"', 'expected a list of platforms from "linux/amd64", "linux/arm64", got a string'),
+        ("[]", 'expected a list of platforms from "linux/amd64", "linux/arm64", got an empty list: name at least one'),
+        ('["linux/amd64", "linux/riscv64"]', "unknown platform 'linux/riscv64': expected a list of platforms from"),
+        ('["amd64"]', "unknown platform 'amd64': expected a list of platforms from"),
+        ('["linux/amd64", 1]', "got an integer in the list"),
+        ('["linux/amd64", "linux/amd64"]', "'linux/amd64' is listed twice: list each platform once"),
+    ],
+    ids=["not-a-list", "empty", "unknown", "no-os", "not-a-string", "twice"],
+)
+def test_bad_platforms_of_a_line_are_refused_in_one_line_naming_the_key(multi, value, message):
+    (multi / "matrix.toml").write_text(MULTI.replace('pip = "24.0"', f'pip = "24.0"\nplatforms = {value}'))
+    with pytest.raises(ReleaseError) as error:
+        load_matrix(multi)
+    text = str(error.value)
+    assert "\n" not in text and text.startswith(f'{multi / "matrix.toml"}: lines."9.8.7".platforms: ')
+    assert message in text
