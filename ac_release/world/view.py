@@ -7,7 +7,8 @@ answers, so a decision after an act asks again what the act changed:
 
 - an upload forgets the files of that project on that index;
 - a write to `repository:tag` (a push, a registry-side copy or tag, cosign's signature or attestation tag, the
-  release files) forgets that tag's image and the repository's tag list (and the release-files listing of the tag);
+  release files) forgets that tag's image, what it holds per platform and the repository's tag list (and the
+  release-files listing of the tag);
 - a docker build, tag or pull of a reference forgets that reference, and every name or id the engine did not hold
   (the new image may answer to it); a removal or a load forgets every answer of the engine (the run's Docker client
   tells the world of each such write itself);
@@ -21,7 +22,7 @@ read-back after a push or upload) go to the clients directly: they must see the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,7 @@ class World:
         self._target, self._root, self._docker, self._log = target, root, docker, log
         self.index = Memo()  # (index URL, project) -> {filename: IndexFile}
         self.images = Memo()  # (repository, tag) -> RemoteImage | None
+        self.platforms_of = Memo()  # (repository, tag) -> RemotePlatforms | None
         self.tag_lists = Memo()  # repository -> [tag]
         self.labels_of = Memo()  # (repository, digest) -> {label: value}: a digest's labels never change
         self.release_files_of = Memo()  # (repository, tag) -> {name: sha256} | None
@@ -98,7 +100,8 @@ class World:
     def forget_all(self) -> None:
         """Forget every answer, and that the services were started: after an act that failed, which may have changed
         anything it touched (or found a service gone), nothing known before it stands."""
-        for memo in (self.index, self.images, self.tag_lists, self.release_files_of, self.engine, self.git_remote):
+        memos = (self.index, self.images, self.platforms_of, self.tag_lists, self.release_files_of, self.engine)
+        for memo in (*memos, self.git_remote):
             memo.forget(lambda key, answer: True)
         self.services.forget(lambda key, answer: True)
         with self._starting:
@@ -127,6 +130,12 @@ class World:
         """The image `repository:tag` points to, or None."""
         return self.images.get((str(repository), tag), lambda: registry.remote_image(repository, tag))
 
+    def remote_platforms(self, repository: str, tag: str) -> registry.RemotePlatforms | None:
+        """What `repository:tag` holds per platform (registry.remote_platforms), or None (a copy: the caller may
+        change its platforms)."""
+        remote = self.platforms_of.get((str(repository), tag), lambda: registry.remote_platforms(repository, tag))
+        return remote and registry.RemotePlatforms(remote.digest, dict(remote.platforms))
+
     def tags(self, repository: str) -> list[str]:
         """The tags of `repository` (a copy: the caller may change it)."""
         return list(self.tag_lists.get(str(repository), lambda: registry.tags(repository)))
@@ -142,6 +151,7 @@ class World:
         """Tell the world that `repository:tag` was written for each of `tags` (pushed, copied, tagged, attested)."""
         name = str(repository)
         self.images.forget(lambda key, _: key[0] == name and key[1] in tags)
+        self.platforms_of.forget(lambda key, _: key[0] == name and key[1] in tags)
         self.release_files_of.forget(lambda key, _: key[0] == name and key[1] in tags)
         self.tag_lists.forget(lambda key, _: key == name)
 
@@ -149,6 +159,7 @@ class World:
         """Ask `repository` again, all of it: another run may have written to it since (promote's last decision)."""
         name = str(repository)
         self.images.forget(lambda key, _: key[0] == name)
+        self.platforms_of.forget(lambda key, _: key[0] == name)
         self.tag_lists.forget(lambda key, _: key == name)
 
     def push(self, image: str, repository: str, tag: str) -> str:
@@ -158,9 +169,19 @@ class World:
         finally:
             self.wrote(repository, tag)
 
-    def copy_pushed(self, source: str, digest: str, repository: str, tag: str, image: str) -> None:
+    def copy_pushed(
+        self,
+        source: str,
+        digest: str,
+        repository: str,
+        tag: str,
+        image: str,
+        platforms: Mapping[str, str] | None = None,
+    ) -> None:
+        """registry.copy_pushed: `source@digest` to `repository:tag`, read back as holding `image`, or with
+        `platforms` as the index `digest` of exactly those {platform: manifest digest}; forgets that tag."""
         try:
-            registry.copy_pushed(source, digest, repository, tag, image)
+            registry.copy_pushed(source, digest, repository, tag, image, platforms=platforms)
         finally:
             self.wrote(repository, tag)
 

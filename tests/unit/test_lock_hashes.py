@@ -19,9 +19,11 @@ from ac_release.model.flavours import line_platforms, load_matrix
 from tests.helpers import REPO
 
 LOCKS = sorted((REPO / "wheel").glob("*/constraints.txt")) + sorted((REPO / "wheel").glob("*/build-requirements.txt"))
+# the locks of product versions with pins of their own (`invoke lock runtime-4.2.0`): products/<product>/<X.Y.Z>/
+PRODUCT_LOCKS = sorted((REPO / "products").glob("*/*/constraints.txt"))
 
 
-@pytest.mark.parametrize("lock", LOCKS, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("lock", LOCKS + PRODUCT_LOCKS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_pin_of_the_lock_carries_hashes(lock):
     text = lock.read_text()
     pins = hashed_pins(text)
@@ -83,19 +85,47 @@ ARM64_BUILT_FROM_SOURCE = {
     "2.2.4": ["pendulum==2.1.2", "psutil==5.9.0", "pyrsistent==0.18.1", "wrapt==1.13.3"],
     "2.3.0": ["pendulum==2.1.2", "psutil==5.9.0", "pyrsistent==0.18.1"],
 }
+# The same of the product versions' locks, whose own pins add some: Runtime 4.2.0's providers pin
+# snowflake-connector-python 2.7.1 (and pycryptodomex 3.14.1), with no wheel for linux/arm64 either.
+ARM64_BUILT_FROM_SOURCE_PRODUCTS = {
+    "runtime/4.2.0": [
+        "pendulum==2.1.2",
+        "psutil==5.9.0",
+        "pycryptodomex==3.14.1",
+        "pyrsistent==0.18.1",
+        "snowflake-connector-python==2.7.1",
+        "wrapt==1.13.3",
+    ],
+    "runtime/4.2.1": ARM64_BUILT_FROM_SOURCE["2.2.4"],
+    "runtime/5.0.0": ARM64_BUILT_FROM_SOURCE["2.3.0"],
+}
 
 
 def _line_of(lock):
+    """The release line a lock installs on: its directory's (wheel/2.2.4), or its product version's line
+    (products/runtime/4.2.0: Runtime 4.2.0 is built on 2.2.4)."""
+    if lock.is_relative_to(REPO / "products"):
+        from ac_release.model.products import load_product
+
+        product = load_product(REPO, lock.parent.parent.name)
+        return product.version(f"{product.prefix}{lock.parent.name}").airflow_version
     return lock.parent.name
 
 
-@pytest.mark.parametrize("lock", LOCKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_product_version_lock_is_found():
+    assert [str(lock.relative_to(REPO)) for lock in PRODUCT_LOCKS] == [
+        f"products/runtime/{number}/constraints.txt" for number in ("4.2.0", "4.2.1", "5.0.0")
+    ]
+    assert [_line_of(lock) for lock in PRODUCT_LOCKS] == ["2.2.4", "2.2.4", "2.3.0"]
+
+
+@pytest.mark.parametrize("lock", LOCKS + PRODUCT_LOCKS, ids=lambda p: str(p.relative_to(REPO)))
 def test_each_pin_has_a_hashed_file_installable_on_each_platform_of_the_line(lock):
     """The companion the lock command writes names, per platform, the file each pin installs there; that file's
     hash is the lock's, and its name is a wheel of the pin whose tags the platform's CPython installs, or the pin's
     sdist. No network: the names are the companion's, the tags computed here."""
     airflow = _line_of(lock)
-    python = tomllib.loads((lock.parent / "line.toml").read_text())["build_python"]
+    python = tomllib.loads((REPO / "wheel" / airflow / "line.toml").read_text())["build_python"]
     platforms = [str(p) for p in line_platforms(load_matrix(REPO / "images"), airflow)]
     pins = hashed_hashes(lock.read_text())
     files = read_files(files_path(lock).read_text())
@@ -126,6 +156,14 @@ def test_the_pins_compiled_for_arm64_only_are_known(airflow):
     # the toolchain (setuptools, wheel, build, uv) has a wheel for every platform
     toolchain = read_files(files_path(REPO / "wheel" / airflow / "build-requirements.txt").read_text())
     assert [f.filename for files in toolchain.values() for f in files.values() if f.sdist] == []
+
+
+@pytest.mark.parametrize("version", sorted(ARM64_BUILT_FROM_SOURCE_PRODUCTS))
+def test_the_pins_compiled_for_arm64_only_of_each_product_version_are_known(version):
+    files = read_files(files_path(REPO / "products" / version / "constraints.txt").read_text())
+    amd64, arm64 = files["linux/amd64"], files["linux/arm64"]
+    only = sorted(f"{n}=={f.version}" for n, f in arm64.items() if f.sdist and not amd64[n].sdist)
+    assert only == ARM64_BUILT_FROM_SOURCE_PRODUCTS[version]
 
 
 def _resolution(platform, pins, files=None):

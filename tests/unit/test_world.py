@@ -43,6 +43,7 @@ class Outside:
 
     def __init__(self, monkeypatch):
         self.images: dict[tuple[str, str], registry.RemoteImage] = {}
+        self.indexes: dict[tuple[str, str], registry.RemotePlatforms] = {}
         self.files: dict[str, dict[str, index.IndexFile]] = {}
         self.remote_tags: dict[str, str] = {}
         self.listings: dict[tuple[str, str], dict[str, str]] = {}
@@ -51,6 +52,11 @@ class Outside:
         def remote_image(repository, tag):
             self.asked["image", str(repository), tag] += 1
             return self.images.get((str(repository), tag))
+
+        def remote_platforms(repository, tag):
+            self.asked["platforms", str(repository), tag] += 1
+            held = self.indexes.get((str(repository), tag))
+            return held and registry.RemotePlatforms(held.digest, dict(held.platforms))
 
         def tags(repository):
             self.asked["tags", str(repository)] += 1
@@ -74,6 +80,7 @@ class Outside:
 
         for module, name, fake in (
             (registry, "remote_image", remote_image),
+            (registry, "remote_platforms", remote_platforms),
             (registry, "tags", tags),
             (registry, "labels", labels),
             (index, "project_files", project_files),
@@ -84,6 +91,10 @@ class Outside:
 
     def hold(self, repository: str, tag: str, digest: str = A, config: str = B) -> None:
         self.images[(str(repository), tag)] = registry.RemoteImage(digest, config)
+
+    def hold_index(self, repository: str, tag: str, digest: str, platforms: dict[str, str]) -> None:
+        self.indexes[(str(repository), tag)] = registry.RemotePlatforms(digest, dict(platforms))
+        self.images[(str(repository), tag)] = registry.RemoteImage(digest, B)
 
 
 @pytest.fixture
@@ -198,7 +209,9 @@ def test_a_failed_push_forgets_too(ctx, outside, monkeypatch):
 
 def test_a_registry_side_copy_or_move_forgets_the_tag_it_wrote(ctx, outside, monkeypatch):
     monkeypatch.setattr(
-        registry, "copy_pushed", lambda source, digest, repository, tag, image: outside.hold(repository, tag)
+        registry,
+        "copy_pushed",
+        lambda source, digest, repository, tag, image, platforms=None: outside.hold(repository, tag),
     )
     monkeypatch.setattr(registry, "tag_digest", lambda repository, digest, tag: outside.hold(repository, tag))
     world = ctx.world
@@ -206,6 +219,51 @@ def test_a_registry_side_copy_or_move_forgets_the_tag_it_wrote(ctx, outside, mon
     world.copy_pushed(REPO_1, A, REPO_2, "2.2.4-1", B)
     world.tag_digest(REPO_1, A, "2.2.4")
     assert world.remote_image(REPO_2, "2.2.4-1") == world.remote_image(REPO_1, "2.2.4") == registry.RemoteImage(A, B)
+
+
+def test_a_tag_s_platforms_are_asked_once_and_again_after_a_write_to_that_tag(ctx, outside, monkeypatch):
+    """remote_platforms: one question per repository and tag a run; a push or a registry-side copy of an index to
+    the tag asks it again (the copy given the platforms it reads back), and no other tag or repository."""
+    index_digest, arm64 = "sha256:" + "c" * 64, "sha256:" + "d" * 64
+    platforms = {"linux/amd64": A, "linux/arm64": arm64}
+    copied = []
+
+    def copy_pushed(source, digest, repository, tag, image, platforms=None):
+        copied.append((source, digest, repository, tag, image, platforms))
+        outside.hold_index(repository, tag, digest, platforms or {"linux/amd64": digest})
+
+    def pushed(docker, image, repository, tag):
+        outside.hold(repository, tag, A, image)
+        outside.indexes[(str(repository), tag)] = registry.RemotePlatforms(A, {"linux/amd64": A})
+        return A
+
+    monkeypatch.setattr(registry, "copy_pushed", copy_pushed)
+    monkeypatch.setattr(registry, "push", pushed)
+    outside.hold_index(REPO_1, "2.2.4-1", index_digest, platforms)
+    world = ctx.world
+    assert world.remote_platforms(REPO_1, "2.2.4-1") == registry.RemotePlatforms(index_digest, platforms)
+    world.remote_platforms(REPO_1, "2.2.4-1").platforms.clear()  # a copy: the world's answer stays whole
+    assert world.remote_platforms(REPO_1, "2.2.4-1") == registry.RemotePlatforms(index_digest, platforms)
+    assert world.remote_platforms(REPO_2, "2.2.4-1") is None
+    assert world.remote_platforms(REPO_2, "2.2.4-1") is None
+    world.remote_platforms(REPO_2, "2.2.4-1-onbuild")
+    assert outside.asked[("platforms", REPO_1, "2.2.4-1")] == outside.asked[("platforms", REPO_2, "2.2.4-1")] == 1
+
+    world.copy_pushed(REPO_1, index_digest, REPO_2, "2.2.4-1", B, platforms=platforms)
+    assert copied == [(REPO_1, index_digest, REPO_2, "2.2.4-1", B, platforms)]
+    assert world.remote_platforms(REPO_2, "2.2.4-1") == registry.RemotePlatforms(index_digest, platforms)
+    assert outside.asked[("platforms", REPO_2, "2.2.4-1")] == 2
+    world.copy_pushed(REPO_1, A, REPO_2, "2.2.4-1-onbuild", B)  # one image: no platforms to read back
+    assert copied[-1][-1] is None
+
+    assert world.push(B, REPO_1, "2.2.4-1") == A
+    assert world.remote_platforms(REPO_1, "2.2.4-1") == registry.RemotePlatforms(A, {"linux/amd64": A})
+    assert outside.asked[("platforms", REPO_1, "2.2.4-1")] == 2
+    world.remote_platforms(REPO_2, "2.2.4-1")
+    assert outside.asked[("platforms", REPO_2, "2.2.4-1")] == 2  # another registry's tag: still remembered
+    world.forget_repository(REPO_2)
+    world.remote_platforms(REPO_2, "2.2.4-1")
+    assert outside.asked[("platforms", REPO_2, "2.2.4-1")] == 3
 
 
 def test_cosign_s_tags_written_are_asked_again_and_labels_never(ctx, outside):
