@@ -3,6 +3,13 @@
 An image built by debootstrap gets a new id on every run, which would invalidate every layer above it, so each
 base is tagged by a hash of its inputs and built once: later runs find the tag and reuse it.
 
+One base per platform (`ac-release/debian:<suite>-<arch>-<hash>`, the platform among the hashed inputs): debootstrap
+`--arch` builds a foreign architecture's tree in one stage when the kernel runs its binaries (binfmt_misc with the F
+flag, `.ci/enable-arm64-emulation`); the tree becomes an image by a BuildKit build `FROM scratch` with `--platform`, for
+every platform (engine 20.10 ignores `docker import --platform` and labels the image amd64), and the image's platform
+is checked before the tag is used. A base is never built without its security updates: when the archive does not
+serve them (bullseye-security's arm64 pool answered 404 on 2026-12-07), the build is refused.
+
 The archive is reached over plain HTTP, so its signature is what makes it trustworthy: debootstrap checks the
 Release file against Debian's archive keyring (`--force-check-gpg`), and a missing keyring or a bad signature is a
 refusal. Official bases (`python:<py>-slim-<distro>`) are pinned by digest in images/official-images.toml.
@@ -20,14 +27,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ac_release.clients.docker import Docker
+from ac_release.clients.platforms import require_buildable
 from ac_release.clients.retry import Transient, retry
 from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import AMD64, PLATFORMS, Platform
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # What `python:<py>-slim-<distro>` gives a Dockerfile: a Python with venv, and a CA store.
 PACKAGES = ("ca-certificates", "python3", "python3-venv")
-RECIPE = "3"  # bump when the recipe below changes in a way the other inputs do not show
+RECIPE = "4"  # bump when the recipe below changes in a way the other inputs do not show (4: imported by BuildKit)
 REPOSITORY = "ac-release/debian"
 # Debian's package debian-archive-keyring (installed by .ci/bootstrap): the keys that sign the archive's Release files.
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -63,10 +72,28 @@ def official_base(distro: str, python: str) -> str:
     return official_image(f"python:{python}-slim-{distro}")
 
 
-def _tag(suite: str, keyring: Path) -> str:
+def _tag(suite: str, keyring: Path, platform: Platform = AMD64) -> str:
+    """The base's tag: a hash of every input of its build, the platform among them, and the architecture named."""
     keyring_sha256 = hashlib.sha256(keyring.read_bytes()).hexdigest()
-    inputs = "\n".join([RECIPE, suite, DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR, *PACKAGES, str(keyring), keyring_sha256])
-    return f"{REPOSITORY}:{suite}-{hashlib.sha256(inputs.encode()).hexdigest()[:12]}"
+    inputs = "\n".join(
+        [RECIPE, suite, str(platform), DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR, *PACKAGES, str(keyring), keyring_sha256]
+    )
+    return f"{REPOSITORY}:{suite}-{platform.debian_arch}-{hashlib.sha256(inputs.encode()).hexdigest()[:12]}"
+
+
+def _debootstrap_argv(suite: str, rootfs: Path, keyring: Path, platform: Platform) -> list[str]:
+    """One stage for every architecture: a foreign one's second stage runs through the kernel's emulator."""
+    return [
+        "debootstrap",
+        f"--arch={platform.debian_arch}",
+        "--variant=minbase",
+        f"--keyring={keyring}",
+        "--force-check-gpg",
+        f"--include={','.join(PACKAGES)}",
+        suite,
+        str(rootfs),
+        DEBIAN_MIRROR,
+    ]
 
 
 def _check_keyring(keyring: Path) -> None:
@@ -96,6 +123,7 @@ RETRY_DELAY = 5.0  # seconds before the second try, doubled before the third
 def _run(argv: list[str], what: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
+        _refuse_unserved(result.stderr or result.stdout, what)
         lines = (result.stderr or result.stdout).strip().splitlines()
         # debootstrap's reason is its `E:` line; the lines after it are advice
         errors = [line for line in lines if line.startswith("E: ")]
@@ -103,6 +131,22 @@ def _run(argv: list[str], what: str) -> None:
         if reason.startswith(DOWNLOAD_FAILED):
             raise Transient(f"exit {result.returncode}: {reason}")
         raise ReleaseError(f"{what} failed (exit {result.returncode}): {reason}")
+
+
+# apt's line for a package file the archive does not serve: `E: Failed to fetch <url>  404  Not Found [IP: …]`
+_NOT_SERVED = re.compile(r"^E: Failed to fetch (\S+)\s+404\b", re.MULTILINE)
+
+
+def _refuse_unserved(output: str, what: str) -> None:
+    """Package files of the archive answered 404 (a mirror that lists them but does not serve them, as
+    bullseye-security's arm64 pool did on 2026-12-07): a refusal naming them, never a base without them."""
+    if missing := _NOT_SERVED.findall(output):
+        shown = " ".join(missing[:2]) + (f" and {len(missing) - 2} more" if len(missing) > 2 else "")
+        raise ReleaseError(
+            f"{what} failed: the archive lists {len(missing)} package file(s) it does not serve (404 Not Found: "
+            f"{shown}); a base is never built without them: try again when the mirror serves them, or leave this "
+            'platform out (platforms = ["linux/amd64"] in the target of release.toml)'
+        )
 
 
 def _debootstrap(argv: list[str], what: str, rootfs: Path) -> None:
@@ -115,29 +159,25 @@ def _debootstrap(argv: list[str], what: str, rootfs: Path) -> None:
     retry(attempt, what=what, attempts=3, first_delay=RETRY_DELAY)
 
 
-def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KEYRING) -> str:
-    """Return the tag of the Debian `suite` base image, building it with debootstrap if it is not there yet."""
+def ensure_debian_base(
+    docker: Docker, suite: str, log=print, keyring: Path = KEYRING, platform: Platform = AMD64
+) -> str:
+    """Return the tag of the Debian `suite` base image for `platform`, building it with debootstrap if it is not
+    there yet."""
     _check_keyring(keyring)
-    tag = _tag(suite, keyring)
+    tag = _tag(suite, keyring, platform)
     if docker.image_id(tag):
         return tag
+    require_buildable([platform])
     if shutil.which("debootstrap") is None:
         raise ReleaseError("debootstrap is not installed: run .ci/bootstrap (or apt-get install debootstrap)")
     log(f"building base image {tag} from Debian's archive (once per input change)")
-    with tempfile.TemporaryDirectory(prefix=f"ac-base-{suite}-") as tmp:
+    arch = platform.debian_arch
+    with tempfile.TemporaryDirectory(prefix=f"ac-base-{suite}-{arch}-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         _debootstrap(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--keyring={keyring}",
-                "--force-check-gpg",
-                f"--include={','.join(PACKAGES)}",
-                suite,
-                str(rootfs),
-                DEBIAN_MIRROR,
-            ],
-            f"debootstrap {suite} (archive checked against {keyring})",
+            _debootstrap_argv(suite, rootfs, keyring, platform),
+            f"debootstrap {suite} {arch} (archive checked against {keyring})",
             rootfs,
         )
         (rootfs / "etc/apt/sources.list").write_text(_sources(suite))
@@ -150,34 +190,40 @@ def ensure_debian_base(docker: Docker, suite: str, log=print, keyring: Path = KE
                 "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean"
                 " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log",
             ],
-            f"security updates of the {suite} base",
+            f"security updates of the {suite} {arch} base",
         )
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        try:
-            docker(
-                "import",
-                "--change",
-                "ENV LANG=C.UTF-8",
-                "--change",
-                'CMD ["bash"]',
-                "-",
-                tag,
-                stdin=tar.stdout,
-                capture=True,
-            )
-        finally:
-            tar.stdout.close()
-            tar.wait()
+        _import(docker, rootfs, Path(tmp) / "context", tag, platform)
     return tag
 
 
-def base_reference(mode: str, distro: str, python: str) -> str:
+# The tree as one layer, by BuildKit for every platform: `docker import --platform` is ignored by engine 20.10.
+IMPORT_DOCKERFILE = 'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["bash"]\n'
+
+
+def _import(docker: Docker, rootfs: Path, context: Path, tag: str, platform: Platform) -> None:
+    """Make `rootfs` the image `tag` of `platform`, and check the engine says that platform before the tag is used."""
+    context.mkdir()
+    (context / "Dockerfile").write_text(IMPORT_DOCKERFILE)
+    _run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(context / "rootfs.tar"), "."], f"tar of {tag}")
+    shutil.rmtree(rootfs)  # the tar holds it; half the disk
+    docker("build", "--platform", str(platform), "--progress=plain", "--tag", tag, str(context), capture=True)
+    inspect = ("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", tag)
+    made = docker(*inspect, capture=True).stdout.decode().strip()
+    if made != str(platform):
+        docker("image", "rm", tag, capture=True, check=False)
+        raise ReleaseError(
+            f"the base {tag} was built as a {made} image, not {platform}: the engine ignored --platform "
+            f"(BuildKit is needed: DOCKER_BUILDKIT=1 with Debian's docker.io CLI)"
+        )
+
+
+def base_reference(mode: str, distro: str, python: str, platform: Platform = AMD64) -> str:
     """The reference of a flavour's base image, without building it."""
     if mode == "official":
         return official_base(distro, python)
     if mode == "debootstrap":
         _check_keyring(KEYRING)
-        return _tag(distro, KEYRING)
+        return _tag(distro, KEYRING, platform)
     raise ReleaseError(f"unknown base_images mode {mode!r}: use 'official' or 'debootstrap' in release.toml")
 
 
@@ -201,25 +247,30 @@ def base_digest(base_image: str, image_id: str | None, labels: Mapping[str, str]
     return labels[BASE_DIGEST_LABEL]
 
 
-def labelled_base(mode: str, distro: str, python: str, labels: Mapping[str, str]) -> tuple[str, str]:
+def labelled_base(
+    mode: str, distro: str, python: str, labels: Mapping[str, str], platform: Platform | None = None
+) -> tuple[str, str]:
     """(reference, digest) of a flavour's base as a pushed image's labels record it, needing nothing of the build
     machine: an official base must be its pin; a debootstrap base's tag (a hash of the build machine's recipe and
-    Debian keyring) and image id are the labels', the tag one of this pipeline's Debian `distro` bases."""
+    Debian keyring) and image id are the labels', the tag one of this pipeline's Debian `distro` bases: of
+    `platform` when it is given (`<distro>-<arch>-<hash>`; a tag before recipe 4 names no arch: amd64)."""
     if mode == "debootstrap":
         name = labels.get(BASE_NAME_LABEL) or ""
-        if not re.fullmatch(rf"{re.escape(REPOSITORY)}:{re.escape(distro)}-[0-9a-f]{{12}}", name):
-            raise ReleaseError(
-                f"the image's label {BASE_NAME_LABEL} is {name!r}, not a {REPOSITORY}:{distro}-<hash> base"
-            )
+        arches = [platform.debian_arch] if platform else [p.debian_arch for p in PLATFORMS]
+        legacy = "" if platform not in (None, AMD64) else "?"  # recipe 3's tags: amd64 only, no arch named
+        arch = f"(?:(?:{'|'.join(arches)})-){legacy}"
+        if not re.fullmatch(rf"{re.escape(REPOSITORY)}:{re.escape(distro)}-{arch}[0-9a-f]{{12}}", name):
+            which = f"{distro}-{platform.debian_arch if platform else '<arch>'}-<hash>"
+            raise ReleaseError(f"the image's label {BASE_NAME_LABEL} is {name!r}, not a {REPOSITORY}:{which} base")
         return name, base_digest(name, None, labels)
     reference = base_reference(mode, distro, python)
     return reference, base_digest(reference, None, labels)
 
 
-def ensure_base(docker: Docker, mode: str, distro: str, python: str, log=print) -> str:
+def ensure_base(docker: Docker, mode: str, distro: str, python: str, log=print, platform: Platform = AMD64) -> str:
     """The base image of a flavour: a setting of the target, one code path for both worlds."""
     if mode == "official":
         return official_base(distro, python)
     if mode == "debootstrap":
-        return ensure_debian_base(docker, distro, log)
+        return ensure_debian_base(docker, distro, log, platform=platform)
     raise ReleaseError(f"unknown base_images mode {mode!r}: use 'official' or 'debootstrap' in release.toml")

@@ -16,7 +16,7 @@ from ac_release.building.baseimage import base_digest, labelled_base, official_b
 from ac_release.building.dockerfiles import render
 from ac_release.core.errors import ReleaseError
 from ac_release.model.config import load_settings
-from ac_release.model.flavours import load_matrix
+from ac_release.model.flavours import AMD64, ARM64, load_matrix
 from ac_release.model.records import Artifact, WheelRecord
 from ac_release.supply_chain import image_attestations, provenance, verify
 from ac_release.supply_chain.image_attestations import ImageCheck
@@ -163,3 +163,21 @@ def test_the_template_labels_the_base_and_the_build_passes_the_decided_digest(tm
     assert build.base_labels(ctx, DEBIAN) == {"OCI_BASE_NAME": DEBIAN, "OCI_BASE_DIGEST": BASE_ID}
     name, _, pin = PINNED.partition("@")
     assert build.base_labels(ctx, PINNED) == {"OCI_BASE_NAME": name, "OCI_BASE_DIGEST": pin}
+
+
+def test_labelled_base_takes_a_debootstrap_base_of_each_platform_and_the_tags_before_recipe_4():
+    arm64 = "ac-release/debian:bullseye-arm64-0123456789ab"
+    amd64 = "ac-release/debian:bullseye-amd64-0123456789ab"
+    for name in (DEBIAN, amd64, arm64):  # DEBIAN: recipe 3's tag, amd64 and no arch named (images released before)
+        assert labelled_base("debootstrap", "bullseye", "3.9", {NAME: name, DIGEST: BASE_ID}) == (name, BASE_ID)
+    assert labelled_base("debootstrap", "bullseye", "3.9", {NAME: arm64, DIGEST: BASE_ID}, ARM64) == (arm64, BASE_ID)
+    for name in (DEBIAN, amd64):
+        assert labelled_base("debootstrap", "bullseye", "3.9", {NAME: name, DIGEST: BASE_ID}, AMD64) == (name, BASE_ID)
+    for name in (DEBIAN, amd64):  # an arm64 image built FROM an amd64 base, or a base of unknown arch
+        with pytest.raises(ReleaseError) as refused:
+            labelled_base("debootstrap", "bullseye", "3.9", {NAME: name, DIGEST: BASE_ID}, ARM64)
+        assert str(refused.value) == (
+            f"the image's label {NAME} is {name!r}, not a ac-release/debian:bullseye-arm64-<hash> base"
+        )
+    with pytest.raises(ReleaseError, match=r"is 'ac-release/debian:bullseye-s390x-0123456789ab', not a "):
+        labelled_base("debootstrap", "bullseye", "3.9", {NAME: "ac-release/debian:bullseye-s390x-0123456789ab"})
