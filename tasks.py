@@ -20,10 +20,10 @@ cli.one_line_parse_errors()
 
 
 @cli.command(help=cli.RELEASE_HELP)
-def release(c, version, target=None, dry_run=False, stages=None, flavour=None):
+def release(c, version, target=None, dry_run=False, stages=None, flavour=None, platform=None):
     """Release a product version (AC 2.2.4-1, Runtime runtime-4.2.0): preflight, wheel, sign, publish, images, test,
-    push, attest, promote, tag (each skips what is done)."""
-    releases.release(version, target, dry_run=dry_run, stages=stages, flavour=flavour)
+    push, attest, index, promote, tag (each skips what is done)."""
+    releases.release(version, target, dry_run=dry_run, stages=stages, flavour=flavour, platform=platform)
 
 
 @cli.command(help=cli.NIGHTLY_HELP)
@@ -98,9 +98,10 @@ def bench(c, version, target=None, release=True, json=None):
 
 
 @cli.command(help=cli.MATRIX_HELP)
-def matrix(c, version, github_output=False):
-    """Print the workflows' job matrix as JSON: one {version, flavour} per image flavour to build and test."""
-    ci_matrix.print_matrix(version, github_output)
+def matrix(c, version, target=None, github_output=False):
+    """Print the workflows' job matrix as JSON: one {version, flavour, platform} per image to build and test (for
+    `newest`, one {version, flavour} per nox smoke session)."""
+    ci_matrix.print_matrix(version, target, github_output)
 
 
 @cli.command(help=cli.LINES_HELP)

@@ -7,8 +7,11 @@ One base per platform (`ac-release/debian:<suite>-<arch>-<hash>`, the platform a
 `--arch` builds a foreign architecture's tree in one stage when the kernel runs its binaries (binfmt_misc with the F
 flag, `.ci/enable-arm64-emulation`); the tree becomes an image by a BuildKit build `FROM scratch` with `--platform`, for
 every platform (engine 20.10 ignores `docker import --platform` and labels the image amd64), and the image's platform
-is checked before the tag is used. A base is never built without its security updates: when the archive does not
-serve them (bullseye-security's arm64 pool answered 404 on 2026-12-07), the build is refused.
+is checked before the tag is used. Security updates come from `<suite>-security`. Where the archive lists them for an
+architecture but serves none of its pool (bullseye-security's arm64 pool answered 404 on 2026-12-07, its amd64 pool
+200), the base is built from the point release and `-updates` alone, says so in its label SECURITY_LABEL and in every
+run that uses it (a warning line), and the release goes on: it is a rehearsal base (production builds FROM official
+images). Any other missing file is a refusal.
 
 The archive is reached over plain HTTP, so its signature is what makes it trustworthy: debootstrap checks the
 Release file against Debian's archive keyring (`--force-check-gpg`), and a missing keyring or a bad signature is a
@@ -18,6 +21,7 @@ refusal. Official bases (`python:<py>-slim-<distro>`) are pinned by digest in im
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -46,6 +50,8 @@ _PINNED = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64
 # reference without its digest, and the digest `base_digest` decides. `invoke verify` reads them from the registry.
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+# On a debootstrap base built without its security suite (the archive did not serve it for the architecture): why.
+SECURITY_LABEL = "io.astronomer.ac-release.base.security-updates"
 
 
 def official_images(path: Path = OFFICIAL_IMAGES) -> dict[str, str]:
@@ -106,12 +112,16 @@ def _check_keyring(keyring: Path) -> None:
         raise ReleaseError("gpgv is not installed (debootstrap needs it to check the archive): apt-get install gpgv")
 
 
-def _sources(suite: str) -> str:
-    return (
-        f"deb {DEBIAN_MIRROR} {suite} main\n"
-        f"deb {DEBIAN_MIRROR} {suite}-updates main\n"
-        f"deb {DEBIAN_SECURITY_MIRROR} {suite}-security main\n"
+def _sources(suite: str, security: bool = True) -> str:
+    return f"deb {DEBIAN_MIRROR} {suite} main\ndeb {DEBIAN_MIRROR} {suite}-updates main\n" + (
+        f"deb {DEBIAN_SECURITY_MIRROR} {suite}-security main\n" if security else ""
     )
+
+
+UPGRADE = (
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean"
+    " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log"
+)
 
 
 # debootstrap's words for a download that did not arrive (the mirror or the network, not the archive's signature):
@@ -120,10 +130,16 @@ DOWNLOAD_FAILED = ("E: Failed getting release file", "E: Couldn't download", "E:
 RETRY_DELAY = 5.0  # seconds before the second try, doubled before the third
 
 
-def _run(argv: list[str], what: str) -> None:
+def _run(argv: list[str], what: str, unserved_ok: str | None = None) -> list[str]:
+    """Run a step of the build; a failure is one line. With `unserved_ok` (a URL prefix), package files under it
+    that the archive does not serve (404) are returned instead of refused."""
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
-        _refuse_unserved(result.stderr or result.stdout, what)
+        output = result.stderr or result.stdout
+        missing = _NOT_SERVED.findall(output)
+        if unserved_ok and missing and all(url.startswith(unserved_ok) for url in missing):
+            return missing
+        _refuse_unserved(output, what)
         lines = (result.stderr or result.stdout).strip().splitlines()
         # debootstrap's reason is its `E:` line; the lines after it are advice
         errors = [line for line in lines if line.startswith("E: ")]
@@ -131,6 +147,7 @@ def _run(argv: list[str], what: str) -> None:
         if reason.startswith(DOWNLOAD_FAILED):
             raise Transient(f"exit {result.returncode}: {reason}")
         raise ReleaseError(f"{what} failed (exit {result.returncode}): {reason}")
+    return []
 
 
 # apt's line for a package file the archive does not serve: `E: Failed to fetch <url>  404  Not Found [IP: …]`
@@ -138,8 +155,8 @@ _NOT_SERVED = re.compile(r"^E: Failed to fetch (\S+)\s+404\b", re.MULTILINE)
 
 
 def _refuse_unserved(output: str, what: str) -> None:
-    """Package files of the archive answered 404 (a mirror that lists them but does not serve them, as
-    bullseye-security's arm64 pool did on 2026-12-07): a refusal naming them, never a base without them."""
+    """Package files of the archive answered 404 (a mirror that lists them but does not serve them): a refusal
+    naming them, never a base without them (but for a security suite not served at all, see `ensure_debian_base`)."""
     if missing := _NOT_SERVED.findall(output):
         shown = " ".join(missing[:2]) + (f" and {len(missing) - 2} more" if len(missing) > 2 else "")
         raise ReleaseError(
@@ -167,6 +184,7 @@ def ensure_debian_base(
     _check_keyring(keyring)
     tag = _tag(suite, keyring, platform)
     if docker.image_id(tag):
+        warn_unpatched(docker, tag, log)
         return tag
     require_buildable([platform])
     if shutil.which("debootstrap") is None:
@@ -181,29 +199,41 @@ def ensure_debian_base(
             rootfs,
         )
         (rootfs / "etc/apt/sources.list").write_text(_sources(suite))
-        _run(
-            [
-                "chroot",
-                str(rootfs),
-                "sh",
-                "-c",
-                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean"
-                " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log",
-            ],
-            f"security updates of the {suite} {arch} base",
-        )
-        _import(docker, rootfs, Path(tmp) / "context", tag, platform)
+        what = f"security updates of the {suite} {arch} base"
+        missing = _run(["chroot", str(rootfs), "sh", "-c", UPGRADE], what, unserved_ok=DEBIAN_SECURITY_MIRROR)
+        labels = {}
+        if missing:
+            # the security pool of this architecture is not served: the point release and -updates, said loudly
+            (rootfs / "etc/apt/sources.list").write_text(_sources(suite, security=False))
+            _run(["chroot", str(rootfs), "sh", "-c", UPGRADE], f"updates of the {suite} {arch} base")
+            labels[SECURITY_LABEL] = (
+                f"not applied: {DEBIAN_SECURITY_MIRROR} did not serve {len(missing)} file(s) of {suite}-security "
+                f"for {arch} (e.g. {missing[0]}); built from the {suite} point release and {suite}-updates"
+            )
+        _import(docker, rootfs, Path(tmp) / "context", tag, platform, labels)
+    warn_unpatched(docker, tag, log)
     return tag
+
+
+def warn_unpatched(docker: Docker, tag: str, log=print) -> None:
+    """One warning line, on every run that uses it, for a base built without its security suite."""
+    labels = docker("image", "inspect", "--format", "{{json .Config.Labels}}", tag, capture=True).stdout
+    why = (json.loads(labels or b"null") or {}).get(SECURITY_LABEL)
+    if why:
+        log(f"WARNING: base {tag}: security updates {why}; remove it (docker image rm {tag}) to build it again")
 
 
 # The tree as one layer, by BuildKit for every platform: `docker import --platform` is ignored by engine 20.10.
 IMPORT_DOCKERFILE = 'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["bash"]\n'
 
 
-def _import(docker: Docker, rootfs: Path, context: Path, tag: str, platform: Platform) -> None:
+def _import(
+    docker: Docker, rootfs: Path, context: Path, tag: str, platform: Platform, labels: Mapping[str, str]
+) -> None:
     """Make `rootfs` the image `tag` of `platform`, and check the engine says that platform before the tag is used."""
     context.mkdir()
-    (context / "Dockerfile").write_text(IMPORT_DOCKERFILE)
+    label_lines = "".join(f"LABEL {json.dumps(key)}={json.dumps(value)}\n" for key, value in labels.items())
+    (context / "Dockerfile").write_text(IMPORT_DOCKERFILE + label_lines)
     _run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(context / "rootfs.tar"), "."], f"tar of {tag}")
     shutil.rmtree(rootfs)  # the tar holds it; half the disk
     docker("build", "--platform", str(platform), "--progress=plain", "--tag", tag, str(context), capture=True)

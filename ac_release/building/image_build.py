@@ -20,7 +20,7 @@ from pathlib import Path
 from ac_release.building.baseimage import base_digest, ensure_base
 from ac_release.clients.git import git
 from ac_release.core.fsutil import sha256_file
-from ac_release.model.flavours import ONBUILD, VARIANTS, Flavour
+from ac_release.model.flavours import AMD64, ONBUILD, VARIANTS, Flavour, Platform
 from ac_release.model.names import run_log_stem
 from ac_release.world.context import ReleaseContext
 
@@ -91,8 +91,8 @@ def created(source_date_epoch: int) -> str:
 NOT_INPUTS = ("OCI_REVISION",)
 
 
-def fingerprint(ctx: ReleaseContext, flavour: Flavour, base_id: str, args: dict[str, str]) -> str:
-    digest = hashlib.sha256(base_id.encode())
+def fingerprint(ctx: ReleaseContext, flavour: Flavour, base_id: str, args: dict[str, str], platform: Platform) -> str:
+    digest = hashlib.sha256(f"{platform}\0{base_id}".encode())
     for name, path in sorted(inputs(ctx, flavour).items()):
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     digest.update(repr(sorted((k, v) for k, v in args.items() if k not in NOT_INPUTS)).encode())
@@ -121,12 +121,14 @@ def _secrets(ctx: ReleaseContext) -> list[str]:
     return [f"id=build-ca,src={secret}"] if secret and secret.is_file() else []
 
 
-def _log(ctx: ReleaseContext, flavour: Flavour, part: str) -> Path:
-    return ctx.cache / "logs" / f"{run_log_stem(ctx.version, ctx.target.name, 'images', flavour.name, part)}.log"
+def _log(ctx: ReleaseContext, flavour: Flavour, part: str, platform: Platform) -> Path:
+    stem = run_log_stem(ctx.version, ctx.target.name, "images", flavour.name, platform.architecture, part)
+    return ctx.cache / "logs" / f"{stem}.log"
 
 
-def prepare_flavour(ctx: ReleaseContext, flavour: Flavour, base: str) -> None:
-    """Build the flavour's PREPARED_STAGES FROM `base` into the build cache, side by side; nothing is named."""
+def prepare_flavour(ctx: ReleaseContext, flavour: Flavour, base: str, platform: Platform) -> None:
+    """Build the flavour's PREPARED_STAGES of `platform` FROM `base` into the build cache, side by side; nothing is
+    named."""
     with _context(ctx, flavour, []) as context, ThreadPoolExecutor(max_workers=len(PREPARED_STAGES)) as pool:
         jobs = [
             pool.submit(
@@ -135,7 +137,8 @@ def prepare_flavour(ctx: ReleaseContext, flavour: Flavour, base: str) -> None:
                 stage,
                 build_args={"BASE_IMAGE": base},
                 secrets=_secrets(ctx),
-                log=_log(ctx, flavour, stage),
+                platform=str(platform),
+                log=_log(ctx, flavour, stage, platform),
             )
             for stage in PREPARED_STAGES
         ]
@@ -144,9 +147,14 @@ def prepare_flavour(ctx: ReleaseContext, flavour: Flavour, base: str) -> None:
 
 
 def build_flavour(
-    ctx: ReleaseContext, flavour: Flavour, wheels: list[Path], args: dict[str, str], refs: dict[str, str]
+    ctx: ReleaseContext,
+    flavour: Flavour,
+    wheels: list[Path],
+    args: dict[str, str],
+    refs: dict[str, str],
+    platform: Platform,
 ) -> dict[str, tuple[str, float]]:
-    """Build `refs["base"]` and `refs["onbuild"]`; returns {variant: (image id, seconds)}."""
+    """Build `refs["base"]` and `refs["onbuild"]` for `platform`; returns {variant: (image id, seconds)}."""
     built = {}
     with _context(ctx, flavour, wheels) as context:
         for variant, dockerfile, variant_args, extra in (
@@ -162,19 +170,22 @@ def build_flavour(
                     dockerfile=dockerfile,
                     build_args=variant_args,
                     secrets=extra,
-                    log=_log(ctx, flavour, variant),
+                    platform=str(platform),
+                    log=_log(ctx, flavour, variant, platform),
                 )
             built[variant] = (image, round(time.monotonic() - started, 1))
     return built
 
 
 def build_named(
-    ctx: ReleaseContext, flavour: Flavour, wheels: dict[str, Path], prefix: str
+    ctx: ReleaseContext, flavour: Flavour, wheels: dict[str, Path], prefix: str, platform: Platform = AMD64
 ) -> dict[str, tuple[float, int]]:
-    """Build a flavour's images as the images stage does (the shared build, the same arguments, the wheels pinned by
-    their sha256) under `<prefix>-<flavour>-<variant>`, names of the benchmark's own: {variant: (seconds, size)}."""
+    """Build a flavour's images of `platform` as the images stage does (the shared build, the same arguments, the
+    wheels pinned by their sha256) under `<prefix>-<flavour>-<variant>`, names of the benchmark's own:
+    {variant: (seconds, size)}."""
     pins = {name: sha256_file(path) for name, path in wheels.items()}
-    base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+    base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
     refs = {variant: f"{prefix}-{flavour.name}-{variant}" for variant in VARIANTS}
-    built = build_flavour(ctx, flavour, list(wheels.values()), build_args(ctx, flavour, base, pins), refs)
+    args = build_args(ctx, flavour, base, pins)
+    built = build_flavour(ctx, flavour, list(wheels.values()), args, refs, platform)
     return {variant: (seconds, ctx.docker.image_size(image)) for variant, (image, seconds) in built.items()}

@@ -1,6 +1,7 @@
 """Which images of a release are current: the shared query of the images, test and push stages.
 
-A flavour's recorded images are current when the inputs of their build (fingerprint) are unchanged and the images
+Per flavour and platform (each platform's images are built on their own, FROM the platform's base). A flavour's
+recorded images are current when the inputs of their build (fingerprint) are unchanged and the images
 are still in the Docker engine, by id (a reference is only a name: another checkout on the same engine may have
 moved it); anything else is built again.
 """
@@ -11,15 +12,16 @@ from dataclasses import dataclass
 
 from ac_release.building import image_build as build
 from ac_release.building.baseimage import base_reference
-from ac_release.model.flavours import VARIANTS, Flavour
+from ac_release.model.flavours import VARIANTS, Flavour, Platform
 from ac_release.model.names import local_repository
 from ac_release.model.records import FlavourImages, ImagesRecord, WheelRecord
-from ac_release.world.context import ReleaseContext
+from ac_release.world.context import ReleaseContext, release_platforms
 
 
 @dataclass(frozen=True)
 class FlavourState:
     flavour: Flavour
+    platform: Platform
     refs: dict[str, str]  # variant -> local reference the images are built as
     base: str  # base image reference
     args: dict[str, str] | None  # build arguments; None until the wheels are built
@@ -38,23 +40,27 @@ class FlavourState:
         return "a recorded image is no longer in the Docker engine"
 
 
-def local_ref(ctx: ReleaseContext, flavour: Flavour, variant: str) -> str:
-    return f"{local_repository(ctx.target.name, ctx.product.repository)}:{flavour.tags(ctx.version, variant)[-1]}"
+def local_ref(ctx: ReleaseContext, flavour: Flavour, variant: str, platform: Platform) -> str:
+    """`<repo>:<tag>` for the release's preferred platform (what a `docker run` of the tag gives on its machine),
+    `<repo>:<tag>-<arch>` for the others: an engine holds one platform's image under a name."""
+    tag = flavour.tags(ctx.version, variant)[-1]
+    suffix = "" if platform == release_platforms(ctx)[0] else f"-{platform.architecture}"
+    return f"{local_repository(ctx.target.name, ctx.product.repository)}:{tag}{suffix}"
 
 
-def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
-    refs = {variant: local_ref(ctx, flavour, variant) for variant in VARIANTS}
-    base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
+def flavour_state(ctx: ReleaseContext, flavour: Flavour, platform: Platform) -> FlavourState:
+    refs = {variant: local_ref(ctx, flavour, variant, platform) for variant in VARIANTS}
+    base = base_reference(ctx.target.base_images, flavour.distro, flavour.python, platform)
     wheel = ctx.manifest.get(WheelRecord)
-    recorded = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours.get(flavour.name)
+    recorded = (ctx.record(ImagesRecord) or ImagesRecord({})).of(flavour.name, platform)
     if wheel is None:
-        return FlavourState(flavour, refs, base, None, None, None)
+        return FlavourState(flavour, platform, refs, base, None, None, None)
     pins = {name: a.sha256 for name, a in wheel.artifacts.items() if name.endswith(".whl")}
     args = build.build_args(ctx, flavour, base, pins)
     base_id = ctx.world.image_id(base)
     if base_id is None:
-        return FlavourState(flavour, refs, base, args, None, None)
-    fingerprint = build.fingerprint(ctx, flavour, base_id, args)
+        return FlavourState(flavour, platform, refs, base, args, None, None)
+    fingerprint = build.fingerprint(ctx, flavour, base_id, args, platform)
     current = (
         recorded
         if recorded
@@ -62,4 +68,4 @@ def flavour_state(ctx: ReleaseContext, flavour: Flavour) -> FlavourState:
         and all(ctx.world.image_id(recorded.variants[v].image) == recorded.variants[v].image for v in VARIANTS)
         else None
     )
-    return FlavourState(flavour, refs, base, args, fingerprint, current)
+    return FlavourState(flavour, platform, refs, base, args, fingerprint, current)

@@ -28,8 +28,9 @@ def render(ctx: ReleaseContext, entry: Entry, images: list[ReleasedImage]) -> st
         lines.append(f"| `{name}` | `{artifact.sha256}` | `{bundle_name(name)}` |")
     lines += ["", f"Signed with Sigstore as `{signer.identity}` (issuer `{signer.issuer}`)."]
     if images:
-        lines += ["", "## Images", "", "| image | digest | tags |", "| --- | --- | --- |"]
+        lines += ["", "## Images", "", "| image | index digest | platforms | tags |", "| --- | --- | --- | --- |"]
         for image in sorted(images, key=lambda i: (i.repository, i.digest)):
             tags = ", ".join(f"`{tag}`" for tag in image.tags)
-            lines.append(f"| `{image.repository}` | `{image.digest}` | {tags} |")
+            held = "<br>".join(f"{platform} `{digest}`" for platform, digest in image.platforms.items())
+            lines.append(f"| `{image.repository}` | `{image.digest}` | {held} | {tags} |")
     return "\n".join(lines).rstrip() + "\n"

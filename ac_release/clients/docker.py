@@ -102,10 +102,13 @@ class Docker:
         build_args: dict[str, str] | None = None,
         dockerfile: Path | None = None,
         secrets: list[str] | None = None,
+        platform: str | None = None,
         log: Path,
     ) -> str:
-        """Build `context` as `tag` and return the image id; the build output goes to `log`."""
-        self._build(["--tag", tag], context, build_args, dockerfile, secrets, log, what=tag)
+        """Build `context` as `tag` (for `platform`, `linux/arm64`, when given) and return the image id; the build
+        output goes to `log`."""
+        extra = ["--tag", tag, *(["--platform", str(platform)] if platform else [])]
+        self._build(extra, context, build_args, dockerfile, secrets, log, what=tag)
         image = self.image_id(tag)
         assert image, tag
         return image
@@ -117,10 +120,11 @@ class Docker:
         *,
         build_args: dict[str, str] | None = None,
         secrets: list[str] | None = None,
+        platform: str | None = None,
         log: Path,
     ) -> None:
         """Build the Dockerfile's stage `stage` into the build cache only: no image is written or named."""
-        extra = ["--target", stage, "--output", "type=cacheonly"]
+        extra = ["--target", stage, "--output", "type=cacheonly", *(["--platform", str(platform)] if platform else [])]
         self._build(extra, context, build_args, None, secrets, log, what=f"stage {stage}")
 
     def _build(self, extra, context, build_args, dockerfile, secrets, log: Path, what: str) -> None:

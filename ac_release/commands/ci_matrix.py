@@ -1,6 +1,7 @@
-"""The job matrix of the workflows: which (version, flavour) pairs a CI or release run builds and tests.
+"""The job matrix of the workflows: which images a CI or release run builds and tests.
 
-Computed from images/matrix.toml and changelog/, so a workflow never lists flavours itself (`invoke matrix`).
+Computed from images/matrix.toml, release.toml and changelog/, so a workflow never lists flavours or platforms
+itself (`invoke matrix`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from ac_release.clients import github_output
 from ac_release.core.errors import ReleaseError
-from ac_release.model.config import load_settings
-from ac_release.model.flavours import flavours_of
+from ac_release.model.config import Target, load_settings
+from ac_release.model.flavours import flavours_of, release_platforms
 from ac_release.model.line import known_lines
 from ac_release.model.nox_sessions import session_params
 from ac_release.model.products import load_product, parse_version
@@ -22,21 +23,31 @@ GROUP_OUTPUT_NAME = "floating_group"
 NEWEST = "newest"
 
 
-def ci_matrix(root: Path, version: str = NEWEST) -> dict:
-    """`{"include": [{"version": …, "flavour": …}, …]}`: every flavour of `version`'s line; for `newest`, every
-    flavour of the newest changelog build of each line (the builds ci.yml's smoke jobs test)."""
+def ci_matrix(root: Path, version: str = NEWEST, target: Target | None = None) -> dict:
+    """`{"include": [{"version": …, "flavour": …, "platform": …}, …]}`: one row per image of `version`'s release,
+    every flavour of its line for every platform the release builds on `target` (None: every platform of the line),
+    the release workflow's images jobs.
+
+    For `newest`, `{"version": …, "flavour": …}` for every flavour of the newest changelog build of each line: ci.yml's
+    smoke jobs, each one nox session (parameters version and flavour), which builds the platforms of the default
+    target on one amd64 runner; a row there names no platform."""
     images = root / "images"
-    if version != NEWEST:
-        try:
-            parsed = parse_version(version, root)
-        except ReleaseError as exc:
-            raise ReleaseError(f"{exc}; or `{NEWEST}` for the newest build of every line") from None
-        pairs = [(str(parsed), flavour.name) for flavour in flavours_of(images, parsed.airflow_version)]
-    else:
+    if version == NEWEST:
         pairs = [(version, flavour) for version, flavour, newest in session_params(root) if newest]
         if not pairs:  # GitHub refuses an empty matrix with a message far from the cause
             raise ReleaseError("no release line has both flavours in images/matrix.toml and a changelog/<airflow>.md")
-    return {"include": [{"version": v, "flavour": f} for v, f in pairs]}
+        return {"include": [{"version": v, "flavour": f} for v, f in pairs]}
+    try:
+        parsed = parse_version(version, root)
+    except ReleaseError as exc:
+        raise ReleaseError(f"{exc}; or `{NEWEST}` for the newest build of every line") from None
+    airflow = parsed.airflow_version
+    flavours = flavours_of(images, airflow)
+    platforms = flavours[0].platforms  # the line's: every flavour of a line has them
+    if target is not None:
+        platforms = release_platforms(platforms, target.platforms, airflow, target.name)
+    rows = [(flavour.name, str(platform)) for flavour in flavours for platform in platforms]
+    return {"include": [{"version": str(parsed), "flavour": f, "platform": p} for f, p in rows]}
 
 
 def floating_group(root: Path, version: str) -> str:
@@ -68,12 +79,16 @@ def lines_matrix(wheel_dir: Path) -> dict:
     return {"include": [{"line": line} for line in lines]}
 
 
-def print_matrix(version: str, github_output: bool) -> None:
+def print_matrix(version: str, target: str | None, github_output: bool) -> None:
     """`invoke matrix`: the job matrix of `version` on stdout, and with `--github-output` in $GITHUB_OUTPUT."""
-    root = load_settings().root
-    jobs = ci_matrix(root, version)
+    settings = load_settings()
+    if version == NEWEST and target is not None:
+        raise ReleaseError(
+            f"`invoke matrix {NEWEST}` takes no --target: ci.yml's smoke sessions build on the default target"
+        )
+    jobs = ci_matrix(settings.root, version, settings.target(target) if version != NEWEST else None)
     if github_output:
-        write_github_output(jobs, floating_group(root, version) if version != NEWEST else None)
+        write_github_output(jobs, floating_group(settings.root, version) if version != NEWEST else None)
     print(as_json(jobs))
 
 

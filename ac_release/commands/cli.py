@@ -27,6 +27,7 @@ RELEASE_HELP = {
     "stages": "only these stages, after the preflight (a workflow job's part), e.g. wheel,sign,publish; of "
     + ",".join(RELEASE),
     "flavour": "only this image flavour (a workflow's images job; `invoke matrix <version>` lists them)",
+    "platform": "one platform only, e.g. linux/arm64 (a workflow's images job); default: every platform of the release",
 }
 NIGHTLY_HELP = {
     "line": LINE,
@@ -42,6 +43,7 @@ BENCH_HELP = {
 }
 MATRIX_HELP = {
     "version": "version (2.2.4-1, runtime-4.2.0), or `newest`: each line's newest build (ci.yml's smoke jobs)",
+    "target": f"{TARGET}; a version's rows are the platforms the release builds for it",
     "github-output": MATRIX_OUTPUT,
 }
 LINES_HELP = {"github-output": MATRIX_OUTPUT}

@@ -34,16 +34,24 @@ def run(version: str, target: str | None, names: Sequence[str], catalog: Catalog
     under_run_lock(version, target, lambda ctx: run_stages(ctx, names), catalog, **options)
 
 
-def release(version: str, target: str | None, dry_run: bool, stages: str | None, flavour: str | None) -> None:
-    """`invoke release`: the stages (all, or `--stages`), or with `--dry-run` their plan."""
+def release(
+    version: str,
+    target: str | None,
+    dry_run: bool,
+    stages: str | None,
+    flavour: str | None,
+    platform: str | None,
+) -> None:
+    """`invoke release`: the stages (all, or `--stages`), or with `--dry-run` their plan; with `--flavour` and
+    `--platform`, of that flavour and platform's images only."""
     names = stage_names(stages)
     if dry_run:
-        ctx = context(version, target, releasing=True, flavour=flavour)
+        ctx = context(version, target, releasing=True, flavour=flavour, platform=platform)
         print_steps(
             plan(ctx, names), title=f"dry run: {ctx.product.title} {version} -> {ctx.target.name} (nothing written)"
         )
         return
-    run(version, target, names, releasing=True, flavour=flavour)
+    run(version, target, names, releasing=True, flavour=flavour, platform=platform)
 
 
 def status(version: str, target: str | None) -> None:

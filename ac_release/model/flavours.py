@@ -28,6 +28,14 @@ class Platform:
     def __str__(self) -> str:
         return f"{self.os}/{self.architecture}"
 
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`linux/arm64` as one of PLATFORMS; anything else is refused in one line."""
+        for platform in PLATFORMS:
+            if str(platform) == text:
+                return platform
+        raise ReleaseError(f"unknown platform {text!r}: one of {KNOWN_PLATFORMS}")
+
     @property
     def machine(self) -> str:
         """The kernel's name of the architecture (`uname -m`): x86_64, aarch64."""
@@ -114,6 +122,11 @@ class Flavour:
         default flavour), a nightly's `2.2.4-nightly-20261201-bullseye`; Runtime's `4.2.0`, `4.2.0-base`. The last is
         the one that names this flavour alone."""
         return self._tags(version.image_tag, variant)
+
+    def platform_tag(self, version: ACVersion | ProductVersion, variant: str, platform: Platform) -> str:
+        """The immutable tag of one platform's image (`2.2.4-1-bullseye-arm64`): the tag naming this flavour alone
+        and the architecture. The flavour's immutable tags are indexes of these (stage `index`)."""
+        return f"{self.tags(version, variant)[-1]}-{platform.architecture}"
 
     def floating_tags(self, version: ACVersion | ProductVersion, variant: str = "base") -> list[str]:
         """Tags that follow the highest release of their group (AC: a line's builds, `2.2.4`; Runtime: a minor's

@@ -75,6 +75,8 @@ class VariantImage:
 
 @dataclass
 class FlavourImages:
+    """A flavour's images of one platform."""
+
     fingerprint: str  # of every input of the build: same fingerprint and image present -> keep
     base_image: str
     variants: dict[str, VariantImage]
@@ -87,14 +89,30 @@ class FlavourImages:
         return {variant: image.image for variant, image in self.variants.items()}
 
 
+def _per_platform(entry: dict) -> dict:
+    """A flavour's entry by platform; records written before platforms hold linux/amd64's alone, unkeyed."""
+    return {"linux/amd64": entry} if "variants" in entry or "smoke" in entry else entry
+
+
 @dataclass
 class ImagesRecord(Record):
     STAGE: ClassVar[str] = "images"
-    flavours: dict[str, FlavourImages]
+    flavours: dict[str, dict[str, FlavourImages]]  # flavour -> platform (`linux/arm64`) -> its images
 
     @classmethod
     def from_json(cls, data):
-        return cls({name: FlavourImages.from_json(entry) for name, entry in data["flavours"].items()})
+        return cls(
+            {
+                name: {platform: FlavourImages.from_json(e) for platform, e in _per_platform(entry).items()}
+                for name, entry in data["flavours"].items()
+            }
+        )
+
+    def of(self, flavour: str, platform: object) -> FlavourImages | None:
+        return self.flavours.get(flavour, {}).get(str(platform))
+
+    def put(self, flavour: str, platform: object, images: FlavourImages) -> None:
+        self.flavours.setdefault(flavour, {})[str(platform)] = images
 
 
 @dataclass
@@ -133,15 +151,28 @@ class FlavourTest:
 @dataclass
 class SessionsRecord(Record):
     STAGE: ClassVar[str] = "test"
-    flavours: dict[str, FlavourTest]
+    flavours: dict[str, dict[str, FlavourTest]]  # flavour -> platform -> its tests
 
     @classmethod
     def from_json(cls, data):
-        return cls({name: FlavourTest.from_json(entry) for name, entry in data["flavours"].items()})
+        return cls(
+            {
+                name: {platform: FlavourTest.from_json(e) for platform, e in _per_platform(entry).items()}
+                for name, entry in data["flavours"].items()
+            }
+        )
 
-    def passed(self, flavour: str, images: dict[str, str], upgrade_from: str | None | object = ...) -> bool:
+    def of(self, flavour: str, platform: object) -> FlavourTest | None:
+        return self.flavours.get(flavour, {}).get(str(platform))
+
+    def put(self, flavour: str, platform: object, test: FlavourTest) -> None:
+        self.flavours.setdefault(flavour, {})[str(platform)] = test
+
+    def passed(
+        self, flavour: str, platform: object, images: dict[str, str], upgrade_from: str | None | object = ...
+    ) -> bool:
         """Was exactly this set of images tested, and did it pass (from this earlier release, when given)?"""
-        done = self.flavours.get(flavour)
+        done = self.of(flavour, platform)
         if done is None or not done.passed or done.images != images:
             return False
         return upgrade_from is ... or done.upgrade_from == upgrade_from
@@ -151,10 +182,12 @@ class SessionsRecord(Record):
 class PushedTag:
     repository: str
     tag: str
-    image: str  # image id (config digest)
-    digest: str  # manifest digest in the registry
+    image: str  # image id (config digest) of a platform's image; empty for an index
+    digest: str  # manifest digest in the registry: a platform's image manifest, or the index of the platforms
     floating: bool
     action: str  # pushed / present / moved / kept
+    platform: str = ""  # a platform's own tag (`2.2.4-1-bullseye-arm64`): its platform; empty for an index
+    platforms: dict[str, str] = field(default_factory=dict)  # an index: platform -> image manifest digest
 
 
 @dataclass
@@ -165,6 +198,19 @@ class PushRecord(Record):
     @classmethod
     def from_json(cls, data):
         return cls([PushedTag(**entry) for entry in data["tags"]])
+
+
+@dataclass
+class IndexRecord(Record):
+    STAGE: ClassVar[str] = "index"
+    tags: list[PushedTag]  # the immutable tags, each an index of the platforms' own tags
+    signed: dict[str, str] = field(default_factory=dict)  # `<repository>@<index digest>` -> signed / kept
+
+    @classmethod
+    def from_json(cls, data):
+        record = super().from_json(data)
+        record.tags = [PushedTag(**entry) for entry in record.tags]
+        return record
 
 
 @dataclass
@@ -180,11 +226,12 @@ class PromoteRecord(Record):
 @dataclass
 class AttestedImage:
     repository: str
-    tag: str  # the flavour's immutable tag the image was pushed as
+    tag: str  # the platform's own tag the image was pushed as (`2.2.4-1-bullseye-arm64`)
     digest: str  # manifest digest: the subject of the signature and every attestation
     base_image: str  # digest (or local image id) of the base image the provenance names
     revision: str  # the git commit the image was built from (its OCI revision label)
     files: dict[str, str] = field(default_factory=dict)  # SBOM / provenance file in dist -> sha256, when made here
+    platform: str = "linux/amd64"
 
 
 @dataclass
@@ -220,6 +267,7 @@ RECORDS: dict[str, type[Record]] = {
         ImagesRecord,
         SessionsRecord,
         PushRecord,
+        IndexRecord,
         AttestRecord,
         PromoteRecord,
         TagRecord,

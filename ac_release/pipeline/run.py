@@ -17,11 +17,13 @@ from rich.table import Table
 
 from ac_release.clients import faults
 from ac_release.clients.git import checkout_of
+from ac_release.clients.platforms import require_buildable
 from ac_release.core import progress
 from ac_release.core.errors import ReleaseError
 from ac_release.core.progress import LiveView
 from ac_release.model.records import (
     ImagesRecord,
+    IndexRecord,
     PromoteRecord,
     PublishRecord,
     PushRecord,
@@ -33,13 +35,13 @@ from ac_release.model.records import (
 from ac_release.pipeline.restore_dist import restore_line_build, restore_release_files
 from ac_release.pipeline.runlock import line_held
 from ac_release.pipeline.stage_times import time_line
-from ac_release.stages import attest, images, preflight, promote, publish, push, sign, tag, test, wheel
+from ac_release.stages import attest, images, index, preflight, promote, publish, push, sign, tag, test, wheel
 from ac_release.stages.steps import Stage, Step, refuse_any
 from ac_release.supply_chain.signing import require_ambient_identity
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, platforms
 
 STAGES: dict[str, Stage] = {
-    module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, promote, tag)
+    module.NAME: module for module in (preflight, wheel, sign, publish, images, test, push, attest, index, promote, tag)
 }
 RELEASE = list(STAGES)
 
@@ -121,8 +123,10 @@ def _run_stages(ctx: ReleaseContext, names: Sequence[str]) -> dict[str, object]:
                         restore_line_build(ctx)
                     planned = plan(ctx, [n for n in names if n != "preflight"])
                     refuse_any(planned, ctx.version)
-                    if any(step.open for step in planned if step.stage in ("sign", "attest")):
+                    if any(step.open for step in planned if step.stage in ("sign", "attest", "index")):
                         require_ambient_identity(ctx)  # a job without GitHub's identity stops before the build
+                    if any(step.open for step in planned if step.stage == "images"):
+                        require_buildable(platforms(ctx))  # a machine without arm64 emulation stops here too
                     ahead = {
                         later: pool.submit(STAGES[later].prepare, ctx)
                         for later in names[2:]  # a stage runs before it: something to overlap with
@@ -184,25 +188,31 @@ def _summary(ctx: ReleaseContext, timings: dict[str, float]) -> None:
         index = "uploaded" if published and name in published.uploaded else "on the index" if published else "-"
         lines.append(f"artifact {name} sha256 {artifact.sha256} {bundle}, {index}")
     built, tested, pushed = ctx.record(ImagesRecord), ctx.record(SessionsRecord), ctx.record(PushRecord)
-    promoted = ctx.record(PromoteRecord)
+    indexed, promoted = ctx.record(IndexRecord), ctx.record(PromoteRecord)
     for flavour in flavours(ctx) if built else []:
-        entry = built.flavours.get(flavour.name)
-        if entry is None:
-            continue
-        result = tested.flavours.get(flavour.name) if tested else None
-        tests = "not tested"
-        if result and result.images == entry.ids():
-            upgrade = (
-                f"upgrade from {result.upgrade_from}: {result.upgrade.summary}"
-                if result.upgrade_from
-                else f"upgrade: {result.upgrade.result}"
-            )
-            tests = f"smoke {result.smoke.summary}; {upgrade}"
-        for image in entry.variants.values():
-            lines.append(f"image {image.ref} id {image.image} ({tests})")
-            for pushed_tag in [*(pushed.tags if pushed else []), *(promoted.tags if promoted else [])]:
-                if pushed_tag.image == image.image:
-                    lines.append(f"  {pushed_tag.repository}:{pushed_tag.tag}@{pushed_tag.digest} {pushed_tag.action}")
+        for platform in platforms(ctx):
+            entry = built.of(flavour.name, platform)
+            if entry is None:
+                continue
+            result = tested.of(flavour.name, platform) if tested else None
+            tests = "not tested"
+            if result and result.images == entry.ids():
+                upgrade = (
+                    f"upgrade from {result.upgrade_from}: {result.upgrade.summary}"
+                    if result.upgrade_from
+                    else f"upgrade: {result.upgrade.result}"
+                )
+                tests = f"smoke {result.smoke.summary}; {upgrade}"
+            for image in entry.variants.values():
+                lines.append(f"image {image.ref} ({platform}) id {image.image} ({tests})")
+                for pushed_tag in pushed.tags if pushed else []:
+                    if pushed_tag.image == image.image:
+                        lines.append(
+                            f"  {pushed_tag.repository}:{pushed_tag.tag}@{pushed_tag.digest} {pushed_tag.action}"
+                        )
+    for index_tag in [*(indexed.tags if indexed else []), *(promoted.tags if promoted else [])]:
+        held = ", ".join(f"{platform} {digest}" for platform, digest in index_tag.platforms.items())
+        lines.append(f"index {index_tag.repository}:{index_tag.tag}@{index_tag.digest} {index_tag.action} ({held})")
     tagged = ctx.record(TagRecord)
     if tagged:
         lines.append(f"git tag {tagged.tag} at {tagged.commit} on {tagged.remote} ({tagged.action})")

@@ -1,10 +1,11 @@
-"""Stage `attest`: every pushed image digest, on every registry of the target, signed and attested by the target's
-Sigstore identity with cosign: a keyless signature, CycloneDX and SPDX SBOMs (syft, one scan per digest) and SLSA v1
-provenance naming every input of the build.
+"""Stage `attest`: every pushed platform image digest (each platform's own tag, `2.2.4-1-bullseye-arm64`), on every
+registry of the target, signed and attested by the target's Sigstore identity with cosign: a keyless signature,
+CycloneDX and SPDX SBOMs (syft, one scan per digest) and SLSA v1 provenance naming every input of the build.
 
 decide: `sign` what is missing, `keep` what verifies, `refuse` what exists but does not verify for this identity (or
 names another digest, SBOM or inputs), `unknown` while the registry is down. Steps are per image, named after its
-flavour's immutable tag, so that the dry run before the push lists the same steps the run then takes.
+platform's own tag, so that the dry run before the push lists the same steps the run then takes. The index of the
+platforms is signed by the `index` stage.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from dataclasses import dataclass, field, replace
 
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
-from ac_release.model.flavours import VARIANTS
+from ac_release.model.flavours import VARIANTS, Platform
 from ac_release.model.records import AttestedImage, AttestRecord, ImagesRecord, PushRecord, WheelRecord
 from ac_release.stages.steps import Step, open_steps
 from ac_release.supply_chain import cosign, image_attestations, sbom
 from ac_release.supply_chain.signing import client_token
-from ac_release.world.context import ReleaseContext, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, platforms, services_running
 
 NAME = "attest"
 WHAT = "signature, CycloneDX and SPDX SBOMs, SLSA provenance"
@@ -35,6 +36,7 @@ class AttestTarget:
     tag: str
     flavour: str
     variant: str
+    platform: Platform
     digest: str | None = None
     missing: tuple[str, ...] = ()
     inputs: dict | None = field(default=None, compare=False)
@@ -42,7 +44,7 @@ class AttestTarget:
     @property
     def stem(self) -> str:
         """The name of its SBOM and provenance files in dist/attestations/<target>/."""
-        return f"{self.flavour}-{self.variant}"
+        return f"{self.flavour}-{self.variant}-{self.platform.architecture}"
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[AttestTarget]]:
@@ -74,8 +76,12 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Atte
         image = cosign.ImageReference.of(target.repository, digest)  # reached with the registry's TLS and login
         try:
             labels = ctx.world.labels(image.registry, image.digest)
-            built_base = images.flavours[target.flavour].base_image
-            inputs = image_attestations.pushed_image_inputs(ctx, wheel, labels, flavour_of[target.flavour], built_base)
+            built = images.of(target.flavour, target.platform)
+            if built is None:
+                return Step(NAME, "refuse", where, f"no {target.platform} images of {ctx.version} built here", target)
+            inputs = image_attestations.pushed_image_inputs(
+                ctx, wheel, labels, flavour_of[target.flavour], built.base_image, target.platform
+            )
             found = image_attestations.check_image(
                 trust,
                 image,
@@ -104,9 +110,11 @@ def _targets(ctx: ReleaseContext) -> list[tuple[str, AttestTarget]]:
     targets = []
     for repository in ctx.target.registries:
         for flavour in flavours(ctx):
-            for variant in VARIANTS:
-                tag = flavour.tags(ctx.version, variant)[-1]
-                targets.append((f"{repository}:{tag}.sig+att", AttestTarget(repository, tag, flavour.name, variant)))
+            for platform in platforms(ctx):
+                for variant in VARIANTS:
+                    tag = flavour.platform_tag(ctx.version, variant, platform)
+                    target = AttestTarget(repository, tag, flavour.name, variant, platform)
+                    targets.append((f"{repository}:{tag}.sig+att", target))
     return targets
 
 
@@ -147,7 +155,7 @@ def act(ctx: ReleaseContext, steps: list[Step[AttestTarget]]) -> AttestRecord:
         target = step.payload
         reference = _reference(ctx, target)
         statement = image_attestations.statement(
-            ctx, target.repository, target.digest, target.inputs, target.flavour, target.variant
+            ctx, target.repository, target.digest, target.inputs, target.flavour, target.variant, target.platform
         )
         predicate = image_attestations.write_predicate(out / f"{target.stem}.provenance.json", statement)
         ctx.log(f"attest: {', '.join(target.missing)} of {reference} as {signer.identity}")
@@ -180,6 +188,7 @@ def act(ctx: ReleaseContext, steps: list[Step[AttestTarget]]) -> AttestRecord:
                     str(path.relative_to(ctx.dist)): sha256_file(path)
                     for path in out.glob(f"{step.payload.stem}.*.json")
                 },
+                platform=str(step.payload.platform),
             )
             for step in after
         ],

@@ -1,4 +1,6 @@
-"""Stage `images`: every flavour of the release, built FROM the wheels the publish stage put on the index.
+"""Stage `images`: every flavour of the release on every platform, built FROM the wheels the publish stage put on the
+index (pure Python: one set of bytes for every platform), each platform FROM its own base (emulated where the machine
+is not of that architecture).
 
 The wheels are downloaded from the target's index, must carry the wheel stage's sha256 and pass the verification
 gate against their bundles, and are then handed to the build, which checks their sha256 again before installing.
@@ -13,21 +15,23 @@ from ac_release.building import image_build as build
 from ac_release.building.baseimage import base_reference, ensure_base
 from ac_release.building.dockerfiles import drift
 from ac_release.building.image_state import flavour_state
-from ac_release.model.flavours import VARIANTS
+from ac_release.clients.platforms import require_buildable
+from ac_release.model.flavours import VARIANTS, Platform
 from ac_release.model.records import FlavourImages, ImagesRecord, VariantImage
 from ac_release.stages.steps import Step, open_steps
 from ac_release.supply_chain.fetch import fetch_verified
-from ac_release.world.context import ReleaseContext, flavours
+from ac_release.world.context import ReleaseContext, flavours, platforms
 
 NAME = "images"
 
 
 @dataclass(frozen=True)
 class FlavourImage:
-    """One variant's image of a flavour (a flavour's images are built together)."""
+    """One variant's image of a flavour on one platform (a flavour's images of a platform are built together)."""
 
     flavour: str
     variant: str
+    platform: Platform
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FlavourImage | None]]:
@@ -36,17 +40,19 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Flav
     if problems := drift(ctx.images_dir, ctx.catalog.flavours):
         reason = f"generated Dockerfiles are out of date ({problems[0]}): run `invoke images.generate`"
         return [Step(NAME, "refuse", "images/", reason)]
-    recorded = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours
+    recorded = ctx.record(ImagesRecord) or ImagesRecord({})
     steps = []
     for flavour in flavours(ctx):
-        state = flavour_state(ctx, flavour)
-        for variant in VARIANTS:
-            if state.current:
-                reason = f"{state.current.variants[variant].image}, built from these inputs"
-                steps.append(Step(NAME, "keep", state.refs[variant], reason, FlavourImage(flavour.name, variant)))
-            else:
-                reason = state.why_not_current(recorded.get(flavour.name))
-                steps.append(Step(NAME, "build", state.refs[variant], reason, FlavourImage(flavour.name, variant)))
+        for platform in platforms(ctx):
+            state = flavour_state(ctx, flavour, platform)
+            for variant in VARIANTS:
+                payload = FlavourImage(flavour.name, variant, platform)
+                if state.current:
+                    reason = f"{state.current.variants[variant].image}, built from these inputs"
+                    steps.append(Step(NAME, "keep", state.refs[variant], reason, payload))
+                else:
+                    reason = state.why_not_current(recorded.of(flavour.name, platform))
+                    steps.append(Step(NAME, "build", state.refs[variant], f"{platform}: {reason}", payload))
     return steps
 
 
@@ -55,39 +61,44 @@ def prepare(ctx: ReleaseContext) -> None:
     stages that need none of the release's wheels go into the build cache while the earlier stages run
     (build.PREPARED_STAGES). An official base is pulled by the build; a debootstrap base the machine does not have
     yet is left to the stage, which builds it (one builder at a time)."""
-    to_build = {step.payload.flavour for step in open_steps(decide(ctx))}
+    to_build = {(step.payload.flavour, step.payload.platform) for step in open_steps(decide(ctx))}
     for flavour in flavours(ctx):
-        base = base_reference(ctx.target.base_images, flavour.distro, flavour.python)
-        missing = ctx.target.base_images == "debootstrap" and ctx.world.image_id(base) is None
-        if flavour.name not in to_build or missing:
-            continue
-        ctx.log(f"images: preparing the {flavour.name} build's {' and '.join(build.PREPARED_STAGES)} stages")
-        build.prepare_flavour(ctx, flavour, base)
+        for platform in platforms(ctx):
+            base = base_reference(ctx.target.base_images, flavour.distro, flavour.python, platform)
+            missing = ctx.target.base_images == "debootstrap" and ctx.world.image_id(base) is None
+            if (flavour.name, platform) not in to_build or missing:
+                continue
+            stages = " and ".join(build.PREPARED_STAGES)
+            ctx.log(f"images: preparing the {flavour.name} {platform} build's {stages} stages")
+            build.prepare_flavour(ctx, flavour, base, platform)
 
 
 def act(ctx: ReleaseContext, steps: list[Step[FlavourImage | None]]) -> ImagesRecord:
     record = ctx.record(ImagesRecord) or ImagesRecord({})
-    to_build = {step.payload.flavour for step in open_steps(steps)}
+    to_build = {(step.payload.flavour, step.payload.platform) for step in open_steps(steps)}
     if not to_build:
         ctx.log("images: every flavour is built from these inputs, skipping")
     else:
+        require_buildable(sorted({platform for _, platform in to_build}))
         wheel_names = [name for name in ctx.artifact_names if name.endswith(".whl")]
         wheels = fetch_verified(ctx, wheel_names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
     for flavour in flavours(ctx):
-        if flavour.name not in to_build:  # kept: its references name this release's images again
-            for image in record.flavours[flavour.name].variants.values():
-                ctx.docker("tag", image.image, image.ref, capture=True)
-            continue
-        ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
-        state = flavour_state(ctx, flavour)  # the base image exists now: its id is part of the fingerprint
-        built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs)
-        record.flavours[flavour.name] = FlavourImages(
-            fingerprint=state.fingerprint,
-            base_image=state.base,
-            variants={
-                variant: VariantImage(image, state.refs[variant], ctx.docker.image_size(image), seconds)
-                for variant, (image, seconds) in built.items()
-            },
-        )
-        ctx.save(record)
+        for platform in platforms(ctx):
+            if (flavour.name, platform) not in to_build:  # kept: its references name this release's images again
+                for image in record.of(flavour.name, platform).variants.values():
+                    ctx.docker("tag", image.image, image.ref, capture=True)
+                continue
+            ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
+            state = flavour_state(ctx, flavour, platform)  # the base exists now: its id is part of the fingerprint
+            built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs, platform)
+            images = FlavourImages(
+                fingerprint=state.fingerprint,
+                base_image=state.base,
+                variants={
+                    variant: VariantImage(image, state.refs[variant], ctx.docker.image_size(image), seconds)
+                    for variant, (image, seconds) in built.items()
+                },
+            )
+            record.put(flavour.name, platform, images)
+            ctx.save(record)
     return record

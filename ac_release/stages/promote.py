@@ -1,5 +1,6 @@
 """Stage `promote`: the floating tags (`2.2.4`, `2.2.4-bullseye-onbuild`, ...), moved registry-side to the digest of
-the build's immutable tag, once every flavour is pushed, tested and attested.
+the build's immutable tag (the index of its platforms, moved whole), once every flavour is pushed, tested, attested
+and indexed.
 
 A floating tag moves only when this build is the highest released build of its Airflow version on that registry:
 releasing an older build, another line or a dev build never moves it. Nothing local is read: the source of every
@@ -25,13 +26,14 @@ NAME = "promote"
 
 @dataclass(frozen=True)
 class FloatingTag:
-    """A floating tag of one registry, moved to the image its build's `immutable` tag holds (`digest`, `image`)."""
+    """A floating tag of one registry, moved to what its build's `immutable` tag holds: the index `digest` of the
+    `platforms` ({platform: manifest digest})."""
 
     repository: str
     tag: str
     immutable: str
     digest: str | None = None
-    image: str | None = None
+    platforms: tuple[tuple[str, str], ...] = ()
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FloatingTag | None]]:
@@ -53,7 +55,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Floa
                         unknown = FloatingTag(repository, tag, immutable)
                         steps.append(Step(NAME, "unknown", f"{repository}:{tag}", "registry not running", unknown))
                     continue
-                steps += _decide(ctx, repository, immutable, floating, pushed_before="push" in earlier)
+                steps += _decide(ctx, repository, immutable, floating, pushed_before="index" in earlier)
     return steps
 
 
@@ -62,14 +64,14 @@ def _decide(
 ) -> list[Step[FloatingTag]]:
     """The decision for floating tags of one image, on what the registry holds now: decide() makes it, and act()
     again right before a move (another build of the line may have been released since decide())."""
-    source = ctx.world.remote_image(repository, immutable)
+    source = ctx.world.remote_platforms(repository, immutable)
     highest = highest_released_build(ctx.world.tags(repository), ctx.version, immutable)
     return [_floating(ctx, source, highest, FloatingTag(repository, tag, immutable), pushed_before) for tag in floating]
 
 
 def _floating(
     ctx: ReleaseContext,
-    source: registry.RemoteImage | None,
+    source: registry.RemotePlatforms | None,
     highest: int,
     floating: FloatingTag,
     pushed_before: bool,
@@ -82,15 +84,15 @@ def _floating(
     if source is None:
         reason = (
             f"{floating.repository}:{floating.immutable} is not pushed: the images of {ctx.version} are pushed (after "
-            f"their tests) before a floating tag moves"
+            f"their tests) and indexed before a floating tag moves"
         )
         return Step(NAME, "refuse", where, reason, floating)
-    remote = ctx.world.remote_image(floating.repository, floating.tag)
-    floating = replace(floating, digest=source.digest, image=source.config)
-    if remote is not None and remote.config == source.config:
-        reason = f"already {remote.digest} (image {source.config})"
-        return Step(NAME, "skip", where, reason, replace(floating, digest=remote.digest))
-    held = f"from {remote.config} " if remote is not None else ""
+    remote = ctx.world.remote_platforms(floating.repository, floating.tag)
+    floating = replace(floating, digest=source.digest, platforms=tuple(source.platforms.items()))
+    if remote is not None and remote.digest == source.digest:
+        reason = f"already {remote.digest} ({floating.immutable})"
+        return Step(NAME, "skip", where, reason, floating)
+    held = f"from {remote.digest} " if remote is not None else ""
     return Step(NAME, "move", where, f"{held}to {source.digest} ({floating.immutable})", floating)
 
 
@@ -109,9 +111,10 @@ def act(ctx: ReleaseContext, steps: list[Step[FloatingTag | None]]) -> PromoteRe
             ctx.log(f"promote: {step.target} -> {floating.digest} ({ctx.version})")
             with ctx.view.row(step.target, level=1):
                 ctx.world.tag_digest(floating.repository, floating.digest, floating.tag)
-            registry.check_pushed(floating.repository, floating.tag, floating.digest, floating.image)
+            registry.check_platforms(floating.repository, floating.tag, floating.digest, dict(floating.platforms))
         action = "moved" if step.open else "present"
-        tags.append(PushedTag(floating.repository, floating.tag, floating.image, floating.digest, True, action))
+        platforms = dict(floating.platforms)
+        tags.append(PushedTag(floating.repository, floating.tag, "", floating.digest, True, action, "", platforms))
     record = PromoteRecord(tags)
     ctx.save(record)
     return record

@@ -1,4 +1,8 @@
-"""Stage `push`: the exact images that passed their tests, to their immutable tags on every registry of the target.
+"""Stage `push`: the exact images that passed their tests, each platform's to its own immutable tag on every registry
+of the target (`2.2.4-1-bullseye-amd64`, `2.2.4-1-bullseye-arm64`: the flavour's tag and the architecture); the
+`index` stage then makes each of the flavour's immutable tags an index of them. A platform's tag is how a later job
+finds what an earlier one pushed (release.yml builds each platform in its own job): through the registry, never a
+runner's disk.
 
 Each image is pushed from the Docker engine to the target's first registry, then copied from there to the others,
 registry to registry (`docker push` would compress every layer again for each registry), each tag read back.
@@ -16,10 +20,10 @@ from dataclasses import dataclass, replace
 
 from ac_release.building.image_state import flavour_state
 from ac_release.clients import registry
-from ac_release.model.flavours import VARIANTS
+from ac_release.model.flavours import VARIANTS, Platform
 from ac_release.model.records import FlavourImages, ImagesRecord, PushedTag, PushRecord, SessionsRecord
 from ac_release.stages.steps import Step
-from ac_release.world.context import ReleaseContext, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, platforms, services_running
 
 NAME = "push"
 _PUSHED = re.compile(
@@ -39,35 +43,42 @@ def pushed_seconds(log: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class PushTarget:
-    """An image of the release under one immutable tag of one registry; `image` None until the images stage built
-    it in this run; `digest` once the registry holds it."""
+    """A platform's image of the release under its own immutable tag of one registry; `image` None until the images
+    stage built it in this run; `digest` once the registry holds it."""
 
     repository: str
     tag: str
     flavour: str
     variant: str
+    platform: Platform
     image: str | None
     digest: str | None = None
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[PushTarget]]:
-    """skip an immutable tag already on the image; refuse one holding another image; push the rest, only images that
+    """skip a platform's tag already on the image; refuse one holding another image; push the rest, only images that
     passed their tests (the test record), unless the test stage runs before in this run."""
     running = services_running(ctx)
-    built = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours
+    built = ctx.record(ImagesRecord) or ImagesRecord({})
     tested = ctx.record(SessionsRecord) or SessionsRecord({})
     steps = []
     for repository in ctx.target.registries:
         for flavour in flavours(ctx):
-            state = flavour_state(ctx, flavour)
-            # the images it pushes: the current ones; else those the images stage builds before it in this run;
-            # else the recorded ones
-            images = state.current or (None if "images" in earlier else built.get(flavour.name))
-            untested = None if "test" in earlier else _untested(ctx, flavour.name, images, "images" in earlier, tested)
-            for variant in VARIANTS:
-                image = images.variants[variant].image if images else None
-                for tag in flavour.tags(ctx.version, variant):
-                    where, target = f"{repository}:{tag}", PushTarget(repository, tag, flavour.name, variant, image)
+            for platform in platforms(ctx):
+                state = flavour_state(ctx, flavour, platform)
+                # the images it pushes: the current ones; else those the images stage builds before it in this run;
+                # else the recorded ones
+                images = state.current or (None if "images" in earlier else built.of(flavour.name, platform))
+                untested = (
+                    None
+                    if "test" in earlier
+                    else _untested(ctx, flavour.name, platform, images, "images" in earlier, tested)
+                )
+                for variant in VARIANTS:
+                    image = images.variants[variant].image if images else None
+                    tag = flavour.platform_tag(ctx.version, variant, platform)
+                    where = f"{repository}:{tag}"
+                    target = PushTarget(repository, tag, flavour.name, variant, platform, image)
                     if not running:
                         step = Step(NAME, "unknown", where, "registry not running", target)
                     else:
@@ -79,14 +90,19 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Push
 
 
 def _untested(
-    ctx: ReleaseContext, flavour: str, images: FlavourImages | None, built_before: bool, tested: SessionsRecord
+    ctx: ReleaseContext,
+    flavour: str,
+    platform: Platform,
+    images: FlavourImages | None,
+    built_before: bool,
+    tested: SessionsRecord,
 ) -> str | None:
-    """Why a flavour's images may not be pushed when no test stage runs before the push, or None."""
+    """Why a flavour's images of a platform may not be pushed when no test stage runs before the push, or None."""
     if images is None and not built_before:
-        return f"no images of {ctx.version}: run `invoke images {ctx.version}`"
-    if images is None or not tested.passed(flavour, images.ids()):
+        return f"no {platform} images of {ctx.version}: run `invoke images {ctx.version}`"
+    if images is None or not tested.passed(flavour, platform, images.ids()):
         return (
-            f"the {flavour} images of {ctx.version} have not passed their tests: run the release "
+            f"the {flavour} {platform} images of {ctx.version} have not passed their tests: run the release "
             f"(`invoke release {ctx.version}`), which tests before it pushes"
         )
     return None
@@ -129,7 +145,7 @@ def act(ctx: ReleaseContext, steps: list[Step[PushTarget]]) -> PushRecord:
                 ctx.world.copy_pushed(first, digest, repository, tag, image)
         if repository == first:
             on_first.setdefault(image, digest)
-        tags.append(PushedTag(repository, tag, image, digest, False, action))
+        tags.append(PushedTag(repository, tag, image, digest, False, action, str(step.payload.platform)))
     record = PushRecord(tags)
     ctx.save(record)
     return record

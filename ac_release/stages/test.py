@@ -28,10 +28,11 @@ from pathlib import Path
 from ac_release.building.image_state import flavour_state
 from ac_release.clients import proc, registry
 from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import AMD64, Platform
 from ac_release.model.names import run_log_stem
 from ac_release.model.records import FlavourTest, ImagesRecord, Session, SessionsRecord
 from ac_release.stages.steps import Step, open_steps
-from ac_release.world.context import ReleaseContext, flavours, services_running
+from ac_release.world.context import ReleaseContext, flavours, platforms, services_running
 from ac_release.world.released_images import PreviousRelease, previous_release
 
 NAME = "test"
@@ -50,77 +51,93 @@ UPGRADE_FROM_ENV = "AC_SMOKE_UPGRADE_FROM"
 
 @dataclass(frozen=True)
 class FlavourSessions:
-    """The test sessions of a flavour's images; `previous`: the earlier release the upgrade tests start from."""
+    """The test sessions of a flavour's images of one platform; `previous`: the earlier release the upgrade tests
+    start from (its image of that platform)."""
 
     flavour: str
+    platform: Platform
     previous: PreviousRelease | None = None
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FlavourSessions]]:
-    """skip a flavour whose very images passed, from the same earlier release; run the rest; refuse a flavour
+    """skip a flavour's platform whose very images passed, from the same earlier release; run the rest; refuse one
     without images, unless the images stage runs before in this run."""
     record = ctx.record(SessionsRecord) or SessionsRecord({})
-    built = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours
+    built = ctx.record(ImagesRecord) or ImagesRecord({})
     running = services_running(ctx)
-    previous = previous_release(ctx) if running else None
-    upgrade_from = str(previous.version) if previous else None
     repository = ctx.release_target.registries[0]  # where releases are: a dev build is upgrade-tested from one
     steps = []
-    for flavour in flavours(ctx):
-        state = flavour_state(ctx, flavour)
-        sessions = FlavourSessions(flavour.name)
-        smoke, upgrade = f"smoke/{flavour.name}", f"upgrade/{flavour.name}"
-        not_running = f"registry not running: earlier release on {repository}"
-        if state.current and record.passed(flavour.name, state.current.ids(), upgrade_from if running else ...):
-            done = record.flavours[flavour.name]
-            steps.append(Step(NAME, "skip", smoke, f"these images passed: {done.smoke.summary}", sessions))
+    for platform in platforms(ctx):
+        previous = previous_release(ctx, platform) if running else None
+        upgrade_from = str(previous.version) if previous else None
+        for flavour in flavours(ctx):
+            state = flavour_state(ctx, flavour, platform)
+            sessions = FlavourSessions(flavour.name, platform)
+            name = f"{flavour.name} {platform}"
+            smoke, upgrade = f"smoke/{name}", f"upgrade/{name}"
+            not_running = f"registry not running: earlier release on {repository}"
+            passed = state.current and record.passed(
+                flavour.name, platform, state.current.ids(), upgrade_from if running else ...
+            )
+            if passed:
+                done = record.of(flavour.name, platform)
+                steps.append(Step(NAME, "skip", smoke, f"these images passed: {done.smoke.summary}", sessions))
+                if not running:
+                    steps.append(Step(NAME, "unknown", upgrade, not_running, sessions))
+                else:
+                    reason = f"from {upgrade_from}: {done.upgrade.summary}"
+                    steps.append(Step(NAME, "skip", upgrade, reason, sessions))
+                continue
+            if built.of(flavour.name, platform) is None and "images" not in earlier:
+                reason = f"no {name} images of {ctx.version} to test: run `invoke images {ctx.version}`"
+                steps.append(Step(NAME, "refuse", smoke, reason, sessions))
+            else:
+                images = "the images built above" if not state.current else ", ".join(state.current.ids().values())
+                steps.append(Step(NAME, "run", smoke, f"tests/smoke -m smoke on {images}", sessions))
             if not running:
                 steps.append(Step(NAME, "unknown", upgrade, not_running, sessions))
+            elif previous is None:
+                reason = f"no earlier release with a {platform} image on {repository}"
+                steps.append(Step(NAME, "skip", upgrade, reason, sessions))
             else:
-                steps.append(Step(NAME, "skip", upgrade, f"from {upgrade_from}: {done.upgrade.summary}", sessions))
-            continue
-        if flavour.name not in built and "images" not in earlier:
-            reason = f"no {flavour.name} images of {ctx.version} to test: run `invoke images {ctx.version}`"
-            steps.append(Step(NAME, "refuse", smoke, reason, sessions))
-        else:
-            images = "the images built above" if not state.current else ", ".join(state.current.ids().values())
-            steps.append(Step(NAME, "run", smoke, f"tests/smoke -m smoke on {images}", sessions))
-        if not running:
-            steps.append(Step(NAME, "unknown", upgrade, not_running, sessions))
-        elif previous is None:
-            steps.append(Step(NAME, "skip", upgrade, f"no earlier release on {repository}", sessions))
-        else:
-            reason = f"from {previous.version} ({previous.reference})"
-            steps.append(Step(NAME, "run", upgrade, reason, FlavourSessions(flavour.name, previous)))
+                reason = f"from {previous.version} ({previous.reference})"
+                steps.append(Step(NAME, "run", upgrade, reason, FlavourSessions(flavour.name, platform, previous)))
     return steps
 
 
 def act(ctx: ReleaseContext, steps: list[Step[FlavourSessions]]) -> SessionsRecord:
     record = ctx.record(SessionsRecord) or SessionsRecord({})
     images = ctx.record(ImagesRecord)
-    # the earlier release the decision found (the registry is read once, by decide)
-    previous = next((step.payload.previous for step in steps if step.payload and step.payload.previous), None)
-    upgrade_from = str(previous.version) if previous else None
-    for name in sorted({step.payload.flavour for step in open_steps(steps)}):
-        ids = images.flavours[name].ids()  # decide refused a flavour without images
-        if previous is None:
-            ctx.log(f"test: no release before {ctx.version} on {ctx.release_target.registries[0]}, no upgrade to test")
-        else:
-            pull_previous(ctx, previous)
-        sessions = _side_by_side(ctx, name, previous)
-        smoke = sessions["smoke"]
-        upgrade = sessions.get("upgrade") or Session("no earlier release")
-        record.flavours[name] = FlavourTest(ids, upgrade_from, smoke, upgrade)
-        ctx.save(record)
-        for kind, session in (("smoke", smoke), ("upgrade", upgrade)):
-            if session.result == "failed":
-                raise ReleaseError(f"the {kind} tests of {name} failed ({session.summary}): see {session.log}")
+    for platform in platforms(ctx):
+        # the earlier release the decision found (the registry is read once, by decide)
+        mine = [step for step in steps if step.payload and step.payload.platform == platform]
+        previous = next((step.payload.previous for step in mine if step.payload.previous), None)
+        upgrade_from = str(previous.version) if previous else None
+        for name in sorted({step.payload.flavour for step in open_steps(mine)}):
+            ids = images.of(name, platform).ids()  # decide refused a flavour without images
+            if previous is None:
+                registry_name = ctx.release_target.registries[0]
+                ctx.log(f"test: no {platform} release before {ctx.version} on {registry_name}, no upgrade to test")
+            else:
+                pull_previous(ctx, previous)
+            sessions = _side_by_side(ctx, name, platform, previous)
+            smoke = sessions["smoke"]
+            upgrade = sessions.get("upgrade") or Session("no earlier release")
+            record.put(name, platform, FlavourTest(ids, upgrade_from, smoke, upgrade))
+            ctx.save(record)
+            for kind, session in (("smoke", smoke), ("upgrade", upgrade)):
+                if session.result == "failed":
+                    raise ReleaseError(
+                        f"the {kind} tests of {name} {platform} failed ({session.summary}): see {session.log}"
+                    )
     if not open_steps(steps):
         ctx.log("test: every flavour's images already passed their tests, skipping")
     return record
 
 
-def _side_by_side(ctx: ReleaseContext, flavour: str, previous: PreviousRelease | None) -> dict[str, Session]:
+def _side_by_side(
+    ctx: ReleaseContext, flavour: str, platform: Platform, previous: PreviousRelease | None
+) -> dict[str, Session]:
     """Every part of the smoke tests, and the upgrade tests, at once: they share nothing but the images (each part
     has its own Docker network and PostgreSQL), and each mostly waits on containers, so two cores run them in
     about the time of the longest part. A kind's parts make one Session."""
@@ -129,7 +146,12 @@ def _side_by_side(ctx: ReleaseContext, flavour: str, previous: PreviousRelease |
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = [
-            (kind, pool.submit(_session, ctx, flavour, kind, part, expression, previous if kind == "upgrade" else None))
+            (
+                kind,
+                pool.submit(
+                    _session, ctx, flavour, platform, kind, part, expression, previous if kind == "upgrade" else None
+                ),
+            )
             for kind, part, expression in jobs
         ]
         parts = [(kind, future.result()) for kind, future in futures]
@@ -162,6 +184,7 @@ def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
 def _session(
     ctx: ReleaseContext,
     flavour: str,
+    platform: Platform,
     kind: str,
     part: str,
     expression: str,
@@ -171,15 +194,17 @@ def _session(
     target."""
     logs = ctx.cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    stem = run_log_stem(ctx.version, ctx.target.name, kind, flavour, *([part] if part != kind else []))
+    parts = [platform.architecture, *([part] if part != kind else [])]
+    stem = run_log_stem(ctx.version, ctx.target.name, kind, flavour, *parts)
     log, report = logs / f"{stem}.log", logs / f"{stem}.xml"
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(ctx.settings.root / "tests" / "smoke"), "-m", expression]
     argv += ["-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2", "-rfEs"]
-    env = session_env(ctx, flavour, previous)
-    ctx.log(f"test: {kind} tests of {flavour}{f' ({part})' if part != kind else ''} (log: {log})")
+    env = session_env(ctx, flavour, platform, previous)
+    what = f"{kind} {flavour} {platform}{f' {part}' if part != kind else ''}"
+    ctx.log(f"test: {what} (log: {log})")
     started = time.monotonic()
-    with ctx.view.row(f"{kind} {flavour}{f' {part}' if part != kind else ''}", level=1) as row, open(log, "wb") as out:
+    with ctx.view.row(what, level=1) as row, open(log, "wb") as out:
         try:
             returncode = proc.run(
                 argv, kind="pytest", cwd=ctx.settings.root, stdout=out, stderr=subprocess.STDOUT, env=env
@@ -194,14 +219,21 @@ def _session(
     return Session("passed" if passed else "failed", round(time.monotonic() - started, 1), counts, str(log))
 
 
-def session_env(ctx: ReleaseContext, flavour: str, previous: PreviousRelease | None = None) -> dict[str, str]:
+def session_env(
+    ctx: ReleaseContext, flavour: str, platform: Platform = AMD64, previous: PreviousRelease | None = None
+) -> dict[str, str]:
     """Only what the tests need of the environment: no index password, token or other secret reaches them. An
     upgrade session is told which earlier release the stage pulled for it."""
     env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
     env.pop(UPGRADE_FROM_ENV, None)
     if previous is not None:
         env[UPGRADE_FROM_ENV] = f"{previous.version} {previous.reference}"
-    return env | {"AC_SMOKE_VERSION": str(ctx.version), "AC_SMOKE_FLAVOUR": flavour, "AC_SMOKE_TARGET": ctx.target.name}
+    return env | {
+        "AC_SMOKE_VERSION": str(ctx.version),
+        "AC_SMOKE_FLAVOUR": flavour,
+        "AC_SMOKE_PLATFORM": str(platform),
+        "AC_SMOKE_TARGET": ctx.target.name,
+    }
 
 
 def _counts(report: Path) -> dict[str, int]:

@@ -22,7 +22,7 @@ from ac_release.clients import registry
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.config import Signer
-from ac_release.model.flavours import Flavour
+from ac_release.model.flavours import AMD64, Flavour, Platform
 from ac_release.model.records import WheelRecord
 from ac_release.supply_chain import cosign, provenance, sbom
 from ac_release.world.context import ReleaseContext
@@ -77,13 +77,14 @@ def pushed_image_inputs(
     labels: Mapping[str, str],
     flavour: Flavour,
     built_base: str | None = None,
+    platform: Platform | None = None,
 ) -> dict:
     """The inputs a pushed image's provenance must name, its base and commit as its `labels` record them. The base
     is checked against `built_base`, the one the images stage recorded (the attest stage, where this engine holds a
     debootstrap base), or, without it (verify, on any machine), the flavour's pin or the pipeline's debootstrap
-    naming: never against this machine's engine."""
+    naming of `platform`'s base: never against this machine's engine."""
     if built_base is None:
-        base_image, base = labelled_base(ctx.target.base_images, flavour.distro, flavour.python, labels)
+        base_image, base = labelled_base(ctx.target.base_images, flavour.distro, flavour.python, labels, platform)
     else:
         base_image, base = built_base, base_digest(built_base, ctx.world.image_id(built_base), labels)
     return expected_inputs(ctx, wheel, base_image, base, labels.get(REVISION_LABEL, ""))
@@ -100,13 +101,26 @@ def flat(inputs: dict) -> list[provenance.Input]:
     ]
 
 
-def statement(ctx: ReleaseContext, repository: str, digest: str, inputs: dict, flavour: str, variant: str) -> dict:
+def statement(
+    ctx: ReleaseContext,
+    repository: str,
+    digest: str,
+    inputs: dict,
+    flavour: str,
+    variant: str,
+    platform: Platform = AMD64,
+) -> dict:
     return provenance.image_statement(
         repository,
         digest,
         **inputs,
         builder_id=f"{SOURCE}/ac-release/image",
-        external_parameters={"version": str(ctx.version), "flavour": flavour, "variant": variant},
+        external_parameters={
+            "version": str(ctx.version),
+            "flavour": flavour,
+            "variant": variant,
+            "platform": str(platform),
+        },
     )
 
 

@@ -13,7 +13,7 @@ from ac_release.core.errors import ReleaseError
 from ac_release.core.progress import LiveView, console
 from ac_release.model.catalog import Catalog, catalog_of
 from ac_release.model.config import Settings, Signer, Target, docker_command
-from ac_release.model.flavours import Flavour
+from ac_release.model.flavours import Flavour, Platform
 from ac_release.model.line import ReleaseLine
 from ac_release.model.manifest import Manifest, R
 from ac_release.model.names import artifact_names, release_files
@@ -37,6 +37,7 @@ class ReleaseContext:
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
     view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
     flavour: str | None = None  # one image flavour only (a workflow's images job); None: every flavour of the line
+    platform: str | None = None  # one platform only (`linux/arm64`: a workflow's images job); None: every one
     release_target: Target | None = None  # None: `target`
 
     def __post_init__(self) -> None:
@@ -55,6 +56,8 @@ class ReleaseContext:
         ctx = cls(version=parsed, line=line, catalog=catalog, target=build_target, release_target=configured, **kwargs)
         if ctx.flavour is not None:
             flavours(ctx)  # an unknown flavour is refused here, before anything runs
+        if ctx.platform is not None:
+            platforms(ctx)  # so is a platform the release does not build
         return ctx
 
     @property
@@ -158,4 +161,24 @@ def flavours(ctx: ReleaseContext) -> list[Flavour]:
     if not chosen:
         names = ", ".join(flavour.name for flavour in every)
         raise ReleaseError(f"no flavour {ctx.flavour!r} for Airflow {ctx.line.airflow}: one of {names}")
+    return chosen
+
+
+def release_platforms(ctx: ReleaseContext) -> tuple[Platform, ...]:
+    """Every platform of the release: the line's, narrowed by the target; the first is preferred (its images get the
+    local references without an architecture)."""
+    return ctx.catalog.release_platforms(ctx.line.airflow, ctx.release_target.name)
+
+
+def platforms(ctx: ReleaseContext) -> tuple[Platform, ...]:
+    """The release's platforms, or the one the context is restricted to (`--platform`)."""
+    every = release_platforms(ctx)
+    if ctx.platform is None:
+        return every
+    chosen = tuple(platform for platform in every if str(platform) == ctx.platform)
+    if not chosen:
+        names = ", ".join(map(str, every))
+        raise ReleaseError(
+            f"{ctx.version} on {ctx.target.name} is not built for {ctx.platform!r}: name one of {names} (--platform)"
+        )
     return chosen

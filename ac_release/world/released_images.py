@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ac_release.core.errors import ReleaseError
-from ac_release.model.flavours import VARIANTS, Flavour
+from ac_release.model.flavours import AMD64, VARIANTS, Flavour, Platform
 from ac_release.model.products import Product
 from ac_release.model.version import ACVersion, ProductVersion
-from ac_release.world.context import ReleaseContext, flavours
+from ac_release.world.context import ReleaseContext, flavours, release_platforms
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,9 @@ def release_tag_version(tag: str, product: Product | None = None) -> ACVersion |
     return None if version.dev else version
 
 
-def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
-    """The newest release older than this build on the target's first release registry (a dev build's too), or
-    None for a first release."""
+def previous_release(ctx: ReleaseContext, platform: Platform = AMD64) -> PreviousRelease | None:
+    """The newest release older than this build on the target's first release registry (a dev build's too), as its
+    `platform` image; None for a first release, or when that release has no image of `platform`."""
     repository = ctx.release_target.registries[0]
     earlier = [
         v
@@ -62,8 +62,12 @@ def previous_release(ctx: ReleaseContext) -> PreviousRelease | None:
     if not earlier:
         return None
     version = max(earlier)
-    image = ctx.world.remote_image(repository, version.image_tag)  # `4.2.1` for runtime-4.2.1
-    return PreviousRelease(version, repository, image.digest) if image else None
+    held = ctx.world.remote_platforms(repository, version.image_tag)  # `4.2.1` for runtime-4.2.1
+    if held is None:
+        return None
+    # an index: its `platform` image (pulled by that digest); a release before platforms: linux/amd64 alone
+    digest = held.platforms.get(str(platform))
+    return PreviousRelease(version, repository, digest) if digest else None
 
 
 def highest_released_build(tags: list[str], version: ACVersion | ProductVersion, canonical_tag: str) -> int:
@@ -78,32 +82,40 @@ class ReleasedImage:
     repository: str
     flavour: Flavour
     variant: str
-    digest: str  # manifest digest every immutable tag of the image names
-    config: str  # image id
+    digest: str  # the index digest every immutable tag of the image names
+    platforms: dict[str, str]  # platform (`linux/arm64`) -> its image manifest digest, in the index's order
     tags: tuple[str, ...]  # its immutable tags, then the floating tags that point to it
 
 
 def released_images(ctx: ReleaseContext) -> list[ReleasedImage]:
     """Every image of this release as the target's registries hold it: read from the registries alone, so any
-    machine can ask (a workflow's later job, `invoke verify`, the release notes). A missing immutable tag, or
-    immutable tags of one image that name different digests, is an error."""
+    machine can ask (a workflow's later job, `invoke verify`, the release notes). A missing immutable tag, immutable
+    tags of one image that name different digests, or an index without one of the release's platforms is an error."""
+    wanted = [str(platform) for platform in release_platforms(ctx)]
     images = []
     for repository in ctx.target.registries:
         for flavour in flavours(ctx):
             for variant in VARIANTS:
                 immutable = flavour.tags(ctx.version, variant)
-                remotes = {tag: ctx.world.remote_image(repository, tag) for tag in immutable}
+                remotes = {tag: ctx.world.remote_platforms(repository, tag) for tag in immutable}
                 if missing := [tag for tag, remote in remotes.items() if remote is None]:
                     raise ReleaseError(f"{repository}:{missing[0]} does not exist: {ctx.version} is not released there")
                 if len({remote.digest for remote in remotes.values()}) > 1:
                     named = ", ".join(f"{tag} -> {remote.digest}" for tag, remote in remotes.items())
                     raise ReleaseError(f"the immutable tags of one image of {ctx.version} disagree: {named}")
                 image = remotes[immutable[-1]]
+                if lacking := [platform for platform in wanted if platform not in image.platforms]:
+                    held = ", ".join(image.platforms) or "no platform"
+                    raise ReleaseError(
+                        f"{repository}:{immutable[-1]} ({image.digest}) holds {held}, not {lacking[0]}: the release "
+                        f"builds {', '.join(wanted)}"
+                    )
                 floating = [
                     tag
                     for tag in flavour.floating_tags(ctx.version, variant)
-                    if (remote := ctx.world.remote_image(repository, tag)) is not None and remote.digest == image.digest
+                    if (remote := ctx.world.remote_platforms(repository, tag)) is not None
+                    and remote.digest == image.digest
                 ]
                 tags = (*immutable, *floating)
-                images.append(ReleasedImage(repository, flavour, variant, image.digest, image.config, tags))
+                images.append(ReleasedImage(repository, flavour, variant, image.digest, image.platforms, tags))
     return images

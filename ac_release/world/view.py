@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from ac_release.clients import git, index, registry
+from ac_release.clients import git, index, oci_index, registry
 from ac_release.clients import oci_release_files as release_files
 from ac_release.clients.upload import upload
 from ac_release.core.errors import ReleaseError
@@ -182,6 +182,13 @@ class World:
         `platforms` as the index `digest` of exactly those {platform: manifest digest}; forgets that tag."""
         try:
             registry.copy_pushed(source, digest, repository, tag, image, platforms=platforms)
+        finally:
+            self.wrote(repository, tag)
+
+    def push_index(self, repository: str, tag: str, platforms: dict[str, str]) -> oci_index.PushedIndex:
+        """The OCI index of {platform: manifest digest} under `repository:tag` (oci_index.push_index)."""
+        try:
+            return oci_index.push_index(repository, tag, platforms)
         finally:
             self.wrote(repository, tag)
 

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from ac_release.building.postgres import ensure_postgres
 from ac_release.model.config import docker_command, load_settings
-from ac_release.model.flavours import Flavour, flavours_of
+from ac_release.model.flavours import AMD64, Flavour, Platform, flavours_of
 from ac_release.model.records import ImagesRecord
 from ac_release.world.context import ReleaseContext
 from tests.integration.conftest import require
@@ -39,6 +39,7 @@ class Built:
     onbuild: str
     onbuild_ref: str
     flavour: Flavour  # images/matrix.toml's: the Python and the pip the image has
+    platform: Platform  # the images' (AC_SMOKE_PLATFORM; an arm64 image runs under emulation on an amd64 machine)
 
 
 @dataclass
@@ -78,15 +79,17 @@ def built(docker) -> Built:
     ctx = ReleaseContext.create(version, settings, target, console=Console(stderr=True, quiet=True))
     declared = next((f for f in flavours_of(ctx.images_dir, ctx.line.airflow) if f.name == flavour), None)
     assert declared is not None, flavour
-    entry = (ctx.record(ImagesRecord) or ImagesRecord({})).flavours.get(flavour)
-    require(entry is not None, f"images of {version} ({flavour}): run `invoke build {version}`")
+    platform = Platform.parse(os.environ.get("AC_SMOKE_PLATFORM") or str(AMD64))
+    entry = (ctx.record(ImagesRecord) or ImagesRecord({})).of(flavour, platform)
+    require(entry is not None, f"{platform} images of {version} ({flavour}): run `invoke build {version}`")
     for variant, image in entry.variants.items():
         require(
             docker("image", "inspect", image.image, check=False).returncode == 0,
             f"the {variant} image {image.image} of {version} in the Docker engine",
         )
     variants = entry.variants
-    return Built(ctx, flavour, variants["base"].image, variants["onbuild"].image, variants["onbuild"].ref, declared)
+    base, onbuild = variants["base"].image, variants["onbuild"]
+    return Built(ctx, flavour, base, onbuild.image, onbuild.ref, declared, platform)
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def test_airflow_version_equals_the_labels(docker, built):
     revision = labels["org.opencontainers.image.revision"]
     (flavour,) = [f for f in flavours(built.ctx) if f.name == built.flavour_name]
     # the base it is built FROM: an official base at its pin, a debootstrap base (never pushed) by its image id here
-    base, _, pinned = built.ctx.record(ImagesRecord).flavours[built.flavour_name].base_image.partition("@")
+    base, _, pinned = built.ctx.record(ImagesRecord).of(built.flavour_name, built.platform).base_image.partition("@")
     base_digest = pinned or docker("image", "inspect", "--format", "{{.Id}}", base).stdout.strip()
     assert {k: v for k, v in labels.items() if k.startswith("org.opencontainers.")} == {
         "org.opencontainers.image.version": str(version),
@@ -67,6 +67,13 @@ def test_airflow_version_equals_the_labels(docker, built):
     # built from a commit of this repository's history
     assert re.fullmatch(r"[0-9a-f]{40}", revision)
     git(built.ctx.settings.root, "merge-base", "--is-ancestor", revision, "HEAD")
+
+
+def test_the_image_is_of_its_platform_and_runs_as_it(docker, built):
+    """An arm64 image says linux/arm64 and its processes see an aarch64 kernel (emulated on an amd64 machine)."""
+    inspect = docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", built.image).stdout.strip()
+    assert inspect == str(built.platform)
+    assert docker("run", "--rm", built.image, "uname", "-m").stdout.strip() == built.platform.machine
 
 
 def test_environment_of_the_image(docker, built):
@@ -386,7 +393,10 @@ def _planted_ca_bundle(tmp_path: Path, built) -> tuple[Path, str]:
 
 def _build_project(docker, built, project: Path, tag: str, bundle: Path):
     secret = ["--secret", f"id=build-ca,src={bundle}"]
-    return docker("build", "--progress=plain", "--tag", tag, *secret, str(project), check=False, timeout=900)
+    platform = ["--platform", str(built.platform)]
+    return docker(
+        "build", "--progress=plain", *platform, "--tag", tag, *secret, str(project), check=False, timeout=1800
+    )
 
 
 def _files_holding(docker, image: str, bundle: Path, line: str) -> list[str]:

@@ -4,12 +4,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ac_release.commands.ci_matrix import ci_matrix
 from ac_release.core.errors import ReleaseError
+from ac_release.model.config import load_settings
+from ac_release.model.flavours import ARM64
 from ac_release.model.nox_sessions import session_params
 from tests.helpers import REPO, write_config
 
@@ -30,6 +33,7 @@ flavours = [{ distro = "bullseye", python = "3.9" }, { distro = "bookworm", pyth
 
 [lines."2.3.0"]
 pip = "22.0.4"
+platforms = ["linux/amd64", "linux/arm64"]
 flavours = [{ distro = "bookworm", python = "3.11" }]
 
 [lines."2.4.0"]
@@ -47,7 +51,8 @@ def _changelog(airflow: str, *builds: str) -> str:
 
 @pytest.fixture
 def root(tmp_path) -> Path:
-    """Lines 2.2.4 (two flavours, two builds) and 2.3.0 with a changelog; 2.4.0 has flavours but no changelog yet."""
+    """Lines 2.2.4 (two flavours, two builds, amd64 only) and 2.3.0 (amd64 and arm64) with a changelog; 2.4.0 has
+    flavours but no changelog yet."""
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "matrix.toml").write_text(TWO_LINES)
     (tmp_path / "changelog").mkdir()
@@ -58,12 +63,40 @@ def root(tmp_path) -> Path:
 
 def test_a_version_gets_every_flavour_of_its_line(root):
     assert ci_matrix(root, "2.2.4-1") == {
-        "include": [{"version": "2.2.4-1", "flavour": "bullseye"}, {"version": "2.2.4-1", "flavour": "bookworm"}]
+        "include": [
+            {"version": "2.2.4-1", "flavour": "bullseye", "platform": "linux/amd64"},
+            {"version": "2.2.4-1", "flavour": "bookworm", "platform": "linux/amd64"},
+        ]
     }
-    assert ci_matrix(root, "2.4.0-1-dev") == {"include": [{"version": "2.4.0-1-dev", "flavour": "bookworm"}]}
+    assert ci_matrix(root, "2.4.0-1-dev") == {
+        "include": [{"version": "2.4.0-1-dev", "flavour": "bookworm", "platform": "linux/amd64"}]
+    }
+
+
+def test_a_version_gets_every_flavour_on_every_platform_of_its_line(root):
+    assert ci_matrix(root, "2.3.0-1") == {
+        "include": [
+            {"version": "2.3.0-1", "flavour": "bookworm", "platform": "linux/amd64"},
+            {"version": "2.3.0-1", "flavour": "bookworm", "platform": "linux/arm64"},
+        ]
+    }
+
+
+def test_a_target_naming_fewer_platforms_gets_those_only(root, tmp_path):
+    local = load_settings(write_config(tmp_path)).target("local")
+    assert ci_matrix(root, "2.3.0-1", local) == ci_matrix(root, "2.3.0-1")  # a target naming none builds them all
+    arm_only = replace(local, platforms=(ARM64,))
+    assert ci_matrix(root, "2.3.0-1", arm_only) == {
+        "include": [{"version": "2.3.0-1", "flavour": "bookworm", "platform": "linux/arm64"}]
+    }
+    with pytest.raises(
+        ReleaseError, match="target local builds linux/arm64 but Airflow 2.2.4's images are linux/amd64"
+    ):
+        ci_matrix(root, "2.2.4-1", arm_only)  # no empty matrix: GitHub would refuse it far from the cause
 
 
 def test_newest_is_the_newest_build_of_every_line_with_a_changelog(root):
+    # one row per nox smoke session (version, flavour): it builds its platforms itself, on one amd64 runner
     assert ci_matrix(root, "newest") == {
         "include": [
             {"version": "2.2.4-2", "flavour": "bullseye"},
@@ -81,7 +114,12 @@ def test_newest_is_what_a_plain_nox_run_smoke_tests(root, root_of):
 
 
 def test_this_repository():
-    assert ci_matrix(REPO, "2.2.4-1") == {"include": [{"version": "2.2.4-1", "flavour": "bullseye"}]}
+    assert ci_matrix(REPO, "2.2.4-1") == {
+        "include": [
+            {"version": "2.2.4-1", "flavour": "bullseye", "platform": "linux/amd64"},
+            {"version": "2.2.4-1", "flavour": "bullseye", "platform": "linux/arm64"},
+        ]
+    }
 
 
 def test_an_empty_matrix_is_refused(root):
@@ -107,7 +145,17 @@ def _invoke(tmp_path: Path, *args: str, github_output: Path | None = None) -> su
 def test_invoke_matrix_prints_one_json_line(tmp_path):
     result = _invoke(tmp_path, "2.2.4-1")
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == '{"include": [{"version": "2.2.4-1", "flavour": "bullseye"}]}\n'
+    assert json.loads(result.stdout) == ci_matrix(REPO, "2.2.4-1")  # the default target names no platforms
+    assert result.stdout.count("\n") == 1
+
+
+def test_invoke_matrix_takes_the_release_target(tmp_path):
+    result = _invoke(tmp_path, "2.2.4-1", "--target", "local")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == ci_matrix(REPO, "2.2.4-1")
+    result = _invoke(tmp_path, "2.2.4-1", "--target", "nowhere")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: unknown target 'nowhere': choose one of ")
 
 
 def test_invoke_matrix_appends_the_step_output(tmp_path):
@@ -136,6 +184,10 @@ def test_invoke_matrix_appends_the_step_output(tmp_path):
             'error: no image flavours for Airflow 9.9.9: add [lines."9.9.9"] to images/matrix.toml',
         ),
         ([], "error: 'matrix' did not receive required positional arguments: 'version'"),
+        (
+            ["newest", "--target", "local", "--github-output"],
+            "error: `invoke matrix newest` takes no --target: ci.yml's smoke sessions build on the default target",
+        ),
     ],
 )
 def test_bad_input_one_line_and_no_output_written(tmp_path, args, error):

@@ -4,6 +4,7 @@ signature the keyring refuses is final at once."""
 from __future__ import annotations
 
 import re
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -133,7 +134,7 @@ def test_the_tree_is_imported_by_buildkit_with_the_platform_and_checked(tmp_path
     (rootfs / "etc").mkdir(parents=True)
     (rootfs / "etc/os-release").write_text("ID=debian\n")
     engine = Engine("linux/arm64")
-    baseimage._import(engine, rootfs, tmp_path / "context", "ac-release/debian:t", ARM64)
+    baseimage._import(engine, rootfs, tmp_path / "context", "ac-release/debian:t", ARM64, {})
     build, inspect = engine.calls
     context = str(tmp_path / "context")
     assert build == ("build", "--platform", "linux/arm64", "--progress=plain", "--tag", "ac-release/debian:t", context)
@@ -150,7 +151,7 @@ def test_an_image_of_another_platform_is_removed_and_refused(tmp_path):
     (tmp_path / "rootfs").mkdir()
     engine = Engine("linux/amd64")  # what `docker import --platform linux/arm64` gives on engine 20.10
     with pytest.raises(ReleaseError) as error:
-        baseimage._import(engine, tmp_path / "rootfs", tmp_path / "context", "ac-release/debian:t", ARM64)
+        baseimage._import(engine, tmp_path / "rootfs", tmp_path / "context", "ac-release/debian:t", ARM64, {})
     assert str(error.value) == (
         "the base ac-release/debian:t was built as a linux/amd64 image, not linux/arm64: the engine ignored "
         "--platform (BuildKit is needed: DOCKER_BUILDKIT=1 with Debian's docker.io CLI)"
@@ -187,3 +188,32 @@ def test_updates_the_archive_does_not_serve_are_a_refusal_naming_them(monkeypatc
         "release.toml)"
     )
     assert len(calls) == 1  # final: a mirror that does not serve a file is not a download to try again in seconds
+
+
+def test_a_security_suite_the_archive_does_not_serve_is_returned_to_build_without_it_and_nothing_else_is(monkeypatch):
+    """The base is then built from the point release and -updates, labelled (ensure_debian_base); a 404 of any other
+    file is still a refusal."""
+    apt = "".join(f"E: Failed to fetch {url}  404  Not Found [IP: 151.101.2.132 80]\n" for url in UNSERVED)
+    monkeypatch.setattr(
+        baseimage.subprocess, "run", lambda argv, **k: subprocess.CompletedProcess(argv, 100, "", apt)
+    )
+    upgrade = ["chroot", "rootfs", "sh", "-c", "apt-get upgrade"]
+    assert baseimage._run(upgrade, "security updates", unserved_ok=baseimage.DEBIAN_SECURITY_MIRROR) == UNSERVED
+    main = "http://deb.debian.org/debian/pool/main/b/bash/bash_5.1-2+deb11u1_arm64.deb"
+    apt += f"E: Failed to fetch {main}  404  Not Found [IP: 151.101.2.132 80]\n"
+    with pytest.raises(ReleaseError, match="lists 4 package file"):
+        baseimage._run(upgrade, "security updates", unserved_ok=baseimage.DEBIAN_SECURITY_MIRROR)
+
+
+def test_a_base_built_without_its_security_suite_warns_on_every_use():
+    class Labelled:
+        def __call__(self, *args, capture=False, check=True):
+            label = {baseimage.SECURITY_LABEL: "not applied: the pool was not served"}
+            return subprocess.CompletedProcess(args, 0, json.dumps(label).encode(), b"")
+
+    lines = []
+    baseimage.warn_unpatched(Labelled(), "ac-release/debian:bullseye-arm64-0123456789ab", lines.append)
+    assert lines == [
+        "WARNING: base ac-release/debian:bullseye-arm64-0123456789ab: security updates not applied: the pool was not "
+        "served; remove it (docker image rm ac-release/debian:bullseye-arm64-0123456789ab) to build it again"
+    ]

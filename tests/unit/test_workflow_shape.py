@@ -37,7 +37,7 @@ BRANCH_GUARD_RUN = [re.compile(r'echo "::error::[^"`$]*(\$[A-Z_]+[^"`$]*)*"'), r
 SHELL_CONTROL = re.compile(r"[;&|`<>]|\$\(")  # a second command, a pipe, a redirection or a substitution
 MATRIX_FROM_JOB = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<output>[\w-]+)\) \}\}")
 STEP_OUTPUT = re.compile(r"\$\{\{ steps\.(?P<step>[\w-]+)\.outputs\.(?P<output>[\w-]+) \}\}")
-MATRIX_COMMAND = re.compile(r"\.venv/bin/invoke (matrix \S+|lines) --github-output")
+MATRIX_COMMAND = re.compile(r"\.venv/bin/invoke (matrix \S+( --target \S+)?|lines) --github-output")
 
 
 def load(path: Path) -> dict:
@@ -215,16 +215,25 @@ def test_the_run_step_check_refuses_other_actions():
     assert len(run_step_problems(workflow)) == 2
 
 
-def test_the_release_workflow_is_plan_wheel_images_per_flavour_promote_release():
+def test_the_release_workflow_is_plan_wheel_images_per_flavour_and_platform_index_promote_release():
     workflow = load(REPO / ".github" / "workflows" / "release.yml")
     jobs = workflow["jobs"]
-    assert list(jobs) == ["plan", "wheel", "images", "promote", "release"]
-    assert [jobs[j].get("needs") for j in jobs] == [None, "plan", ["plan", "wheel"], ["plan", "images"], "promote"]
-    # the least each job needs: only wheel and images sign (the wheels; the pushed digests), only release writes
+    assert list(jobs) == ["plan", "wheel", "images", "index", "promote", "release"]
+    assert [jobs[j].get("needs") for j in jobs] == [
+        None,
+        "plan",
+        ["plan", "wheel"],
+        ["plan", "images"],
+        ["plan", "index"],
+        "promote",
+    ]
+    # the least each job needs: only wheel, images and index sign (the wheels; the pushed platform digests; the
+    # indexes), only release writes
     assert {j: job["permissions"] for j, job in jobs.items()} == {
         "plan": {"contents": "read"},
         "wheel": {"contents": "read", "id-token": "write"},
         "images": {"contents": "read", "id-token": "write"},
+        "index": {"contents": "read", "id-token": "write"},
         "promote": {"contents": "read"},
         "release": {"contents": "write"},
     }
@@ -249,19 +258,20 @@ def test_the_release_workflow_is_plan_wheel_images_per_flavour_promote_release()
     tagging = [step for step in jobs["release"]["steps"] if "PUSH_TOKEN" in step.get("env", {})]
     assert [step["run"] for step in tagging] == ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages tag']
     assert tagging[0]["env"]["GIT_CONFIG_KEY_0"] == "credential.https://github.com.helper"
-    # each job runs its part of the one pipeline; the images job one flavour of the computed matrix
+    # each job runs its part of the one pipeline; the images job one flavour and platform of the computed matrix
     commands = {j: [line for s in job["steps"] for line in s.get("run", "").splitlines() if "invoke" in line]
                 for j, job in jobs.items()}  # fmt: skip
     assert commands == {
         "plan": [
             '.venv/bin/invoke release "$VERSION" --target "$TARGET" --dry-run',
-            '.venv/bin/invoke matrix "$VERSION" --github-output',
+            '.venv/bin/invoke matrix "$VERSION" --target "$TARGET" --github-output',
         ],
         "wheel": ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages wheel,sign,publish'],
         "images": [
-            '.venv/bin/invoke release "$VERSION" --target "$TARGET" --flavour "$FLAVOUR" '
+            '.venv/bin/invoke release "$VERSION" --target "$TARGET" --flavour "$FLAVOUR" --platform "$PLATFORM" '
             "--stages images,test,push,attest"
         ],
+        "index": ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages index'],
         "promote": ['.venv/bin/invoke release "$VERSION" --target "$TARGET" --stages promote'],
         "release": [
             '.venv/bin/invoke verify "$VERSION" --target "$TARGET"',
@@ -271,6 +281,29 @@ def test_the_release_workflow_is_plan_wheel_images_per_flavour_promote_release()
     }
     stages = [name for job in commands.values() for line in job for name in _stages_of(line)]
     assert stages == [name for name in RELEASE if name != "preflight"]  # every stage once, in pipeline order
+
+
+def test_the_release_images_jobs_run_per_platform_on_its_architecture_and_the_index_job_joins_them():
+    jobs = load(REPO / ".github" / "workflows" / "release.yml")["jobs"]
+    images, index = jobs["images"], jobs["index"]
+    # every row of the images matrix names a platform, and the job takes it to the runner, its name and --platform
+    rows = ci_matrix(REPO, "2.2.4-1")["include"]
+    assert rows and all(set(row) == {"version", "flavour", "platform"} for row in rows)
+    assert {row["platform"] for row in rows} == {"linux/amd64", "linux/arm64"}  # images/matrix.toml's line 2.2.4
+    assert "${{ matrix.platform }}" in images["name"]
+    (build,) = [step for step in images["steps"] if "--stages images" in step.get("run", "")]
+    assert build["env"]["PLATFORM"] == "${{ matrix.platform }}"
+    assert images["runs-on"] == "${{ matrix.platform == 'linux/arm64' && 'ubuntu-24.04-arm' || 'ubuntu-24.04' }}"
+    # the index job runs once (no matrix) after every images job, and promote moves floating tags to its indexes
+    assert "strategy" not in index
+    assert index["needs"] == ["plan", "images"] and "images" not in jobs["promote"]["needs"]
+    assert "index" in jobs["promote"]["needs"]
+    # it reads the platform tags the images jobs pushed from the same registries, with the same logins and secrets
+    login = [step for step in images["steps"] if "docker login" in step.get("run", "")]
+    assert [step for step in index["steps"] if "docker login" in step.get("run", "")] == login
+    (assemble,) = [step for step in index["steps"] if "--stages index" in step.get("run", "")]
+    secrets = {name: value for name, value in build["env"].items() if "secrets." in value}
+    assert {name: value for name, value in assemble["env"].items() if "secrets." in value} == secrets
 
 
 def _stages_of(line: str) -> list[str]:

@@ -1,0 +1,179 @@
+"""Stage `index`: each immutable tag of the release (`2.2.4-1`, `2.2.4-1-bullseye`, `2.2.4-1-onbuild`, ...) made an OCI
+image index of the platforms' own tags the push stage left (`2.2.4-1-bullseye-amd64`, `...-arm64`), then signed.
+
+It reads the registry alone (no record, no local image), so it runs on any machine: release.yml's `index` job, after
+every platform's job pushed and attested its images. A user's `docker pull` of the tag gets the image of their
+platform (`--platform linux/arm64` the arm64 one).
+
+Immutable tags: no such tag -> push the index; the tag already holds exactly these platforms' manifests -> skip;
+anything else -> refuse (immutable tags never move). A platform's tag missing -> refuse, naming the job that pushes
+it (unless the push stage runs before in this run). Each index is signed by the target's identity (cosign, keyless):
+sign when its signature is missing, keep when it verifies, refuse when one exists that does not verify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+from ac_release.core.errors import ReleaseError
+from ac_release.model.flavours import VARIANTS, Platform
+from ac_release.model.records import IndexRecord, PushedTag
+from ac_release.stages.steps import Step, open_steps
+from ac_release.supply_chain import cosign
+from ac_release.supply_chain.image_attestations import cosign_tag
+from ac_release.supply_chain.signing import client_token
+from ac_release.world.context import ReleaseContext, flavours, release_platforms, services_running
+
+NAME = "index"
+
+
+@dataclass(frozen=True)
+class IndexTarget:
+    """One immutable tag of one registry as the index of `platforms` ({platform: its own tag}); `manifests`
+    ({platform: manifest digest}) once every platform's tag is pushed; `digest` once the index is there."""
+
+    repository: str
+    tag: str
+    platforms: tuple[tuple[str, str], ...]
+    manifests: tuple[tuple[str, str], ...] = ()
+    digest: str | None = None
+
+
+def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[IndexTarget]]:
+    """push an index that is not there, skip one that is, refuse an immutable tag holding anything else or a
+    platform not pushed; then sign (or keep, or refuse) the index's signature."""
+    if ctx.platform is not None:
+        return [Step(NAME, "skip", "indexes", f"a run of {ctx.platform} alone: the index job assembles them")]
+    running = services_running(ctx)
+    every = release_platforms(ctx)
+    steps = []
+    for repository in ctx.target.registries:
+        for flavour in flavours(ctx):
+            for variant in VARIANTS:
+                own = tuple((str(p), flavour.platform_tag(ctx.version, variant, p)) for p in every)
+                for tag in flavour.tags(ctx.version, variant):
+                    target = IndexTarget(repository, tag, own)
+                    if not running:
+                        steps.append(Step(NAME, "unknown", f"{repository}:{tag}", "registry not running", target))
+                        continue
+                    steps += _decide_tag(ctx, target, every, pushed_before="push" in earlier)
+    return steps
+
+
+def _decide_tag(
+    ctx: ReleaseContext, target: IndexTarget, every: tuple[Platform, ...], pushed_before: bool
+) -> list[Step[IndexTarget]]:
+    where = f"{target.repository}:{target.tag}"
+    manifests = {}
+    for platform, own in target.platforms:
+        remote = ctx.world.remote_image(target.repository, own)
+        if remote is None:
+            if pushed_before:
+                return [Step(NAME, "push", where, f"index of {_names(every)} once they are pushed", target)]
+            reason = (
+                f"{target.repository}:{own} is not pushed: push its {platform} images first "
+                f"(`invoke release {ctx.version} --platform {platform} --stages images,test,push,attest`)"
+            )
+            return [Step(NAME, "refuse", where, reason, target)]
+        manifests[platform] = remote.digest
+    target = replace(target, manifests=tuple(manifests.items()))
+    listed = ", ".join(f"{platform} {digest}" for platform, digest in manifests.items())
+    held = ctx.world.remote_platforms(target.repository, target.tag)
+    if held is None:
+        return [Step(NAME, "push", where, f"index of {listed}", target)]
+    if held.platforms != manifests:
+        found = ", ".join(f"{platform} {digest}" for platform, digest in held.platforms.items())
+        reason = (
+            f"already holds {held.digest} ({found}), this release's platforms are {listed}: immutable tags never "
+            f"move; release the next build number"
+        )
+        return [Step(NAME, "refuse", where, reason, target)]
+    target = replace(target, digest=held.digest)
+    return [Step(NAME, "skip", where, f"already the index {held.digest} of {listed}", target), _signature(ctx, target)]
+
+
+def _signature(ctx: ReleaseContext, target: IndexTarget) -> Step[IndexTarget]:
+    """The index's own signature: keep when it verifies for the target's identity, sign when missing, refuse else."""
+    where = f"{target.repository}@{target.digest}.sig"
+    signer = ctx.signer
+    if cosign_tag(target.digest, "sig") not in ctx.world.tags(target.repository):
+        return Step(NAME, "sign", where, f"signature as {signer.identity}", target)
+    image = cosign.ImageReference.of(ctx.target.registry(target.repository), target.digest)
+    try:
+        cosign.verify_image(cosign.trust_of(ctx), image, signer)
+    except ReleaseError as exc:
+        return Step(NAME, "refuse", where, f"{exc}; remove it from the registry to sign again", target)
+    return Step(NAME, "keep", where, f"signature verifies as {signer.identity}", target)
+
+
+def _names(platforms: tuple[Platform, ...]) -> str:
+    return ", ".join(map(str, platforms))
+
+
+def act(ctx: ReleaseContext, steps: list[Step[IndexTarget]]) -> IndexRecord:
+    record = IndexRecord([])
+    pushed = {}
+    for step in steps:
+        target = step.payload
+        if target is None:  # a run of one platform: nothing of its own
+            continue
+        if step.action == "push":
+            if not target.manifests:  # the push stage ran before in this run: decided now, on what it pushed
+                (step, *_) = _decide_tag(ctx, target, release_platforms(ctx), pushed_before=False)
+                if step.action == "refuse":
+                    raise ReleaseError(f"{step.target}: {step.reason}")
+                target = step.payload
+            if step.action == "push":
+                ctx.log(f"index: {step.target} <- {', '.join(f'{p} {d}' for p, d in target.manifests)}")
+                with ctx.view.row(step.target, level=1):
+                    made = ctx.world.push_index(target.repository, target.tag, dict(target.manifests))
+                target = replace(target, digest=made.digest)
+                action = made.action
+            else:
+                target = step.payload
+                action = "present"
+            pushed[(target.repository, target.tag)] = target
+            record.tags.append(_pushed(target, action))
+        elif step.action == "skip":
+            pushed[(target.repository, target.tag)] = target
+            record.tags.append(_pushed(target, "present"))
+        elif step.action == "keep":
+            record.signed[f"{target.repository}@{target.digest}"] = "kept"
+    to_sign = [step for step in open_steps(steps) if step.action == "sign"]
+    to_sign += [_signature(ctx, target) for target in pushed.values() if not _decided(steps, target)]
+    token = client_token(ctx) if any(step.open for step in to_sign) else None
+    trust = cosign.trust_of(ctx)
+    for step in to_sign:
+        target = step.payload
+        name = f"{target.repository}@{target.digest}"
+        if name in record.signed:  # two immutable tags of one image (`2.2.4-1`, `2.2.4-1-bullseye`): one index
+            continue
+        if step.action == "refuse":
+            raise ReleaseError(f"{step.target}: {step.reason}")
+        if step.open:
+            ctx.log(f"index: signing {name} as {ctx.signer.identity}")
+            image = cosign.ImageReference.of(ctx.target.registry(target.repository), target.digest)
+            with ctx.view.row(f"sign {name}", level=1):
+                try:
+                    cosign.sign_image(trust, image, token)
+                finally:
+                    ctx.world.wrote(target.repository, cosign_tag(target.digest, "sig"))
+            cosign.verify_image(trust, image, ctx.signer)
+        record.signed[name] = "signed" if step.open else "kept"
+    ctx.save(record)
+    return record
+
+
+def _decided(steps: list[Step[IndexTarget]], target: IndexTarget) -> bool:
+    """Was the signature of `target`'s index decided already (an index that was there before this run)?"""
+    return any(
+        step.action in ("sign", "keep", "refuse")
+        and step.payload is not None
+        and (step.payload.repository, step.payload.digest) == (target.repository, target.digest)
+        for step in steps
+    )
+
+
+def _pushed(target: IndexTarget, action: str) -> PushedTag:
+    return PushedTag(target.repository, target.tag, "", target.digest, False, action, "", dict(target.manifests))
