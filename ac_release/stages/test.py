@@ -73,7 +73,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Flav
         for flavour in flavours(ctx):
             state = flavour_state(ctx, flavour, platform)
             sessions = FlavourSessions(flavour.name, platform)
-            name = f"{flavour.name} {platform}"
+            name = f"{flavour.name}/{platform}"
             smoke, upgrade = f"smoke/{name}", f"upgrade/{name}"
             not_running = f"registry not running: earlier release on {repository}"
             passed = state.current and record.passed(
