@@ -11,7 +11,9 @@ from pathlib import Path
 
 from ac_release.commands.workflow_lint import tool
 
-PLATFORM = "ubuntu-24.04=-self-hosted"
+# Every runner label the workflows name, on this machine: GitHub's arm64 runner (release.yml's arm64 images jobs)
+# becomes this amd64 machine too, which builds and runs arm64 images under emulation (.ci/enable-arm64-emulation).
+PLATFORMS = ("ubuntu-24.04=-self-hosted", "ubuntu-24.04-arm=-self-hosted")
 
 
 AMBIENT = ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
@@ -29,7 +31,8 @@ def act_command(directory: Path, workflow: Path, event: str, cache: Path, *args:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != scripts)
     env |= secrets
-    argv = [str(tool("act")), event, "-W", str(workflow), "-P", PLATFORM, "--action-cache-path", str(cache), *args]
+    runners = [option for platform in PLATFORMS for option in ("-P", platform)]
+    argv = [str(tool("act")), event, "-W", str(workflow), *runners, "--action-cache-path", str(cache), *args]
     argv += [f"--secret={name}" for name in secrets]
     if ambient:
         env_file = cache.parent / "actions.env"

@@ -3,6 +3,8 @@ target (ac_release/bench/release.py), all measured in the same run.
 
 Cold means an empty build cache (`docker builder prune`) with the base image present; warm means a rebuild with
 the cache of the previous build. Figures are printed as ratios to the baseline of this run, and written as JSON.
+Every platform of the release after the first (linux/arm64: emulated on an amd64 machine) is built cold too, and
+shown as a ratio to the first platform's cold build of the same run.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from ac_release.bench.release import measure_release, print_release
 from ac_release.building import image_build as build
 from ac_release.building.baseimage import ensure_base
 from ac_release.building.lock import without_hashes
-from ac_release.model.flavours import ONBUILD
+from ac_release.clients.platforms import require_buildable
+from ac_release.model.flavours import AMD64, ONBUILD, Platform
 from ac_release.supply_chain.fetch import fetch_verified
-from ac_release.world.context import ReleaseContext, ensure_local_services, flavours
+from ac_release.world.context import ReleaseContext, ensure_local_services, flavours, release_platforms
 
 BASELINE = Path(__file__).parents[2] / "bench" / "baseline.Dockerfile"
 BENCH_REPOSITORY = "ac-release/bench"  # every image the benchmark builds, removed at its end
@@ -63,12 +66,12 @@ def _baseline(ctx: ReleaseContext, flavour, wheels: dict[str, Path], work: Path)
     return time.monotonic() - started, ctx.docker.image_size(image)
 
 
-def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str) -> dict:
+def _ours(ctx: ReleaseContext, flavours, wheels: dict[str, Path], label: str, platform: Platform = AMD64) -> dict:
     """Build every flavour as the images stage does (the shared build, the same arguments), under names of the
     benchmark's own: it never reads or writes the release's image names, manifest or registry."""
     figures = {}
     for flavour in flavours:
-        built = build.build_named(ctx, flavour, wheels, f"{BENCH_REPOSITORY}:{label}")
+        built = build.build_named(ctx, flavour, wheels, f"{BENCH_REPOSITORY}:{label}", platform)
         figures[flavour.name] = {variant: {"seconds": s, "size": size} for variant, (s, size) in built.items()}
     return figures
 
@@ -80,22 +83,29 @@ def run_bench(ctx: ReleaseContext, release: bool = True, json_path: Path | None 
     selected = flavours(ctx)
     names = [name for name in ctx.artifact_names if name.endswith(".whl")]
     wheels = fetch_verified(ctx, names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
+    first, *others = release_platforms(ctx)
+    require_buildable(others)
     for flavour in selected:  # base images are present in every measurement
-        ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)
+        for platform in (first, *others):
+            ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
     try:
         with tempfile.TemporaryDirectory(prefix="ac-bench-") as tmp:
             work = Path(tmp)
             _prune(ctx)
             baseline = {flavour.name: _baseline(ctx, flavour, wheels, work) for flavour in selected}
             _prune(ctx)
-            cold = _ours(ctx, selected, wheels, "cold")
-            warm = _ours(ctx, selected, wheels, "warm")
+            cold = _ours(ctx, selected, wheels, "cold", first)
+            warm = _ours(ctx, selected, wheels, "warm", first)
+            platforms = {}
+            for platform in others:  # cold, as the first platform's cold build
+                _prune(ctx)
+                platforms[str(platform)] = _ours(ctx, selected, wheels, f"cold-{platform.architecture}", platform)
             _prune(ctx)
             line_versions = ctx.catalog.same_line_build(str(ctx.version))
             line, left_out = measure_line(ctx.catalog, ctx.release_target.name, line_versions, BENCH_REPOSITORY)
     finally:
         remove_bench_images(ctx)
-    figures = {"baseline": baseline, "cold": cold, "warm": warm}
+    figures = {"baseline": baseline, "cold": cold, "warm": warm, "first_platform": str(first), "platforms": platforms}
     figures |= {"line": [vars(image) for image in line], "line_left_out": left_out}
     _print(
         ctx.console,
@@ -147,6 +157,16 @@ def figure_lines(flavours, figures: dict) -> list[str]:
             f"{size / 1e6:.0f} MB ({size / base_size:.2f}x); onbuild {onbuild_s:.1f} s ({onbuild_s / cold_s:.3f} of "
             "the first)"
         )
+    for platform, built in figures.get("platforms", {}).items():
+        for flavour in flavours:
+            first_s = figures["cold"][flavour.name]["base"]["seconds"]
+            other_s, size = built[flavour.name]["base"]["seconds"], built[flavour.name]["base"]["size"]
+            base_s = figures["baseline"][flavour.name][0]
+            lines.append(
+                f"platform {platform} {flavour.name}: cold {other_s:.0f} s = {other_s / first_s:.2f}x the "
+                f"{figures['first_platform']} cold build of this run ({other_s / base_s:.2f}x the baseline), "
+                f"{size / 1e6:.0f} MB"
+            )
     if len(flavours) > 1:
         first = figures["cold"][flavours[0].name]["base"]["seconds"]
         for flavour in flavours[1:]:
@@ -190,6 +210,25 @@ def _table(title: str, flavours, figures: dict) -> Table:
             f"{onbuild_s:.1f}",
             f"{onbuild_s / cold_s:.3f}",
         )
+    for platform, built in figures.get("platforms", {}).items():
+        for flavour in flavours:  # a row per other platform: its cold build, ratios against the baseline
+            base_s, base_size = figures["baseline"][flavour.name]
+            other, size = built[flavour.name]["base"]["seconds"], built[flavour.name]["base"]["size"]
+            onbuild_s = built[flavour.name][ONBUILD]["seconds"]
+            first_s = figures["cold"][flavour.name]["base"]["seconds"]
+            table.add_row(
+                f"{flavour.name} {platform} = {other / first_s:.2f}x {figures['first_platform']}",
+                f"{base_s:.0f}",
+                f"{other:.0f}",
+                f"{other / base_s:.2f}",
+                "-",
+                "-",
+                f"{base_size / 1e6:.0f}",
+                f"{size / 1e6:.0f}",
+                f"{size / base_size:.2f}",
+                f"{onbuild_s:.1f}",
+                f"{onbuild_s / other:.3f}",
+            )
     return table
 
 

@@ -29,6 +29,7 @@ def test_release_does_every_stage_and_records_it(reference):
     config, result, final, _ = reference
     assert final["stages"] == sorted(set(RELEASE) - {"preflight"})  # preflight checks, it produces nothing
     assert set(final["index"]) == set(final["wheels"]) and final["index"] == final["wheels"]
+    platform_tags = {f"2.2.4-1-bullseye{v}-{arch}" for v in ("", "-onbuild") for arch in ("amd64", "arm64")}
     assert {
         "2.2.4-1",
         "2.2.4-1-bullseye",
@@ -38,18 +39,25 @@ def test_release_does_every_stage_and_records_it(reference):
         "2.2.4-onbuild",
         "2.2.4-1-bullseye-onbuild",
         "2.2.4-bullseye-onbuild",
+        *platform_tags,
     } == set(final["registry"])
     assert "refs/tags/v2.2.4-1^{}" in final["git"]
-    digests = {final["registry"][tag][0].split(":")[1] for tag in ("2.2.4-1", "2.2.4-1-onbuild")}
-    assert final["signed"] == sorted(f"sha256-{d}.{suffix}" for d in digests for suffix in ("att", "sig"))
+    # each platform's image signed and attested, each index signed
+    indexes = {final["registry"][tag][0].split(":")[1] for tag in ("2.2.4-1", "2.2.4-1-onbuild")}
+    platforms = {final["registry"][tag][0].split(":")[1] for tag in platform_tags}
+    assert len(platforms) == 4 and not platforms & indexes
+    expected = [f"sha256-{d}.sig" for d in indexes] + [f"sha256-{d}.{s}" for d in platforms for s in ("att", "sig")]
+    assert final["signed"] == sorted(expected)
     notes = (load_settings(config).dist_dir / VERSION / "RELEASE_NOTES.md").read_text()
     assert notes.startswith("# Astronomer Certified 2.2.4-1 (2026-11-22)\n")
     assert final["registry"]["2.2.4-1"][0] in notes
     summary = result.stderr + result.stdout
     for stage in RELEASE:
         assert f"✓ {stage} (" in summary
-    assert "smoke/bullseye" in summary and "upgrade/bullseye" in summary
-    assert "(smoke passed: 23 passed; upgrade: no earlier release)" in summary  # counted; nothing skipped
+    for platform in ("linux/amd64", "linux/arm64"):
+        assert f"smoke/bullseye/{platform}" in summary and f"upgrade/bullseye/{platform}" in summary
+    assert "(linux/amd64) id" in summary and "(linux/arm64) id" in summary
+    assert summary.count("(smoke passed: 24 passed; upgrade: no earlier release)") == 4  # counted; nothing skipped
 
 
 def test_the_dry_run_said_what_the_release_then_did(reference):
@@ -58,6 +66,9 @@ def test_the_dry_run_said_what_the_release_then_did(reference):
     planned_steps, taken = steps_in(plan.stdout), steps_in(result.stderr)
     assert planned_steps == taken
     assert {action for _, action, _ in taken} == {"build", "sign", "upload", "run", "skip", "push", "move", "tag"}
+    indexed = [(action, target.rsplit(":", 1)[1]) for stage, action, target in taken if stage == "index"]
+    immutable = ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild")
+    assert indexed == [("push", tag) for tag in immutable]
 
 
 def refused_as_planned(repo: Path, config: Path, watched: list[Path]) -> tuple[str, str, str]:
@@ -192,12 +203,22 @@ def test_verify_status_and_dry_run(reference):
     verified = invoke(root, config, "verify", VERSION)
     assert verified.returncode == 0, verified.stderr[-3000:]
     (repository,) = load_settings(config).target(None).registries
+    # every index, then each platform of each (in the index's order: amd64, arm64)
+    indexes = sorted(
+        (final["registry"][tag][0], variant) for tag, variant in (("2.2.4-1", ""), ("2.2.4-1-onbuild", "-onbuild"))
+    )
+    platforms = [
+        final["registry"][f"2.2.4-1-bullseye{variant}-{arch}"][0]
+        for _, variant in indexes
+        for arch in ("amd64", "arm64")
+    ]
     assert [line.split(": ")[0] for line in verified.stdout.splitlines()] == [
         "ok  apache-airflow-2.2.4+astro.1.tar.gz",
         "ok  apache_airflow-2.2.4+astro.1-py3-none-any.whl",
         "ok  astronomer_certified-2.2.4.post1-py3-none-any.whl",
-        *sorted(f"ok  {repository}@{final['registry'][tag][0]} attestations" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
-        *sorted(f"ok  {repository}@{final['registry'][tag][0]}" for tag in ("2.2.4-1", "2.2.4-1-onbuild")),
+        *[f"ok  {repository}@{digest} index" for digest, _ in indexes],
+        *[f"ok  {repository}@{digest} attestations" for digest in platforms],
+        *[f"ok  {repository}@{digest}" for digest in platforms],
     ]
     dist = load_settings(config).dist_dir
     before = files(dist)
@@ -208,6 +229,31 @@ def test_verify_status_and_dry_run(reference):
     assert set(planned(result.stdout).values()) == {"keep", "skip"}  # a finished release: nothing left to do
     assert files(dist) == before
     assert state(config) == final
+
+
+@pytest.mark.parametrize("platform, machine", [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")])
+def test_a_user_pulls_the_floating_tag_on_each_platform_and_runs_it(reference, platform, machine):
+    """Issue 30's done-when: `docker pull --platform linux/arm64` of `2.2.4` runs `uname -m` -> aarch64 and `airflow
+    version` -> 2.2.4+astro.1 (emulated on an amd64 machine); linux/amd64 likewise."""
+    from ac_release.model.config import docker_command
+
+    config, _, final, _ = reference
+    (repository,) = load_settings(config).target(None).registries
+    docker = docker_command("auto")
+    reference_ = f"{repository}:2.2.4"
+    pulled = subprocess.run([*docker, "pull", "--platform", platform, reference_], capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    arch = platform.split("/")[1]
+    assert (
+        final["registry"][f"2.2.4-1-bullseye-{arch}"][1]
+        == subprocess.run(
+            [*docker, "image", "inspect", "--format", "{{.Id}}", reference_], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    run = [*docker, "run", "--rm", "--platform", platform, reference_]
+    assert subprocess.run([*run, "uname", "-m"], capture_output=True, text=True).stdout.strip() == machine
+    version = subprocess.run([*run, "airflow", "version"], capture_output=True, text=True).stdout.strip()
+    assert version.splitlines()[-1] == "2.2.4+astro.1"
 
 
 def test_verify_needs_nothing_of_the_machine_that_built(reference, tmp_path):
@@ -276,9 +322,10 @@ def test_no_secret_in_output_logs_layers_or_history(reference, figure):
     images = [
         variant["image"]
         for flavour in manifest["targets"]["local"]["images"]["flavours"].values()
-        for variant in flavour["variants"].values()
+        for platform in flavour.values()
+        for variant in platform["variants"].values()
     ]
-    assert len(images) >= 2
+    assert len(images) >= 4
     scan.history(images)
     started = time.monotonic()
     scan.saved(images)

@@ -59,3 +59,20 @@ def test_the_benchmark_never_imports_a_stage():
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not [m for m in imported if m and m.startswith("ac_release.stages")]
     assert "ac_release.building" in imported
+
+
+def test_every_other_platform_is_a_row_and_a_line_with_its_ratio_to_the_first_platform():
+    """Issue 30: the arm64 build (emulated here) as a ratio to amd64's cold build of the same run."""
+    arm64 = {
+        "bullseye": {"base": {"seconds": 610.2, "size": 899_000_000}, "onbuild": {"seconds": 3.4, "size": 899_000_100}}
+    }
+    figures = FIGURES | {"first_platform": "linux/amd64", "platforms": {"linux/arm64": arm64}}
+    flavours = FLAVOURS[:1]
+    assert bench.figure_lines(flavours, figures)[-1] == (
+        "platform linux/arm64 bullseye: cold 610 s = 3.00x the linux/amd64 cold build of this run (1.41x the "
+        "baseline), 899 MB"
+    )
+    out = io.StringIO()
+    bench._print(Console(file=out, force_terminal=True, width=250, color_system=None), TITLE, flavours, figures)
+    (row,) = [line for line in out.getvalue().splitlines() if "linux/arm64 =" in line and "│" in line]
+    assert "bullseye linux/arm64 = 3.00x linux/amd64" in row and " 610 " in row and " 1.41 " in row
