@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -54,12 +55,14 @@ def write_config(
     staging_registry_credentials: tuple[bool, bool] = (True, True),
     dev_index: bool = False,
     workflows: tuple[str, str, str] | None = None,
+    platforms: tuple[str, ...] | None = None,
 ) -> Path:
     """A release.toml like the repository's, with its dist, services and ports in `directory`. With `staging`, also
     a staging target like the repository's (its services in `directory / "services-staging"`, its own ports, its
     secrets in the environment variables of STAGING_ENV); `staging_registry_credentials` leaves a registry's out.
     With `dev_index`, the local services also run the dev index (dev builds, nightlies) on a port of its own.
-    The cache is `directory / "cache"` (own_cache) unless `cache_dir` names one, taken as it is."""
+    The cache is `directory / "cache"` (own_cache) unless `cache_dir` names one, taken as it is. With `platforms`
+    (`("linux/amd64",)`), the local target builds only those of a line's platforms (all of them without)."""
     services_dir = services_dir or directory / "services"
     cache_dir = own_cache(directory) if cache_dir is None else cache_dir
     password_file = password_file or services_dir / "pypi" / "password"
@@ -88,6 +91,7 @@ local_services = true
 base_images = "debootstrap"
 registries = ["127.0.0.1:{registry_port}/astronomer/ap-airflow"]
 git_remote = "{services_dir / "git" / "ac-release.git"}"
+{f"platforms = {json.dumps(list(platforms))}" if platforms is not None else ""}
 
 [targets.local.index]
 url = "{index_url or f"http://127.0.0.1:{pypi_port}/"}"

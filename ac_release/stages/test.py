@@ -106,26 +106,38 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Flav
 
 
 def act(ctx: ReleaseContext, steps: list[Step[FlavourSessions]]) -> SessionsRecord:
+    """Each flavour's platforms side by side (an emulated platform's sessions are slow and CPU-bound, the native
+    one's mostly wait on containers), each platform's sessions side by side too (_side_by_side)."""
     record = ctx.record(SessionsRecord) or SessionsRecord({})
     images = ctx.record(ImagesRecord)
+    runs = []  # (flavour, platform, the earlier release of that platform)
     for platform in platforms(ctx):
         # the earlier release the decision found (the registry is read once, by decide)
         mine = [step for step in steps if step.payload and step.payload.platform == platform]
         previous = next((step.payload.previous for step in mine if step.payload.previous), None)
-        upgrade_from = str(previous.version) if previous else None
         for name in sorted({step.payload.flavour for step in open_steps(mine)}):
-            ids = images.of(name, platform).ids()  # decide refused a flavour without images
             if previous is None:
                 registry_name = ctx.release_target.registries[0]
                 ctx.log(f"test: no {platform} release before {ctx.version} on {registry_name}, no upgrade to test")
             else:
-                pull_previous(ctx, previous)
-            sessions = _side_by_side(ctx, name, platform, previous)
-            smoke = sessions["smoke"]
+                pull_previous(ctx, previous, platform)
+            runs.append((name, platform, previous))
+    for name in sorted({name for name, _, _ in runs}):
+        of_flavour = [(platform, previous) for flavour, platform, previous in runs if flavour == name]
+        with ThreadPoolExecutor(max_workers=len(of_flavour)) as pool:
+            done = [
+                (platform, previous, pool.submit(_side_by_side, ctx, name, platform, previous))
+                for platform, previous in of_flavour
+            ]
+            results = [(platform, previous, future.result()) for platform, previous, future in done]
+        for platform, previous, sessions in results:
+            ids = images.of(name, platform).ids()  # decide refused a flavour without images
             upgrade = sessions.get("upgrade") or Session("no earlier release")
-            record.put(name, platform, FlavourTest(ids, upgrade_from, smoke, upgrade))
-            ctx.save(record)
-            for kind, session in (("smoke", smoke), ("upgrade", upgrade)):
+            upgrade_from = str(previous.version) if previous else None
+            record.put(name, platform, FlavourTest(ids, upgrade_from, sessions["smoke"], upgrade))
+        ctx.save(record)
+        for platform, _, sessions in results:
+            for kind, session in sessions.items():
                 if session.result == "failed":
                     raise ReleaseError(
                         f"the {kind} tests of {name} {platform} failed ({session.summary}): see {session.log}"
@@ -173,12 +185,13 @@ def _combined(parts: list[Session], seconds: float) -> Session:
     return Session("passed" if passed else "failed", seconds, counts, ", ".join(logs))
 
 
-def pull_previous(ctx: ReleaseContext, previous: PreviousRelease) -> None:
-    """The earlier release by digest, pulled here with the registry's login: the upgrade session gets no secret."""
-    ctx.log(f"test: pulling {previous.reference} ({previous.version}) to upgrade from")
+def pull_previous(ctx: ReleaseContext, previous: PreviousRelease, platform: Platform = AMD64) -> None:
+    """The earlier release's image of `platform` by digest, pulled here with the registry's login: the upgrade
+    session gets no secret."""
+    ctx.log(f"test: pulling {previous.reference} ({previous.version}, {platform}) to upgrade from")
     # a release repository: a dev build's own target holds only the dev repositories, not their login
     with registry.authenticated(ctx.docker, ctx.release_target.registry(previous.repository)) as docker:
-        docker("pull", "--quiet", previous.reference, capture=True)
+        docker("pull", "--quiet", "--platform", str(platform), previous.reference, capture=True)
 
 
 def _session(

@@ -37,6 +37,8 @@ from tests.release_run import (
     steps_in,
 )
 
+AMD64, ARM64 = "linux/amd64", "linux/arm64"  # the keys of a release record's images and tests
+
 pytestmark = pytest.mark.e2e
 
 RUNTIME = "runtime-4.2.0"  # Astro Runtime on the line build of VERSION
@@ -155,10 +157,24 @@ def _runtime_release(runtime, version: str) -> tuple[subprocess.CompletedProcess
 
 
 def _runtime_images(config: Path) -> dict[str, str]:
-    """{tag: image id} of the Runtime repository of the reference's registry."""
+    """{tag: image id} of the Runtime repository of the reference's registry (an index's: its linux/amd64 image),
+    the platforms' own tags aside (`4.2.0-arm64`, `4.2.0-base-amd64`: _runtime_platform_images)."""
     (repository,) = load_settings(config).target(None).for_repository("ap-airflow", "astro-runtime").registries
     tags = [tag for tag in registry.tags(repository) if not tag.startswith("sha256-")]  # cosign's aside, as _images
-    return {tag: registry.remote_image(repository, tag).config for tag in tags}
+    return {tag: registry.remote_image(repository, tag).config for tag in tags if not tag.endswith(PLATFORM_TAGS)}
+
+
+PLATFORM_TAGS = ("-amd64", "-arm64")
+
+
+def _runtime_platform_images(config: Path, version: str, manifest: dict) -> None:
+    """Each platform's own tags of a Runtime version hold that platform's images the release recorded."""
+    (repository,) = load_settings(config).target(None).for_repository("ap-airflow", "astro-runtime").registries
+    built = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]
+    for platform, arch in ((AMD64, "amd64"), (ARM64, "arm64")):
+        for variant, tag in (("onbuild", version), ("base", f"{version}-base")):
+            held = registry.remote_image(repository, f"{tag}-{arch}").config
+            assert held == built[platform]["variants"][variant]["image"], (tag, platform)
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +226,18 @@ def test_killed_anywhere_the_next_run_resumes_to_the_same_state(reference, backp
     assert after["stages"] == final["stages"]
     assert "refs/tags/v2.2.4-1^{}" in after["git"]
     figure(f"after {len(FAULTS)} kills, one more run ended in the uninterrupted run's state")
+
+
+def _tested_on_every_platform(manifest: dict) -> dict:
+    """The bullseye flavour's tests on linux/amd64, once the linux/arm64 ones are known to agree: the same earlier
+    release, and every session that ran passed with nothing skipped."""
+    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    assert set(tested) == {AMD64, ARM64}, tested
+    for entry in tested.values():
+        assert entry["upgrade_from"] == tested[AMD64]["upgrade_from"], tested
+        assert entry["smoke"]["result"] == "passed" and entry["smoke"]["counts"]["skipped"] == 0, entry
+        assert entry["upgrade"]["result"] in ("passed", "no earlier release"), entry
+    return tested[AMD64]
 
 
 def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -293,6 +321,7 @@ def test_images_go_to_the_dev_repository_under_nightly_tags(nightly):
         f"2.2.4-nightly-{day}-bullseye",
         f"2.2.4-nightly-{day}-onbuild",
         f"2.2.4-nightly-{day}-bullseye-onbuild",
+        *(f"2.2.4-nightly-{day}-bullseye{v}-{arch}" for v in ("", "-onbuild") for arch in ("amd64", "arm64")),
     } == tags
     assert not [tag for tag in registry.tags(dev_repository) if "+" in tag]
 
@@ -317,8 +346,9 @@ def test_the_nightly_is_upgrade_tested_from_the_release(nightly):
     settings, version = nightly["settings"], nightly["version"]
     manifest = json.loads((settings.dist_dir / str(version) / "release.json").read_text())
     tests = manifest["targets"]["local"]["test"]["flavours"]
-    assert {name: entry["upgrade_from"] for name, entry in tests.items()} == {"bullseye": VERSION}
-    assert all(entry["upgrade"]["result"] == "passed" for entry in tests.values())
+    upgraded_from = {(name, p): entry["upgrade_from"] for name, by in tests.items() for p, entry in by.items()}
+    assert upgraded_from == {("bullseye", AMD64): VERSION, ("bullseye", ARM64): VERSION}
+    assert all(entry["upgrade"]["result"] == "passed" for platforms in tests.values() for entry in platforms.values())
     assert "push" in manifest["targets"]["local"] and "tag" not in manifest["targets"]["local"]
 
 
@@ -439,14 +469,14 @@ def test_a_backport_build_is_upgrade_tested_from_the_previous_release_and_moves_
     assert manifest["wheel"]["checks"]["patches"][check].startswith("ok: Resources.__eq__ answers False")
     with zipfile.ZipFile(settings.dist_dir / "2.2.4-2" / "apache_airflow-2.2.4+astro.2-py3-none-any.whl") as wheel:
         assert wheel.read("airflow/utils/operator_resources.py").decode().count("return NotImplemented") == 2
-    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    tested = _tested_on_every_platform(manifest)
     assert tested["upgrade_from"] == "2.2.4-1"
     assert tested["smoke"]["result"] == "passed"
     assert tested["smoke"]["counts"]["passed"] == tested["smoke"]["counts"]["tests"] > 0  # none failed or skipped
     assert tested["upgrade"]["result"] == "passed", tested["upgrade"]
     assert tested["upgrade"]["counts"] == {"tests": 5, "passed": 5, "failures": 0, "errors": 0, "skipped": 0}
     (repository,) = settings.target(None).registries
-    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"][AMD64]["variants"]
     after = state(config)
     for variant, suffix in (("base", ""), ("onbuild", "-onbuild")):
         for tag in (f"2.2.4{suffix}", f"2.2.4-bullseye{suffix}", f"2.2.4-2{suffix}", f"2.2.4-2-bullseye{suffix}"):
@@ -498,10 +528,11 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     index = {p.name for p in (LocalServices(settings.services).pypi_dir / "packages").iterdir()}
     assert "astro_runtime-4.2.0-py3-none-any.whl" in index
 
-    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    tested = _tested_on_every_platform(manifest)
     assert tested["upgrade_from"] == VERSION  # Runtime's first release, from the AC release of its line build
     assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
-    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"][AMD64]["variants"]
+    _runtime_platform_images(config, "4.2.0", manifest)
     pushed = _runtime_images(config)
     assert {tag: pushed[tag] for tag in ("4.2.0", "4.2.0-base")} == {
         "4.2.0": images["onbuild"]["image"],
@@ -510,7 +541,7 @@ def test_runtime_installs_the_line_build_ac_made_and_keeps_to_its_own_repository
     # Runtime's image is FROM the line's: every layer of AC's image up to the line's venv is one of its own too, and
     # only the product's difference (its lock over the line's, its meta wheel, its footer) is a layer of its own.
     made_by_ac = json.loads((settings.dist_dir / VERSION / "release.json").read_text())
-    ac_image = made_by_ac["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]["base"]["image"]
+    ac_image = made_by_ac["targets"]["local"]["images"]["flavours"]["bullseye"][AMD64]["variants"]["base"]["image"]
     ac_layers, runtime_layers = (_layers(image) for image in (ac_image, images["base"]["image"]))
     assert len(ac_layers) == len(runtime_layers), (ac_layers, runtime_layers)
     differing = [i for i, (made, own) in enumerate(zip(ac_layers, runtime_layers, strict=True)) if made != own]
@@ -575,10 +606,11 @@ def test_a_runtime_patch_installs_the_same_airflow_build_and_takes_its_minors_fl
     line_build = {name: sha for name, sha in final["wheels"].items() if name.startswith("apache")}
     assert {name: wheels[name] for name in line_build} == line_build
     assert {a for s, a, target in steps_in(run.stderr) if s == "wheel" and "apache" in target} == {"reuse"}
-    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    tested = _tested_on_every_platform(manifest)
     assert tested["upgrade_from"] == RUNTIME
     assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
-    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+    images = manifest["targets"]["local"]["images"]["flavours"]["bullseye"][AMD64]["variants"]
+    _runtime_platform_images(config, "4.2.1", manifest)
     pushed = _runtime_images(config)
     assert {tag: pushed[tag] for tag in ("4.2.1", "4.2", "4.2.1-base", "4.2-base")} == {
         "4.2.1": images["onbuild"]["image"],
@@ -605,16 +637,17 @@ def test_a_runtime_on_a_new_line_builds_that_line_upgrades_across_it_and_moves_n
         "astro_runtime-5.0.0-py3-none-any.whl",
     ]
     assert manifest["wheel"]["checks"]["patches"]["0001-mapped-literal-cross-product.check.py"].startswith("ok: ")
-    tested = manifest["targets"]["local"]["test"]["flavours"]["bullseye"]
+    tested = _tested_on_every_platform(manifest)
     assert tested["upgrade_from"] == "runtime-4.2.1"
     assert tested["upgrade"]["result"] == tested["smoke"]["result"] == "passed", tested
     settings = load_settings(config)
 
     def images_of(version: str) -> dict[str, str]:
         record = json.loads((settings.dist_dir / version / "release.json").read_text())
-        variants = record["targets"]["local"]["images"]["flavours"]["bullseye"]["variants"]
+        variants = record["targets"]["local"]["images"]["flavours"]["bullseye"][AMD64]["variants"]
         return {variant: image["image"] for variant, image in variants.items()}
 
+    _runtime_platform_images(config, "5.0.0", manifest)
     first, patch, new = images_of(RUNTIME), images_of("runtime-4.2.1"), images_of("runtime-5.0.0")
     assert _runtime_images(config) == {
         "4.2.0": first["onbuild"],

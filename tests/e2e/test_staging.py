@@ -142,8 +142,15 @@ def test_the_release_workflow_releases_to_staging_job_by_job(staging, released, 
     release_repo, config, env = staging
     log, verified = released
     succeeded = re.findall(r"\[release/(\w+) ([^\]]*)\] 🏁  Job succeeded", log)
-    assert [job for job, _ in succeeded] == ["plan", "wheel", "images", "promote", "release"], succeeded
-    assert "bullseye" in dict(succeeded)["images"]  # the one flavour of `invoke matrix 2.2.4-1`
+    jobs = [job for job, _ in succeeded]
+    # one images job per platform of the one flavour of `invoke matrix 2.2.4-1`, then the index job
+    assert [job for job in jobs if job != "images"] == ["plan", "wheel", "index", "promote", "release"], succeeded
+    assert jobs.index("wheel") < min(i for i, job in enumerate(jobs) if job == "images")
+    assert max(i for i, job in enumerate(jobs) if job == "images") < jobs.index("index")
+    images_jobs = [matrix for job, matrix in succeeded if job == "images"]
+    assert len(images_jobs) == 2 and all("bullseye" in matrix for matrix in images_jobs), succeeded
+    shown = {platform for platform in ("linux/amd64", "linux/arm64") for matrix in images_jobs if platform in matrix}
+    assert shown == {"linux/amd64", "linux/arm64"}, succeeded
     # Each job on a fresh machine: no dist/ travelled, the images job read the wheels' record back from the
     # release files and built FROM the published wheels; promote moved the floating tags registry-side.
     assert "restored from " in log and WHEEL_RECORD in log
@@ -155,7 +162,13 @@ def test_the_release_workflow_releases_to_staging_job_by_job(staging, released, 
         tags = set(registry.tags(repository))
         assert {"2.2.4-1", "2.2.4-1-bullseye", "2.2.4", "2.2.4-onbuild"} <= tags, repository
         for immutable, floating in (("2.2.4-1-bullseye", "2.2.4"), ("2.2.4-1-bullseye-onbuild", "2.2.4-onbuild")):
-            assert registry.remote_image(repository, floating) == registry.remote_image(repository, immutable)
+            index = registry.remote_platforms(repository, immutable)
+            assert registry.remote_platforms(repository, floating) == index
+            # the index the index job assembled: the platform tags the images jobs pushed, on another runner each
+            assert index.platforms == {
+                platform: registry.remote_image(repository, f"{immutable}-{platform.split('/')[1]}").digest
+                for platform in ("linux/amd64", "linux/arm64")
+            }
     files = release_files.listing(release_files.location(target.registries[0]), VERSION)
     assert WHEEL_RECORD in files and len(files) == 3 * 3 + 1
     remote = subprocess.run(["git", "ls-remote", "--tags", target.git_remote], capture_output=True, text=True)
@@ -163,8 +176,10 @@ def test_the_release_workflow_releases_to_staging_job_by_job(staging, released, 
     assert len(list((target.services.dir / "pypi" / "packages").iterdir())) == 3
     checked = [line.split(": ")[0] for line in verified.stdout.splitlines()]
     images = [line for line in checked if line.startswith("ok  127.0.0.1:")]
-    assert sum(not line.endswith(" attestations") for line in images) == 2 * 2  # base and onbuild per registry
-    assert sum(line.endswith(" attestations") for line in images) == 2 * 2
+    # per registry: the base and onbuild indexes, and each one's two platforms, run and attested
+    assert sum(line.endswith(" index") for line in images) == 2 * 2
+    assert sum(line.endswith(" attestations") for line in images) == 2 * 2 * 2
+    assert sum(not line.endswith((" index", " attestations")) for line in images) == 2 * 2 * 2
     # No secret of the run in the runner's log, the verification or the services' logs: the token, both registry
     # passwords, the identity token.
     scan = SecretScan(

@@ -4,6 +4,7 @@ under emulation (qemu-aarch64 registered by .ci/enable-arm64-emulation): minutes
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from ac_release.building.baseimage import KEYRING, _sources, _tag, ensure_debian_base
+from ac_release.building.baseimage import KEYRING, SECURITY_LABEL, _sources, _tag, ensure_debian_base
 from ac_release.clients.docker import Docker
 from ac_release.clients.platforms import unavailable
 from ac_release.core.errors import ReleaseError
@@ -97,27 +98,36 @@ def _platform(docker: Docker, tag: str) -> str:
 
 
 def test_an_arm64_base_is_a_linux_arm64_image_built_once(docker):
-    """Under emulation: 4-5 1/2 minutes the first time on 2 cores (6-8x amd64's), kept like the amd64 base of the other
-    tests so later runs reuse it. bookworm: bullseye-security's arm64 pool answered 404 on this mirror (2026-12-07),
-    and a base is never built without its security updates (tests/unit/test_debootstrap_retry.py)."""
+    """Under emulation: about 2 1/4 minutes the first time on 2 cores (3-4x amd64's), kept like the amd64 base of the
+    other tests so later runs (and the release's arm64 images) reuse it. bullseye, the shipping lines' distro: its
+    security suite's arm64 pool answered 404 on this mirror (2026-12-07), so the base is built from the point release
+    and bullseye-updates, says so in its label and warns on every use; a mirror that serves the suite gives a base
+    with it (the label then absent)."""
     require(KEYRING.is_file(), f"{KEYRING} (debian-archive-keyring)")
     require((reason := unavailable(ARM64)) is None, f"arm64 emulation ({reason}; .ci/enable-arm64-emulation)")
-    tag = _tag("bookworm", KEYRING, ARM64)
-    assert tag.startswith("ac-release/debian:bookworm-arm64-")
-    assert tag.rsplit("-", 1)[1] != _tag("bookworm", KEYRING, AMD64).rsplit("-", 1)[1]  # the platform is in the key
+    tag = _tag("bullseye", KEYRING, ARM64)
+    assert tag.startswith("ac-release/debian:bullseye-arm64-")
+    assert tag.rsplit("-", 1)[1] != _tag("bullseye", KEYRING, AMD64).rsplit("-", 1)[1]  # the platform is in the key
     logged: list[str] = []
     started = time.monotonic()
-    assert ensure_debian_base(docker, "bookworm", log=logged.append, platform=ARM64) == tag
-    print(f"arm64 base {tag}: {'built' if logged else 'reused'} in {time.monotonic() - started:.1f} s")
-    assert logged in ([], [f"building base image {tag} from Debian's archive (once per input change)"])
+    assert ensure_debian_base(docker, "bullseye", log=logged.append, platform=ARM64) == tag
+    built = any(line.startswith("building base image") for line in logged)
+    print(f"arm64 base {tag}: {'built' if built else 'reused'} in {time.monotonic() - started:.1f} s")
+    building = f"building base image {tag} from Debian's archive (once per input change)"
+    assert [line for line in logged if not line.startswith("WARNING: ")] in ([], [building])
     image = docker.image_id(tag)
     assert image and _platform(docker, tag) == str(ARM64)
     script = "uname -m && dpkg --print-architecture && python3 -c 'import platform; print(platform.machine())'"
     shown = docker("run", "--rm", "--platform", str(ARM64), tag, "sh", "-c", script, capture=True).stdout.decode()
     assert shown == "aarch64\narm64\naarch64\n"
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", tag, capture=True).stdout)
+    unpatched = (labels or {}).get(SECURITY_LABEL)
     sources = docker("run", "--rm", "--platform", str(ARM64), tag, "cat", "/etc/apt/sources.list", capture=True)
-    assert sources.stdout.decode() == _sources("bookworm")  # with bookworm-security: its updates are in
+    # with bullseye-security when the mirror served it; else without, and the label and a warning say so
+    assert sources.stdout.decode() == _sources("bullseye", security=unpatched is None)
+    warning = f"WARNING: base {tag}: security updates {unpatched}; remove it (docker image rm {tag}) to build it again"
+    assert [line for line in logged if line.startswith("WARNING: ")] == ([warning] if unpatched else [])
     # built once: the next call finds the tag, the same image
     count = len(logged)
-    assert ensure_debian_base(docker, "bookworm", log=logged.append, platform=ARM64) == tag
-    assert len(logged) == count and docker.image_id(tag) == image
+    assert ensure_debian_base(docker, "bullseye", log=logged.append, platform=ARM64) == tag
+    assert logged[count:] == ([warning] if unpatched else []) and docker.image_id(tag) == image

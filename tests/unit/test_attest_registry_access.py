@@ -292,6 +292,7 @@ def test_the_test_stage_pulls_the_earlier_release_with_the_registrys_login_and_n
 
     from ac_release.clients.docker import Docker
     from ac_release.model.config import load_settings
+    from ac_release.model.flavours import ARM64
     from ac_release.model.version import ACVersion
     from ac_release.stages import test as test_stage
     from ac_release.world.context import ReleaseContext
@@ -311,12 +312,13 @@ def test_the_test_stage_pulls_the_earlier_release_with_the_registrys_login_and_n
 
     test_stage.pull_previous(ctx, previous)
     (call,) = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert call["argv"] == ["pull", "--quiet", f"{first}@{DIGEST}"]
+    assert call["argv"] == ["pull", "--quiet", "--platform", "linux/amd64", f"{first}@{DIGEST}"]
     (auth,) = call["login"]["auths"].values()
     assert base64.b64decode(auth["auth"]).decode() == f"{first.access.username}:planted-{STAGING_ENV['quay']}"
 
-    env = test_stage.session_env(ctx, "bullseye", previous)
+    env = test_stage.session_env(ctx, "bullseye", ARM64, previous)
     assert env[test_stage.UPGRADE_FROM_ENV] == f"2.2.4-1 {first}@{DIGEST}"
+    assert env["AC_SMOKE_PLATFORM"] == "linux/arm64"  # the platform's image the session tests
     assert not [value for value in env.values() if "planted-" in value]
     monkeypatch.setenv(test_stage.UPGRADE_FROM_ENV, "2.2.3-1 elsewhere@sha256:00")  # never passed on from outside
     assert test_stage.UPGRADE_FROM_ENV not in test_stage.session_env(ctx, "bullseye")

@@ -52,7 +52,8 @@ def _verify_with(monkeypatch, tmp_path, labels: dict[str, str], base_images: str
     wheel = WheelRecord("f" * 64, {AIRFLOW: Artifact("a" * 64, 1), META: Artifact("b" * 64, 1)}, {}, "env", 0)
     (flavour,) = flavours(ctx)
     (repository,) = ctx.target.registries
-    image = ReleasedImage(repository, flavour, "base", "sha256:" + "e" * 64, "sha256:" + "c" * 64, ("2.2.4-1",))
+    platforms = {str(AMD64): "sha256:" + "c" * 64}  # the index's one platform: its image manifest
+    image = ReleasedImage(repository, flavour, "base", "sha256:" + "e" * 64, platforms, ("2.2.4-1",))
     expected = []
 
     def check_image(trust, reference, *signer_inputs_package, **tags):

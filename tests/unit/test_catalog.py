@@ -102,6 +102,7 @@ def tree(tmp_path, monkeypatch):
     monkeypatch.setattr(LocalServices, "status", lambda self: {"services": "up"})
     monkeypatch.setattr(registry, "tags", lambda repository: [])
     monkeypatch.setattr(registry, "remote_image", lambda repository, tag: None)
+    monkeypatch.setattr(registry, "remote_platforms", lambda repository, tag: None)
     monkeypatch.setattr(release_files, "listing", lambda repository, tag: None)
     _replace_everywhere(monkeypatch, index_state.index_state, lambda ctx: {})
     _replace_everywhere(monkeypatch, git.head, lambda root: "1" * 40)

@@ -18,6 +18,7 @@ from ac_release.clients.index import IndexFile
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.config import load_settings
+from ac_release.model.flavours import AMD64, ARM64
 from ac_release.model.names import ATTESTATION_KINDS, WHEEL_RECORD, attestation_name, bundle_name
 from ac_release.model.records import (
     Artifact,
@@ -31,14 +32,36 @@ from ac_release.model.records import (
 )
 from ac_release.pipeline import restore_dist as restore
 from ac_release.pipeline.run import RELEASE, stage_names
-from ac_release.stages import images, promote, publish, push, sign, tag, test, wheel
-from ac_release.world.context import ReleaseContext, flavours
+from ac_release.stages import images, index, promote, publish, push, sign, tag, test, wheel
+from ac_release.supply_chain.image_attestations import cosign_tag
+from ac_release.world.context import ReleaseContext, flavours, release_platforms
 from tests.helpers import REPO, write_config
 
 AIRFLOW = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
 META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 VARIANTS = ("base", "onbuild")
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+IMMUTABLE = ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild")  # the index stage's
+FLOATING = ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")  # the promote stage's
+
+
+def on(platform, ids=(A, B)) -> tuple[str, ...]:
+    """The image ids (base, onbuild) of `platform`'s images: `ids` for linux/amd64, ids derived from them for another
+    platform (each platform's images are images of their own)."""
+    if platform == AMD64:
+        return tuple(ids)
+    return tuple("sha256:" + hashlib.sha256(f"{platform} {image}".encode()).hexdigest() for image in ids)
+
+
+def manifest_of(image: str) -> str:
+    """The digest of the manifest the registry holds a pushed image `image` under (the fake's: one per image)."""
+    return "sha256:" + hashlib.sha256(f"manifest of {image}".encode()).hexdigest()
+
+
+def index_of(manifests: dict[str, str]) -> registry.RemotePlatforms:
+    """An OCI index of {platform: manifest digest} as registry.remote_platforms reads it: its own digest."""
+    digest = "sha256:" + hashlib.sha256(repr(sorted(manifests.items())).encode()).hexdigest()
+    return registry.RemotePlatforms(digest, dict(manifests))
 
 
 class FakeDocker:
@@ -50,27 +73,30 @@ class FakeDocker:
 
 
 class World:
-    """A release context on a copy of the repository's data, with fake remotes the tests fill in."""
+    """A release context on a copy of the repository's data, with fake remotes the tests fill in. Its target builds
+    `platforms` of the line's (linux/amd64 alone by default; None: the line's, linux/amd64 and linux/arm64)."""
 
-    def __init__(self, tmp_path, monkeypatch, version="2.2.4-1"):
+    def __init__(self, tmp_path, monkeypatch, version="2.2.4-1", platforms=("linux/amd64",)):
         root = tmp_path / "root"
         for part in ("wheel", "images", "changelog", "products"):
             shutil.copytree(REPO / part, root / part)
-        self.settings = load_settings(write_config(tmp_path, root=root))
+        self.settings = load_settings(write_config(tmp_path, root=root, platforms=platforms))
         self._ctx = ReleaseContext.create(version, self.settings, console=Console(quiet=True))
         self.docker = FakeDocker()
         self._ctx.__dict__["docker"] = self.docker
         self.index: dict[str, IndexFile] = {}
-        self.tags: dict[tuple[str, str], registry.RemoteImage] = {}
+        self.tags: dict[tuple[str, str], registry.RemoteImage] = {}  # tags naming one image manifest
+        self.indexes: dict[tuple[str, str], registry.RemotePlatforms] = {}  # tags naming an index of platforms
         self.head, self.local_tag, self.remote_tag = "1" * 40, None, None
         self.bad_bundles: set[str] = set()
         self.release_files: dict[str, dict[str, str]] = {}  # tag -> {name: sha256} of the release-files artifact
         monkeypatch.setattr(release_files, "listing", lambda repo, t: self.release_files.get(t))
-        for module in (publish, test, push, promote, tag):
+        for module in (publish, test, push, index, promote, tag):
             monkeypatch.setattr(module, "services_running", lambda ctx: True)
         monkeypatch.setattr(publish, "index_state", lambda ctx: dict(self.index))
         monkeypatch.setattr(registry, "remote_image", lambda repo, t: self.tags.get((repo, t)))
-        monkeypatch.setattr(registry, "tags", lambda repo: [t for r, t in self.tags if r == repo])
+        monkeypatch.setattr(registry, "remote_platforms", self._remote_platforms)
+        monkeypatch.setattr(registry, "tags", lambda repo: [t for r, t in (*self.tags, *self.indexes) if r == repo])
         monkeypatch.setattr(tag, "head", lambda root: self.head)
         monkeypatch.setattr(tag, "local_tag_commit", lambda root, name: self.local_tag)
         monkeypatch.setattr(git, "remote_tag_commit", lambda root, remote, name: self.remote_tag)
@@ -87,7 +113,21 @@ class World:
 
         monkeypatch.setattr(sign.wheel_attestations, "verify", check_attestation)
         self.repository = self.ctx.target.registries[0]
-        self.docker.images[flavour_state(self.ctx, flavours(self.ctx)[0]).base] = "sha256:" + "0" * 64
+        for platform in self.platforms:  # each platform's base image, in the engine
+            base = flavour_state(self.ctx, flavours(self.ctx)[0], platform).base
+            self.docker.images[base] = "sha256:" + hashlib.sha256(base.encode()).hexdigest()
+
+    def _remote_platforms(self, repository, tag) -> registry.RemotePlatforms | None:
+        """registry.remote_platforms: an index's platforms; a tag naming one image manifest (a release before
+        platforms) holds that image alone, linux/amd64's."""
+        if (repository, tag) in self.indexes:
+            return self.indexes[(repository, tag)]
+        image = self.tags.get((repository, tag))
+        return image and registry.RemotePlatforms(image.digest, {str(AMD64): image.digest})
+
+    @property
+    def platforms(self):
+        return release_platforms(self._ctx)
 
     @property
     def ctx(self) -> ReleaseContext:
@@ -121,34 +161,59 @@ class World:
         return self
 
     def imaged(self, ids=(A, B)):
+        """The images stage's record: each platform's images (`on(platform, ids)`), in the engine."""
         (flavour,) = flavours(self.ctx)
-        state = flavour_state(self.ctx, flavour)
-        for variant, image in zip(("base", "onbuild"), ids, strict=True):
-            self.docker.images[state.refs[variant]] = image
-        variants = {v: VariantImage(i, state.refs[v], 1, 0.0) for v, i in zip(("base", "onbuild"), ids, strict=True)}
-        self.ctx.save(ImagesRecord({flavour.name: FlavourImages(state.fingerprint, state.base, variants)}))
+        record = ImagesRecord({})
+        for platform in self.platforms:
+            state = flavour_state(self.ctx, flavour, platform)
+            built = dict(zip(VARIANTS, on(platform, ids), strict=True))
+            for variant, image in built.items():
+                self.docker.images[state.refs[variant]] = image
+            variants = {variant: VariantImage(image, state.refs[variant], 1, 0.0) for variant, image in built.items()}
+            record.put(flavour.name, platform, FlavourImages(state.fingerprint, state.base, variants))
+        self.ctx.save(record)
         return self
 
     def tested(self, upgrade_from=None, ids=(A, B)):
-        result = FlavourTest(
-            dict(zip(("base", "onbuild"), ids, strict=True)),
-            upgrade_from,
-            Session("passed"),
-            Session("no earlier release"),
-        )
-        self.ctx.save(SessionsRecord({"bullseye": result}))
+        record = SessionsRecord({})
+        for platform in self.platforms:
+            images = dict(zip(VARIANTS, on(platform, ids), strict=True))
+            result = FlavourTest(images, upgrade_from, Session("passed"), Session("no earlier release"))
+            record.put("bullseye", platform, result)
+        self.ctx.save(record)
         return self
 
     def pushed(self, version="2.2.4-1", ids=(A, B)):
-        for variant, image in zip(("base", "onbuild"), ids, strict=True):
+        """The push stage's work: each platform's images under their own tags (`2.2.4-1-bullseye-amd64`)."""
+        for platform in self.platforms:
+            for variant, image in zip(VARIANTS, on(platform, ids), strict=True):
+                suffix = "-onbuild" if variant == "onbuild" else ""
+                own = f"{version}-bullseye{suffix}-{platform.architecture}"
+                self.tags[(self.repository, own)] = registry.RemoteImage(manifest_of(image), image)
+        return self
+
+    def _indexes(self, ids) -> dict[str, registry.RemotePlatforms]:
+        """{variant: the index of its platforms' images `ids` once pushed}."""
+        return {
+            variant: index_of({str(p): manifest_of(on(p, ids)[n]) for p in self.platforms})
+            for n, variant in enumerate(VARIANTS)
+        }
+
+    def indexed(self, version="2.2.4-1", ids=(A, B)):
+        """The index stage's work: each immutable tag the index of the platforms' images `ids`."""
+        for variant, made in self._indexes(ids).items():
             suffix = "-onbuild" if variant == "onbuild" else ""
-            for tag_name in (
-                f"{version}{suffix}",
-                f"{version}-bullseye{suffix}",
-                f"2.2.4{suffix}",
-                f"2.2.4-bullseye{suffix}",
-            ):
-                self.tags[(self.repository, tag_name)] = registry.RemoteImage("sha256:" + "d" * 64, image)
+            for tag_name in (f"{version}{suffix}", f"{version}-bullseye{suffix}"):
+                self.indexes[(self.repository, tag_name)] = made
+        return self
+
+    def released(self, version="2.2.4-1", ids=(A, B)):
+        """Pushed, indexed and promoted: the floating tags name the indexes of `version`."""
+        self.pushed(version, ids).indexed(version, ids)
+        for variant, made in self._indexes(ids).items():
+            suffix = "-onbuild" if variant == "onbuild" else ""
+            for tag_name in (f"2.2.4{suffix}", f"2.2.4-bullseye{suffix}"):
+                self.indexes[(self.repository, tag_name)] = made
         return self
 
     def steps(self, module, earlier=None) -> list:
@@ -262,19 +327,29 @@ def test_images_refuse_while_the_dockerfiles_drift_from_the_template(world):
 
 
 def test_tests_are_skipped_only_for_the_very_images_from_the_same_earlier_release(world):
+    smoke, upgrade = "smoke/bullseye/linux/amd64", "upgrade/bullseye/linux/amd64"
     world.built().imaged()
-    assert world.actions(test) == {"smoke/bullseye": "run", "upgrade/bullseye": "skip"}  # first release
+    assert world.actions(test) == {smoke: "run", upgrade: "skip"}  # first release
     world.tested()
-    assert world.actions(test) == {"smoke/bullseye": "skip", "upgrade/bullseye": "skip"}
-    world.tags[(world.repository, "2.2.3-1")] = registry.RemoteImage(B, B)  # an earlier release appeared
-    assert world.actions(test) == {"smoke/bullseye": "run", "upgrade/bullseye": "run"}
+    assert world.actions(test) == {smoke: "skip", upgrade: "skip"}
+    # an earlier release of another platform alone: none to upgrade from, and these images passed as a first release
+    world.indexes[(world.repository, "2.2.3-1")] = index_of({"linux/arm64": manifest_of(A)})
+    assert world.actions(test) == {smoke: "skip", upgrade: "skip"}
+    earlier = index_of({"linux/amd64": manifest_of(B), "linux/arm64": manifest_of(A)})
+    world.indexes[(world.repository, "2.2.3-1")] = earlier  # an earlier release of this platform appeared
+    assert world.actions(test) == {smoke: "run", upgrade: "run"}
+    (step,) = [step for step in world.steps(test) if step.target == upgrade]
+    assert step.payload.previous.digest == manifest_of(B)  # its linux/amd64 image, pulled by that digest
+    world.indexes.pop((world.repository, "2.2.3-1"))
+    world.tags[(world.repository, "2.2.3-1")] = registry.RemoteImage(B, B)  # a release before platforms: amd64's
+    assert world.actions(test) == {smoke: "run", upgrade: "run"}
 
 
 def test_tests_run_again_when_the_images_will_be_rebuilt(world):
     world.built().imaged().tested()
     script = world.ctx.images_dir / "include" / "entrypoint"
     script.write_text(script.read_text() + "# changed\n")
-    assert world.actions(test)["smoke/bullseye"] == "run"
+    assert world.actions(test)["smoke/bullseye/linux/amd64"] == "run"
 
 
 def test_a_fresh_machine_reads_the_release_files_back_and_refuses_a_record_the_index_contradicts(
@@ -310,45 +385,183 @@ def test_a_fresh_machine_reads_the_release_files_back_and_refuses_a_record_the_i
     assert not other.dist.exists()  # refused before anything was written
 
 
-def test_push_pushes_skips_and_refuses_immutable_tags(world):
+def test_push_pushes_skips_and_refuses_the_platform_tags(world):
     world.built().imaged().tested()
     steps = world.actions(push)
-    immutable = ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild")
-    assert steps == {f"{world.repository}:{t}": "push" for t in immutable}  # the floating tags are promote's
+    own = ("2.2.4-1-bullseye-amd64", "2.2.4-1-bullseye-onbuild-amd64")
+    assert steps == {f"{world.repository}:{t}": "push" for t in own}  # the immutable tags are the index stage's
     world.pushed()
     assert set(world.actions(push).values()) == {"skip"}
-    world.pushed(ids=(B, A))  # another image under our immutable tags
-    assert world.actions(push)[f"{world.repository}:2.2.4-1"] == "refuse"
+    world.pushed(ids=(B, A))  # another image under our platform tags
+    assert world.actions(push)[f"{world.repository}:2.2.4-1-bullseye-amd64"] == "refuse"
 
 
-def test_push_refuses_an_existing_immutable_tag_before_the_images_are_built(world):
+def test_push_refuses_an_existing_platform_tag_before_the_images_are_built(world):
     world.pushed()
-    assert world.actions(push)[f"{world.repository}:2.2.4-1"] == "refuse"
+    assert world.actions(push)[f"{world.repository}:2.2.4-1-bullseye-amd64"] == "refuse"
+
+
+def test_index_pushes_an_absent_immutable_tag_once_every_platform_tag_is_there(world):
+    """It reads the registry alone (no record, no local image): release.yml's index job on a fresh machine."""
+    world.pushed()
+    steps = world.steps(index, earlier=())
+    assert {step.target: step.action for step in steps} == {f"{world.repository}:{t}": "push" for t in IMMUTABLE}
+    targets = {step.payload.tag: step.payload for step in steps}
+    assert dict(targets["2.2.4-1"].platforms) == {"linux/amd64": "2.2.4-1-bullseye-amd64"}
+    assert dict(targets["2.2.4-1-bullseye"].manifests) == {"linux/amd64": manifest_of(A)}
+    assert dict(targets["2.2.4-1-onbuild"].manifests) == {"linux/amd64": manifest_of(B)}
+
+
+def test_index_skips_an_immutable_tag_that_is_already_the_index_then_signs_keeps_or_refuses_its_signature(
+    world, monkeypatch
+):
+    world.pushed().indexed()
+    base, onbuild = (world.indexes[(world.repository, t)] for t in ("2.2.4-1", "2.2.4-1-onbuild"))
+    signatures = {f"{world.repository}@{made.digest}.sig" for made in (base, onbuild)}
+
+    def decided():
+        steps = world.steps(index, earlier=())
+        tags = {step.target: step.action for step in steps if step.target not in signatures}
+        assert tags == {f"{world.repository}:{t}": "skip" for t in IMMUTABLE}
+        return {step.target: step for step in steps if step.target in signatures}
+
+    assert {target: step.action for target, step in decided().items()} == dict.fromkeys(signatures, "sign")
+    for made in (base, onbuild):  # cosign's signature tags beside the indexes
+        world.tags[(world.repository, cosign_tag(made.digest, "sig"))] = registry.RemoteImage(made.digest, "x")
+    verified = []
+    monkeypatch.setattr(index.cosign, "trust_of", lambda ctx: "trust")
+    monkeypatch.setattr(
+        index.cosign, "verify_image", lambda trust, image, signer: verified.append((image.digest, signer.identity))
+    )
+    assert {target: step.action for target, step in decided().items()} == dict.fromkeys(signatures, "keep")
+    assert set(verified) == {(made.digest, world.ctx.signer.identity) for made in (base, onbuild)}
+
+    def another_signer(trust, image, signer):
+        raise ReleaseError(f"no signature of {image.digest} by {signer.identity}")
+
+    monkeypatch.setattr(index.cosign, "verify_image", another_signer)
+    steps = decided()
+    assert {step.action for step in steps.values()} == {"refuse"}
+    assert steps[f"{world.repository}@{base.digest}.sig"].reason == (
+        f"no signature of {base.digest} by {world.ctx.signer.identity}; remove it from the registry to sign again"
+    )
+
+
+def test_index_refuses_an_immutable_tag_holding_other_manifests(world):
+    world.pushed()
+    where = f"{world.repository}:2.2.4-1"
+    other = index_of({"linux/amd64": manifest_of(B)})  # another image's
+    world.indexes[(world.repository, "2.2.4-1")] = other
+    steps = {step.target: step for step in world.steps(index, earlier=())}
+    assert steps[where].action == "refuse"
+    assert steps[where].reason == (
+        f"already holds {other.digest} (linux/amd64 {manifest_of(B)}), this release's platforms are linux/amd64 "
+        f"{manifest_of(A)}: immutable tags never move; release the next build number"
+    )
+    assert steps[f"{world.repository}:2.2.4-1-bullseye"].action == "push"  # the others are absent
+    # ours and a platform this release does not build
+    world.indexes[(world.repository, "2.2.4-1")] = index_of({"linux/amd64": manifest_of(A), "linux/arm64": B})
+    assert world.actions(index, earlier=())[where] == "refuse"
+
+
+def test_index_refuses_while_a_platform_tag_is_missing_unless_the_push_stage_runs_before(world):
+    steps = world.steps(index, earlier=())
+    assert {step.target: step.action for step in steps} == {f"{world.repository}:{t}": "refuse" for t in IMMUTABLE}
+    assert steps[0].reason == (
+        f"{world.repository}:2.2.4-1-bullseye-amd64 is not pushed: push its linux/amd64 images first "
+        f"(`invoke release 2.2.4-1 --platform linux/amd64 --stages images,test,push,attest`)"
+    )
+    assert set(world.actions(index, earlier=["push"]).values()) == {"push"}
+    assert set(world.actions(index).values()) == {"push"}  # a whole release: pushed before
+
+
+def test_a_release_of_two_platforms_decides_each_platform_on_its_own(tmp_path, monkeypatch):
+    world = World(tmp_path, monkeypatch, platforms=None)  # the line's platforms
+    assert world.platforms == (AMD64, ARM64)
+    repository = world.repository
+    world.built().imaged()
+    assert world.actions(test) == {
+        f"{kind}/bullseye/{platform}": "run" if kind == "smoke" else "skip"
+        for kind in ("smoke", "upgrade")
+        for platform in ("linux/amd64", "linux/arm64")
+    }
+    world.tested()
+    own = {f"2.2.4-1-bullseye{suffix}-{arch}" for suffix in ("", "-onbuild") for arch in ("amd64", "arm64")}
+    steps = {step.target: step for step in world.steps(push, earlier=())}
+    assert {target: step.action for target, step in steps.items()} == {f"{repository}:{t}": "push" for t in own}
+    arm64 = steps[f"{repository}:2.2.4-1-bullseye-onbuild-arm64"].payload
+    assert (arm64.platform, arm64.image) == (ARM64, on(ARM64)[1])
+    # the amd64 images built again: their tests run again, arm64's were these images' and are not
+    sessions = world.ctx.record(SessionsRecord)
+    del sessions.flavours["bullseye"]["linux/amd64"]
+    world.ctx.save(sessions)
+    assert world.actions(test) == {
+        "smoke/bullseye/linux/amd64": "run",
+        "upgrade/bullseye/linux/amd64": "skip",
+        "smoke/bullseye/linux/arm64": "skip",
+        "upgrade/bullseye/linux/arm64": "skip",
+    }
+    assert world.actions(push, earlier=()) == {
+        f"{repository}:{t}": "refuse" if t.endswith("amd64") else "push" for t in own
+    }
+    # the index of both platforms, once both are pushed
+    world.pushed()
+    del world.tags[(repository, "2.2.4-1-bullseye-arm64")]
+    steps = {step.target: step for step in world.steps(index, earlier=())}
+    assert {target: step.action for target, step in steps.items()} == {
+        f"{repository}:{t}": "refuse" if "onbuild" not in t else "push" for t in IMMUTABLE
+    }
+    assert steps[f"{repository}:2.2.4-1"].reason.startswith(
+        f"{repository}:2.2.4-1-bullseye-arm64 is not pushed: push its linux/arm64 images first "
+        f"(`invoke release 2.2.4-1 --platform linux/arm64 "
+    )
+    world.pushed()
+    steps = {step.target: step for step in world.steps(index, earlier=())}
+    assert {step.action for step in steps.values()} == {"push"}
+    assert dict(steps[f"{repository}:2.2.4-1-bullseye"].payload.manifests) == {
+        "linux/amd64": manifest_of(A),
+        "linux/arm64": manifest_of(on(ARM64)[0]),
+    }
+    # release.yml's arm64 job: its own platform's images; the index is the index job's
+    job = ReleaseContext.create("2.2.4-1", world.settings, platform="linux/arm64", console=Console(quiet=True))
+    job.__dict__["docker"] = world.docker
+    assert {step.target for step in push.decide(job)} == {f"{repository}:{t}" for t in own if t.endswith("arm64")}
+    assert {step.target for step in test.decide(job)} == {"smoke/bullseye/linux/arm64", "upgrade/bullseye/linux/arm64"}
+    assert [(step.action, step.target) for step in index.decide(job)] == [("skip", "indexes")]
 
 
 def test_floating_tags_are_kept_behind_a_newer_build(world):
-    world.built().imaged().tested().pushed().pushed(version="2.2.4-2", ids=(B, A))
+    world.built().imaged().tested().released().released(version="2.2.4-2", ids=(B, A))
     steps = world.actions(promote)
-    floating = ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")
-    assert steps == {f"{world.repository}:{t}": "keep" for t in floating}
+    assert steps == {f"{world.repository}:{t}": "keep" for t in FLOATING}
 
 
-def test_floating_tags_move_registry_side_to_the_digest_of_the_immutable_tag(world):
+def test_floating_tags_move_registry_side_to_the_index_of_the_immutable_tag(world):
     """Nothing local is read: a fresh machine (the workflow's promote job) decides the same."""
-    floating = ("2.2.4", "2.2.4-bullseye", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")
-    steps = {step.target: step for step in world.steps(promote)}  # the push runs before it
-    assert {steps[f"{world.repository}:{t}"].action for t in floating} == {"move"}
+    steps = {step.target: step for step in world.steps(promote)}  # the push and index stages run before it
+    assert {steps[f"{world.repository}:{t}"].action for t in FLOATING} == {"move"}
     assert steps[f"{world.repository}:2.2.4"].payload.digest is None  # not pushed yet
-    assert set(world.actions(promote, earlier=())) == {f"{world.repository}:{t}" for t in floating}
+    assert set(world.actions(promote, earlier=())) == {f"{world.repository}:{t}" for t in FLOATING}
     assert set(world.actions(promote, earlier=()).values()) == {"refuse"}  # no push before it: refused
-    world.tags[(world.repository, "2.2.4-1-bullseye")] = registry.RemoteImage("sha256:" + "e" * 64, A)
-    world.tags[(world.repository, "2.2.4-1-bullseye-onbuild")] = registry.RemoteImage("sha256:" + "f" * 64, B)
+    assert set(world.actions(promote, earlier=["push"]).values()) == {"refuse"}  # pushed, never indexed: refused
+    world.pushed()  # the platform tags alone: a floating tag moves to the index
+    assert set(world.actions(promote, earlier=()).values()) == {"refuse"}
+    base = registry.RemotePlatforms("sha256:" + "e" * 64, {"linux/amd64": manifest_of(A)})
+    onbuild = registry.RemotePlatforms("sha256:" + "f" * 64, {"linux/amd64": manifest_of(B)})
+    world.indexes[(world.repository, "2.2.4-1-bullseye")] = base
+    world.indexes[(world.repository, "2.2.4-1-bullseye-onbuild")] = onbuild
     steps = {step.target: step for step in promote.decide(world.ctx)}
-    assert steps[f"{world.repository}:2.2.4-bullseye"].payload.digest == "sha256:" + "e" * 64
-    assert steps[f"{world.repository}:2.2.4-onbuild"].payload.digest == "sha256:" + "f" * 64
-    world.tags[(world.repository, "2.2.4")] = registry.RemoteImage("sha256:" + "e" * 64, A)
-    assert world.actions(promote)[f"{world.repository}:2.2.4"] == "skip"
-    assert world.actions(promote)[f"{world.repository}:2.2.4-onbuild"] == "move"
+    moved = steps[f"{world.repository}:2.2.4-bullseye"].payload
+    assert (moved.digest, dict(moved.platforms)) == (base.digest, base.platforms)
+    assert steps[f"{world.repository}:2.2.4-onbuild"].payload.digest == onbuild.digest
+    world.indexes[(world.repository, "2.2.4")] = base
+    world.tags[(world.repository, "2.2.4-onbuild")] = registry.RemoteImage(B, B)  # 2.2.4-0's, before platforms
+    steps = {step.target: step for step in promote.decide(world.ctx)}
+    assert steps[f"{world.repository}:2.2.4"].action == "skip"
+    assert (steps[f"{world.repository}:2.2.4-onbuild"].action, steps[f"{world.repository}:2.2.4-onbuild"].reason) == (
+        "move",
+        f"from {B} to {onbuild.digest} (2.2.4-1-bullseye-onbuild)",
+    )
 
 
 def test_one_flavour_of_a_release_is_chosen_by_name_and_an_unknown_one_is_refused(world):
@@ -360,7 +573,7 @@ def test_one_flavour_of_a_release_is_chosen_by_name_and_an_unknown_one_is_refuse
 
 def test_stages_of_a_workflow_job_run_after_the_preflight_in_pipeline_order():
     assert stage_names("publish,wheel, sign") == ["preflight", "wheel", "sign", "publish"]
-    assert stage_names(None) == RELEASE and RELEASE[-3:] == ["attest", "promote", "tag"]
+    assert stage_names(None) == RELEASE and RELEASE[-4:] == ["attest", "index", "promote", "tag"]
     with pytest.raises(ReleaseError, match=r"^unknown stage 'tests': --stages takes a comma-separated list of "):
         stage_names("images,tests")
 
@@ -390,9 +603,10 @@ def test_the_test_sessions_get_no_secret_of_the_environment(world, monkeypatch):
     env = test.session_env(world.ctx, "bullseye")
     assert not {"planted-index-password", "planted-token", "planted-request-token"} & set(env.values())
     assert env["AC_RELEASE_CONFIG"] == "/some/release.toml"  # the same configuration as the release
-    assert (env["AC_SMOKE_VERSION"], env["AC_SMOKE_FLAVOUR"], env["AC_SMOKE_TARGET"]) == (
+    assert (env["AC_SMOKE_VERSION"], env["AC_SMOKE_FLAVOUR"], env["AC_SMOKE_PLATFORM"], env["AC_SMOKE_TARGET"]) == (
         "2.2.4-1",
         "bullseye",
+        "linux/amd64",
         "local",
     )
 

@@ -254,14 +254,15 @@ def test_the_meta_wheel_is_built_again_when_its_product_versions_pins_change(tmp
 def test_a_runtime_release_upgrades_from_the_newest_earlier_runtime_release(tmp_path, monkeypatch, version, expected):
     """Found by the image tag it was pushed under (`4.2.1`), not by its name on the command line (`runtime-4.2.1`):
     the upgrade test of every Runtime release after the first was skipped as `no earlier release`."""
-    from ac_release.clients.registry import RemoteImage
+    from ac_release.clients.registry import RemoteImage, RemotePlatforms
     from ac_release.world.released_images import previous_release
 
     world = World(tmp_path, monkeypatch, version)
     repository = world.ctx.release_target.registries[0]
     assert repository.endswith("/astro-runtime")
-    for number in ("4.2.0", "4.2.1"):
-        world.tags[(repository, number)] = RemoteImage(f"sha256:{number[-1] * 64}", f"sha256:{'c' * 64}")
+    # 4.2.0 released before platforms (one image manifest), 4.2.1 an index: its linux/amd64 image is the one
+    world.tags[(repository, "4.2.0")] = RemoteImage(f"sha256:{'0' * 64}", f"sha256:{'c' * 64}")
+    world.indexes[(repository, "4.2.1")] = RemotePlatforms(f"sha256:{'e' * 64}", {"linux/amd64": f"sha256:{'1' * 64}"})
     found = previous_release(world.ctx)
     assert found is not None and (str(found.version), found.digest) == (
         f"runtime-{expected}",

@@ -85,7 +85,10 @@ def test_the_test_stage_alone_refuses_a_flavour_without_images(world):
     """A fix: the dry run said `run`, the run stopped with `no bullseye images of 2.2.4-1 to test`."""
     world.built()
     assert run_refuses_as_planned(world, "test") == [
-        ("smoke/bullseye", "no bullseye images of 2.2.4-1 to test: run `invoke images 2.2.4-1`")
+        (
+            "smoke/bullseye/linux/amd64",
+            "no bullseye/linux/amd64 images of 2.2.4-1 to test: run `invoke images 2.2.4-1`",
+        )
     ]
     assert not refusals(plan(world.ctx, RELEASE), "test")  # built first in a whole release
 
@@ -94,10 +97,10 @@ def test_push_alone_refuses_untested_images_and_a_whole_release_tests_them_first
     """A fix: `--stages push --dry-run` said push, the run refused the untested images."""
     world.built().imaged()
     planned = run_refuses_as_planned(world, "push")
-    assert len(planned) == 4  # every immutable tag of both variants
+    assert len(planned) == 2  # the platform's own tag of both variants
     assert {reason for _, reason in planned} == {
-        "the bullseye images of 2.2.4-1 have not passed their tests: run the release (`invoke release 2.2.4-1`), "
-        "which tests before it pushes"
+        "the bullseye linux/amd64 images of 2.2.4-1 have not passed their tests: run the release "
+        "(`invoke release 2.2.4-1`), which tests before it pushes"
     }
     assert not refusals(plan(world.ctx, RELEASE), "push")  # the preflight's plan: the test stage runs before
     assert not refusals(plan(world.ctx, ["preflight", "test", "push"]), "push")
@@ -107,7 +110,7 @@ def test_push_alone_refuses_untested_images_and_a_whole_release_tests_them_first
 
 def test_push_alone_refuses_a_release_without_images(world):
     planned = run_refuses_as_planned(world, "push")
-    assert {reason for _, reason in planned} == {"no images of 2.2.4-1: run `invoke images 2.2.4-1`"}
+    assert {reason for _, reason in planned} == {"no linux/amd64 images of 2.2.4-1: run `invoke images 2.2.4-1`"}
 
 
 def test_push_refuses_an_immutable_tag_holding_another_image_before_the_test_gate(world):
@@ -131,9 +134,25 @@ def test_promote_alone_refuses_floating_tags_of_images_that_are_not_pushed(world
     assert len(planned) == 4
     assert planned[0][1] == (
         f"{world.repository}:2.2.4-1-bullseye is not pushed: the images of 2.2.4-1 are pushed (after their tests) "
-        f"before a floating tag moves"
+        f"and indexed before a floating tag moves"
     )
     assert not refusals(plan(world.ctx, RELEASE), "promote")
+
+
+def test_index_alone_refuses_immutable_tags_whose_platform_tags_are_not_pushed(world):
+    """Its job (release.yml's `index`) runs after every platform's job pushed: a missing platform tag is refused, in
+    the dry run and the run alike, naming the run that pushes it."""
+    world.built().imaged().tested()
+    planned = run_refuses_as_planned(world, "index")
+    assert [target for target, _ in planned] == [
+        f"{world.repository}:{tag}"
+        for tag in ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild")
+    ]
+    assert planned[0][1] == (
+        f"{world.repository}:2.2.4-1-bullseye-amd64 is not pushed: push its linux/amd64 images first "
+        f"(`invoke release 2.2.4-1 --platform linux/amd64 --stages images,test,push,attest`)"
+    )
+    assert not refusals(plan(world.ctx, RELEASE), "index")  # pushed first in a whole release
 
 
 def test_tag_refuses_a_release_tag_at_another_commit(world):
