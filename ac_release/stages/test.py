@@ -85,7 +85,7 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Flav
                 if not running:
                     steps.append(Step(NAME, "unknown", upgrade, not_running, sessions))
                 else:
-                    reason = f"from {upgrade_from}: {done.upgrade.summary}"
+                    reason = f"from {upgrade_from}: {done.upgrade.summary}" if upgrade_from else done.upgrade.summary
                     steps.append(Step(NAME, "skip", upgrade, reason, sessions))
                 continue
             if built.of(flavour.name, platform) is None and "images" not in earlier:

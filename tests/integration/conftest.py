@@ -11,7 +11,10 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -24,6 +27,7 @@ from tests.helpers import committed_copy, write_config
 
 VERSION = "2.2.4-1"
 FIGURES: list[str] = []
+PLATFORMS = ("linux/amd64", "linux/arm64")  # the platforms of the 2.2.4 line (images/matrix.toml), in its order
 
 
 @pytest.fixture(scope="session")
@@ -217,3 +221,44 @@ def other_index(tmp_path, signed):
     shutil.copytree(ctx.dist, other.dist)
     yield other, local
     local.down(log=lambda _: None)
+
+
+def tiny_image(docker, reference: str, content: str, platform: str = "linux/amd64", padding: int = 0) -> str:
+    """A one-file image of `platform` named `reference` (its image id returned): BuildKit builds `FROM scratch` and
+    a COPY for any platform without an emulator and without pulling anything, so a linux/arm64 image is a real one
+    (its config says arm64). `padding` adds that many random bytes, as a second file."""
+    with tempfile.TemporaryDirectory(prefix="ac-tiny-") as tmp:
+        context = Path(tmp)
+        (context / "content.txt").write_text(f"{content} {time.time_ns()}\n")
+        files = ["content.txt"]
+        if padding:
+            (context / "padding.bin").write_bytes(os.urandom(padding))
+            files.append("padding.bin")
+        (context / "Dockerfile").write_text("FROM scratch\n" + "".join(f"COPY {name} /\n" for name in files))
+        docker("build", "--platform", platform, "--tag", reference, str(context), capture=True)
+    image = docker.image_id(reference)
+    assert image, reference
+    return image
+
+
+def own_target(config: Path, name: str = "local") -> str:
+    """Rename the target `name` of a write_config release.toml (and the default, when it is) to a name of this call's
+    own, which it returns: the images a test tags under the target's local references (`ac-release/<target>/...`)
+    then never move the names a release of the machine's own `local` or `staging` target uses."""
+    own = f"{name}-{uuid.uuid4().hex[:12]}"
+    text = config.read_text()
+    text = text.replace(f'default_target = "{name}"', f'default_target = "{own}"')
+    config.write_text(
+        text.replace(f"[targets.{name}]", f"[targets.{own}]").replace(f"[targets.{name}.", f"[targets.{own}.")
+    )
+    return own
+
+
+def remove_names(docker, *prefixes: str) -> None:
+    """Remove from the engine every image name that starts with one of `prefixes`: `127.0.0.1:<port>/` for what the
+    pushes to a test's registry left (registry.push names the image after its remote reference), `ac-release/<target>/`
+    for a target's local references."""
+    listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", capture=True).stdout.decode().split()
+    names = [name for name in listed if name.startswith(prefixes) and not name.endswith(":<none>")]
+    if names:
+        docker("image", "rm", *names, capture=True, check=False)

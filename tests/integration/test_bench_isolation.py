@@ -1,8 +1,9 @@
 """A benchmark never touches a release (issue 10, item 21): its builds go through the shared image build under
 names of its own, which it removes, while the release's image references and manifest stay as they were.
 
-A scratch repository with a one-line flavour Dockerfile stands in for the real one, so the test builds in seconds
-through the very functions `nox -s bench` runs (bench._ours, bench.remove_bench_images)."""
+A scratch repository with a one-line flavour Dockerfile (FROM the platform's base, a label: no RUN, so no emulator
+runs) stands in for the real one, so the test builds every platform of the line in seconds through the very
+functions `nox -s bench` runs (bench._ours, first platform and the others, bench.remove_bench_images)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ac_release.building.baseimage import ensure_debian_base
 from ac_release.building.image_state import local_ref
 from ac_release.model.config import load_settings
 from ac_release.model.flavours import ONBUILD, VARIANTS
-from ac_release.world.context import ReleaseContext, flavours
+from ac_release.world.context import ReleaseContext, flavours, release_platforms
 from tests.helpers import REPO, write_config
 
 pytestmark = pytest.mark.integration
@@ -42,10 +43,14 @@ def scratch(docker_ready, tmp_path, monkeypatch):
         .replace("[targets.local", f"[targets.{target}")
     )
     ctx = ReleaseContext.create("2.2.4-1", load_settings(config), console=Console(stderr=True, quiet=True))
-    base = ensure_debian_base(ctx.docker, "bullseye", log=lambda _: None)
+    bases = {
+        p: ensure_debian_base(ctx.docker, "bullseye", log=lambda _: None, platform=p) for p in release_platforms(ctx)
+    }
     for flavour in flavours(ctx):
         flavour.dockerfile(ctx.images_dir).parent.mkdir(parents=True, exist_ok=True)
-        flavour.dockerfile(ctx.images_dir).write_text(f"FROM {base}\nARG AC_VERSION\nLABEL bench.scratch=$AC_VERSION\n")
+        flavour.dockerfile(ctx.images_dir).write_text(
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG AC_VERSION\nLABEL bench.scratch=$AC_VERSION\n"
+        )
         flavour.dockerfile(ctx.images_dir, ONBUILD).parent.mkdir(parents=True, exist_ok=True)
         flavour.dockerfile(ctx.images_dir, ONBUILD).write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
@@ -56,16 +61,24 @@ def scratch(docker_ready, tmp_path, monkeypatch):
     for name in ("apache_airflow-2.2.4+astro.1-py3-none-any.whl", "astronomer_certified-2.2.4.post1-py3-none-any.whl"):
         wheels[name] = tmp_path / name
         wheels[name].write_bytes(name.encode())
-    # The release as it stands: its images under its references (here: the base image), its manifest.
-    planted = [local_ref(ctx, flavour, variant) for flavour in flavours(ctx) for variant in VARIANTS]
-    for ref in planted:
-        ctx.docker("tag", base, ref, capture=True)
+    # The release as it stands: its images of every platform under its references (here: the platform's base image),
+    # its manifest.
+    planted = []
+    for platform, base in bases.items():
+        for ref in (local_ref(ctx, flavour, variant, platform) for flavour in flavours(ctx) for variant in VARIANTS):
+            ctx.docker("tag", base, ref, capture=True)
+            planted.append(ref)
     ctx.dist.mkdir(parents=True)
     (ctx.dist / "release.json").write_text('{"version": "2.2.4-1", "stages": {}}\n')
     yield ctx, wheels, planted
     for ref in planted:
         ctx.docker("image", "rm", ref, capture=True, check=False)
     bench.remove_bench_images(ctx)
+
+
+def _platform(ctx: ReleaseContext, image: str) -> str:
+    inspected = ctx.docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image, capture=True)
+    return inspected.stdout.decode().strip()
 
 
 def _state(ctx: ReleaseContext, refs: list[str]) -> dict[str, str | None]:
@@ -76,12 +89,20 @@ def test_the_benchmark_builds_under_its_own_names_and_leaves_the_release_alone(s
     ctx, wheels, planted = scratch
     before = _state(ctx, planted)
     assert all(before.values())
-    figures = bench._ours(ctx, flavours(ctx), wheels, "cold")
+    first, *others = release_platforms(ctx)
+    assert others, "the line builds one platform: the benchmark's other platforms go untested"
+    labels = {"cold": first} | {f"cold-{platform.architecture}": platform for platform in others}  # as run_bench
+    figures = {label: bench._ours(ctx, flavours(ctx), wheels, label, platform) for label, platform in labels.items()}
+    expected = {  # each image of the platform it was built for
+        f"{bench.BENCH_REPOSITORY}:{label}-{flavour.name}-{variant}": str(platform)
+        for label, platform in labels.items()
+        for flavour in flavours(ctx)
+        for variant in VARIANTS
+    }
     made = bench.bench_images(ctx)
-    assert sorted(made) == sorted(
-        f"{bench.BENCH_REPOSITORY}:cold-{flavour.name}-{variant}" for flavour in flavours(ctx) for variant in VARIANTS
-    )
-    assert all(figures[f.name][v]["size"] > 0 for f in flavours(ctx) for v in VARIANTS)
+    assert sorted(made) == sorted(expected)
+    assert {name: _platform(ctx, name) for name in made} == expected
+    assert all(figures[label][f.name][v]["size"] > 0 for label in labels for f in flavours(ctx) for v in VARIANTS)
     bench.remove_bench_images(ctx)
     assert bench.bench_images(ctx) == []
     assert _state(ctx, planted) == before

@@ -1,5 +1,7 @@
 """Stage `images`: only the published, signed bytes go into an image. (Building and testing a whole image is the
-work of the release's test stage and the `smoke` nox sessions; these tests prove the refusals.)"""
+work of the release's test stage and the `smoke` nox sessions; these tests prove the refusals.) The builds here are
+linux/amd64's, natively: every platform's image is built from the one Dockerfile, whose checks are the same on each
+(linux/arm64's would run them under emulation, minutes longer)."""
 
 from __future__ import annotations
 
@@ -15,16 +17,18 @@ from ac_release.building.image_build import PREPARED_STAGES
 from ac_release.building.image_state import flavour_state
 from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import sha256_file
+from ac_release.model.flavours import AMD64
 from ac_release.model.records import WheelRecord
 from ac_release.pipeline.run import run_stage
 from ac_release.stages import images
 from ac_release.supply_chain.fetch import fetch_verified
 from ac_release.world.context import flavours
-from tests.integration.conftest import context_like, own_bundle_mismatch
+from tests.integration.conftest import context_like, make_context, own_bundle_mismatch
 
 pytestmark = pytest.mark.integration
 
 WHEEL = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
+LOGS = "2.2.4-1-local-images-bullseye-amd64"  # the stem of the linux/amd64 build's logs, then `-<stage>.log`
 META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 
 
@@ -84,11 +88,11 @@ def test_a_wheel_that_does_not_match_its_pinned_sha256_fails_the_image_build(pub
     data[len(data) // 2] ^= 0x01
     tampered.write_bytes(bytes(data))
     (flavour, *_) = flavours(ctx)
-    state = flavour_state(ctx, flavour)
+    state = flavour_state(ctx, flavour, AMD64)
     refs = _own_refs("tampered")
     with pytest.raises(ReleaseError, match=rf"^docker build of {re.escape(refs['base'])} failed"):
-        build.build_flavour(ctx, flavour, [tampered, wheels[META]], state.args, refs)
-    log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
+        build.build_flavour(ctx, flavour, [tampered, wheels[META]], state.args, refs, AMD64)
+    log = (ctx.cache / "logs" / f"{LOGS}-base.log").read_text()
     assert f"/build/wheels/{WHEEL}: FAILED" in log
 
 
@@ -104,11 +108,11 @@ def test_a_lock_that_misses_a_dependency_fails_the_image_build_in_its_check(publ
     inputs = build.inputs
     monkeypatch.setattr(build, "inputs", lambda ctx, flavour: inputs(ctx, flavour) | {"constraints.txt": without_idna})
     (flavour, *_) = flavours(ctx)
-    state = flavour_state(ctx, flavour)
+    state = flavour_state(ctx, flavour, AMD64)
     refs = _own_refs("lock-gap")
     with pytest.raises(ReleaseError, match=rf"^docker build of {re.escape(refs['base'])} failed"):
-        build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
-    log = (ctx.cache / "logs" / "2.2.4-1-local-images-bullseye-base.log").read_text()
+        build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs, AMD64)
+    log = (ctx.cache / "logs" / f"{LOGS}-base.log").read_text()
     assert re.search(r"The package `requests` requires `idna.*`, but it's not installed", log), log[-3000:]
 
 
@@ -116,24 +120,26 @@ def test_the_stages_prepared_ahead_are_what_the_build_then_finds_in_its_cache(pu
     """The release prepares the stages that need no wheel while its wheel stage runs (images.prepare, started by
     pipeline.run_stages) and the images stage waits for that work (pipeline._settle) before it builds: the build,
     started once the prepare has returned, must take every RUN step of those stages from the build cache (CACHED,
-    never run again), and as the very steps the prepare built (the same BuildKit vertex digests)."""
-    ctx, _ = published
+    never run again), and as the very steps the prepare built (the same BuildKit vertex digests). A run of linux/amd64
+    alone (a workflow's images job of that platform: `--platform`), so that the prepare builds that platform's."""
+    released, _ = published
+    ctx = make_context(released.settings, platform="linux/amd64")
     (flavour, *_) = flavours(ctx)
-    ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log)  # as the stage does
+    ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, AMD64)  # as the stage
     logs = ctx.cache / "logs"
-    paths = {stage: logs / f"2.2.4-1-local-images-bullseye-{stage}.log" for stage in PREPARED_STAGES}
+    paths = {stage: logs / f"{LOGS}-{stage}.log" for stage in PREPARED_STAGES}
     for path in paths.values():
         path.unlink(missing_ok=True)  # every log read below is this test's own
     images.prepare(ctx)  # returns once each prepared stage's build has ended
     prepared = {stage: _run_steps(path.read_text(), stage) for stage, path in paths.items()}
     # each prepared stage runs its packages' step, known by its vertex digest
     assert all(prepared.values()) and all(d for steps in prepared.values() for d, _ in steps.values()), prepared
-    state = flavour_state(ctx, flavour)
+    state = flavour_state(ctx, flavour, AMD64)
     wheels = _fetch(ctx, tmp_path)
     refs = _own_refs("prepared")
     try:
-        build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs)
-        log = (logs / "2.2.4-1-local-images-bullseye-base.log").read_text()
+        build.build_flavour(ctx, flavour, list(wheels.values()), state.args, refs, AMD64)
+        log = (logs / f"{LOGS}-base.log").read_text()
         for stage, steps in prepared.items():
             assert _run_steps(log, stage) == {command: (digest, "CACHED") for command, (digest, _) in steps.items()}
     finally:

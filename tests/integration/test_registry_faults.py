@@ -1,5 +1,6 @@
-"""Registry reads and pushes against a real Debian docker-registry: multi-arch lists, the read-back after a push,
-a bounded skopeo, and the push failpoint firing only once a layer reached the registry."""
+"""Registry reads and pushes against a real Debian docker-registry: multi-arch lists of real linux/amd64 and
+linux/arm64 images, the read-back after a push, a bounded skopeo, and the push failpoint firing only once a layer
+reached the registry."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -23,6 +23,7 @@ from ac_release.clients.docker import Docker
 from ac_release.core.errors import ReleaseError
 from ac_release.model.config import docker_command
 from tests.helpers import REPO, throwaway_registry
+from tests.integration.conftest import tiny_image
 
 pytestmark = pytest.mark.integration
 
@@ -60,21 +61,15 @@ def docker():
 
 
 @pytest.fixture
-def make_image(docker, tmp_path):
-    """A tiny distinct image (one file, `docker import`): no base image, no network."""
+def make_image(docker):
+    """A tiny distinct image of a platform (tiny_image: one file `FROM scratch`, a real linux/arm64 image when asked):
+    no base image, no network, no emulator."""
     made = []
     repository = f"ac-release/faults-test-{uuid.uuid4().hex[:12]}"  # this fixture's own: no other run tags it
 
-    def build(content: str, size: int = 0) -> str:
-        tree = tmp_path / f"tree-{len(made)}"
-        tree.mkdir()
-        (tree / "content.txt").write_text(f"{content} {time.time_ns()}\n")
-        if size:
-            (tree / "padding.bin").write_bytes(os.urandom(size))
-        tar = subprocess.run(["tar", "-C", str(tree), "-c", "."], capture_output=True, check=True).stdout
-        image = docker("import", "-", f"{repository}:{content}", input=tar, capture=True).stdout
+    def build(content: str, size: int = 0, platform: str = "linux/amd64") -> str:
         made.append(f"{repository}:{content}")
-        return image.decode().strip()
+        return tiny_image(docker, made[-1], content, platform, padding=size)
 
     yield build
     for ref in made:
@@ -110,24 +105,54 @@ def _put_list(host: str, name: str, tag: str, media_type: str, entries: list[tup
     return body
 
 
-@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
-def test_a_multi_arch_list_reads_as_its_digest_with_the_amd64_image(local_registry, docker, make_image, media_type):
-    host, _ = local_registry
-    name = f"lists/{'oci' if media_type == OCI_INDEX else 'docker'}"
-    amd64, arm64 = make_image("amd64"), make_image("arm64")
+def _list(host: str, docker, make_image, media_type: str, name: str) -> tuple[str, str, dict[str, str]]:
+    """A list (`media_type`) of a real linux/arm64 image and a linux/amd64 one, in that order, under `name:multi`:
+    (amd64's image id, arm64's, {platform: image manifest digest}), the single-platform lists `arm-only` and
+    `amd-only` beside it."""
+    amd64, arm64 = make_image("amd64"), make_image("arm64", platform="linux/arm64")
     registry.push(docker, amd64, f"{host}/{name}", "amd64")
     registry.push(docker, arm64, f"{host}/{name}", "arm64")
     entries = [(_manifest(host, name, "arm64"), "arm64"), (_manifest(host, name, "amd64"), "amd64")]
-    body = _put_list(host, name, "multi", media_type, entries)
-    assert registry.remote_image(f"{host}/{name}", "multi") == registry.RemoteImage(
-        digest="sha256:" + hashlib.sha256(body).hexdigest(), config=amd64
-    )
     _put_list(host, name, "arm-only", media_type, entries[:1])
+    _put_list(host, name, "amd-only", media_type, entries[1:])
+    body = _put_list(host, name, "multi", media_type, entries)
+    digests = {f"linux/{arch}": "sha256:" + hashlib.sha256(raw).hexdigest() for raw, arch in entries}
+    return amd64, arm64, digests | {"list": "sha256:" + hashlib.sha256(body).hexdigest()}
+
+
+@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
+def test_a_multi_arch_list_reads_as_its_digest_with_each_platforms_image(
+    local_registry, docker, make_image, media_type
+):
+    host, _ = local_registry
+    name = f"lists/{'oci' if media_type == OCI_INDEX else 'docker'}"
+    amd64, arm64, digests = _list(host, docker, make_image, media_type, name)
+    digest = digests.pop("list")
+    assert registry.remote_image(f"{host}/{name}", "multi") == registry.RemoteImage(digest=digest, config=amd64)
+    assert registry.remote_image(f"{host}/{name}", "multi", "linux/arm64") == registry.RemoteImage(digest, arm64)
+    assert registry.remote_platforms(f"{host}/{name}", "multi") == registry.RemotePlatforms(digest, digests)
+    # the images themselves, each as its config says: the platform's own tag reads as that platform
+    assert registry.remote_platforms(f"{host}/{name}", "arm64") == registry.RemotePlatforms(
+        digests["linux/arm64"], {"linux/arm64": digests["linux/arm64"]}
+    )
+
+
+@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
+def test_a_list_without_the_platform_asked_for_is_refused_in_one_line(local_registry, docker, make_image, media_type):
+    host, _ = local_registry
+    name = f"lacking/{'oci' if media_type == OCI_INDEX else 'docker'}"
+    _list(host, docker, make_image, media_type, name)
     with pytest.raises(ReleaseError) as error:
         registry.remote_image(f"{host}/{name}", "arm-only")
     assert str(error.value) == (
         f"{host}/{name}:arm-only is a multi-arch list without a linux/amd64 image (it holds linux/arm64): "
         f"the release compares linux/amd64 images only"
+    )
+    with pytest.raises(ReleaseError) as error:
+        registry.remote_image(f"{host}/{name}", "amd-only", "linux/arm64")
+    assert str(error.value) == (
+        f"{host}/{name}:amd-only is a multi-arch list without a linux/arm64 image (it holds linux/amd64): "
+        f"the release needs its linux/arm64 image there"
     )
 
 

@@ -8,15 +8,16 @@ import uuid
 
 import pytest
 
-from ac_release.clients import registry
+from ac_release.clients import oci_index, registry
 from ac_release.core.errors import ReleaseError
 from ac_release.model.config import load_settings
+from ac_release.model.flavours import Platform
 from ac_release.model.records import Artifact, TagRecord, WheelRecord
 from ac_release.pipeline.run import run_stage
 from ac_release.services.manager import LocalServices
 from ac_release.stages import tag
 from tests.helpers import REPO, write_config
-from tests.integration.conftest import make_context
+from tests.integration.conftest import PLATFORMS, make_context, remove_names, tiny_image
 
 pytestmark = pytest.mark.integration
 
@@ -42,27 +43,33 @@ def ctx(tmp_path):
     wheel = "apache_airflow-2.2.4+astro.1-py3-none-any.whl"
     context.manifest.put(WheelRecord("0" * 64, {wheel: Artifact("ab" * 32, 1)}, {}, "none", 0))
     # The release's images as the registry holds them: the notes read them there (the job that tags may not be the
-    # one that pushed). Two tiny images, one per variant, under every tag of the release.
+    # one that pushed). Per variant a tiny image of each platform under its platform's own tag, the immutable tags an
+    # index of them, the floating tags moved to it, as the push, index and promote stages leave them.
     (repository,) = context.target.registries
-    imported = f"ac-release/tag-test-{uuid.uuid4().hex[:12]}"  # this fixture's own: no other run tags it
+    own = f"ac-release/tag-test-{uuid.uuid4().hex[:12]}"  # this fixture's own: no other run tags it
     made = []
-    for variant, tags in (
-        ("base", ("2.2.4-1", "2.2.4-1-bullseye", "2.2.4", "2.2.4-bullseye")),
-        ("onbuild", ("2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild", "2.2.4-onbuild", "2.2.4-bullseye-onbuild")),
-    ):
-        tree = tmp_path / variant
-        tree.mkdir()
-        (tree / "variant").write_text(variant)
-        tar = subprocess.run(["tar", "-C", str(tree), "-c", "."], capture_output=True, check=True).stdout
-        image = context.docker("import", "-", f"{imported}:{variant}", input=tar, capture=True)
-        made.append(f"{imported}:{variant}")
-        for name in tags:
-            context.docker("tag", image.stdout.decode().strip(), f"{repository}:{name}", capture=True)
-            made.append(f"{repository}:{name}")
-            context.docker("push", "--quiet", f"{repository}:{name}", capture=True)
+    for variant, suffix in (("base", ""), ("onbuild", "-onbuild")):
+        platforms = {}
+        for platform in PLATFORMS:
+            arch = Platform.parse(platform).architecture
+            made.append(f"{own}:{variant}-{arch}")
+            image = tiny_image(context.docker, made[-1], variant, platform)
+            platforms[platform] = registry.push(context.docker, image, repository, f"2.2.4-1-bullseye{suffix}-{arch}")
+        for immutable in ("2.2.4-1", "2.2.4-1-bullseye"):
+            index = oci_index.push_index(repository, f"{immutable}{suffix}", platforms).digest
+        for floating in ("2.2.4", "2.2.4-bullseye"):
+            registry.tag_digest(repository, index, f"{floating}{suffix}")
     yield context
     context.docker("image", "rm", *made, capture=True, check=False)
+    remove_names(context.docker, f"{repository.host}/")
     services.down(log=lambda _: None)  # the stage starts the local services it needs: none may outlive the test
+
+
+def row(repository: str, tags: str) -> str:
+    """The notes' row of the image under `tags` (the first one read): its index digest and each platform's."""
+    remote = registry.remote_platforms(repository, tags.split("`")[1])
+    held = "<br>".join(f"{platform} `{digest}`" for platform, digest in remote.platforms.items())
+    return f"| `{repository}` | `{remote.digest}` | {held} | {tags} |"
 
 
 def test_annotated_tag_with_the_notes_is_pushed_then_kept(ctx):
@@ -75,11 +82,10 @@ def test_annotated_tag_with_the_notes_is_pushed_then_kept(ctx):
     )
     assert f"| `apache_airflow-2.2.4+astro.1-py3-none-any.whl` | `{'ab' * 32}` | " in notes
     (repository,) = ctx.target.registries
-    digest = registry.remote_image(repository, "2.2.4-1").digest
-    assert f"| `{repository}` | `{digest}` | `2.2.4-1`, `2.2.4-1-bullseye`, `2.2.4`, `2.2.4-bullseye` |" in notes
-    onbuild = registry.remote_image(repository, "2.2.4-1-onbuild").digest
+    assert row(repository, "`2.2.4-1`, `2.2.4-1-bullseye`, `2.2.4`, `2.2.4-bullseye`") in notes
     tags = "`2.2.4-1-onbuild`, `2.2.4-1-bullseye-onbuild`, `2.2.4-onbuild`, `2.2.4-bullseye-onbuild`"
-    assert f"| `{repository}` | `{onbuild}` | {tags} |" in notes
+    assert row(repository, tags) in notes
+    assert "| image | index digest | platforms | tags |" in notes and "linux/arm64 `sha256:" in notes
     assert "Signed with Sigstore as `release@ac-release.local` (issuer `https://oidc.ac-release.local`)." in notes
     assert git(ctx.settings.root, "cat-file", "-t", "v2.2.4-1") == "tag"  # annotated
     assert git(ctx.settings.root, "tag", "-l", "--format=%(contents)", "v2.2.4-1").strip() == notes.strip()
@@ -104,3 +110,18 @@ def test_a_release_tag_never_moves(ctx):
     git(root, "tag", "--delete", "v2.2.4-1")  # the remote's tag alone refuses just the same
     with pytest.raises(ReleaseError, match=refused):
         run_stage(ctx, "tag")
+
+
+def test_an_image_whose_index_lacks_a_platform_of_the_release_is_never_tagged(ctx):
+    (repository,) = ctx.target.registries
+    amd64 = registry.remote_platforms(repository, "2.2.4-1-bullseye-onbuild-amd64").digest
+    for immutable in ("2.2.4-1-onbuild", "2.2.4-1-bullseye-onbuild"):  # an index of linux/amd64 alone
+        index = oci_index.push_index(repository, immutable, {"linux/amd64": amd64}).digest
+    with pytest.raises(ReleaseError) as error:
+        run_stage(ctx, "tag")
+    assert str(error.value) == (
+        f"{repository}:2.2.4-1-bullseye-onbuild ({index}) holds linux/amd64, not linux/arm64: the release builds "
+        f"linux/amd64, linux/arm64"
+    )
+    assert git(ctx.settings.root, "tag", "-l", "v2.2.4-1") == ""
+    assert not (ctx.dist / "RELEASE_NOTES.md").exists()
