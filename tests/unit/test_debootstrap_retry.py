@@ -3,8 +3,8 @@ signature the keyring refuses is final at once."""
 
 from __future__ import annotations
 
-import re
 import json
+import re
 import subprocess
 import tarfile
 from pathlib import Path
