@@ -194,9 +194,7 @@ def test_a_security_suite_the_archive_does_not_serve_is_returned_to_build_withou
     """The base is then built from the point release and -updates, labelled (ensure_debian_base); a 404 of any other
     file is still a refusal."""
     apt = "".join(f"E: Failed to fetch {url}  404  Not Found [IP: 151.101.2.132 80]\n" for url in UNSERVED)
-    monkeypatch.setattr(
-        baseimage.subprocess, "run", lambda argv, **k: subprocess.CompletedProcess(argv, 100, "", apt)
-    )
+    monkeypatch.setattr(baseimage.subprocess, "run", lambda argv, **k: subprocess.CompletedProcess(argv, 100, "", apt))
     upgrade = ["chroot", "rootfs", "sh", "-c", "apt-get upgrade"]
     assert baseimage._run(upgrade, "security updates", unserved_ok=baseimage.DEBIAN_SECURITY_MIRROR) == UNSERVED
     main = "http://deb.debian.org/debian/pool/main/b/bash/bash_5.1-2+deb11u1_arm64.deb"
