@@ -63,3 +63,9 @@ def require_buildable(platforms: Iterable[Platform], binfmt_dir: Path = BINFMT_D
                 f"cannot build {platform} images on this machine: {reason}; run {ENABLE_SCRIPT} (exit 3: this "
                 f"kernel refuses it), or build the others only with platforms = [...] in the target of release.toml"
             )
+
+
+def emulated(platform: Platform, machine: str | None = None) -> bool:
+    """Does this machine run `platform`'s binaries through an emulator (not natively)?"""
+    machine = machine or host_machine()
+    return platform.machine != _NATIVE.get(machine, machine)

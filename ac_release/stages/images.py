@@ -15,7 +15,7 @@ from ac_release.building import image_build as build
 from ac_release.building.baseimage import base_reference, ensure_base
 from ac_release.building.dockerfiles import drift
 from ac_release.building.image_state import flavour_state
-from ac_release.clients.platforms import require_buildable
+from ac_release.clients.platforms import emulated, require_buildable
 from ac_release.model.flavours import VARIANTS, Platform
 from ac_release.model.records import FlavourImages, ImagesRecord, VariantImage
 from ac_release.stages.steps import Step, open_steps
@@ -57,17 +57,23 @@ def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[Flav
 
 
 def prepare(ctx: ReleaseContext) -> None:
-    """Work ahead, deciding nothing: for every flavour this stage will build (its own decision), the Dockerfile's
-    stages that need none of the release's wheels go into the build cache while the earlier stages run
-    (build.PREPARED_STAGES). An official base is pulled by the build; a debootstrap base the machine does not have
-    yet is left to the stage, which builds it (one builder at a time)."""
+    """Work ahead, deciding nothing: for every flavour and platform this stage will build (its own decision), the
+    Dockerfile's stages that need none of the release's wheels go into the build cache while the earlier stages run
+    (build.PREPARED_STAGES). An official base is pulled by the build. A debootstrap base the machine does not have
+    yet is built here when it is an emulated platform's (arm64 on amd64: minutes, beside the wheel stage); the
+    machine's own platform's is left to the stages, whose build environment needs it too (one builder of a base at
+    a time)."""
     to_build = {(step.payload.flavour, step.payload.platform) for step in open_steps(decide(ctx))}
     for flavour in flavours(ctx):
         for platform in platforms(ctx):
-            base = base_reference(ctx.target.base_images, flavour.distro, flavour.python, platform)
-            missing = ctx.target.base_images == "debootstrap" and ctx.world.image_id(base) is None
-            if (flavour.name, platform) not in to_build or missing:
+            if (flavour.name, platform) not in to_build:
                 continue
+            base = base_reference(ctx.target.base_images, flavour.distro, flavour.python, platform)
+            if ctx.target.base_images == "debootstrap" and ctx.world.image_id(base) is None:
+                if not emulated(platform):
+                    continue
+                require_buildable([platform])
+                ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
             stages = " and ".join(build.PREPARED_STAGES)
             ctx.log(f"images: preparing the {flavour.name} {platform} build's {stages} stages")
             build.prepare_flavour(ctx, flavour, base, platform)

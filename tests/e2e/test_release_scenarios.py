@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -238,6 +239,32 @@ def _tested_on_every_platform(manifest: dict) -> dict:
         assert entry["smoke"]["result"] == "passed" and entry["smoke"]["counts"]["skipped"] == 0, entry
         assert entry["upgrade"]["result"] in ("passed", "no earlier release"), entry
     return tested[AMD64]
+
+
+def test_every_smoke_test_passes_on_the_emulated_arm64_images(reference, tmp_path, figure):
+    """The release's test stage leaves the `full` smoke tests out on an emulated platform (minutes under qemu); here
+    they all run against the reference release's linux/arm64 images, as `nox -s smoke` runs them, nothing skipped."""
+    import xml.etree.ElementTree as ElementTree
+
+    config = reference[0]
+    report = tmp_path / "smoke-arm64.xml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AC_SMOKE_")}
+    env |= {"AC_RELEASE_CONFIG": str(config), "AC_SMOKE_VERSION": VERSION, "AC_SMOKE_FLAVOUR": "bullseye"}
+    env |= {"AC_SMOKE_PLATFORM": ARM64}
+    root = load_settings(config).root
+    argv = [sys.executable, "-m", "pytest", "tests/smoke", "-m", "smoke", "-p", "no:cacheprovider", "-q"]
+    started = time.monotonic()
+    run = subprocess.run([*argv, f"--junitxml={report}"], cwd=root, env=env, capture_output=True, text=True)
+    figure(f"every smoke test on the emulated linux/arm64 images of {VERSION}: {time.monotonic() - started:.0f} s")
+    assert run.returncode == 0, run.stdout[-4000:]
+    suite = ElementTree.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert int(suite.get("skipped")) == 0 and int(suite.get("failures")) == int(suite.get("errors")) == 0
+    names = {case.get("name") for case in suite.iter("testcase")}
+    assert {"test_webserver_health_and_login_page", "test_pip_show_and_pip_check_are_clean"} <= names  # `full` ran
+    manifest = json.loads((load_settings(config).dist_dir / VERSION / "release.json").read_text())
+    in_release = manifest["targets"]["local"]["test"]["flavours"]["bullseye"][ARM64]["smoke"]["counts"]["tests"]
+    assert int(suite.get("tests")) > in_release  # more than the test stage ran there
 
 
 def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

@@ -120,6 +120,7 @@ def test_environment_of_the_image(docker, built):
     assert config["Cmd"] == ["airflow", "--help"]
 
 
+@pytest.mark.full
 def test_pip_show_and_pip_check_are_clean(docker, built):
     show = docker("run", "--rm", built.image, "pip", "show", "apache-airflow", built.ctx.product.meta_project).stdout
     version = built.ctx.version
@@ -269,6 +270,7 @@ def test_db_init_connections_and_variables(airflow, initialised_db):
 
 
 @pytest.mark.database
+@pytest.mark.full
 def test_webserver_health_and_login_page(docker, built, network, airflow_env, initialised_db):
     with detached(
         docker, network, "webserver", built.image, "airflow", "webserver", args=env_args(airflow_env)
@@ -418,6 +420,7 @@ def _files_holding(docker, image: str, bundle: Path, line: str) -> list[str]:
     return docker("run", "--rm", "--user", "root", mount, image, *search, check=False, timeout=900).stdout.split()
 
 
+@pytest.mark.full
 def test_onbuild_project_with_a_provider_and_crlf_packages_builds(docker, built, tmp_path, onbuild_base):
     project = _onbuild_project(tmp_path, onbuild_base, "apache-airflow-providers-openfaas==2.0.1\n")
     tag = f"ac-release/smoke-onbuild:{secrets.token_hex(6)}"
@@ -463,6 +466,7 @@ def test_onbuild_project_under_the_classic_builder_stops_with_one_line_naming_th
     ], output[-3000:]
 
 
+@pytest.mark.full
 def test_onbuild_project_requiring_apache_airflow_fails_with_the_message(docker, built, tmp_path, onbuild_base):
     project = _onbuild_project(
         tmp_path, onbuild_base, "apache-airflow-providers-openfaas==2.0.1\napache-airflow==2.3.0\n"

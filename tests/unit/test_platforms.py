@@ -112,3 +112,25 @@ def test_an_enabled_entry_with_the_f_flag_is_enough(tmp_path):
 def test_the_repository_release_toml_narrows_nothing():
     settings = load_settings(REPO / "release.toml")
     assert all(target.platforms is None for target in settings.targets.values())
+
+
+def test_a_platform_is_emulated_where_the_machine_is_of_another_architecture():
+    from ac_release.clients.platforms import emulated
+
+    assert emulated(ARM64, "x86_64") and emulated(AMD64, "aarch64")
+    assert not emulated(AMD64, "x86_64") and not emulated(ARM64, "aarch64") and not emulated(ARM64, "arm64")
+
+
+def test_an_emulated_platform_leaves_the_full_smoke_tests_to_the_end_to_end_tier(monkeypatch):
+    """arm64 under qemu: the image checks and a DAG run against PostgreSQL (and the upgrade) in the release's test
+    stage; on its own architecture (GitHub's arm64 runners) every smoke test."""
+    from ac_release.clients import platforms
+    from ac_release.stages import test
+
+    monkeypatch.setattr(platforms, "host_machine", lambda: "x86_64")
+    assert test.expression("smoke and database", ARM64) == "smoke and database and not full"
+    assert test.expression("smoke and not database", AMD64) == "smoke and not database"
+    assert test.expression("upgrade", ARM64) == "upgrade"
+    monkeypatch.setattr(platforms, "host_machine", lambda: "aarch64")
+    assert test.expression("smoke and database", ARM64) == "smoke and database"
+    assert test.expression("smoke and database", AMD64) == "smoke and database and not full"
