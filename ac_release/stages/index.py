@@ -65,10 +65,18 @@ def _decide_tag(
     ctx: ReleaseContext, target: IndexTarget, every: tuple[Platform, ...], pushed_before: bool
 ) -> list[Step[IndexTarget]]:
     where = f"{target.repository}:{target.tag}"
+    held = ctx.world.remote_platforms(target.repository, target.tag)
     manifests = {}
     for platform, own in target.platforms:
         remote = ctx.world.remote_image(target.repository, own)
         if remote is None:
+            if held is not None:  # an immutable tag that is there before this release's platforms: not its index
+                found = ", ".join(f"{name} {digest}" for name, digest in held.platforms.items())
+                reason = (
+                    f"already holds {held.digest} ({found}) while this release's {platform} image is not pushed "
+                    f"({target.repository}:{own}): immutable tags never move; release the next build number"
+                )
+                return [Step(NAME, "refuse", where, reason, target)]
             if pushed_before:
                 return [Step(NAME, "push", where, f"index of {_names(every)} once they are pushed", target)]
             reason = (
@@ -79,7 +87,6 @@ def _decide_tag(
         manifests[platform] = remote.digest
     target = replace(target, manifests=tuple(manifests.items()))
     listed = ", ".join(f"{platform} {digest}" for platform, digest in manifests.items())
-    held = ctx.world.remote_platforms(target.repository, target.tag)
     if held is None:
         return [Step(NAME, "push", where, f"index of {listed}", target)]
     if held.platforms != manifests:

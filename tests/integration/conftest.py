@@ -146,6 +146,59 @@ def reference(release_repo, tmp_path_factory, figure, docker_ready):
 
 
 @pytest.fixture(scope="session")
+def reference_started(tmp_path_factory, figure, docker_ready, debian_base, built):
+    """The gate's reference release (test_release.py), started in the background once what it shares with the other
+    tests is made (the Debian bases of both platforms and the wheel stage's build environment: two builds of one of
+    them at once would race for its tag), so that its minutes (arm64 built and tested under emulation) pass beside
+    the other modules. `reference_started.result()` waits for it: (config, the run, what it left behind, the dry
+    run), as `reference` gives it."""
+    from ac_release.building.baseimage import ensure_debian_base
+    from ac_release.clients.docker import Docker
+    from ac_release.model.flavours import ARM64
+    from tests.helpers import Background
+    from tests.release_run import command, invoke
+
+    ensure_debian_base(Docker(docker_command("auto")), "bullseye", log=lambda _: None, platform=ARM64)
+    repo = committed_copy(tmp_path_factory.mktemp("repo"))
+    directory = tmp_path_factory.mktemp("reference")
+    config = write_config(directory, root=repo)
+    assert invoke(repo, config, "services.up").returncode == 0  # so that the dry run can read them
+    plan = invoke(repo, config, "release", VERSION, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    started = StartedRelease(
+        repo, config, plan, Background.start(command(repo, config, ("release", VERSION)), directory / "release"), figure
+    )
+    yield started
+    started.run.stop()
+    LocalServices(load_settings(config).services).down(log=lambda _: None)
+
+
+class StartedRelease:
+    def __init__(self, repo: Path, config: Path, plan, run, figure):
+        self.repo, self.config, self.plan, self.run, self._figure = repo, config, plan, run, figure
+        self._result = None
+
+    def result(self):
+        from tests.release_run import signing_share, state
+
+        if self._result is None:
+            result, seconds = self.run.wait()
+            assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+            figure = f"release {VERSION} from an empty dist/, index, registry and remote: {seconds:.0f} s"
+            self._figure(f"{figure} (beside the other modules' tests)")
+            self._figure(signing_share(result.stderr + result.stdout))
+            self._result = (self.config, result, state(self.config), self.plan)
+        return self._result
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reference_beside(request):
+    """When test_release.py is selected, its release starts with the session (reference_started)."""
+    if any(item.path.name == "test_release.py" for item in request.session.items):
+        request.getfixturevalue("reference_started")
+
+
+@pytest.fixture(scope="session")
 def release_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("release")
 

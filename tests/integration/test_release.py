@@ -25,6 +25,17 @@ from tests.release_run import VERSION, files, invoke, planned, state, steps_in
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def release_repo(reference_started):
+    """The repository the reference release runs from (conftest's reference_started, begun with the session)."""
+    return reference_started.repo
+
+
+@pytest.fixture(scope="module")
+def reference(reference_started):
+    return reference_started.result()
+
+
 def test_release_does_every_stage_and_records_it(reference):
     config, result, final, _ = reference
     assert final["stages"] == sorted(set(RELEASE) - {"preflight"})  # preflight checks, it produces nothing
@@ -105,7 +116,7 @@ def test_changed_image_inputs_are_refused_as_the_dry_run_says(release_repo, refe
         stage, _, target = refused_as_planned(
             release_repo, config, [settings.dist_dir, services.pypi_dir, services.registry_dir]
         )
-        assert stage == "push" and target.endswith(":2.2.4-1")
+        assert stage == "push" and target.endswith(":2.2.4-1-bullseye-amd64")  # the platform's own tag comes first
     finally:
         _git(release_repo, "reset", "-q", "--hard", "HEAD~1")
     assert state(config) == final

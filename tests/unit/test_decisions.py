@@ -475,6 +475,22 @@ def test_index_refuses_while_a_platform_tag_is_missing_unless_the_push_stage_run
     assert set(world.actions(index).values()) == {"push"}  # a whole release: pushed before
 
 
+def test_index_refuses_an_immutable_tag_already_there_before_the_platform_tags_are_pushed(world):
+    """The dry run of a release whose immutable tag holds another image refuses it before anything is built (the
+    index stage said `push`, "once they are pushed", and the release built, tested and pushed before it refused)."""
+    where = f"{world.repository}:2.2.4-1-bullseye"
+    other = index_of({"linux/amd64": manifest_of(B)})
+    world.indexes[(world.repository, "2.2.4-1-bullseye")] = other
+    for earlier in (["push"], ()):
+        steps = {step.target: step for step in world.steps(index, earlier=earlier)}
+        assert steps[where].action == "refuse"
+        assert steps[where].reason == (
+            f"already holds {other.digest} (linux/amd64 {manifest_of(B)}) while this release's linux/amd64 image is "
+            f"not pushed ({world.repository}:2.2.4-1-bullseye-amd64): immutable tags never move; release the next "
+            "build number"
+        )
+
+
 def test_a_release_of_two_platforms_decides_each_platform_on_its_own(tmp_path, monkeypatch):
     world = World(tmp_path, monkeypatch, platforms=None)  # the line's platforms
     assert world.platforms == (AMD64, ARM64)
