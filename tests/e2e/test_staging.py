@@ -113,7 +113,12 @@ def test_the_release_workflow_plans_an_astro_runtime_release_on_a_new_line(stagi
     assert result.returncode == 0, log[-5000:]
     assert re.findall(r"\[release/plan ([^\]]*)\] 🏁  Job succeeded", log) == ["runtime-5.0.0 -> staging"]
     (output,) = re.findall(r"::set-output:: matrix=(.*)", log)
-    assert json.loads(output) == {"include": [{"version": "runtime-5.0.0", "flavour": "bullseye"}]}
+    assert json.loads(output) == {
+        "include": [
+            {"version": "runtime-5.0.0", "flavour": "bullseye", "platform": platform}
+            for platform in ("linux/amd64", "linux/arm64")
+        ]
+    }
     # the line's own wheel and the Runtime repositories of both staging registries, under seed 004's tags
     assert "apache_airflow-2.3.0+astro.1-py3-none-any.whl" in log and "astro_runtime-5.0.0-py3-none-any.whl" in log
     for repository in load_settings(config).target("staging").for_repository("ap-airflow", "astro-runtime").registries:
@@ -130,7 +135,7 @@ def released(staging, staging_release, figure, tmp_path_factory):
     log = act_log(result)
     (tmp_path_factory.getbasetemp() / "release-workflow.log").write_text(log)  # the whole run, to read afterwards
     assert result.returncode == 0, log[-8000:]
-    figure(f"release.yml {VERSION} -> staging under act (5 jobs, each in a fresh copy): {seconds:.0f} s")
+    figure(f"release.yml {VERSION} -> staging under act (7 jobs, each in a fresh copy): {seconds:.0f} s")
     started = time.monotonic()
     verified = invoke(repo, None, env, "verify", VERSION, "--target", "staging")
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
