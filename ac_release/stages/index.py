@@ -125,23 +125,13 @@ def act(ctx: ReleaseContext, steps: list[Step[IndexTarget]]) -> IndexRecord:
         target = step.payload
         if target is None:  # a run of one platform: nothing of its own
             continue
-        if step.action == "push":
-            if not target.manifests:  # the push stage ran before in this run: decided now, on what it pushed
-                (step, *_) = _decide_tag(ctx, target, release_platforms(ctx), pushed_before=False)
-                if step.action == "refuse":
-                    raise ReleaseError(f"{step.target}: {step.reason}")
-                target = step.payload
-            if step.action == "push":
-                ctx.log(f"index: {step.target} <- {', '.join(f'{p} {d}' for p, d in target.manifests)}")
-                with ctx.view.row(step.target, level=1):
-                    made = ctx.world.push_index(target.repository, target.tag, dict(target.manifests))
-                target = replace(target, digest=made.digest)
-                action = made.action
-            else:
-                target = step.payload
-                action = "present"
+        if step.action == "push":  # decided by the run on the registry as the push stage left it: manifests known
+            ctx.log(f"index: {step.target} <- {', '.join(f'{p} {d}' for p, d in target.manifests)}")
+            with ctx.view.row(step.target, level=1):
+                made = ctx.world.push_index(target.repository, target.tag, dict(target.manifests))
+            target = replace(target, digest=made.digest)
             pushed[(target.repository, target.tag)] = target
-            record.tags.append(_pushed(target, action))
+            record.tags.append(_pushed(target, made.action))
         elif step.action == "skip":
             pushed[(target.repository, target.tag)] = target
             record.tags.append(_pushed(target, "present"))
