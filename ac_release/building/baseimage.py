@@ -30,6 +30,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from ac_release.building.build_once import build_once
 from ac_release.clients.docker import Docker
 from ac_release.clients.platforms import require_buildable
 from ac_release.clients.retry import Transient, retry
@@ -183,9 +184,17 @@ def ensure_debian_base(
     there yet."""
     _check_keyring(keyring)
     tag = _tag(suite, keyring, platform)
-    if docker.image_id(tag):
-        warn_unpatched(docker, tag, log)
-        return tag
+    build_once(
+        tag,
+        lambda: bool(docker.image_id(tag)),
+        lambda: _build_debian_base(docker, suite, keyring, platform, tag, log),
+        log,
+    )
+    warn_unpatched(docker, tag, log)
+    return tag
+
+
+def _build_debian_base(docker: Docker, suite: str, keyring: Path, platform: Platform, tag: str, log) -> None:
     require_buildable([platform])
     if shutil.which("debootstrap") is None:
         raise ReleaseError("debootstrap is not installed: run .ci/bootstrap (or apt-get install debootstrap)")
@@ -211,8 +220,6 @@ def ensure_debian_base(
                 f"for {arch} (e.g. {missing[0]}); built from the {suite} point release and {suite}-updates"
             )
         _import(docker, rootfs, Path(tmp) / "context", tag, platform, labels)
-    warn_unpatched(docker, tag, log)
-    return tag
 
 
 def warn_unpatched(docker: Docker, tag: str, log=print) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ac_release.building.baseimage import ensure_base
+from ac_release.building.build_once import build_once
 from ac_release.clients.docker import Docker
 from ac_release.model.line import ReleaseLine
 
@@ -54,7 +55,8 @@ def ensure_buildenv(
     ):
         inputs.update(hashlib.sha256(part).digest())
     tag = f"{REPOSITORY}:{line.airflow}-{line.build_distro}-py{line.build_python}-{inputs.hexdigest()[:12]}"
-    if not docker.image_id(tag):
+
+    def build() -> None:
         log(f"building build environment {tag}")
         with tempfile.TemporaryDirectory(prefix="ac-buildenv-") as tmp:
             context = Path(tmp)
@@ -71,4 +73,6 @@ def ensure_buildenv(
                 },
                 log=cache / "logs" / f"buildenv-{line.airflow}.log",
             )
+
+    build_once(tag, lambda: bool(docker.image_id(tag)), build, log)
     return BuildEnv(image=tag, python=line.build_python, has_extra_ca=bool(ca))

@@ -56,14 +56,19 @@ def remove_interrupted_writes(directory: Path) -> list[Path]:
 
 
 @contextmanager
-def exclusively(path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `path` (made when missing) for the block, waiting while another process holds it.
-    The kernel drops it when its holder dies, even by SIGKILL; the file stays (removing it would let a waiter lock a
-    file no newcomer opens)."""
+def exclusively(path: Path, waiting=None) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (made when missing) for the block, waiting while another process holds it
+    (`waiting()` is called once first, when it has to). The kernel drops it when its holder dies, even by SIGKILL;
+    the file stays (removing it would let a waiter lock a file no newcomer opens)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

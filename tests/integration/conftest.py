@@ -26,6 +26,7 @@ from ac_release.world.context import ReleaseContext
 from tests.helpers import committed_copy, write_config
 
 VERSION = "2.2.4-1"
+SESSION_STARTED = time.time()  # conftest is imported as the session starts
 FIGURES: list[str] = []
 PLATFORMS = ("linux/amd64", "linux/arm64")  # the platforms of the 2.2.4 line (images/matrix.toml), in its order
 
@@ -146,19 +147,16 @@ def reference(release_repo, tmp_path_factory, figure, docker_ready):
 
 
 @pytest.fixture(scope="session")
-def reference_started(tmp_path_factory, figure, docker_ready, debian_base, built):
-    """The gate's reference release (test_release.py), started in the background once what it shares with the other
-    tests is made (the Debian bases of both platforms and the wheel stage's build environment: two builds of one of
-    them at once would race for its tag), so that its minutes (arm64 built and tested under emulation) pass beside
-    the other modules. `reference_started.result()` waits for it: (config, the run, what it left behind, the dry
-    run), as `reference` gives it."""
-    from ac_release.building.baseimage import ensure_debian_base
-    from ac_release.clients.docker import Docker
-    from ac_release.model.flavours import ARM64
+def reference_started(tmp_path_factory, figure, docker_ready):
+    """The gate's reference release (test_release.py), started in the background as the session starts, so that its
+    minutes (arm64 built and tested under emulation) pass beside the other modules; test_release.py runs last. What
+    it shares with the other tests (the Debian bases of both platforms, the wheel stage's build environment) is built
+    once, by whichever process misses it first, the others waiting (building/build_once.py).
+    `reference_started.result()` waits for it: (config, the run, what it left behind, the dry run), as `reference`
+    gives it."""
     from tests.helpers import Background
     from tests.release_run import command, invoke
 
-    ensure_debian_base(Docker(docker_command("auto")), "bullseye", log=lambda _: None, platform=ARM64)
     repo = committed_copy(tmp_path_factory.mktemp("repo"))
     directory = tmp_path_factory.mktemp("reference")
     config = write_config(directory, root=repo)
@@ -189,6 +187,11 @@ class StartedRelease:
             self._figure(signing_share(result.stderr + result.stdout))
             self._result = (self.config, result, state(self.config), self.plan)
         return self._result
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """test_release.py last: it waits for the reference release, which the other modules' tests run beside."""
+    items.sort(key=lambda item: item.path.name == "test_release.py")
 
 
 @pytest.fixture(scope="session", autouse=True)
