@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from ac_release.core.errors import ReleaseError
 from ac_release.model.flavours import VARIANTS, Platform
 from ac_release.model.records import IndexRecord, PushedTag
-from ac_release.stages.steps import Step, open_steps
+from ac_release.stages.steps import Step
 from ac_release.supply_chain import cosign
 from ac_release.supply_chain.image_attestations import cosign_tag
 from ac_release.supply_chain.signing import client_token
@@ -77,8 +77,11 @@ def _decide_tag(
                     f"({target.repository}:{own}): immutable tags never move; release the next build number"
                 )
                 return [Step(NAME, "refuse", where, reason, target)]
-            if pushed_before:
-                return [Step(NAME, "push", where, f"index of {_names(every)} once they are pushed", target)]
+            if pushed_before:  # the dry run before the push stage; the run decides again after it
+                return [
+                    Step(NAME, "push", where, f"index of {_names(every)} once they are pushed", target),
+                    Step(NAME, "sign", f"{where}.sig", f"signature of its index as {ctx.signer.identity}", target),
+                ]
             reason = (
                 f"{target.repository}:{own} is not pushed: push its {platform} images first "
                 f"(`invoke release {ctx.version} --platform {platform} --stages images,test,push,attest`)"
@@ -88,7 +91,8 @@ def _decide_tag(
     target = replace(target, manifests=tuple(manifests.items()))
     listed = ", ".join(f"{platform} {digest}" for platform, digest in manifests.items())
     if held is None:
-        return [Step(NAME, "push", where, f"index of {listed}", target)]
+        target = replace(target, digest=ctx.world.index_digest(target.repository, manifests))
+        return [Step(NAME, "push", where, f"index {target.digest} of {listed}", target), _signature(ctx, target)]
     if held.platforms != manifests:
         found = ", ".join(f"{platform} {digest}" for platform, digest in held.platforms.items())
         reason = (
@@ -120,34 +124,32 @@ def _names(platforms: tuple[Platform, ...]) -> str:
 
 def act(ctx: ReleaseContext, steps: list[Step[IndexTarget]]) -> IndexRecord:
     record = IndexRecord([])
-    pushed = {}
     for step in steps:
         target = step.payload
-        if target is None:  # a run of one platform: nothing of its own
-            continue
+        if step.action == "refuse":
+            raise ReleaseError(f"{step.target}: {step.reason}")
         if step.action == "push":  # decided by the run on the registry as the push stage left it: manifests known
             ctx.log(f"index: {step.target} <- {', '.join(f'{p} {d}' for p, d in target.manifests)}")
             with ctx.view.row(step.target, level=1):
                 made = ctx.world.push_index(target.repository, target.tag, dict(target.manifests))
-            target = replace(target, digest=made.digest)
-            pushed[(target.repository, target.tag)] = target
+            if made.digest != target.digest:
+                raise ReleaseError(
+                    f"{step.target}: the registry made the index {made.digest}, not {target.digest} as decided: "
+                    f"a platform's manifest changed while this ran; run the release again"
+                )
             record.tags.append(_pushed(target, made.action))
-        elif step.action == "skip":
-            pushed[(target.repository, target.tag)] = target
+        elif step.action == "skip" and target is not None:
             record.tags.append(_pushed(target, "present"))
-        elif step.action == "keep":
-            record.signed[f"{target.repository}@{target.digest}"] = "kept"
-    to_sign = [step for step in open_steps(steps) if step.action == "sign"]
-    to_sign += [_signature(ctx, target) for target in pushed.values() if not _decided(steps, target)]
-    token = client_token(ctx) if any(step.open for step in to_sign) else None
+    signs = [step for step in steps if step.action in ("sign", "keep")]
+    token = client_token(ctx) if any(step.open for step in signs) else None
     trust = cosign.trust_of(ctx)
-    for step in to_sign:
+    for step in signs:
         target = step.payload
         name = f"{target.repository}@{target.digest}"
         if name in record.signed:  # two immutable tags of one image (`2.2.4-1`, `2.2.4-1-bullseye`): one index
             continue
-        if step.action == "refuse":
-            raise ReleaseError(f"{step.target}: {step.reason}")
+        if target.digest is None:  # the dry run's step before the push stage: the run decides after it
+            raise ReleaseError(f"{step.target}: decided before its platforms were pushed; decide again after them")
         if step.open:
             ctx.log(f"index: signing {name} as {ctx.signer.identity}")
             image = cosign.ImageReference.of(ctx.target.registry(target.repository), target.digest)
@@ -160,16 +162,6 @@ def act(ctx: ReleaseContext, steps: list[Step[IndexTarget]]) -> IndexRecord:
         record.signed[name] = "signed" if step.open else "kept"
     ctx.save(record)
     return record
-
-
-def _decided(steps: list[Step[IndexTarget]], target: IndexTarget) -> bool:
-    """Was the signature of `target`'s index decided already (an index that was there before this run)?"""
-    return any(
-        step.action in ("sign", "keep", "refuse")
-        and step.payload is not None
-        and (step.payload.repository, step.payload.digest) == (target.repository, target.digest)
-        for step in steps
-    )
 
 
 def _pushed(target: IndexTarget, action: str) -> PushedTag:

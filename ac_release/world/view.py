@@ -91,6 +91,9 @@ class World:
         self.tag_lists = Memo()  # repository -> [tag]
         self.labels_of = Memo()  # (repository, digest) -> {label: value}: a digest's labels never change
         self.release_files_of = Memo()  # (repository, tag) -> {name: sha256} | None
+        self.index_digests = (
+            Memo()
+        )  # (repository, ((platform, manifest digest), ...)) -> digest: manifests never change
         self.engine = Memo()  # reference or image id -> image id | None
         self.git_remote = Memo()  # (remote, tag) -> commit | None
         self.services = Memo()  # services directory -> do they all answer
@@ -135,6 +138,11 @@ class World:
         change its platforms)."""
         remote = self.platforms_of.get((str(repository), tag), lambda: registry.remote_platforms(repository, tag))
         return remote and registry.RemotePlatforms(remote.digest, dict(remote.platforms))
+
+    def index_digest(self, repository: str, platforms: dict[str, str]) -> str:
+        """The digest of the index push_index would put for {platform: manifest digest}: its bytes are canonical."""
+        key = (str(repository), tuple(platforms.items()))
+        return self.index_digests.get(key, lambda: oci_index.sha256(oci_index.assemble(repository, platforms)))
 
     def tags(self, repository: str) -> list[str]:
         """The tags of `repository` (a copy: the caller may change it)."""

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from ac_release.building.image_state import flavour_state
-from ac_release.clients import git, registry
+from ac_release.clients import git, oci_index, registry
 from ac_release.clients import oci_release_files as release_files
 from ac_release.clients.index import IndexFile
 from ac_release.core.errors import ReleaseError
@@ -96,6 +96,8 @@ class World:
         monkeypatch.setattr(publish, "index_state", lambda ctx: dict(self.index))
         monkeypatch.setattr(registry, "remote_image", lambda repo, t: self.tags.get((repo, t)))
         monkeypatch.setattr(registry, "remote_platforms", self._remote_platforms)
+        # the index the registry would make of {platform: manifest digest}: index_of's digest
+        monkeypatch.setattr(oci_index, "assemble", lambda repo, platforms: repr(sorted(platforms.items())).encode())
         monkeypatch.setattr(registry, "tags", lambda repo: [t for r, t in (*self.tags, *self.indexes) if r == repo])
         monkeypatch.setattr(tag, "head", lambda root: self.head)
         monkeypatch.setattr(tag, "local_tag_commit", lambda root, name: self.local_tag)
@@ -405,11 +407,17 @@ def test_index_pushes_an_absent_immutable_tag_once_every_platform_tag_is_there(w
     """It reads the registry alone (no record, no local image): release.yml's index job on a fresh machine."""
     world.pushed()
     steps = world.steps(index, earlier=())
-    assert {step.target: step.action for step in steps} == {f"{world.repository}:{t}": "push" for t in IMMUTABLE}
-    targets = {step.payload.tag: step.payload for step in steps}
+    base, onbuild = index_of({"linux/amd64": manifest_of(A)}), index_of({"linux/amd64": manifest_of(B)})
+    # each new index's signature decided with it: its digest is known before it is pushed (canonical bytes)
+    signatures = {f"{world.repository}@{made.digest}.sig": "sign" for made in (base, onbuild)}
+    pushes = {f"{world.repository}:{t}": "push" for t in IMMUTABLE}
+    assert {step.target: step.action for step in steps} == pushes | signatures
+    targets = {step.payload.tag: step.payload for step in steps if step.action == "push"}
     assert dict(targets["2.2.4-1"].platforms) == {"linux/amd64": "2.2.4-1-bullseye-amd64"}
     assert dict(targets["2.2.4-1-bullseye"].manifests) == {"linux/amd64": manifest_of(A)}
     assert dict(targets["2.2.4-1-onbuild"].manifests) == {"linux/amd64": manifest_of(B)}
+    assert (targets["2.2.4-1"].digest, targets["2.2.4-1-onbuild"].digest) == (base.digest, onbuild.digest)
+    assert steps[1].reason == f"signature as {world.ctx.signer.identity}"
 
 
 def test_index_skips_an_immutable_tag_that_is_already_the_index_then_signs_keeps_or_refuses_its_signature(
@@ -471,8 +479,12 @@ def test_index_refuses_while_a_platform_tag_is_missing_unless_the_push_stage_run
         f"{world.repository}:2.2.4-1-bullseye-amd64 is not pushed: push its linux/amd64 images first "
         f"(`invoke release 2.2.4-1 --platform linux/amd64 --stages images,test,push,attest`)"
     )
-    assert set(world.actions(index, earlier=["push"]).values()) == {"push"}
-    assert set(world.actions(index).values()) == {"push"}  # a whole release: pushed before
+    for earlier in (["push"], None):  # None: a whole release, pushed before
+        steps = world.steps(index, earlier=earlier)
+        assert [step.action for step in steps] == ["push", "sign"] * len(IMMUTABLE)
+        assert steps[1].target == f"{world.repository}:2.2.4-1.sig"
+        assert steps[1].reason == f"signature of its index as {world.ctx.signer.identity}"
+        assert steps[0].reason == "index of linux/amd64 once they are pushed"
 
 
 def test_index_refuses_an_immutable_tag_already_there_before_the_platform_tags_are_pushed(world):
@@ -524,16 +536,17 @@ def test_a_release_of_two_platforms_decides_each_platform_on_its_own(tmp_path, m
     world.pushed()
     del world.tags[(repository, "2.2.4-1-bullseye-arm64")]
     steps = {step.target: step for step in world.steps(index, earlier=())}
+    both = {str(p): manifest_of(on(p)[1]) for p in world.platforms}
     assert {target: step.action for target, step in steps.items()} == {
         f"{repository}:{t}": "refuse" if "onbuild" not in t else "push" for t in IMMUTABLE
-    }
+    } | {f"{repository}@{index_of(both).digest}.sig": "sign"}
     assert steps[f"{repository}:2.2.4-1"].reason.startswith(
         f"{repository}:2.2.4-1-bullseye-arm64 is not pushed: push its linux/arm64 images first "
         f"(`invoke release 2.2.4-1 --platform linux/arm64 "
     )
     world.pushed()
     steps = {step.target: step for step in world.steps(index, earlier=())}
-    assert {step.action for step in steps.values()} == {"push"}
+    assert {step.action for step in steps.values()} == {"push", "sign"}
     assert dict(steps[f"{repository}:2.2.4-1-bullseye"].payload.manifests) == {
         "linux/amd64": manifest_of(A),
         "linux/arm64": manifest_of(on(ARM64)[0]),
