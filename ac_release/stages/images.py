@@ -9,6 +9,7 @@ gate against their bundles, and are then handed to the build, which checks their
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ac_release.building import image_build as build
@@ -32,6 +33,20 @@ class FlavourImage:
     flavour: str
     variant: str
     platform: Platform
+
+
+def _build(ctx: ReleaseContext, flavour, platform: Platform, wheels: dict) -> FlavourImages:
+    ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
+    state = flavour_state(ctx, flavour, platform)  # the base exists now: its id is part of the fingerprint
+    built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs, platform)
+    return FlavourImages(
+        fingerprint=state.fingerprint,
+        base_image=state.base,
+        variants={
+            variant: VariantImage(image, state.refs[variant], ctx.docker.image_size(image), seconds)
+            for variant, (image, seconds) in built.items()
+        },
+    )
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[FlavourImage | None]]:
@@ -89,22 +104,25 @@ def act(ctx: ReleaseContext, steps: list[Step[FlavourImage | None]]) -> ImagesRe
         wheel_names = [name for name in ctx.artifact_names if name.endswith(".whl")]
         wheels = fetch_verified(ctx, wheel_names, ctx.cache / "images" / str(ctx.version) / "wheels", ctx.bundles)
     for flavour in flavours(ctx):
+        building = []
         for platform in platforms(ctx):
             if (flavour.name, platform) not in to_build:  # kept: its references name this release's images again
                 for image in record.of(flavour.name, platform).variants.values():
                     ctx.docker("tag", image.image, image.ref, capture=True)
-                continue
-            ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
-            state = flavour_state(ctx, flavour, platform)  # the base exists now: its id is part of the fingerprint
-            built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs, platform)
-            images = FlavourImages(
-                fingerprint=state.fingerprint,
-                base_image=state.base,
-                variants={
-                    variant: VariantImage(image, state.refs[variant], ctx.docker.image_size(image), seconds)
-                    for variant, (image, seconds) in built.items()
-                },
-            )
-            record.put(flavour.name, platform, images)
-            ctx.save(record)
+            else:
+                building.append(platform)
+        if not building:
+            continue
+        # A flavour's platforms side by side: an emulated platform's build is CPU-bound under qemu for minutes, the
+        # native one's mostly waits on downloads and layers. The builds that succeeded are recorded (a resume keeps
+        # them) before the first failure is raised.
+        with ThreadPoolExecutor(max_workers=len(building)) as pool:
+            futures = [pool.submit(_build, ctx, flavour, platform, wheels) for platform in building]
+        failures = [future.exception() for future in futures if future.exception() is not None]
+        for platform, future in zip(building, futures, strict=True):
+            if future.exception() is None:
+                record.put(flavour.name, platform, future.result())
+        ctx.save(record)
+        if failures:
+            raise failures[0]
     return record

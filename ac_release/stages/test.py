@@ -45,7 +45,8 @@ PARTS = {
     "upgrade": {"upgrade": "upgrade"},
 }
 # On a platform this machine emulates (linux/arm64 on amd64: 3-4x slower) the `full` tests are left out: the image
-# checks and a DAG run against PostgreSQL remain (and the upgrade); the end-to-end tier runs the full set there.
+# checks and a DAG run against PostgreSQL (`airflow db init` first) remain, and the upgrade tests; the end-to-end tier
+# runs the full set there.
 EMULATED = " and not full"
 
 

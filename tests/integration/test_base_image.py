@@ -132,7 +132,8 @@ def test_an_arm64_base_is_a_linux_arm64_image_built_once(docker):
     built = any(line.startswith("building base image") for line in logged)
     print(f"arm64 base {tag}: {'built' if built else 'reused'} in {time.monotonic() - started:.1f} s")
     building = f"building base image {tag} from Debian's archive (once per input change)"
-    assert [line for line in logged if not line.startswith("WARNING: ")] in ([], [building])
+    waited = f"waiting for another process of this machine to build {tag}"  # the gate's reference release, say
+    assert [line for line in logged if not line.startswith("WARNING: ")] in ([], [building], [waited])
     image = docker.image_id(tag)
     assert image and _platform(docker, tag) == str(ARM64)
     script = "uname -m && dpkg --print-architecture && python3 -c 'import platform; print(platform.machine())'"

@@ -255,6 +255,7 @@ def test_no_compiler_no_build_ca_no_caches_no_credentials(docker, built):
 
 
 @pytest.mark.database
+@pytest.mark.full  # its eight Airflow commands: 2 1/2 minutes under qemu; the DAG run initialises the database too
 def test_db_init_connections_and_variables(airflow, initialised_db):
     airflow("connections", "add", "smoke_http", "--conn-uri", "http://user:s3cret@example.invalid:8080/path")
     got = last_json(airflow("connections", "get", "smoke_http", "--output", "json").stdout)
