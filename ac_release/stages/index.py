@@ -106,16 +106,16 @@ def _decide_tag(
 
 def _signature(ctx: ReleaseContext, target: IndexTarget) -> Step[IndexTarget]:
     """The index's own signature: keep when it verifies for the target's identity, sign when missing, refuse else."""
-    where = f"{target.repository}@{target.digest}.sig"
+    where = f"{target.repository}:{target.tag}.sig"  # named as the dry run names it before the digest is known
     signer = ctx.signer
     if cosign_tag(target.digest, "sig") not in ctx.world.tags(target.repository):
-        return Step(NAME, "sign", where, f"signature as {signer.identity}", target)
+        return Step(NAME, "sign", where, f"signature of its index {target.digest} as {signer.identity}", target)
     image = cosign.ImageReference.of(ctx.target.registry(target.repository), target.digest)
     try:
         cosign.verify_image(cosign.trust_of(ctx), image, signer)
     except ReleaseError as exc:
         return Step(NAME, "refuse", where, f"{exc}; remove it from the registry to sign again", target)
-    return Step(NAME, "keep", where, f"signature verifies as {signer.identity}", target)
+    return Step(NAME, "keep", where, f"signature of its index {target.digest} verifies as {signer.identity}", target)
 
 
 def _names(platforms: tuple[Platform, ...]) -> str:

@@ -409,15 +409,17 @@ def test_index_pushes_an_absent_immutable_tag_once_every_platform_tag_is_there(w
     steps = world.steps(index, earlier=())
     base, onbuild = index_of({"linux/amd64": manifest_of(A)}), index_of({"linux/amd64": manifest_of(B)})
     # each new index's signature decided with it: its digest is known before it is pushed (canonical bytes)
-    signatures = {f"{world.repository}@{made.digest}.sig": "sign" for made in (base, onbuild)}
+    signatures = {f"{world.repository}:{t}.sig": "sign" for t in IMMUTABLE}
     pushes = {f"{world.repository}:{t}": "push" for t in IMMUTABLE}
     assert {step.target: step.action for step in steps} == pushes | signatures
+    # two immutable tags of one index, one signature (act signs each digest once)
+    assert {step.payload.digest for step in steps if step.action == "sign"} == {base.digest, onbuild.digest}
     targets = {step.payload.tag: step.payload for step in steps if step.action == "push"}
     assert dict(targets["2.2.4-1"].platforms) == {"linux/amd64": "2.2.4-1-bullseye-amd64"}
     assert dict(targets["2.2.4-1-bullseye"].manifests) == {"linux/amd64": manifest_of(A)}
     assert dict(targets["2.2.4-1-onbuild"].manifests) == {"linux/amd64": manifest_of(B)}
     assert (targets["2.2.4-1"].digest, targets["2.2.4-1-onbuild"].digest) == (base.digest, onbuild.digest)
-    assert steps[1].reason == f"signature as {world.ctx.signer.identity}"
+    assert steps[1].reason == f"signature of its index {base.digest} as {world.ctx.signer.identity}"
 
 
 def test_index_skips_an_immutable_tag_that_is_already_the_index_then_signs_keeps_or_refuses_its_signature(
@@ -425,7 +427,7 @@ def test_index_skips_an_immutable_tag_that_is_already_the_index_then_signs_keeps
 ):
     world.pushed().indexed()
     base, onbuild = (world.indexes[(world.repository, t)] for t in ("2.2.4-1", "2.2.4-1-onbuild"))
-    signatures = {f"{world.repository}@{made.digest}.sig" for made in (base, onbuild)}
+    signatures = {f"{world.repository}:{t}.sig" for t in IMMUTABLE}
 
     def decided():
         steps = world.steps(index, earlier=())
@@ -450,7 +452,7 @@ def test_index_skips_an_immutable_tag_that_is_already_the_index_then_signs_keeps
     monkeypatch.setattr(index.cosign, "verify_image", another_signer)
     steps = decided()
     assert {step.action for step in steps.values()} == {"refuse"}
-    assert steps[f"{world.repository}@{base.digest}.sig"].reason == (
+    assert steps[f"{world.repository}:2.2.4-1.sig"].reason == (
         f"no signature of {base.digest} by {world.ctx.signer.identity}; remove it from the registry to sign again"
     )
 
@@ -539,7 +541,8 @@ def test_a_release_of_two_platforms_decides_each_platform_on_its_own(tmp_path, m
     both = {str(p): manifest_of(on(p)[1]) for p in world.platforms}
     assert {target: step.action for target, step in steps.items()} == {
         f"{repository}:{t}": "refuse" if "onbuild" not in t else "push" for t in IMMUTABLE
-    } | {f"{repository}@{index_of(both).digest}.sig": "sign"}
+    } | {f"{repository}:{t}.sig": "sign" for t in IMMUTABLE if "onbuild" in t}
+    assert {step.payload.digest for step in steps.values() if step.action == "sign"} == {index_of(both).digest}
     assert steps[f"{repository}:2.2.4-1"].reason.startswith(
         f"{repository}:2.2.4-1-bullseye-arm64 is not pushed: push its linux/arm64 images first "
         f"(`invoke release 2.2.4-1 --platform linux/arm64 "
