@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,13 +15,14 @@ from ac_release.model.nox_sessions import session_params
 # No per-session virtualenvs: every session uses the tools installed beside the interpreter running nox.
 nox.options.default_venv_backend = "none"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-# Two tiers. The gate, a plain `nox` (.ci/run, every change): lint, unit, integration, whose one full release
-# smoke-tests the newest build in its test stage. The end-to-end tier, `nox -s e2e` (e2e.yml: daily, and on pushes
+# Two tiers. The gate, a plain `nox` (.ci/run, every change): lint, then `gate`: the unit tests beside the
+# integration tests, whose one full release smoke-tests the newest build in its test stage (ci.yml runs `unit` and
+# `integration` as jobs of their own). The end-to-end tier, `nox -s e2e` (e2e.yml: daily, and on pushes
 # to main that touch the pipeline): the long scenarios, whose releases upgrade-test N-1 -> N (the backport build,
 # the nightly, the Runtime chain). Image sessions exist for every changelog build of every line (`invoke release`
 # tests older builds too); ci.yml's smoke jobs run each line's newest build's; neither tier runs them.
 IMAGE_SESSIONS = session_params(Path(__file__).parent)
-nox.options.sessions = ["lint", "unit", "integration"]
+nox.options.sessions = ["lint", "gate"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -55,6 +57,23 @@ def integration(session: nox.Session) -> None:
     """One behaviour a test against the real parts (Docker engine, registry, index, Sigstore), and one full
     `invoke release` with its smoke tests. The gate's last session: it ends with the slowest tests and their times."""
     session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *SLOWEST, *session.posargs)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """The unit and integration sessions on one machine, side by side: the integration tests' critical path is their
+    reference release (minutes of builds, emulation and containers), which the unit tests' minutes then fill. Two
+    pytest processes; the unit tests' whole output is printed after the integration tests'."""
+    log = Path(session.create_tmp()) / "unit.log"
+    with open(log, "wb") as out:
+        unit = subprocess.Popen([PYTHON, "-m", "pytest", "tests/unit"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *SLOWEST, *session.posargs)
+    finally:
+        status = unit.wait()
+        print(f"--- the unit tests (beside the integration tests), {log}:\n{log.read_text()}", flush=True)
+    if status != 0:
+        session.error(f"the unit tests failed (exit {status}): their output is above")
 
 
 @nox.session

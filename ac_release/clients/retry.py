@@ -32,14 +32,21 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, urllib.error.URLError)
 
 
+def backoff_sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def retry(
     step: Callable[[], T],
     *,
     what: str,
     attempts: int = 4,
     first_delay: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
+    """`step()`, again after a pause (doubling from `first_delay`) while it fails transiently. `sleep`: the pause,
+    `backoff_sleep` unless given (a test sets that one to no pause, leaving every other `time.sleep` alone)."""
+    sleep = sleep or backoff_sleep
     delay = first_delay
     for attempt in range(1, attempts + 1):
         try:

@@ -91,9 +91,8 @@ class World:
         self.tag_lists = Memo()  # repository -> [tag]
         self.labels_of = Memo()  # (repository, digest) -> {label: value}: a digest's labels never change
         self.release_files_of = Memo()  # (repository, tag) -> {name: sha256} | None
-        self.index_digests = (
-            Memo()
-        )  # (repository, ((platform, manifest digest), ...)) -> digest: manifests never change
+        # (repository, ((platform, manifest digest), ...)) -> the index's digest: a manifest of a digest never changes
+        self.index_digests = Memo()
         self.engine = Memo()  # reference or image id -> image id | None
         self.git_remote = Memo()  # (remote, tag) -> commit | None
         self.services = Memo()  # services directory -> do they all answer

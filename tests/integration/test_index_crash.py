@@ -60,7 +60,7 @@ def _only_a_temporary_file(packages: Path, dist: Path) -> None:
 
 
 def test_kill_9_while_the_index_stores_an_upload_leaves_no_partial_file_and_the_upload_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.backoff_sleep", lambda seconds: None)
     settings = load_settings(write_config(tmp_path))
     local = LocalServices(settings.services)
     index = settings.target("local").index
@@ -88,7 +88,7 @@ def test_kill_9_while_the_index_stores_an_upload_leaves_no_partial_file_and_the_
 
 def test_kill_9_while_the_index_stores_an_upload_leaves_no_partial_file_and_publish_goes_on(other_index, monkeypatch):
     ctx, local = other_index
-    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.backoff_sleep", lambda seconds: None)
     packages = local.pypi_dir / "packages"
     pid = _restart_with_the_store_failpoint(local, monkeypatch)
 

@@ -26,7 +26,7 @@ META = "astronomer_certified-2.2.4.post1-py3-none-any.whl"
 
 @pytest.fixture
 def no_backoff(monkeypatch):
-    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.backoff_sleep", lambda seconds: None)
 
 
 def _packages(services: LocalServices) -> dict[str, tuple[str, int]]:

@@ -77,7 +77,7 @@ def test_the_second_registry_gets_the_first_ones_manifests_by_copy_and_both_are_
 
 def test_a_copy_that_fails_fails_the_stage_in_one_line_and_the_release_resumes(staging, make_image, monkeypatch):
     settings, target, services = staging
-    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.backoff_sleep", lambda seconds: None)
     first, second = settings.target(target).registries
     a = make_image("a")
     ctx = released(settings, VERSION, a, a, target=target)

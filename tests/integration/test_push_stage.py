@@ -321,7 +321,7 @@ def test_one_platform_tested_on_another_build_refuses_every_platforms_push(setti
 
 
 def test_a_registry_down_mid_release_gives_one_clear_line_and_the_push_resumes(settings, make_image, monkeypatch):
-    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.backoff_sleep", lambda seconds: None)
     a = make_image("a")
     services = LocalServices(settings.services)
     (repository,) = settings.target(None).registries

@@ -94,7 +94,7 @@ class HangingIndex:
 def fast(monkeypatch):
     monkeypatch.setitem(proc.TIMEOUTS, "twine upload", 8)
     monkeypatch.setattr(proc, "_STOP_GRACE", 1)
-    monkeypatch.setattr("ac_release.clients.retry.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ac_release.clients.retry.backoff_sleep", lambda seconds: None)
 
 
 @pytest.mark.parametrize("landed", ["ours", "absent", "other"])

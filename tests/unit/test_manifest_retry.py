@@ -147,3 +147,26 @@ def test_manifest_that_is_a_directory_is_one_line(tmp_path):
         f"{tmp_path / 'release.json'} is not a valid release manifest (a directory): restore it or remove "
         f"{tmp_path} to start over"
     )
+
+
+def test_a_test_that_skips_the_backoff_pauses_leaves_every_other_sleep_alone(monkeypatch):
+    """The integration tests skip retry pauses by setting `retry.backoff_sleep`: they once set `time.sleep` itself,
+    which retry never read (its default was bound at import) while the supervisor's 5 s wait for a stopped service's
+    processes then ended at once, and the port it checked next was still held (test_index_crash, under load)."""
+    import time
+
+    from ac_release.clients import retry as module
+
+    pauses: list[float] = []
+    monkeypatch.setattr(module, "backoff_sleep", pauses.append)
+    calls = iter([urllib.error.URLError("down"), urllib.error.URLError("down"), "ok"])
+
+    def flaky():
+        answer = next(calls)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert retry(flaky, what="x") == "ok"
+    assert pauses == [1.0, 2.0]
+    assert time.sleep is not pauses.append and time.sleep.__module__ == "time"
