@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -64,8 +65,9 @@ def gate(session: nox.Session) -> None:
     """The unit and integration sessions on one machine, side by side: the integration tests' critical path is their
     reference release (minutes of builds, emulation and containers), which the unit tests' minutes then fill. Two
     pytest processes; the unit tests' whole output is printed after the integration tests'."""
-    log = Path(session.create_tmp()) / "unit.log"
-    with open(log, "wb") as out:
+    # not session.create_tmp(): it sets TMPDIR for the session, which every test and release would then inherit
+    with tempfile.NamedTemporaryFile(prefix="ac-release-unit-", suffix=".log", delete=False) as out:
+        log = Path(out.name)
         unit = subprocess.Popen([PYTHON, "-m", "pytest", "tests/unit"], stdout=out, stderr=subprocess.STDOUT)
     try:
         session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *SLOWEST, *session.posargs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -134,7 +135,7 @@ RETRY_DELAY = 5.0  # seconds before the second try, doubled before the third
 def _run(argv: list[str], what: str, unserved_ok: str | None = None) -> list[str]:
     """Run a step of the build; a failure is one line. With `unserved_ok` (a URL prefix), package files under it
     that the archive does not serve (404) are returned instead of refused."""
-    result = subprocess.run(argv, capture_output=True, text=True)
+    result = subprocess.run(argv, capture_output=True, text=True, env=chroot_env(os.environ))
     if result.returncode != 0:
         output = result.stderr or result.stdout
         missing = _NOT_SERVED.findall(output)
@@ -143,12 +144,23 @@ def _run(argv: list[str], what: str, unserved_ok: str | None = None) -> list[str
         _refuse_unserved(output, what)
         lines = (result.stderr or result.stdout).strip().splitlines()
         # debootstrap's reason is its `E:` line; the lines after it are advice
-        errors = [line for line in lines if line.startswith("E: ")]
+        errors = [line for line in lines if line.startswith("E: ") and not line.startswith(_NO_PTS)]
         reason = (errors or lines[-1:] or ["no output"])[0]
         if reason.startswith(DOWNLOAD_FAILED):
             raise Transient(f"exit {result.returncode}: {reason}")
         raise ReleaseError(f"{what} failed (exit {result.returncode}): {reason}")
     return []
+
+
+# What apt says in every chroot without /dev/pts, whatever else failed: never the reason.
+_NO_PTS = "E: Can not write log (Is /dev/pts mounted?)"
+
+
+def chroot_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of debootstrap and of the commands run in the new tree: the caller's, without the temporary
+    directory variables, whose host path does not exist inside the tree (apt then fails with exit 100: a nox
+    session sets TMPDIR)."""
+    return {name: value for name, value in environ.items() if name not in ("TMPDIR", "TMP", "TEMP")}
 
 
 # apt's line for a package file the archive does not serve: `E: Failed to fetch <url>  404  Not Found [IP: …]`

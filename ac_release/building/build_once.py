@@ -5,13 +5,13 @@ so two processes that miss the same tag wait for each other instead of building 
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ac_release.core.fsutil import exclusively
 
-LOCKS = Path(tempfile.gettempdir()) / "ac-release-builds"
+# One for the machine, whatever a process's TMPDIR says (a nox session sets its own), like the services' port locks.
+LOCKS = Path("/tmp/ac-release-builds")
 
 
 def lock_file(tag: str) -> Path:
@@ -23,6 +23,12 @@ def build_once(tag: str, present: Callable[[], bool], build: Callable[[], None],
     process that waited for another's build of the same tag uses it."""
     if present():
         return False
+    if not LOCKS.is_dir():
+        LOCKS.mkdir(parents=True, exist_ok=True)
+        try:
+            LOCKS.chmod(0o1777)  # every user's runs lock here (sticky, like /tmp)
+        except OSError:  # made by another user meanwhile: theirs to set
+            pass
     with exclusively(
         lock_file(tag), waiting=lambda: log(f"waiting for another process of this machine to build {tag}")
     ):

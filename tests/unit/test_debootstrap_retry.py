@@ -215,3 +215,31 @@ def test_a_base_built_without_its_security_suite_warns_on_every_use():
         "WARNING: base ac-release/debian:bullseye-arm64-0123456789ab: security updates not applied: the pool was not "
         "served; remove it (docker image rm ac-release/debian:bullseye-arm64-0123456789ab) to build it again"
     ]
+
+
+def test_the_commands_of_a_base_build_get_no_host_temporary_directory(monkeypatch):
+    """A nox session sets TMPDIR to a directory of the host, which does not exist inside the new tree: apt in the
+    chroot then failed with exit 100 (the gate's reference release, once the unit tests ran beside it)."""
+    from ac_release.building.baseimage import _run, chroot_env
+
+    monkeypatch.setenv("TMPDIR", "/no/such/host/directory")
+    assert chroot_env({"TMPDIR": "/x", "TMP": "/x", "TEMP": "/x", "PATH": "/bin", "LANG": "C"}) == {
+        "PATH": "/bin",
+        "LANG": "C",
+    }
+    assert _run(["sh", "-c", 'test -z "$TMPDIR$TMP$TEMP"'], "a step") == []
+
+
+def test_a_failed_step_names_apts_error_not_its_dev_pts_complaint():
+    from ac_release.building.baseimage import _run
+    from ac_release.core.errors import ReleaseError
+
+    script = (
+        "echo 'E: Can not write log (Is /dev/pts mounted?) - posix_openpt (19: No such device)' >&2; "
+        "echo 'E: Could not create temporary file for /tmp/x' >&2; exit 100"
+    )
+    with pytest.raises(ReleaseError) as error:
+        _run(["sh", "-c", script], "security updates of the bullseye amd64 base")
+    assert str(error.value) == (
+        "security updates of the bullseye amd64 base failed (exit 100): E: Could not create temporary file for /tmp/x"
+    )
