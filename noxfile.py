@@ -73,7 +73,8 @@ def gate(session: nox.Session) -> None:
         session.run(PYTHON, "-m", "pytest", "tests/integration", "-m", "integration", *SLOWEST, *session.posargs)
     finally:
         status = unit.wait()
-        print(f"--- the unit tests (beside the integration tests), {log}:\n{log.read_text()}", flush=True)
+        print(f"--- the unit tests (beside the integration tests):\n{log.read_text()}", flush=True)
+        log.unlink()
     if status != 0:
         session.error(f"the unit tests failed (exit {status}): their output is above")
 
