@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ac_release.core.fsutil import exclusively
+from ac_release.core.fsutil import exclusively, machine_wide_directory
 
 # One for the machine, whatever a process's TMPDIR says (a nox session sets its own), like the services' port locks.
 LOCKS = Path("/tmp/ac-release-builds")
@@ -23,12 +23,7 @@ def build_once(tag: str, present: Callable[[], bool], build: Callable[[], None],
     process that waited for another's build of the same tag uses it."""
     if present():
         return False
-    if not LOCKS.is_dir():
-        LOCKS.mkdir(parents=True, exist_ok=True)
-        try:
-            LOCKS.chmod(0o1777)  # every user's runs lock here (sticky, like /tmp)
-        except OSError:  # made by another user meanwhile: theirs to set
-            pass
+    machine_wide_directory(LOCKS)
     with exclusively(
         lock_file(tag), waiting=lambda: log(f"waiting for another process of this machine to build {tag}")
     ):

@@ -55,6 +55,17 @@ def remove_interrupted_writes(directory: Path) -> list[Path]:
     return removed
 
 
+def machine_wide_directory(path: Path) -> Path:
+    """`path`, made when missing as a directory every user's runs on the machine share (sticky, like /tmp)."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.chmod(0o1777)
+        except OSError:  # made by another user meanwhile: theirs to set
+            pass
+    return path
+
+
 @contextmanager
 def exclusively(path: Path, waiting=None) -> Iterator[None]:
     """Hold an exclusive `flock` on `path` (made when missing) for the block, waiting while another process holds it

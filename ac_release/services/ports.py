@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from ac_release.core.errors import ReleaseError
+from ac_release.core.fsutil import machine_wide_directory
 
 # free_port's reservations: a file per port, locked (flock) by the process that picked the port, for its life.
 PORTS_DIR_ENV = "AC_RELEASE_PORTS_DIR"
@@ -43,13 +44,9 @@ def free_port() -> int:
 
 def _ports_dir() -> Path:
     directory = Path(os.environ.get(PORTS_DIR_ENV) or PORTS_DIR)
-    if not directory.is_dir():
-        directory.mkdir(parents=True, exist_ok=True)
-        if directory == PORTS_DIR:
-            try:
-                directory.chmod(0o1777)
-            except OSError:  # made by another user meanwhile: theirs to set
-                pass
+    if directory == PORTS_DIR:
+        return machine_wide_directory(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     return directory
 
 
