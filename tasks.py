@@ -20,10 +20,10 @@ cli.one_line_parse_errors()
 
 
 @cli.command(help=cli.RELEASE_HELP)
-def release(c, version, target=None, dry_run=False, stages=None, flavour=None, platform=None):
+def release(c, version, target=None, dry_run=False, stages=None, flavour=None, platform=None, force_unsupported=False):
     """Release a product version (AC 2.2.4-1, Runtime runtime-4.2.0): preflight, wheel, sign, publish, images, test,
     push, attest, index, promote, tag (each skips what is done)."""
-    releases.release(version, target, dry_run=dry_run, stages=stages, flavour=flavour, platform=platform)
+    releases.release(version, target, dry_run, stages, flavour, platform, force_unsupported)
 
 
 @cli.command(help=cli.NIGHTLY_HELP)
@@ -105,9 +105,10 @@ def matrix(c, version, target=None, github_output=False):
 
 
 @cli.command(help=cli.LINES_HELP)
-def lines(c, github_output=False):
-    """Print the release lines (wheel/<airflow>/line.toml) as a job matrix: one {line} per line (nightly.yml)."""
-    ci_matrix.print_lines(github_output)
+def lines(c, github_output=False, all=False):
+    """Print the release lines supported today (wheel/support.toml) as a job matrix: one {line} per line (nightly.yml,
+    the audit); `--all`: every line of wheel/<airflow>/line.toml."""
+    ci_matrix.print_lines(github_output, every=all)
 
 
 @cli.command(help=cli.LOCK_HELP)

@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from ac_release.building.baseimage import base_digest, ensure_base
+from ac_release.building.baseimage import base_digest, base_reference, ensure_base
 from ac_release.clients.git import git
+from ac_release.clients.platforms import emulated, native_platform
 from ac_release.core.fsutil import sha256_file
 from ac_release.model.flavours import AMD64, ONBUILD, VARIANTS, Flavour, Platform
 from ac_release.model.names import run_log_stem
@@ -47,11 +48,14 @@ def inputs(ctx: ReleaseContext, flavour: Flavour) -> dict[str, Path]:
 
 
 def build_args(ctx: ReleaseContext, flavour: Flavour, base: str, pins: dict[str, str]) -> dict[str, str]:
-    """The build arguments: the base image and the wheels pinned by the sha256 the wheel stage recorded."""
+    """The build arguments: the base image (and the base of this machine's own platform, where the venv's bytecode
+    is compiled) and the wheels pinned by the sha256 the wheel stage recorded."""
     (airflow,) = [name for name in pins if name.startswith("apache_airflow-") and name.endswith(".whl")]
     (meta,) = [name for name in pins if name.startswith(f"{ctx.product.meta_distribution}-")]
+    native = base_reference(ctx.target.base_images, flavour.distro, flavour.python, native_platform())
     return {
         "BASE_IMAGE": base,
+        "BUILD_BASE_IMAGE": native,
         "AC_VERSION": str(ctx.version),
         "AIRFLOW_VERSION": ctx.version.wheel_version,
         "AIRFLOW_WHEEL": airflow,
@@ -126,6 +130,14 @@ def _log(ctx: ReleaseContext, flavour: Flavour, part: str, platform: Platform) -
     return ctx.cache / "logs" / f"{stem}.log"
 
 
+def ensure_bases(ctx: ReleaseContext, flavour: Flavour, platform: Platform) -> str:
+    """The flavour's base of `platform`, and where that platform is emulated the base of this machine's own platform
+    too (the build compiles the venv's bytecode there, natively): built or pulled when missing."""
+    if emulated(platform):
+        ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, native_platform())
+    return ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
+
+
 def prepare_flavour(ctx: ReleaseContext, flavour: Flavour, base: str, platform: Platform) -> None:
     """Build the flavour's PREPARED_STAGES of `platform` FROM `base` into the build cache, side by side; nothing is
     named."""
@@ -184,7 +196,7 @@ def build_named(
     wheels pinned by their sha256) under `<prefix>-<flavour>-<variant>`, names of the benchmark's own:
     {variant: (seconds, size)}."""
     pins = {name: sha256_file(path) for name, path in wheels.items()}
-    base = ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
+    base = ensure_bases(ctx, flavour, platform)
     refs = {variant: f"{prefix}-{flavour.name}-{variant}" for variant in VARIANTS}
     args = build_args(ctx, flavour, base, pins)
     built = build_flavour(ctx, flavour, list(wheels.values()), args, refs, platform)

@@ -69,3 +69,12 @@ def emulated(platform: Platform, machine: str | None = None) -> bool:
     """Does this machine run `platform`'s binaries through an emulator (not natively)?"""
     machine = machine or host_machine()
     return platform.machine != _NATIVE.get(machine, machine)
+
+
+def native_platform(machine: str | None = None) -> Platform:
+    """The known platform this machine runs natively (linux/amd64 on x86_64)."""
+    machine = machine or host_machine()
+    for platform in PLATFORMS:
+        if not emulated(platform, machine):
+            return platform
+    raise ReleaseError(f"this machine ({machine}) is none of the known platforms: {', '.join(map(str, PLATFORMS))}")

@@ -6,16 +6,18 @@ itself (`invoke matrix`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 from ac_release.clients import github_output
 from ac_release.core.errors import ReleaseError
+from ac_release.model.catalog import Declared
 from ac_release.model.config import Target, load_settings
 from ac_release.model.flavours import flavours_of, release_platforms
-from ac_release.model.line import known_lines
 from ac_release.model.nox_sessions import session_params
 from ac_release.model.products import load_product, parse_version
+from ac_release.model.support import SUPPORT_FILE
 
 OUTPUT_NAME = "matrix"
 GROUP_OUTPUT_NAME = "floating_group"
@@ -71,11 +73,16 @@ def write_github_output(matrix: dict, group: str | None = None) -> Path:
     )
 
 
-def lines_matrix(wheel_dir: Path) -> dict:
-    """`{"include": [{"line": "2.2.4"}, …]}`: every release line (`wheel/<airflow>/line.toml`), one nightly job each."""
-    lines = known_lines(wheel_dir)
+def lines_matrix(catalog: Declared, today: dt.date | None = None) -> dict:
+    """`{"include": [{"line": "2.2.4"}, …]}`: every release line (`wheel/<airflow>/line.toml`) supported on `today`
+    (None: every line), one nightly job each."""
+    lines = list(catalog.lines)
     if not lines:  # GitHub refuses an empty matrix with a message far from the cause
-        raise ReleaseError(f"no release line: {wheel_dir} has no <airflow>/line.toml")
+        raise ReleaseError(f"no release line: {catalog.wheel_dir} has no <airflow>/line.toml")
+    if today is not None:
+        lines = catalog.supported_lines(today)
+        if not lines:
+            raise ReleaseError(f"no release line is supported on {today}: see {catalog.wheel_dir / SUPPORT_FILE}")
     return {"include": [{"line": line} for line in lines]}
 
 
@@ -92,9 +99,10 @@ def print_matrix(version: str, target: str | None, github_output: bool) -> None:
     print(as_json(jobs))
 
 
-def print_lines(github_output: bool) -> None:
-    """`invoke lines`: the release lines as a job matrix on stdout, and with `--github-output` in $GITHUB_OUTPUT."""
-    jobs = lines_matrix(load_settings().wheel_dir)
+def print_lines(github_output: bool, every: bool = False) -> None:
+    """`invoke lines`: the release lines supported today (`every`: all of them) as a job matrix on stdout, and with
+    `--github-output` in $GITHUB_OUTPUT."""
+    jobs = lines_matrix(Declared.under(load_settings().root), None if every else dt.datetime.now(dt.UTC).date())
     if github_output:
         write_github_output(jobs)
     print(as_json(jobs))

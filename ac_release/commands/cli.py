@@ -28,6 +28,7 @@ RELEASE_HELP = {
     + ",".join(RELEASE),
     "flavour": "only this image flavour (a workflow's images job; `invoke matrix <version>` lists them)",
     "platform": "one platform only, e.g. linux/arm64 (a workflow's images job); default: every platform of the release",
+    "force-unsupported": "release it even though its line is past its support (wheel/support.toml): an emergency fix",
 }
 NIGHTLY_HELP = {
     "line": LINE,
@@ -46,7 +47,10 @@ MATRIX_HELP = {
     "target": f"{TARGET}; a version's rows are the platforms the release builds for it",
     "github-output": MATRIX_OUTPUT,
 }
-LINES_HELP = {"github-output": MATRIX_OUTPUT}
+LINES_HELP = {
+    "github-output": MATRIX_OUTPUT,
+    "all": "every declared line, also those past their support (default: the lines supported today)",
+}
 LOCK_HELP = {"line": "a release line (Airflow version, e.g. 2.2.4), or a product version with pins (runtime-4.2.0)"}
 LOCK_TOOLS_HELP = {"upgrade": "re-resolve every pin instead of keeping the ones already in the lock"}
 BACKPORT_HELP = {

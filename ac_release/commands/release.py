@@ -41,17 +41,19 @@ def release(
     stages: str | None,
     flavour: str | None,
     platform: str | None,
+    force_unsupported: bool = False,
 ) -> None:
     """`invoke release`: the stages (all, or `--stages`), or with `--dry-run` their plan; with `--flavour` and
     `--platform`, of that flavour and platform's images only."""
     names = stage_names(stages)
+    options = {"flavour": flavour, "platform": platform, "force_unsupported": force_unsupported}
     if dry_run:
-        ctx = context(version, target, releasing=True, flavour=flavour, platform=platform)
+        ctx = context(version, target, releasing=True, **options)
         print_steps(
             plan(ctx, names), title=f"dry run: {ctx.product.title} {version} -> {ctx.target.name} (nothing written)"
         )
         return
-    run(version, target, names, releasing=True, flavour=flavour, platform=platform)
+    run(version, target, names, releasing=True, **options)
 
 
 def status(version: str, target: str | None) -> None:

@@ -8,6 +8,7 @@ The catalog answers with the refusals of the loaders it calls (load_product, loa
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from ac_release.model.flavours import (
 )
 from ac_release.model.line import LINE_FILE, ReleaseLine, known_lines, no_line, read_line
 from ac_release.model.products import DEFAULT_PRODUCT, PRODUCTS_DIR, Product, load_product, no_product, version_of
+from ac_release.model.support import Support, read_support, support_of
 from ac_release.model.version import ACVersion, ProductVersion
 
 CHANGELOG_DIR = "changelog"
@@ -101,6 +103,7 @@ class Declared:
     changelogs: Mapping[str, tuple[Entry, ...]]  # by changelog name (`2.2.4`, `runtime-4.2`), newest first
     flavours: Mapping[str, tuple[Flavour, ...]]  # by Airflow version, AC's tagging (flavours() gives the product's)
     distros: Mapping[str, tuple[str, ...]]  # the build packages of each distro of the matrix
+    support: Mapping[str, Support]  # by Airflow version: wheel/support.toml, read when first asked for
 
     @classmethod
     def under(cls, root: Path) -> Declared:
@@ -124,6 +127,16 @@ class Declared:
         if version.airflow_version not in self.lines:
             raise no_line(self.wheel_dir, version)
         return self.lines[version.airflow_version]
+
+    def support_of(self, airflow: str) -> Support:
+        """The line's support entry (refused when wheel/support.toml has none)."""
+        if airflow not in self.support:
+            support_of(self.wheel_dir, airflow)  # refuses: no entry
+        return self.support[airflow]
+
+    def supported_lines(self, day: dt.date) -> list[str]:
+        """Every declared line supported on `day`: what scheduled work covers."""
+        return [airflow for airflow in self.lines if self.support_of(airflow).supported_on(day)]
 
     def changelog(self, version: ACVersion | ProductVersion) -> tuple[Entry, ...]:
         """The entries of the changelog the version belongs in."""
@@ -218,6 +231,8 @@ def _declared(root: Path) -> dict:
     flavours = _Once(lambda: lines_of(matrix(), images_dir / MATRIX_FILE))
     fields["flavours"] = _Lazy(lambda: flavours(), lambda airflow: tuple(flavours()[airflow]))
     fields["distros"] = _Lazy(lambda: _distro_names(matrix()), lambda distro: distro_build_packages(matrix(), distro))
+    support = _Once(lambda: read_support(wheel_dir))
+    fields["support"] = _Lazy(lambda: support(), lambda airflow: support()[airflow])
     fields["changelogs"] = _Lazy(
         lambda: sorted(path.stem for path in changelog_dir.glob("*.md")),
         lambda name: _parse_changelog(root, products, name),

@@ -36,7 +36,7 @@ class FlavourImage:
 
 
 def _build(ctx: ReleaseContext, flavour, platform: Platform, wheels: dict) -> FlavourImages:
-    ensure_base(ctx.docker, ctx.target.base_images, flavour.distro, flavour.python, ctx.log, platform)
+    build.ensure_bases(ctx, flavour, platform)
     state = flavour_state(ctx, flavour, platform)  # the base exists now: its id is part of the fingerprint
     built = build.build_flavour(ctx, flavour, list(wheels.values()), state.args, state.refs, platform)
     return FlavourImages(

@@ -6,6 +6,7 @@ stage's own `decide`, which the pipeline asks for every stage right after this o
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import urllib.error
 from collections.abc import Collection
@@ -14,6 +15,7 @@ from ac_release.clients.git import uncommitted
 from ac_release.clients.index import open_url
 from ac_release.clients.retry import retry
 from ac_release.core.errors import ReleaseError
+from ac_release.model.support import unsupported_reason
 from ac_release.stages.steps import Step
 from ac_release.world.context import ReleaseContext, ensure_local_services, services_running
 
@@ -58,7 +60,12 @@ def check_committed_inputs(ctx: ReleaseContext) -> None:
 
 
 def decide(ctx: ReleaseContext, earlier: Collection[str] = ()) -> list[Step[None]]:
+    """refuse a release of a line past its support (unless forced); run the checks."""
     steps = []
+    if ctx.releasing and not ctx.force_unsupported:
+        support = ctx.catalog.support_of(ctx.version.airflow_version)
+        if reason := unsupported_reason(support, dt.datetime.now(dt.UTC).date()):
+            steps.append(Step(NAME, "refuse", "support", reason))
     if not services_running(ctx):
         steps.append(Step(NAME, "run", "local-services", "not running: started first"))
     checks = "tools, Docker engine, index credentials, registries"

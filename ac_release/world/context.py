@@ -35,6 +35,7 @@ class ReleaseContext:
     target: Target
     console: Console = field(default_factory=console)
     releasing: bool = False  # `invoke release`: preflight also demands a clean tree, a changelog entry, ...
+    force_unsupported: bool = False  # `--force-unsupported`: release a line past its support (wheel/support.toml)
     view: LiveView = field(default_factory=LiveView)  # off unless run_stages shows it
     flavour: str | None = None  # one image flavour only (a workflow's images job); None: every flavour of the line
     platform: str | None = None  # one platform only (`linux/arm64`: a workflow's images job); None: every one

@@ -50,7 +50,8 @@ def test_unknown_target(tmp_path):
 def _release_root(tmp_path: Path) -> Path:
     """A committed repository holding what a release reads before it starts anything."""
     root = tmp_path / "repo"
-    for part in ("wheel/2.2.4/line.toml", "changelog/2.2.4.md", "images/matrix.toml", "products/certified.toml"):
+    parts = ("wheel/2.2.4/line.toml", "wheel/support.toml", "changelog/2.2.4.md", "images/matrix.toml")
+    for part in (*parts, "products/certified.toml"):
         (root / part).parent.mkdir(parents=True, exist_ok=True)
         (root / part).write_bytes((REPO / part).read_bytes())
     subprocess.run(["git", "init", "--quiet", str(root)], check=True)
@@ -128,3 +129,17 @@ def test_empty_target_is_refused_not_the_default(tmp_path):
         "error: empty target name: choose one of local (or leave --target out for local)"
     ]
     assert result.stdout == ""
+
+
+def test_release_of_a_line_past_its_support_is_one_line_and_writes_nothing(tmp_path):
+    root = _release_root(tmp_path)
+    (root / "wheel" / "support.toml").write_text('[lines."2.2.4"]\nuntil = 2022-03-31\n')
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit",
+                    "--quiet", "-am", "end of 2.2.4"], check=True)  # fmt: skip
+    result = _release(tmp_path, root, "2.2.4-1")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        "error: refused: support: release line 2.2.4 is not supported since 2022-03-31 (support.toml): release it "
+        "anyway with --force-unsupported"
+    ]
+    assert not (tmp_path / "services").exists() and not (tmp_path / "dist").exists()

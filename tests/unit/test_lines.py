@@ -1,5 +1,7 @@
-"""`invoke lines`: the release lines as nightly.yml's job matrix; and step outputs of several lines."""
+"""`invoke lines`: the release lines supported today as nightly.yml's job matrix; and step outputs of several
+lines."""
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -11,22 +13,75 @@ import pytest
 from ac_release.clients.github_output import write_github_output
 from ac_release.commands.ci_matrix import lines_matrix
 from ac_release.core.errors import ReleaseError
+from ac_release.model.catalog import Declared
+from ac_release.model.support import read_support
 from tests.helpers import REPO, write_config
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
 
 
-def test_every_directory_with_a_line_toml_is_a_line(tmp_path):
+SUPPORT = """
+[lines."2.2.4"]
+until = 2027-11-30
+lts = true
+
+[lines."2.3.0"]
+until = 2026-06-30
+"""
+
+
+def _fleet(root: Path, support: str = SUPPORT) -> Declared:
     for line in ("2.3.0", "2.2.4", "notes"):
-        (tmp_path / line).mkdir()
-    (tmp_path / "2.3.0" / "line.toml").write_text("")
-    (tmp_path / "2.2.4" / "line.toml").write_text("")
-    assert lines_matrix(tmp_path) == {"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}
+        (root / "wheel" / line).mkdir(parents=True)
+    (root / "wheel" / "2.3.0" / "line.toml").write_text("")
+    (root / "wheel" / "2.2.4" / "line.toml").write_text("")
+    (root / "wheel" / "support.toml").write_text(support)
+    (root / "products").mkdir()
+    return Declared.under(root)
+
+
+def test_every_directory_with_a_line_toml_is_a_line(tmp_path):
+    assert lines_matrix(_fleet(tmp_path)) == {"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}
+
+
+def test_scheduled_work_covers_the_lines_supported_that_day(tmp_path):
+    fleet = _fleet(tmp_path)
+    assert lines_matrix(fleet, dt.date(2026, 6, 30)) == {"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}
+    assert lines_matrix(fleet, dt.date(2026, 7, 1)) == {"include": [{"line": "2.2.4"}]}
+    with pytest.raises(ReleaseError, match=r"^no release line is supported on 2027-12-01: see .*support.toml$"):
+        lines_matrix(fleet, dt.date(2027, 12, 1))
+
+
+def test_a_line_without_a_support_entry_is_refused_naming_the_fix(tmp_path):
+    fleet = _fleet(tmp_path, SUPPORT.split('[lines."2.3.0"]')[0])
+    with pytest.raises(ReleaseError, match=r'release line 2.3.0 has no entry in .*support.toml: add \[lines."2.3.0"\]'):
+        lines_matrix(fleet, dt.date(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ('until = "2027-01-01"', "`until` must be a date"),
+        ("until = 2027-01-01\nlts = 1", "`lts` must be true or false"),
+        ("until = 2027-01-01\neol = 2027-01-01", "expected only `until`"),
+        ("lts = true", "`until` must be a date"),
+    ],
+)
+def test_a_malformed_support_entry_is_one_line(tmp_path, entry, problem):
+    (tmp_path / "support.toml").write_text(f'[lines."2.2.4"]\n{entry}\n')
+    with pytest.raises(ReleaseError, match=r'^support.toml \[lines."2.2.4"\]: ' + problem):
+        read_support(tmp_path)
 
 
 def test_no_line_is_refused(tmp_path):
+    (tmp_path / "products").mkdir()
     with pytest.raises(ReleaseError, match=r"no release line: .* has no <airflow>/line.toml"):
-        lines_matrix(tmp_path)
+        lines_matrix(Declared.under(tmp_path))
+
+
+def test_every_line_of_the_repository_has_a_support_entry():
+    lines = sorted(p.parent.name for p in REPO.glob("wheel/*/line.toml"))
+    assert sorted(read_support(REPO / "wheel")) == lines
 
 
 def _invoke(tmp_path: Path, *args: str, github_output: Path | None = None) -> subprocess.CompletedProcess:
@@ -42,10 +97,14 @@ def test_invoke_lines_prints_the_repositorys_lines_and_appends_the_step_output(t
     output.write_text("earlier=step\n")
     result = _invoke(tmp_path, "--github-output", github_output=output)
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == '{"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}\n'
-    assert output.read_text() == 'earlier=step\nmatrix={"include": [{"line": "2.2.4"}, {"line": "2.3.0"}]}\n'
+    today = dt.datetime.now(dt.UTC).date()
+    supported = [line for line, entry in sorted(read_support(REPO / "wheel").items()) if entry.supported_on(today)]
+    assert supported, "the repository supports no line today: wheel/support.toml needs new dates"
+    assert json.loads(result.stdout)["include"] == [{"line": line} for line in supported]
+    assert output.read_text() == f"earlier=step\nmatrix={result.stdout}"
+    every = _invoke(tmp_path, "--all")
     lines = sorted(p.parent.name for p in REPO.glob("wheel/*/line.toml"))
-    assert json.loads(result.stdout)["include"] == [{"line": line} for line in lines]
+    assert json.loads(every.stdout)["include"] == [{"line": line} for line in lines]
 
 
 def test_invoke_lines_github_output_outside_github_actions_is_one_line(tmp_path):

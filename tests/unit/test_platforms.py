@@ -134,3 +134,31 @@ def test_an_emulated_platform_leaves_the_full_smoke_tests_to_the_end_to_end_tier
     monkeypatch.setattr(platforms, "host_machine", lambda: "aarch64")
     assert test.expression("smoke and database", ARM64) == "smoke and database"
     assert test.expression("smoke and database", AMD64) == "smoke and database and not full"
+
+
+def test_the_native_platform_is_the_machines_own():
+    from ac_release.clients.platforms import native_platform
+
+    assert native_platform("x86_64") == AMD64 and native_platform("amd64") == AMD64
+    assert native_platform("aarch64") == ARM64 and native_platform("arm64") == ARM64
+    with pytest.raises(ReleaseError, match=r"^this machine \(riscv64\) is none of the known platforms: linux/amd64"):
+        native_platform("riscv64")
+
+
+def test_an_emulated_build_compiles_its_bytecode_on_the_native_base(tmp_path, monkeypatch):
+    """The arm64 build on an amd64 machine names the amd64 base for its bytecode stage; a native build its own."""
+    from ac_release.building import image_build
+    from ac_release.building.baseimage import base_reference
+    from ac_release.world.context import ReleaseContext
+
+    monkeypatch.setattr(image_build, "native_platform", lambda: AMD64)
+    ctx = ReleaseContext.create("2.2.4-1", load_settings(write_config(tmp_path, platforms=None)))
+    (flavour,) = ctx.catalog.flavours_of("2.2.4")
+    pins = {"apache_airflow-2.2.4+astro.1-py3-none-any.whl": "a" * 64, "astronomer_certified-x.whl": "b" * 64}
+    mode = ctx.target.base_images
+    arm64_base = base_reference(mode, flavour.distro, flavour.python, ARM64)
+    args = image_build.build_args(ctx, flavour, arm64_base, pins)
+    assert args["BUILD_BASE_IMAGE"] == base_reference(mode, flavour.distro, flavour.python, AMD64)
+    assert args["BASE_IMAGE"] == arm64_base
+    if mode == "debootstrap":
+        assert args["BUILD_BASE_IMAGE"] != args["BASE_IMAGE"]

@@ -175,3 +175,33 @@ def test_the_wheel_stage_reuses_a_line_build_whole_or_builds_it(tmp_path, monkey
     runtime.dist.mkdir(parents=True)
     (runtime.dist / sdist).write_bytes((ac.ctx.dist / sdist).read_bytes())  # present, not recorded
     assert {step.action for step in wheel.decide(runtime)} == {"build"}
+
+
+def _support_ends(world: World, until: str) -> None:
+    (world.settings.root / "wheel" / "support.toml").write_text(f'[lines."2.2.4"]\nuntil = {until}\n')
+
+
+def test_a_release_of_a_line_past_its_support_is_refused_before_anything_runs(world):
+    _support_ends(world, "2026-01-31")
+    world.ctx.releasing = True
+    ((target, reason),) = run_refuses_as_planned(world, "preflight")
+    assert target == "support"
+    assert reason == (
+        "release line 2.2.4 is not supported since 2026-01-31 (support.toml): "
+        "release it anyway with --force-unsupported"
+    )
+    assert not world.ctx.dist.exists()
+
+
+def test_a_forced_release_or_a_supported_line_is_not_refused_for_support(world):
+    _support_ends(world, "2026-01-31")
+    world.ctx.releasing, world.ctx.force_unsupported = True, True
+    assert refusals(plan(world.ctx, stage_names("preflight")), "preflight") == []
+    _support_ends(world, "9999-12-31")
+    world.ctx.force_unsupported = False
+    assert refusals(plan(world.ctx, stage_names("preflight")), "preflight") == []
+
+
+def test_a_build_that_is_not_a_release_is_not_refused_for_support(world):
+    _support_ends(world, "2026-01-31")
+    assert refusals(plan(world.ctx, stage_names("preflight")), "preflight") == []
