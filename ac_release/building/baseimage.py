@@ -36,16 +36,13 @@ from ac_release.clients.docker import Docker
 from ac_release.clients.platforms import require_buildable
 from ac_release.clients.retry import Transient, retry
 from ac_release.core.errors import ReleaseError
+from ac_release.model.debian import DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR, KEYRING, suites
 from ac_release.model.flavours import AMD64, PLATFORMS, Platform
 
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
-DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # What `python:<py>-slim-<distro>` gives a Dockerfile: a Python with venv, and a CA store.
 PACKAGES = ("ca-certificates", "python3", "python3-venv")
 RECIPE = "4"  # bump when the recipe below changes in a way the other inputs do not show (4: imported by BuildKit)
 REPOSITORY = "ac-release/debian"
-# Debian's package debian-archive-keyring (installed by .ci/bootstrap): the keys that sign the archive's Release files.
-KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 OFFICIAL_IMAGES = Path(__file__).parents[2] / "images" / "official-images.toml"
 _PINNED = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$")
 # The OCI labels by which every release image records the base it is built FROM (images/Dockerfile.j2): the
@@ -115,9 +112,7 @@ def _check_keyring(keyring: Path) -> None:
 
 
 def _sources(suite: str, security: bool = True) -> str:
-    return f"deb {DEBIAN_MIRROR} {suite} main\ndeb {DEBIAN_MIRROR} {suite}-updates main\n" + (
-        f"deb {DEBIAN_SECURITY_MIRROR} {suite}-security main\n" if security else ""
-    )
+    return "".join(f"deb {s.mirror} {s.name} main\n" for s in suites(suite) if security or not s.security)
 
 
 UPGRADE = (
