@@ -27,6 +27,7 @@ TIMEOUTS: dict[str, float] = {
     "sigstore": 5 * 60,
     "twine upload": 10 * 60,
     "git": 2 * 60,
+    "gpgv": 60,  # one InRelease of Debian's archive
     "pytest": 2 * 60 * 60,  # a whole smoke or upgrade session of the test stage
 }
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
