@@ -111,6 +111,15 @@ def lines(c, github_output=False, all=False):
     ci_matrix.print_lines(github_output, every=all)
 
 
+@cli.command(help=cli.AUDIT_HELP)
+def audit(c, target=None, json=None):
+    """The security status of the newest release of every supported line and product: Debian updates and the CVEs
+    they fix, yanked pins; exit 3 when a supported release has pending security updates."""
+    from ac_release.commands.audit import audit as run_audit  # Debian's and Sigstore's libraries: loaded when used
+
+    run_audit(target, json)
+
+
 @cli.command(help=cli.LOCK_HELP)
 def lock(c, line):
     """Regenerate wheel/<line>/constraints.txt and build-requirements.txt, or a product version's
@@ -172,6 +181,6 @@ images = Collection("images", build=images_build, generate=images_generate)
 services = Collection("services", up=services_up, down=services_down, status=services_status)
 services.add_task(services_actions_env, "actions-env")
 namespace = Collection(
-    release, nightly, status, verify, github_release, build, wheel, sign, publish, lock, lock_tools, backport, matrix,
-    lines, services, images, bench,
+    release, nightly, status, verify, audit, github_release, build, wheel, sign, publish, lock, lock_tools, backport,
+    matrix, lines, services, images, bench,
 )  # fmt: skip

@@ -47,6 +47,10 @@ MATRIX_HELP = {
     "target": f"{TARGET}; a version's rows are the platforms the release builds for it",
     "github-output": MATRIX_OUTPUT,
 }
+AUDIT_HELP = {
+    "target": f"{TARGET}; whose registries hold the releases audited",
+    "json": "also write the audit as JSON to this file",
+}
 LINES_HELP = {
     "github-output": MATRIX_OUTPUT,
     "all": "every declared line, also those past their support (default: the lines supported today)",

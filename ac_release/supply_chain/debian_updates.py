@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from debian.changelog import Changelog
 from debian.debian_support import Version
 
-from ac_release.clients.debian_archive import BinaryPackage, DebianArchive, NoChangelog
+from ac_release.clients.debian_archive import BinaryPackage, DebianArchive, NoChangelog, NotServed
 from ac_release.core.errors import ReleaseError
 from ac_release.model.debian import Suite, suites
 
@@ -129,12 +129,23 @@ def fixed_cves(changelog_text: str, installed_version: str, new_version: str) ->
     return tuple(f"CVE-{year}-{number:04d}" for year, number in sorted(found))
 
 
-def with_fixed_cves(pending: Sequence[Pending], archive: DebianArchive) -> list[Pending]:
+def with_fixed_cves(
+    pending: Sequence[Pending], archive: DebianArchive, elsewhere: Sequence[ArchiveView] = ()
+) -> list[Pending]:
     """`pending`, each with the CVEs its newer version fixes. The packages of one source version share one changelog
-    (libssl1.1 and openssl): it is read once, from the first of them whose .deb has it."""
+    (libssl1.1 and openssl): it is read once, from the first of them whose .deb has it. A source version's changelog
+    is the same on every architecture, so where this one's .deb is not served (bullseye-security's arm64 pool
+    answered 404 while its index listed it), the same packages of the views `elsewhere` (another architecture's) are
+    read instead."""
     by_source: dict[tuple[str, str], list[BinaryPackage]] = {}
     for item in pending:
         by_source.setdefault((item.available.source, item.available.source_version), []).append(item.available)
+    for key, packages in by_source.items():
+        for view in elsewhere:
+            for package in list(packages):
+                other = view.newest(package.name)
+                if other is not None and (other.source, other.source_version) == key and other not in packages:
+                    packages.append(other)
     changelogs = {key: _changelog(packages, archive) for key, packages in by_source.items()}
     result = []
     for item in pending:
@@ -153,7 +164,7 @@ def _changelog(packages: Sequence[BinaryPackage], archive: DebianArchive) -> tup
     for package in packages:
         try:
             text = archive.changelog(package)
-        except NoChangelog as exc:
+        except (NoChangelog, NotServed) as exc:
             reasons.append(str(exc))
             continue
         versions = {str(block.version) for block in Changelog(text, strict=False)}

@@ -526,3 +526,22 @@ def test_only_the_given_keyring_counts(serve, archive_tree, signers, keyring, tm
     suite = serve(archive_tree).suites()["bullseye"]
     with pytest.raises(ReleaseError, match="no valid signature"):
         DebianArchive(tmp_path / "cache", keyring=stranger).packages(suite, "amd64")
+
+
+def test_a_changelog_the_mirror_does_not_serve_is_read_from_another_architectures_package(
+    serve, tree, archive_tree, keyring, tmp_path
+):
+    """bullseye-security's arm64 pool answered 404 while its index listed the packages: the same source version's
+    changelog is read from the other architecture's .deb instead; without one, the package says why, the rest go on."""
+    for deb in (tree / "debian-security" / "pool" / "main").glob("libfoo*"):
+        deb.unlink()
+    archive = DebianArchive(tmp_path / "cache", keyring=keyring)
+    broken = serve(tree).suites().values()
+    view = ArchiveView("amd64", {suite: archive.packages(suite, "amd64") for suite in broken})
+    alone = {item.installed.name: item for item in with_fixed_cves(pending(installed_from_sbom(SBOM), view), archive)}
+    assert alone["libfoo1"].cves is None and "404" in alone["libfoo1"].reason
+    intact = serve(archive_tree).suites().values()
+    other = ArchiveView("amd64", {suite: archive.packages(suite, "amd64") for suite in intact})
+    audit = with_fixed_cves(pending(installed_from_sbom(SBOM), view), archive, [other])
+    found = {item.installed.name: item.cves for item in audit}
+    assert found["libfoo1"] == found["libfoo-modules"] == ("CVE-2024-0002", "CVE-2024-0003", "CVE-2024-10001")
