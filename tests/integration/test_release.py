@@ -351,3 +351,41 @@ def test_no_secret_in_output_logs_layers_or_history(reference, figure):
     )
     assert scan.layers >= 2 and scan.files > 1000
     assert not scan.findings, scan.report()
+
+
+def test_the_audit_reads_each_platforms_sbom_and_names_the_cves_its_updates_fix(reference, tmp_path, figure):
+    """`invoke audit` on the release: each platform's Debian packages from its verified SBOM against Debian's archive
+    today. An image whose base was built without bullseye-security (its label says so: the archive did not serve
+    that suite's arm64 pool) has pending security updates whose CVEs the updates' own changelogs name; one built
+    with it, minutes ago, has none. The exit status is 3 exactly when some image has them."""
+    from ac_release.building.baseimage import SECURITY_LABEL
+    from ac_release.clients import registry
+
+    config, _, final, _ = reference
+    settings = load_settings(config)
+    target = settings.target(None)
+    result = invoke(settings.root, config, "audit", "--json", str(tmp_path / "audit.json"))
+    assert result.returncode in (0, 3), result.stderr[-3000:]
+    releases = json.loads((tmp_path / "audit.json").read_text())["releases"]
+    ours = {(r["product"], r["line"]): r for r in releases}
+    assert ours["certified", "2.2.4"]["version"] == VERSION
+    assert all(r["version"] is None and r["note"].startswith("nothing released on ") for r in releases[1:])
+    (repository,) = target.registries
+    images = ours["certified", "2.2.4"]["images"]
+    expected = {f"{repository}@{final['registry'][f'2.2.4-1-bullseye-{arch}'][0]}" for arch in ("amd64", "arm64")}
+    assert {image["image"] for image in images} == expected
+    for image in images:
+        labels = registry.labels(target.registry(repository), image["image"].split("@")[1])
+        security = [u for u in image["updates"] if u["suite"] == "bullseye-security"]
+        if SECURITY_LABEL in labels:  # built without the security suite
+            named = [(u["package"], u["installed"], u["available"], u["cves"]) for u in security if u["cves"]]
+            assert named, f"{image['platform']}: built without bullseye-security, yet no update names a CVE"
+            package, installed, available, cves = named[0]
+            figure(f"audit, {image['platform']} built without bullseye-security: {len(security)} security updates, "
+                   f"e.g. {package} {installed} -> {available} fixes {', '.join(cves[:3])}")  # fmt: skip
+            assert all(cve.startswith("CVE-") for u in named for cve in u[3])
+        else:
+            assert security == [], f"{image['platform']}: built with bullseye-security, yet {security[0]}"
+    pending = any(image["security_updates"] for image in images)
+    assert result.returncode == (3 if pending else 0)
+    assert result.stdout.splitlines()[0].startswith(f"Astronomer Certified {VERSION} (line 2.2.4, LTS, supported")
