@@ -21,7 +21,8 @@ from ac_release.core.errors import ReleaseError
 from ac_release.core.fsutil import read_utf8
 from ac_release.model.version import NIGHTLY_YEARS, ACVersion, ProductVersion
 
-SECTIONS = ("Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
+# "Upgrade Notes": what a user upgrading to the build must know first (providers it downgrades, say).
+SECTIONS = ("Upgrade Notes", "Security", "Bug Fixes", "Features", "Improvements", "Dependencies")
 _BUILD = re.compile(r"^## (?P<version>\S+), (?P<date>\S+)$")
 _SECTION = re.compile(r"^### (?P<name>.+)$")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)

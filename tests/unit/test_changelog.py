@@ -84,8 +84,8 @@ def test_impossible_date_is_refused(tmp_path):
     [
         (
             ("### Security", "### Fixes"),
-            "changelog/2.2.4.md:5: unknown section 'Fixes': use one of Security, Bug Fixes, Features, Improvements, "
-            "Dependencies",
+            "changelog/2.2.4.md:5: unknown section 'Fixes': use one of Upgrade Notes, Security, Bug Fixes, Features, "
+            "Improvements, Dependencies",
         ),
         (("## 2.2.4-2, TBD", "## 2.2.4-1, TBD"), "changelog/2.2.4.md:8: duplicate entry for 2.2.4-1"),
         (("- Bump something.\n", ""), "changelog/2.2.4.md:3: 2.2.4-2 has an empty entry or section ['Security']"),

@@ -268,3 +268,27 @@ def test_a_runtime_release_upgrades_from_the_newest_earlier_runtime_release(tmp_
         f"runtime-{expected}",
         f"sha256:{expected[-1] * 64}",
     )
+
+
+def test_the_first_release_of_each_runtime_minor_names_every_provider_it_downgrades_from_ac():
+    """Seed 001's Runtime rows are older than AC 2.2.4's: a user moving from the newest AC line with providers (at or
+    below the minor's Airflow) gets older providers, and the minor's first release says so, one by one."""
+    declared = Declared.under(REPO)
+    runtime = declared.products["runtime"]
+    for minor in runtime.minors:
+        first = min((Version(v) for v in runtime.versions if v.startswith(f"{minor}.")), default=None)
+        assert first is not None, f"minor {minor} has no version"
+        line = runtime.versions[str(first)].line
+        ac_lines = [a for a in declared.lines if Version(a) <= Version(line) and declared.lines[a].providers]
+        ac = declared.lines[max(ac_lines, key=Version)]
+        downgrades = [
+            f"{name} {ac.providers[name]} -> {version}"
+            for name, version in sorted(runtime.minors[minor].items())
+            if name in ac.providers and Version(version) < Version(ac.providers[name])
+        ]
+        assert downgrades, f"Runtime {minor} downgrades nothing from AC {ac.airflow}: drop its upgrade note"
+        (entry,) = [e for e in declared.entries(f"runtime-{minor}") if e.version == f"runtime-{first}"]
+        notes = " ".join(" ".join(entry.sections.get("Upgrade Notes", ())).split())
+        assert f"AC {ac.airflow}-1" in notes
+        missing = [item for item in downgrades if item not in notes]
+        assert not missing, f"runtime-{first}'s Upgrade Notes do not name {missing}"
