@@ -34,7 +34,7 @@ from ac_release.model.flavours import (
 )
 from ac_release.model.line import LINE_FILE, ReleaseLine, known_lines, no_line, read_line
 from ac_release.model.products import DEFAULT_PRODUCT, PRODUCTS_DIR, Product, load_product, no_product, version_of
-from ac_release.model.support import Support, read_support, support_of
+from ac_release.model.support import Support, no_entry, read_support
 from ac_release.model.version import ACVersion, ProductVersion
 
 CHANGELOG_DIR = "changelog"
@@ -131,7 +131,7 @@ class Declared:
     def support_of(self, airflow: str) -> Support:
         """The line's support entry (refused when wheel/support.toml has none)."""
         if airflow not in self.support:
-            support_of(self.wheel_dir, airflow)  # refuses: no entry
+            raise no_entry(self.wheel_dir, airflow)
         return self.support[airflow]
 
     def supported_lines(self, day: dt.date) -> list[str]:

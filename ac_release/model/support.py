@@ -57,14 +57,11 @@ def read_support(wheel_dir: Path) -> dict[str, Support]:
     return entries
 
 
-def support_of(wheel_dir: Path, line: str) -> Support:
-    entries = read_support(wheel_dir)
-    if line not in entries:
-        raise ReleaseError(
-            f'release line {line} has no entry in {wheel_dir / SUPPORT_FILE}: add [lines."{line}"] with `until` '
-            "(the last day it is supported) and `lts`"
-        )
-    return entries[line]
+def no_entry(wheel_dir: Path, line: str) -> ReleaseError:
+    return ReleaseError(
+        f'release line {line} has no entry in {wheel_dir / SUPPORT_FILE}: add [lines."{line}"] with `until` '
+        "(the last day it is supported) and `lts`"
+    )
 
 
 def unsupported_reason(support: Support, today: dt.date) -> str | None:
