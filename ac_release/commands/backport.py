@@ -219,10 +219,14 @@ def _refuse_duplicate(line: ReleaseLine, patch: FormatPatch) -> None:
 
 def _require_valid_series(settings: Settings, planned: Backport, check: str) -> None:
     """The series with the new patch and its check, as load_line will read it: copied to a scratch tree, so that a
-    patch the line would refuse (a path outside the source tree, ...) is refused now, with nothing written."""
+    patch the line would refuse (a path outside the source tree, ...) is refused now, with nothing written. A new
+    line has no patches/ yet: its series starts with this patch."""
     with tempfile.TemporaryDirectory() as scratch:
         patches = Path(scratch) / planned.patch_path.parent.relative_to(settings.root)
-        shutil.copytree(planned.line.directory / PATCHES_DIR, patches)
+        if (planned.line.directory / PATCHES_DIR).is_dir():
+            shutil.copytree(planned.line.directory / PATCHES_DIR, patches)
+        else:
+            patches.mkdir(parents=True)
         shutil.copyfile(planned.patch.path, patches / planned.patch_path.name)
         (patches / planned.check_path.name).write_text(check)
         check_series(patches, Path(scratch))

@@ -200,6 +200,32 @@ def test_a_second_backport_joins_the_still_undated_build(tmp_path, repo):
     )
 
 
+def test_the_first_backport_into_a_new_line_makes_its_series(tmp_path, repo):
+    """A new line (no patches/ yet, its first build's entry still undated): the fix becomes 0001 of a new series and
+    joins the entry of build 1."""
+    _git(repo, "rm", "-rq", "wheel/2.2.4/patches")
+    first_build = "# Astronomer Certified 2.2.4\n\n## 2.2.4-1, TBD\n\n### Dependencies\n- A pin.\n"
+    (repo / "changelog" / "2.2.4.md").write_text(first_build)
+    _git(repo, "commit", "-qam", "a new line without a series")
+    assert not (repo / "wheel" / "2.2.4" / "patches").exists()
+    patch = format_patch(tmp_path / "patches", FIRST, "Split a pair on the first '=' only (#100)")
+    result = backport(tmp_path, repo, "2.2.4", str(patch))
+    assert (result.returncode, result.stderr) == (0, "")
+    name = "0001-split-a-pair-on-the-first-only"
+    first_line = f"wrote wheel/2.2.4/patches/{name}.patch: the series of 1 patches applies to {SDIST}"
+    assert result.stdout.splitlines()[0] == first_line
+    assert sorted(_git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()) == [
+        " M changelog/2.2.4.md",
+        f"?? wheel/2.2.4/patches/{name}.check.py",
+        f"?? wheel/2.2.4/patches/{name}.patch",
+    ]
+    assert (repo / "changelog" / "2.2.4.md").read_text() == first_build.replace(
+        "### Dependencies",
+        "### Bug Fixes\n- Backport of apache/airflow#100: Split a pair on the first '=' only\n"
+        f"  (`patches/{name}.patch`).\n\n### Dependencies",
+    )
+
+
 def _refused(tmp_path: Path, root: Path, *args: str) -> str:
     before, status = snapshot(root), _git(root, "status", "--porcelain", "--untracked-files=all")
     result = backport(tmp_path, root, *args)
