@@ -170,7 +170,8 @@ def test_the_catalog_is_immutable_and_reads_a_line_only_when_asked(tree, monkeyp
     catalog = load_catalog(config)
     assert isinstance(catalog, Catalog) and isinstance(catalog.products, MappingProxyType)
     assert set(reads.counts) == {"release.toml", "products/certified.toml", "products/runtime.toml"}
-    assert set(catalog.lines) == {"2.2.4", "2.3.0"} and "wheel/2.2.4/line.toml" not in reads.counts
+    every_line = {path.parent.name for path in (root / "wheel").glob("*/line.toml")}
+    assert set(catalog.lines) == every_line >= {"2.2.4", "2.3.0"} and "wheel/2.2.4/line.toml" not in reads.counts
     line = catalog.lines["2.2.4"]
     assert catalog.lines["2.2.4"] is line and reads.counts["wheel/2.2.4/line.toml"] == 1
     with pytest.raises(AttributeError):

@@ -35,7 +35,8 @@ def test_unknown_line_names_the_known_ones(tmp_path):
     result = _invoke(tmp_path, "wheel", "9.9.9-1")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: no release line for Airflow 9.9.9 (9.9.9-1): known lines are 2.2.4, 2.3.0; "
+        "error: no release line for Airflow 9.9.9 (9.9.9-1): known lines are 2.2.0, 2.2.1, 2.2.2, 2.2.3, 2.2.4, "
+        "2.3.0; "
         "add wheel/9.9.9/line.toml to start a new line"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release.toml"]

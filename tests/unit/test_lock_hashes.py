@@ -15,7 +15,7 @@ from packaging.version import Version
 from ac_release.building.dockerfiles import expected_files
 from ac_release.building.lock import files_path, hashed_hashes, hashed_pins, read_files, supported_tags, without_hashes
 from ac_release.core.errors import ReleaseError
-from ac_release.model.flavours import line_platforms, load_matrix
+from ac_release.model.flavours import ARM64, line_platforms, load_matrix
 from tests.helpers import REPO
 
 LOCKS = sorted((REPO / "wheel").glob("*/constraints.txt")) + sorted((REPO / "wheel").glob("*/build-requirements.txt"))
@@ -56,9 +56,11 @@ def test_every_generated_dockerfile_installs_by_hash():
         # the two built wheels are pinned by the sha256 the manifest gives as build arguments
         assert re.search(r"apache-airflow \S+ \"\$\{AIRFLOW_WHEEL_SHA256\}\"", text), path
         assert '"${META_WHEEL_SHA256}"' in text, path
-    # every line of images/matrix.toml (one flavour each): its image checked, its onbuild image installing nothing
-    assert sorted(checked) == ["images/2.2.4/bullseye/Dockerfile", "images/2.3.0/bullseye/Dockerfile"]
-    assert sorted(onbuild) == ["images/2.2.4/bullseye/onbuild/Dockerfile", "images/2.3.0/bullseye/onbuild/Dockerfile"]
+    # every flavour of every line of images/matrix.toml: its image checked, its onbuild image installing nothing
+    flavours = [f"images/{f.airflow}/{f.name}" for lines in load_matrix(REPO / "images").values() for f in lines]
+    assert len(flavours) >= 6  # 2.2.0 to 2.2.4 and 2.3.0, one flavour each
+    assert sorted(checked) == sorted(f"{flavour}/Dockerfile" for flavour in flavours)
+    assert sorted(onbuild) == sorted(f"{flavour}/onbuild/Dockerfile" for flavour in flavours)
 
 
 def test_the_wheel_check_installs_by_hash():
@@ -84,6 +86,11 @@ def test_the_bench_baseline_gets_the_same_pins_without_hashes():
 ARM64_BUILT_FROM_SOURCE = {
     "2.2.4": ["pendulum==2.1.2", "psutil==5.9.0", "pyrsistent==0.18.1", "wrapt==1.13.3"],
     "2.3.0": ["pendulum==2.1.2", "psutil==5.9.0", "pyrsistent==0.18.1"],
+    # the lines of 2021 also compile PyNaCl: 1.5.0 (2022-01-07), its first release with an arm64 wheel, is newer
+    **dict.fromkeys(
+        ("2.2.0", "2.2.1", "2.2.2", "2.2.3"),
+        ["pendulum==2.1.2", "psutil==5.8.0", "pynacl==1.4.0", "pyrsistent==0.18.0"],
+    ),
 }
 # The same of the product versions' locks, whose own pins add some: Runtime 4.2.0's providers pin
 # snowflake-connector-python 2.7.1 (and pycryptodomex 3.14.1), with no wheel for linux/arm64 either.
@@ -147,8 +154,14 @@ def test_each_pin_has_a_hashed_file_installable_on_each_platform_of_the_line(loc
                 assert wheel_tags & tags, f"{where}: {file.filename} does not install there"
 
 
-@pytest.mark.parametrize("airflow", sorted(ARM64_BUILT_FROM_SOURCE))
+# every line whose images are built for linux/arm64 (a new line too: its entry above is part of adding it)
+_MATRIX = load_matrix(REPO / "images")
+ARM64_LINES = sorted(airflow for airflow in _MATRIX if ARM64 in line_platforms(_MATRIX, airflow))
+
+
+@pytest.mark.parametrize("airflow", ARM64_LINES)
 def test_the_pins_compiled_for_arm64_only_are_known(airflow):
+    assert airflow in ARM64_BUILT_FROM_SOURCE, f"add line {airflow} to ARM64_BUILT_FROM_SOURCE with its lock"
     files = read_files(files_path(REPO / "wheel" / airflow / "constraints.txt").read_text())
     amd64, arm64 = files["linux/amd64"], files["linux/arm64"]
     only = sorted(f"{n}=={f.version}" for n, f in arm64.items() if f.sdist and not amd64[n].sdist)
