@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -25,6 +26,13 @@ def _uv(argv: list[str], cwd: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
     # the pinned uv of this environment, whether or not its bin/ is on PATH
     return subprocess.run([find_uv_bin(), *argv], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def end_of_day_utc(day: dt.date) -> str:
+    """A cut-off day as uv's `--exclude-newer` instant: the end of that day in UTC (files uploaded on it are in). uv
+    reads a bare date as the end of the day in the machine's time zone, so a lock made in Tokyo would leave out what
+    a lock made in UTC keeps."""
+    return f"{day + dt.timedelta(days=1):%Y-%m-%d}T00:00:00Z"
 
 
 def _last_line(result: subprocess.CompletedProcess) -> str:
@@ -63,7 +71,7 @@ def _compile(
             "--python-platform",
             platform.uv_platform,
             "--exclude-newer",
-            line.lock_cutoff.isoformat(),
+            end_of_day_utc(line.lock_cutoff),
             *extra,
         ]
         name = line.lock_name or line.airflow
@@ -148,7 +156,7 @@ def regenerate(line: ReleaseLine, platforms: Sequence[Platform] = (AMD64,), tool
     prefer = line.line_lock_file if line.lock_file != line.line_lock_file else None
     written = _lock(line, requirements, line.lock_file, [], platforms, prefer=prefer)
     if toolchain:
-        tools_cutoff = line.tools_cutoff.isoformat()
+        tools_cutoff = end_of_day_utc(line.tools_cutoff)
         written |= _lock(
             line,
             [*line.build_requirements, *line.build_tools],

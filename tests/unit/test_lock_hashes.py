@@ -239,3 +239,29 @@ def test_the_file_chosen_for_a_platform_is_its_best_wheel_else_the_sdist():
     assert best_file(files[1:], "5.9.0", ARM64, "3.9") is None
     newer = ("psutil-5.9.0-cp39-cp39-manylinux_2_32_aarch64.whl", "e" * 64)  # needs a newer glibc than bullseye's
     assert best_file([newer], "5.9.0", ARM64, "3.9") is None
+
+
+def test_the_cut_off_is_the_end_of_its_day_in_utc_whatever_the_machines_time_zone(tmp_path, monkeypatch):
+    """uv reads a bare date as the end of that day in the machine's time zone: setuptools 60.1.1, uploaded at
+    2021-12-28T20:16Z, is in 2.2.3's lock (cut off 2021-12-28) in UTC and was not in Tokyo. The lock passes the instant
+    itself, the end of the cut-off day in UTC (what the committed locks were resolved with)."""
+    import subprocess
+
+    from ac_release.building import lock as lock_module
+    from ac_release.model.flavours import AMD64
+    from ac_release.model.line import read_line
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    asked = []
+
+    def uv(argv, cwd):
+        asked.append(argv)
+        return subprocess.CompletedProcess(argv, 1, "", "stop here")
+
+    monkeypatch.setattr(lock_module, "_uv", uv)
+    line = read_line(REPO / "wheel", "2.2.3")
+    with pytest.raises(ReleaseError, match="stop here"):
+        lock_module._compile(line, ["apache-airflow==2.2.3"], tmp_path / "constraints.txt", [], AMD64)
+    argv = asked[0]
+    assert argv[argv.index("--exclude-newer") + 1] == "2021-12-29T00:00:00Z"
+    assert lock_module.end_of_day_utc(line.tools_cutoff) == "2026-11-23T00:00:00Z"
