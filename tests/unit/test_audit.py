@@ -23,9 +23,13 @@ TODAY = dt.date(2026, 12, 8)
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
+    """Only 2.2.4 supported on TODAY: every other line ended before."""
     world = World(tmp_path, monkeypatch)
-    (world.settings.root / "wheel" / "support.toml").write_text(
-        '[lines."2.2.4"]\nuntil = 2027-11-30\nlts = true\n\n[lines."2.3.0"]\nuntil = 2026-06-30\n'
+    wheel = world.settings.root / "wheel"
+    ended = [line.parent.name for line in sorted(wheel.glob("*/line.toml")) if line.parent.name != "2.2.4"]
+    (wheel / "support.toml").write_text(
+        '[lines."2.2.4"]\nuntil = 2027-11-30\nlts = true\n'
+        + "".join(f'\n[lines."{line}"]\nuntil = 2026-06-30\n' for line in ended)
     )
     return world
 
@@ -36,7 +40,7 @@ def _release(world: World, tag: str, repository: str | None = None) -> None:
 
 
 def test_the_newest_release_of_each_supported_line_and_product_is_audited(world):
-    for tag in ("2.2.4-1", "2.2.4-2", "2.2.4-2-bullseye", "2.2.4", "2.3.0-1"):  # 2.3.0 is past its support
+    for tag in ("2.2.4-1", "2.2.4-2", "2.2.4-2-bullseye", "2.2.4", "2.3.0-1", "2.2.3-1"):  # only 2.2.4 supported
         _release(world, tag)
     found = audit.newest_releases(world.ctx.catalog, None, TODAY)
     contexts = [str(item.version) for item in found if not isinstance(item, audit.ReleaseAudit)]
