@@ -85,6 +85,8 @@ def reports_errors(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except Exit:  # a command's own exit status (the audit's 3): already what the command line reports
+            raise
         except ReleaseError as exc:
             raise Exit(f"error: {one_line(exc)}", code=1) from None
         except OSError as exc:

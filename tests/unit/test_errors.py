@@ -67,6 +67,13 @@ def test_every_failure_is_one_line_and_a_nonzero_exit(monkeypatch, exception, me
     assert (exit.message, exit.code) == (message, code)
 
 
+def test_a_commands_own_exit_status_passes_the_boundary_unchanged(monkeypatch):
+    """`invoke audit` exits 3 for pending security updates: not an internal error (2) or a failure (1)."""
+    monkeypatch.delenv("AC_RELEASE_DEBUG", raising=False)
+    exit = _exit_of(Exit("pending security updates: Astronomer Certified 2.2.4-1", code=3))
+    assert (exit.message, exit.code) == ("pending security updates: Astronomer Certified 2.2.4-1", 3)
+
+
 def test_release_error_spanning_lines_is_joined(monkeypatch):
     from ac_release.core.errors import ReleaseError
 
