@@ -245,7 +245,7 @@ def print_audit(audits: list[ReleaseAudit]) -> None:
     """Each release: its summary line, then each image's security updates (package, versions, suite, CVEs), then
     the yanked pins. Plain lines: a CI log shows them whole."""
     for item in audits:
-        support = f"{'LTS, ' if item.support.lts else ''}supported until {item.support.until.isoformat()}"
+        support = item.support.summary
         if item.version is None:
             print(f"{item.name} ({support}): {item.note}")
             continue
